@@ -1,0 +1,167 @@
+"""The control catalogue (sql/catalogue.yaml): which check logic answers which control of which framework."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from iam_audit.paths import CATALOGUE_FILE, CHECKS_DIR
+
+SEVERITIES = ("critical", "high", "medium", "low")
+
+
+@dataclass(frozen=True)
+class FrameworkControl:
+    framework: str
+    check_id: str
+    title: str
+    level: str | None
+    assessment: str
+    logic: str | None
+    severity: str
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CheckLogic:
+    logic: str
+    severity: str
+    needs: tuple[str, ...]
+    summary: str
+    rationale: str
+    remediation: str
+    controls: tuple[FrameworkControl, ...]
+
+    @property
+    def sql_file(self) -> Path:
+        return CHECKS_DIR / f"{self.logic}.sql"
+
+    @property
+    def frameworks(self) -> tuple[str, ...]:
+        return tuple(c.framework for c in self.controls)
+
+    def doc_md(self) -> str:
+        rows = "\n".join(
+            f"| {c.framework} | {c.check_id} | {c.title} | {c.level or ''} | {c.assessment} |"
+            for c in self.controls
+        )
+        return (
+            f"### {self.summary}\n\n"
+            f"**Why:** {self.rationale}\n\n"
+            f"**Fix:** {self.remediation}\n\n"
+            f"Severity **{self.severity}** · reads {', '.join(self.needs)} · "
+            f"logic `sql/checks/{self.logic}.sql`\n\n"
+            "| framework | control | title | level | benchmark assessment |\n|---|---|---|---|---|\n"
+            f"{rows}\n"
+        )
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    checks: tuple[CheckLogic, ...]
+    manual: tuple[FrameworkControl, ...]
+
+    @property
+    def frameworks(self) -> tuple[str, ...]:
+        names = {c.framework for check in self.checks for c in check.controls}
+        names |= {c.framework for c in self.manual}
+        return tuple(sorted(names, key=_framework_sort_key))
+
+    def all_controls(self) -> list[FrameworkControl]:
+        rows = [c for check in self.checks for c in check.controls] + list(self.manual)
+        return sorted(rows, key=lambda c: (_framework_sort_key(c.framework), _control_sort_key(c.check_id)))
+
+    def check(self, logic: str) -> CheckLogic:
+        for check in self.checks:
+            if check.logic == logic:
+                return check
+        raise KeyError(f"no check logic {logic!r} in {CATALOGUE_FILE}")
+
+
+def _framework_sort_key(framework: str) -> tuple:
+    name, _, version = framework.rpartition("_v")
+    return (name, tuple(int(p) for p in version.split(".") if p.isdigit()))
+
+
+def _control_sort_key(check_id: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else 0 for p in check_id.split("."))
+
+
+class CatalogueError(ValueError):
+    pass
+
+
+def parse_catalogue(data: dict, source: str = "catalogue") -> Catalogue:
+    checks = []
+    seen: set[tuple[str, str]] = set()
+    for entry in data.get("controls", []):
+        logic = entry["logic"]
+        severity = entry["severity"]
+        if severity not in SEVERITIES:
+            raise CatalogueError(f"{source}: {logic}: severity {severity!r} is not one of {SEVERITIES}")
+        controls = []
+        for framework, spec in entry["frameworks"].items():
+            key = (framework, str(spec["id"]))
+            if key in seen:
+                raise CatalogueError(f"{source}: {framework} control {spec['id']} is defined twice")
+            seen.add(key)
+            controls.append(
+                FrameworkControl(
+                    framework=framework,
+                    check_id=str(spec["id"]),
+                    title=spec["title"],
+                    level=spec.get("level"),
+                    assessment=spec.get("assessment", "automated"),
+                    logic=logic,
+                    severity=severity,
+                    params=spec.get("params") or {},
+                )
+            )
+        checks.append(
+            CheckLogic(
+                logic=logic,
+                severity=severity,
+                needs=tuple(entry["needs"]),
+                summary=entry["summary"],
+                rationale=entry["rationale"],
+                remediation=entry["remediation"],
+                controls=tuple(controls),
+            )
+        )
+    manual = []
+    for framework, specs in (data.get("manual_controls") or {}).items():
+        for spec in specs:
+            key = (framework, str(spec["id"]))
+            if key in seen:
+                raise CatalogueError(f"{source}: {framework} control {spec['id']} is defined twice")
+            seen.add(key)
+            manual.append(
+                FrameworkControl(
+                    framework=framework,
+                    check_id=str(spec["id"]),
+                    title=spec["title"],
+                    level=spec.get("level"),
+                    assessment="manual",
+                    logic=None,
+                    severity=spec.get("severity", "low"),
+                )
+            )
+    return Catalogue(checks=tuple(checks), manual=tuple(manual))
+
+
+@cache
+def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
+    with open(path, encoding="utf-8") as handle:
+        return parse_catalogue(yaml.safe_load(handle), source=str(path))
+
+
+def catalogue_rows(catalogue: Catalogue) -> list[tuple]:
+    """Rows for aws_policy_controls."""
+    return [
+        (c.framework, c.check_id, c.logic, c.title, c.severity, c.level, c.assessment, json.dumps(c.params))
+        for c in catalogue.all_controls()
+    ]

@@ -1,0 +1,1 @@
+"""Embedded services for the demo, the tests and the benchmarks (not used by `make run`)."""

@@ -1,0 +1,481 @@
+"""WSGI middleware in front of moto: control endpoints, call counting, faults, Access Analyzer."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs, unquote
+
+from . import state
+
+_CRED_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+_SERVICE_ALIASES = {"access-analyzer": "accessanalyzer", "monitoring": "cloudwatch", "email": "ses"}
+_PROTOCOL_CACHE: dict[str, str | None] = {}
+_ACCOUNT_CACHE: dict[str, str] = {}
+
+DEFAULT_ACCOUNT = "123456789012"
+
+STATUS = {
+    "AccessDenied": 403,
+    "AccessDeniedException": 403,
+    "UnauthorizedOperation": 403,
+    "InvalidClientTokenId": 403,
+    "ExpiredToken": 400,
+    "Throttling": 400,
+    "ThrottlingException": 400,
+    "TooManyRequestsException": 429,
+    "RequestLimitExceeded": 503,
+    "SlowDown": 503,
+    "ServiceUnavailable": 503,
+    "ServiceUnavailableException": 503,
+    "InternalError": 500,
+    "InternalFailure": 500,
+    "InternalServerException": 500,
+    "NoSuchEntity": 404,
+    "ReportInProgress": 404,
+    "ResourceNotFoundException": 404,
+}
+
+_XMLNS = {
+    "iam": "https://iam.amazonaws.com/doc/2010-05-08/",
+    "sts": "https://sts.amazonaws.com/doc/2011-06-15/",
+}
+
+StartResponse = Callable[..., Any]
+
+
+def normalise_service(name: str | None) -> str | None:
+    if name is None:
+        return None
+    return _SERVICE_ALIASES.get(name, name)
+
+
+def _protocol(service: str) -> str | None:
+    if service not in _PROTOCOL_CACHE:
+        try:
+            from moto.core.utils import get_service_model
+
+            _PROTOCOL_CACHE[service] = get_service_model(service).protocol
+        except Exception:  # noqa: BLE001 - unknown service: no protocol
+            _PROTOCOL_CACHE[service] = None
+    return _PROTOCOL_CACHE[service]
+
+
+def account_for_key(access_key: str | None) -> str:
+    if not access_key:
+        return DEFAULT_ACCOUNT
+    acct = _ACCOUNT_CACHE.get(access_key)
+    if acct is not None:
+        return acct
+    from moto.iam.models import get_account_id_from
+
+    acct = get_account_id_from(access_key)
+    if acct != DEFAULT_ACCOUNT:
+        _ACCOUNT_CACHE[access_key] = acct
+    return acct
+
+
+@dataclass
+class RequestInfo:
+    service: str  # botocore service name (accessanalyzer, iam, s3, ...)
+    scope_service: str  # signing name from the credential scope
+    region: str
+    access_key: str | None
+    account_id: str
+    action: str
+    protocol: str | None
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return body
+
+
+def _flat_qs(raw: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+
+
+def _rest_action(service: str, environ: dict[str, Any]) -> str | None:
+    if service == "accessanalyzer":
+        return _analyzer_action(environ)
+    try:
+        from moto.core.routing import get_service_router
+        from werkzeug.wrappers import Request
+
+        req = Request(environ)
+        req.raw_path = environ.get("RAW_URI") or environ.get("REQUEST_URI") or req.path  # type: ignore[attr-defined]
+        if "?" in req.raw_path:  # type: ignore[attr-defined]
+            req.raw_path = req.raw_path.split("?", 1)[0]  # type: ignore[attr-defined]
+        op, _ = get_service_router(service).match(req)
+        return op.name
+    except Exception:  # noqa: BLE001 - fall back to METHOD path
+        return None
+
+
+def _analyzer_action(environ: dict[str, Any]) -> str:
+    method = environ.get("REQUEST_METHOD", "GET")
+    path = environ.get("PATH_INFO", "").rstrip("/")
+    if path == "/analyzer":
+        return {"GET": "ListAnalyzers", "PUT": "CreateAnalyzer"}.get(method, f"{method} {path}")
+    if path.startswith("/analyzer/") and path.count("/") == 2:
+        return {"GET": "GetAnalyzer", "DELETE": "DeleteAnalyzer"}.get(method, f"{method} {path}")
+    return f"{method} {path}"
+
+
+def identify(environ: dict[str, Any]) -> RequestInfo:
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    m = _CRED_RE.search(auth)
+    qs = environ.get("QUERY_STRING", "")
+    if not m and "X-Amz-Credential" in qs:
+        cred = _flat_qs(qs).get("X-Amz-Credential", "")
+        m = _CRED_RE.search("Credential=" + unquote(cred))
+    if m:
+        access_key, region, scope_service = m.group(1), m.group(2), m.group(3)
+    else:
+        access_key, region, scope_service = None, "us-east-1", "unknown"
+    service = normalise_service(scope_service) or "unknown"
+    protocol = _protocol(service) if service != "unknown" else None
+    params: dict[str, str] = {}
+    action: str | None = None
+    if protocol in ("query", "ec2"):
+        params.update(_flat_qs(qs))
+        ctype = environ.get("CONTENT_TYPE", "")
+        if environ.get("REQUEST_METHOD") == "POST" and "x-www-form-urlencoded" in ctype:
+            params.update(_flat_qs(_read_body(environ).decode("utf-8", "replace")))
+        action = params.get("Action")
+    elif protocol == "json":
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        action = target.rsplit(".", 1)[-1] if target else None
+    elif protocol in ("rest-json", "rest-xml"):
+        action = _rest_action(service, environ)
+    if not action:
+        action = f"{environ.get('REQUEST_METHOD', 'GET')} {environ.get('PATH_INFO', '/')}"
+    return RequestInfo(
+        service=service,
+        scope_service=scope_service,
+        region=region,
+        access_key=access_key,
+        account_id=account_for_key(access_key),
+        action=action,
+        protocol=protocol,
+        params=params,
+    )
+
+
+# ---------------------------------------------------------------------------- faults
+
+
+def _rule_matches(rule: dict[str, Any], info: RequestInfo, action: str | None = None) -> bool:
+    if rule.get("account_id") and str(rule["account_id"]) != info.account_id:
+        return False
+    svc = normalise_service(rule.get("service"))
+    if svc and svc != info.service:
+        return False
+    if rule.get("action") and rule["action"] != (action or info.action):
+        return False
+    target = rule.get("target_account_id")
+    if target:
+        role_arn = info.params.get("RoleArn", "")
+        parts = role_arn.split(":")
+        if len(parts) < 5 or parts[4] != str(target):
+            return False
+    return True
+
+
+def _take(rule: dict[str, Any]) -> bool:
+    """Consume one use of a rule; False if it is exhausted. Caller holds the lock."""
+    times = rule.get("times")
+    if times is None:
+        return True
+    if times <= 0:
+        return False
+    rule["times"] = times - 1
+    return True
+
+
+def find_fault(info: RequestInfo) -> dict[str, Any] | None:
+    with state.LOCK:
+        for rule in state.FAULTS:
+            if rule.get("error") == "NeverReady":
+                continue
+            if _rule_matches(rule, info) and _take(rule):
+                return rule
+    return None
+
+
+def never_ready_rule(info: RequestInfo) -> dict[str, Any] | None:
+    if info.service != "iam" or info.action not in (
+        "GenerateCredentialReport",
+        "GetCredentialReport",
+    ):
+        return None
+    with state.LOCK:
+        for rule in state.FAULTS:
+            if rule.get("error") != "NeverReady":
+                continue
+            if not _rule_matches(rule, info, action=rule.get("action") and info.action):
+                continue
+            times = rule.get("times")
+            if times is not None and times <= 0:
+                continue
+            if info.action == "GetCredentialReport":
+                _take(rule)
+            return rule
+    return None
+
+
+def error_response(
+    info: RequestInfo, code: str, message: str | None = None, status: int | None = None
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    status = status or STATUS.get(code, 400)
+    request_id = str(uuid.uuid4())
+    if message is None:
+        if code.startswith("AccessDenied") or code == "UnauthorizedOperation":
+            message = (
+                f"User: arn:aws:sts::{info.account_id}:assumed-role/OrganizationAccountAccessRole/"
+                f"audit is not authorized to perform: {info.scope_service}:{info.action} "
+                "because no identity-based policy allows the action"
+            )
+        elif "Throttl" in code or code in ("TooManyRequestsException", "SlowDown"):
+            message = "Rate exceeded"
+        else:
+            message = f"{code} (injected by emulator)"
+    proto = info.protocol
+    headers: list[tuple[str, str]] = [("x-amzn-RequestId", request_id)]
+    if proto == "ec2":
+        body = (
+            f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code>"
+            f"<Message>{_esc(message)}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
+        )
+        headers.append(("Content-Type", "text/xml"))
+    elif proto == "query":
+        xmlns = _XMLNS.get(info.service, f"https://{info.service}.amazonaws.com/doc/")
+        fault_type = "Sender" if status < 500 else "Receiver"
+        body = (
+            f"<ErrorResponse xmlns=\"{xmlns}\"><Error><Type>{fault_type}</Type><Code>{code}</Code>"
+            f"<Message>{_esc(message)}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+        headers.append(("Content-Type", "text/xml"))
+    elif proto == "json":
+        body = json.dumps({"__type": code, "message": message})
+        headers.append(("Content-Type", "application/x-amz-json-1.1"))
+    elif proto == "rest-json":
+        body = json.dumps({"message": message, "Message": message})
+        headers += [("Content-Type", "application/json"), ("x-amzn-ErrorType", code)]
+    else:  # rest-xml (S3) and unknown
+        body = (
+            f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>"
+            f"<Message>{_esc(message)}</Message><RequestId>{request_id}</RequestId>"
+            f"<HostId>emulator</HostId></Error>"
+        )
+        headers += [("Content-Type", "application/xml"), ("x-amz-request-id", request_id)]
+    return status, headers, body.encode()
+
+
+def _esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _reply(
+    start_response: StartResponse, status: int, headers: list[tuple[str, str]], body: bytes
+) -> Iterable[bytes]:
+    from http import HTTPStatus
+
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Error"
+    start_response(f"{status} {reason}", headers + [("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _json_reply(start_response: StartResponse, obj: Any, status: int = 200) -> Iterable[bytes]:
+    return _reply(
+        start_response, status, [("Content-Type", "application/json")], json.dumps(obj).encode()
+    )
+
+
+# ---------------------------------------------------------------------------- middleware
+
+
+class EmulatorMiddleware:
+    def __init__(self, app: Callable[..., Iterable[bytes]]):
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_emulator"):
+            try:
+                return self.control(environ, start_response, path)
+            except Exception as exc:  # noqa: BLE001 - report to the client
+                return _json_reply(
+                    start_response,
+                    {"error": repr(exc), "traceback": traceback.format_exc()},
+                    500,
+                )
+        if path.startswith("/moto-api"):
+            return self.app(environ, start_response)
+
+        info = identify(environ)
+        state.count_call(info.account_id, info.service, info.action)
+
+        nr = never_ready_rule(info)
+        if nr is not None:
+            return self.never_ready(info, start_response)
+
+        rule = find_fault(info)
+        if rule is not None:
+            status, headers, body = error_response(
+                info, rule["error"], rule.get("message"), rule.get("status")
+            )
+            return _reply(start_response, status, headers, body)
+
+        if info.service == "accessanalyzer":
+            return self.access_analyzer(info, environ, start_response)
+        return self.app(environ, start_response)
+
+    # -- NeverReady credential report
+    def never_ready(self, info: RequestInfo, start_response: StartResponse) -> Iterable[bytes]:
+        from moto.iam.models import iam_backends
+
+        if info.action == "GenerateCredentialReport":
+            # mark generated so that moto serves it once the rule is exhausted
+            iam_backends[info.account_id]["global"].generate_report()
+            rid = str(uuid.uuid4())
+            body = (
+                f"<GenerateCredentialReportResponse xmlns=\"{_XMLNS['iam']}\">"
+                "<GenerateCredentialReportResult><State>STARTED</State>"
+                "<Description>No report exists. Starting a new report generation task</Description>"
+                "</GenerateCredentialReportResult><ResponseMetadata>"
+                f"<RequestId>{rid}</RequestId></ResponseMetadata></GenerateCredentialReportResponse>"
+            ).encode()
+            return _reply(start_response, 200, [("Content-Type", "text/xml")], body)
+        status, headers, body = error_response(
+            info,
+            "ReportInProgress",
+            f"Report generation in progress. Please wait for report generation to complete. "
+            f"Account {info.account_id}",
+            404,
+        )
+        return _reply(start_response, status, headers, body)
+
+    # -- Access Analyzer (rest-json)
+    def access_analyzer(
+        self, info: RequestInfo, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        qs = _flat_qs(environ.get("QUERY_STRING", ""))
+        path = environ.get("PATH_INFO", "").rstrip("/")
+        if info.action == "ListAnalyzers":
+            items = state.list_analyzers(info.account_id, info.region, qs.get("type"))
+            return _json_reply(start_response, {"analyzers": [a.to_json() for a in items]})
+        if info.action == "CreateAnalyzer":
+            body = json.loads(_read_body(environ) or b"{}")
+            name = body.get("analyzerName") or "analyzer"
+            if name in {a.name for a in state.list_analyzers(info.account_id, info.region)}:
+                status, headers, payload = error_response(
+                    info, "ConflictException", f"Analyzer {name} already exists", 409
+                )
+                return _reply(start_response, status, headers, payload)
+            an = state.put_analyzer(info.account_id, info.region, name, body.get("type") or "ACCOUNT")
+            return _json_reply(start_response, {"arn": an.arn})
+        if info.action in ("GetAnalyzer", "DeleteAnalyzer"):
+            name = unquote(path.rsplit("/", 1)[-1])
+            with state.LOCK:
+                bucket = state.ANALYZERS.get((info.account_id, info.region), {})
+                an = bucket.get(name)
+                if an is not None and info.action == "DeleteAnalyzer":
+                    del bucket[name]
+            if an is None:
+                status, headers, payload = error_response(
+                    info, "ResourceNotFoundException", f"Analyzer {name} not found", 404
+                )
+                return _reply(start_response, status, headers, payload)
+            if info.action == "DeleteAnalyzer":
+                return _json_reply(start_response, {})
+            return _json_reply(start_response, {"analyzer": an.to_json()})
+        status, headers, payload = error_response(
+            info, "ValidationException", f"{info.action} is not supported by the emulator", 400
+        )
+        return _reply(start_response, status, headers, payload)
+
+    # -- control plane
+    def control(
+        self, environ: dict[str, Any], start_response: StartResponse, path: str
+    ) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        route = path[len("/_emulator") :].rstrip("/") or "/"
+
+        def body() -> Any:
+            raw = _read_body(environ)
+            return json.loads(raw) if raw.strip() else {}
+
+        if route == "/health":
+            return _json_reply(start_response, {"ok": True})
+        if route == "/faults":
+            if method == "POST":
+                rules = body().get("rules", [])
+                state.set_faults(rules)
+                return _json_reply(start_response, {"rules": state.FAULTS})
+            if method == "DELETE":
+                state.clear_faults()
+                return _json_reply(start_response, {"rules": []})
+            with state.LOCK:
+                return _json_reply(start_response, {"rules": list(state.FAULTS)})
+        if route == "/calls":
+            if method == "DELETE":
+                state.reset_calls()
+                return _json_reply(start_response, {"calls": []})
+            return _json_reply(start_response, {"calls": state.calls_json()})
+        if route == "/seed" and method == "POST":
+            from .seed import seed_organisation
+
+            params = body()
+            host = environ.get("HTTP_HOST") or "127.0.0.1"
+            manifest = seed_organisation(
+                endpoint_url=f"http://{host}",
+                accounts=int(params.get("accounts", 5)),
+                users=int(params.get("users", 8)),
+                seed=int(params.get("seed", 42)),
+            )
+            return _json_reply(start_response, manifest)
+        if route == "/manifest":
+            with state.LOCK:
+                return _json_reply(start_response, dict(state.MANIFEST))
+        if route == "/root" and method == "GET":
+            acct = _flat_qs(environ.get("QUERY_STRING", "")).get("account_id", DEFAULT_ACCOUNT)
+            root = state.root_state(acct)
+            return _json_reply(
+                start_response,
+                {
+                    "account_id": acct,
+                    "mfa": root.mfa,
+                    "password_last_used": root.password_last_used
+                    and root.password_last_used.isoformat(),
+                    "keys": [
+                        {
+                            "active": k.active,
+                            "create_date": k.create_date.isoformat(),
+                            "last_used": k.last_used and k.last_used.isoformat(),
+                        }
+                        for k in root.keys
+                    ],
+                },
+            )
+        if route == "/reset" and method == "POST":
+            from .seed import reset_world
+
+            reset_world()
+            return _json_reply(start_response, {"ok": True})
+        return _json_reply(start_response, {"error": f"no route {method} {path}"}, 404)

@@ -1,0 +1,294 @@
+"""In-process patches that make moto's IAM look like real AWS for a CIS audit.
+
+Applied once by :func:`apply` in the server process (idempotent).
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from datetime import datetime, timedelta
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.iam import models as iam_models
+from moto.iam import responses as iam_responses
+from moto.iam.exceptions import ReportNotPresentException
+
+from . import state
+
+DATE_FMT = "%Y-%m-%dT%H:%M:%S+00:00"
+REPORT_HEADER = (
+    "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,"
+    "password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,"
+    "access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,"
+    "access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,"
+    "access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,"
+    "cert_1_last_rotated,cert_2_active,cert_2_last_rotated"
+)
+
+_APPLIED = False
+
+
+def _fmt(ts: datetime | None, default: str = "N/A") -> str:
+    if ts is None:
+        return default
+    return ts.strftime(DATE_FMT)
+
+
+def _key_cols(key: Any) -> list[str]:
+    """Columns active,last_rotated,last_used_date,region,service for one user key (or None)."""
+    if key is None:
+        return ["false", "N/A", "N/A", "N/A", "N/A"]
+    lu = key.last_used
+    if lu is None:
+        used = ["N/A", "N/A", "N/A"]
+    else:
+        ts = lu.timestamp if hasattr(lu, "timestamp") and not callable(lu.timestamp) else lu
+        used = [
+            _fmt(ts),
+            getattr(lu, "region", None) or "N/A",
+            getattr(lu, "service", None) or "N/A",
+        ]
+    return ["true" if key.status == "Active" else "false", _fmt(key.create_date), *used]
+
+
+def _root_key_cols(key: state.RootKey | None) -> list[str]:
+    if key is None:
+        return ["false", "N/A", "N/A", "N/A", "N/A"]
+    if key.last_used is None:
+        used = ["N/A", "N/A", "N/A"]
+    else:
+        used = [_fmt(key.last_used), key.region or "us-east-1", key.service or "s3"]
+    return ["true" if key.active else "false", _fmt(key.create_date), *used]
+
+
+def root_row(account_id: str) -> str:
+    root = state.root_state(account_id)
+    keys = list(root.keys) + [None, None]
+    fields = [
+        "<root_account>",
+        f"arn:aws:iam::{account_id}:root",
+        _fmt(root.created),
+        "not_supported",
+        _fmt(root.password_last_used, "no_information"),
+        "not_supported",
+        "not_supported",
+        "true" if root.mfa in ("virtual", "hardware") else "false",
+        *_root_key_cols(keys[0]),
+        *_root_key_cols(keys[1]),
+        "false",
+        "N/A",
+        "false",
+        "N/A",
+    ]
+    return ",".join(fields)
+
+
+def user_row(backend: Any, user: Any) -> str:
+    policy = backend.account_password_policy
+    if user.password:
+        pw_enabled = "true"
+        pw_last_used = _fmt(user.password_last_used, "no_information")
+        changed = getattr(user, "password_last_changed", None) or user.create_date
+        pw_changed = _fmt(changed)
+        if policy is not None and policy.max_password_age:
+            pw_next = _fmt(changed + timedelta(days=int(policy.max_password_age)))
+        else:
+            pw_next = "N/A"
+    else:
+        pw_enabled, pw_last_used, pw_changed, pw_next = "false", "N/A", "N/A", "N/A"
+    keys = list(user.access_keys) + [None, None]
+    certs = list(user.signing_certificates.values()) + [None, None]
+
+    def cert_cols(c: Any) -> list[str]:
+        if c is None:
+            return ["false", "N/A"]
+        return ["true" if c.status == "Active" else "false", _fmt(c.upload_date)]
+
+    fields = [
+        user.name,
+        user.arn,
+        _fmt(user.create_date),
+        pw_enabled,
+        pw_last_used,
+        pw_changed,
+        pw_next,
+        "true" if user.mfa_devices else "false",
+        *_key_cols(keys[0]),
+        *_key_cols(keys[1]),
+        *cert_cols(certs[0]),
+        *cert_cols(certs[1]),
+    ]
+    return ",".join(fields)
+
+
+def credential_report(backend: Any) -> str:
+    lines = [REPORT_HEADER, root_row(backend.account_id)]
+    for user in list(backend.users.values()):
+        lines.append(user_row(backend, user))
+    return "\n".join(lines) + "\n"
+
+
+class RootUserView:
+    """What ListVirtualMFADevices shows as the User of the root MFA device."""
+
+    def __init__(self, account_id: str, root: state.RootState):
+        self.arn = f"arn:aws:iam::{account_id}:root"
+        self.user_id = account_id
+        self.create_date = root.created
+        self.password_last_used = root.password_last_used
+
+
+class RootVirtualMfaDevice:
+    def __init__(self, account_id: str, root: state.RootState):
+        self.serial_number = f"arn:aws:iam::{account_id}:mfa/root-account-mfa-device"
+        self.enable_date = root.mfa_enable_date or root.created
+        self.user = RootUserView(account_id, root)
+
+
+def _cert_meta(cert: Any) -> dict[str, Any]:
+    return {
+        "ServerCertificateName": cert.cert_name,
+        "Path": cert.path,
+        "Arn": cert.arn,
+        "UploadDate": cert.upload_date,
+        "ServerCertificateId": cert.certificate_id,
+        "Expiration": cert.expiration,
+    }
+
+
+def apply() -> None:
+    global _APPLIED
+    if _APPLIED:
+        return
+    _APPLIED = True
+
+    IAMBackend = iam_models.IAMBackend
+    IAMResponse = iam_responses.IamResponse
+
+    # ---- credential report -------------------------------------------------
+    def get_credential_report(self: Any) -> str:
+        if not self.credential_report:
+            raise ReportNotPresentException("Credential report not present")
+        return credential_report(self)
+
+    IAMBackend.get_credential_report = get_credential_report
+
+    def resp_get_credential_report(self: Any) -> ActionResult:
+        report = self.backend.get_credential_report()
+        gen = getattr(self.backend, "credential_report_generated_at", None) or state.utcnow()
+        return ActionResult(
+            {"Content": report, "ReportFormat": "text/csv", "GeneratedTime": gen}
+        )
+
+    IAMResponse.get_credential_report = resp_get_credential_report
+
+    orig_generate = IAMBackend.generate_report
+
+    def generate_report(self: Any) -> None:
+        orig_generate(self)
+        self.credential_report_generated_at = state.utcnow()
+
+    IAMBackend.generate_report = generate_report
+
+    # ---- password last changed ---------------------------------------------
+    orig_create_lp = IAMBackend.create_login_profile
+    orig_update_lp = IAMBackend.update_login_profile
+
+    def create_login_profile(self: Any, user_name: str, password: str) -> Any:
+        user = orig_create_lp(self, user_name, password)
+        user.password_last_changed = state.utcnow()
+        return user
+
+    def update_login_profile(self: Any, user_name: str, password: str, *a: Any, **kw: Any) -> Any:
+        res = orig_update_lp(self, user_name, password, *a, **kw)
+        if password:
+            self.get_user(user_name).password_last_changed = state.utcnow()
+        return res
+
+    IAMBackend.create_login_profile = create_login_profile
+    IAMBackend.update_login_profile = update_login_profile
+
+    # ---- account summary -----------------------------------------------------
+    orig_summary = IAMBackend.get_account_summary
+
+    def get_account_summary(self: Any) -> Any:
+        summary = orig_summary(self)
+        root = state.root_state(self.account_id)
+        summary._account_mfa_enabled = 1 if root.mfa in ("virtual", "hardware") else 0
+        summary._account_access_keys_present = 1 if root.keys else 0
+        return summary
+
+    IAMBackend.get_account_summary = get_account_summary
+
+    # ---- virtual MFA devices incl. root --------------------------------------
+    def list_virtual_mfa_devices(
+        self: Any, assignment_status: str, marker: str | None, max_items: int
+    ) -> tuple[list[Any], str | None]:
+        devices: list[Any] = []
+        root = state.root_state(self.account_id)
+        if root.mfa == "virtual":
+            devices.append(RootVirtualMfaDevice(self.account_id, root))
+        devices.extend(self.virtual_mfa_devices.values())
+        if assignment_status == "Assigned":
+            devices = [d for d in devices if d.enable_date]
+        elif assignment_status == "Unassigned":
+            devices = [d for d in devices if not d.enable_date]
+        max_items = int(max_items)
+        start = int(marker) if marker else 0
+        if start > len(devices):
+            raise iam_models.ValidationError("Invalid Marker.")
+        page = devices[start : start + max_items]
+        next_marker = str(start + max_items) if start + max_items < len(devices) else None
+        return page, next_marker
+
+    IAMBackend.list_virtual_mfa_devices = list_virtual_mfa_devices
+
+    # ---- server certificates with real dates --------------------------------
+    Certificate = iam_models.Certificate
+    orig_cert_init = Certificate.__init__
+
+    def cert_init(self: Any, *a: Any, **kw: Any) -> None:
+        orig_cert_init(self, *a, **kw)
+        now = state.utcnow()
+        self.upload_date = now
+        self.expiration = now + timedelta(days=365)
+        self.certificate_id = "ASCA" + "".join(
+            random.choices(string.ascii_uppercase + string.digits, k=17)
+        )
+
+    Certificate.__init__ = cert_init
+
+    def resp_list_server_certificates(self: Any) -> ActionResult:
+        certs = self.backend.list_server_certificates()
+        return ActionResult(
+            {
+                "ServerCertificateMetadataList": [_cert_meta(c) for c in certs],
+                "IsTruncated": False,
+            }
+        )
+
+    def resp_get_server_certificate(self: Any) -> ActionResult:
+        cert = self.backend.get_server_certificate(self._get_param("ServerCertificateName"))
+        server_cert: dict[str, Any] = {
+            "ServerCertificateMetadata": _cert_meta(cert),
+            "CertificateBody": cert.cert_body,
+        }
+        if cert.cert_chain:
+            server_cert["CertificateChain"] = cert.cert_chain
+        return ActionResult({"ServerCertificate": server_cert})
+
+    def resp_upload_server_certificate(self: Any) -> ActionResult:
+        cert = self.backend.upload_server_certificate(
+            self._get_param("ServerCertificateName"),
+            self._get_param("CertificateBody"),
+            self._get_param("PrivateKey"),
+            cert_chain=self._get_param("CertificateChain"),
+            path=self._get_param("Path"),
+        )
+        return ActionResult({"ServerCertificateMetadata": _cert_meta(cert)})
+
+    IAMResponse.list_server_certificates = resp_list_server_certificates
+    IAMResponse.get_server_certificate = resp_get_server_certificate
+    IAMResponse.upload_server_certificate = resp_upload_server_certificate

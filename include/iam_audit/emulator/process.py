@@ -1,0 +1,121 @@
+"""Start the emulator as a subprocess and talk to its control endpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+INCLUDE_DIR = str(Path(__file__).resolve().parents[2])
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Emulator:
+    def __init__(self, proc: subprocess.Popen[bytes], url: str, log_path: str):
+        self.proc = proc
+        self.url = url
+        self.log_path = log_path
+
+    # -- HTTP helpers
+    def _request(self, method: str, path: str, payload: Any = None, timeout: float = 3600) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - local URL
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def health(self) -> bool:
+        try:
+            return bool(self._request("GET", "/_emulator/health", timeout=2).get("ok"))
+        except OSError:
+            return False
+
+    def seed(self, accounts: int = 5, users: int = 8, seed: int = 42) -> dict[str, Any]:
+        return self._request(
+            "POST", "/_emulator/seed", {"accounts": accounts, "users": users, "seed": seed}
+        )
+
+    def set_faults(self, rules: list[dict[str, Any]]) -> None:
+        self._request("POST", "/_emulator/faults", {"rules": rules})
+
+    def clear_faults(self) -> None:
+        self._request("DELETE", "/_emulator/faults")
+
+    def calls(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/_emulator/calls")["calls"]
+
+    def reset_calls(self) -> None:
+        self._request("DELETE", "/_emulator/calls")
+
+    def reset(self) -> None:
+        self._request("POST", "/_emulator/reset")
+
+    # -- lifecycle
+    def stop(self, timeout: float = 10) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_emulator(
+    port: int | None = None,
+    ready_timeout: float = 60,
+    host: str = "127.0.0.1",
+    log_path: str | None = None,
+) -> Emulator:
+    port = port or free_port()
+    tmpdir = tempfile.mkdtemp(prefix="iam-audit-emulator-")
+    ready_file = os.path.join(tmpdir, "ready")
+    log_path = log_path or os.path.join(tmpdir, "emulator.log")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [INCLUDE_DIR] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
+    env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    # Never let the child (which calls itself while seeding) use real credentials/endpoints.
+    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "MOTO_ACCOUNT_ID"):
+        env.pop(var, None)
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    cmd = [
+        sys.executable, "-m", "iam_audit.emulator.server",
+        "--host", host, "--port", str(port), "--ready-file", ready_file,
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    emu = Emulator(proc, f"http://{host}:{port}", log_path)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"emulator exited with {proc.returncode}: {Path(log_path).read_text()[-4000:]}"
+            )
+        if os.path.exists(ready_file) and emu.health():
+            return emu
+        time.sleep(0.05)
+    emu.stop()
+    raise TimeoutError(f"emulator not ready after {ready_timeout}s; log: {log_path}")

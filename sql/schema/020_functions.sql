@@ -1,0 +1,54 @@
+-- Helpers shared by the checks. All are IMMUTABLE/STABLE SQL functions that the
+-- planner can inline.
+
+-- A JSON value that may be a scalar or an array, as an array (IAM policy
+-- grammar allows both for Statement, Action, NotAction, Resource).
+CREATE OR REPLACE FUNCTION iam_audit_as_array(value jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN value IS NULL OR jsonb_typeof(value) = 'null' THEN '[]'::jsonb
+        WHEN jsonb_typeof(value) = 'array' THEN value
+        ELSE jsonb_build_array(value)
+    END
+$$;
+
+-- The statements of a policy document, one JSON object per row.
+CREATE OR REPLACE FUNCTION iam_audit_statements(document jsonb)
+RETURNS TABLE (statement_index integer, statement jsonb)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (ordinality - 1)::integer, value
+    FROM jsonb_array_elements(iam_audit_as_array(document -> 'Statement')) WITH ORDINALITY
+$$;
+
+-- True when a statement grants every action on every resource ("*:*"):
+-- Effect Allow, Action "*" (alone or in a list), Resource "*".
+CREATE OR REPLACE FUNCTION iam_audit_is_full_admin(statement jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(statement ->> 'Effect', '') = 'Allow'
+       AND iam_audit_as_array(statement -> 'Action') @> '["*"]'::jsonb
+       AND iam_audit_as_array(statement -> 'Resource') @> '["*"]'::jsonb
+$$;
+
+-- Accounts of a snapshot and, for each, whether every data set a check needs
+-- was collected; reason names the data sets that were not.
+CREATE OR REPLACE FUNCTION iam_audit_account_readiness(p_snapshot_date date, p_datasets text[])
+RETURNS TABLE (account_id text, as_of timestamptz, ready boolean, reason text)
+LANGUAGE sql STABLE AS $$
+    SELECT a.account_id,
+           a.extracted_at,
+           bool_and(s.status IS NOT DISTINCT FROM 'ok'),
+           string_agg(
+               CASE WHEN s.status IS DISTINCT FROM 'ok' THEN
+                   format('%s not collected (%s)', d.dataset,
+                          coalesce(s.error_code || ': ' || s.error_message, s.error_code,
+                                   s.error_message, 'no extraction record'))
+               END, '; ' ORDER BY d.dataset)
+    FROM iam_stage.accounts a
+    CROSS JOIN unnest(p_datasets) AS d(dataset)
+    LEFT JOIN iam_stage.extraction_status s
+           ON s.snapshot_date = a.snapshot_date
+          AND s.account_id = a.account_id
+          AND s.dataset = d.dataset
+    WHERE a.snapshot_date = p_snapshot_date
+    GROUP BY a.account_id, a.extracted_at
+$$;
