@@ -7,7 +7,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from iam_audit.devenv.postgres import start_postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

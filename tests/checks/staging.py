@@ -62,8 +62,10 @@ class Snapshot:
 
     def user(self, account_id: str, name: str, *, password: bool = False, password_last_used=None,
              password_last_changed=None, created=None, mfa: bool = False, keys: tuple = (),
-             is_root: bool = False) -> Snapshot:
-        """A credential report row. keys: up to two dicts(active, last_rotated, last_used)."""
+             is_root: bool = False, **columns) -> Snapshot:
+        """A credential report row. keys: up to two dicts(active, last_rotated, last_used).
+
+        `columns` overrides any credential_report column as stored (e.g. password_last_changed=None)."""
         arn = f"arn:aws:iam::{account_id}:root" if is_root else f"arn:aws:iam::{account_id}:user/{name}"
         values = {
             "user_name": "<root_account>" if is_root else name, "arn": arn, "is_root": is_root,
@@ -79,7 +81,100 @@ class Snapshot:
             values[f"access_key_{slot}_active"] = bool(key and key.get("active", True))
             values[f"access_key_{slot}_last_rotated"] = key.get("last_rotated") if key else None
             values[f"access_key_{slot}_last_used_date"] = key.get("last_used") if key else None
-        return self.row("credential_report", account_id, **values)
+        return self.row("credential_report", account_id, **{**values, **columns})
+
+    # --- IAM entities (authorization_details) -------------------------------------------------
+
+    @staticmethod
+    def arn(account_id: str, kind: str, name: str) -> str:
+        """arn:aws:iam::<account>:<kind>/<name> (kind: user, group, role, policy, server-certificate)."""
+        return f"arn:aws:iam::{account_id}:{kind}/{name}"
+
+    def iam_user(self, account_id: str, name: str, created=None) -> Snapshot:
+        """A row of iam_stage.users (GetAccountAuthorizationDetails UserDetailList)."""
+        return self.row("users", account_id, arn=self.arn(account_id, "user", name), user_name=name,
+                        user_id=f"AIDA{name.upper()}", path="/", create_date=created or days_ago(1000))
+
+    def role(self, account_id: str, name: str) -> Snapshot:
+        return self.row("roles", account_id, arn=self.arn(account_id, "role", name), role_name=name,
+                        path="/", create_date=days_ago(1000))
+
+    def group(self, account_id: str, name: str) -> Snapshot:
+        return self.row("groups", account_id, arn=self.arn(account_id, "group", name), group_name=name,
+                        path="/", create_date=days_ago(1000))
+
+    def managed_policy(self, account_id: str, name: str, document: dict | None, *, aws_managed: bool = False,
+                       attachments: int = 0, arn: str | None = None) -> Snapshot:
+        """A managed policy; AWS-managed ones get arn:aws:iam::aws:policy/<name>."""
+        arn = arn or (f"arn:aws:iam::aws:policy/{name}" if aws_managed else self.arn(account_id, "policy", name))
+        return self.row("managed_policies", account_id, arn=arn, policy_name=name, path="/",
+                        is_aws_managed=aws_managed, attachment_count=attachments,
+                        permissions_boundary_usage_count=0, is_attachable=True, default_version_id="v1",
+                        create_date=days_ago(500), update_date=days_ago(100), document=document)
+
+    def attach(self, account_id: str, entity_type: str, entity_name: str, policy_arn: str) -> Snapshot:
+        """A managed policy attached to a user, group or role (policy_attachments)."""
+        return self.row("policy_attachments", account_id, entity_type=entity_type,
+                        entity_arn=self.arn(account_id, entity_type, entity_name), entity_name=entity_name,
+                        policy_arn=policy_arn, policy_name=policy_arn.rsplit("/", 1)[-1])
+
+    def inline_policy(self, account_id: str, entity_type: str, entity_name: str, policy_name: str,
+                      document: dict | None = None) -> Snapshot:
+        return self.row("inline_policies", account_id, entity_type=entity_type,
+                        entity_arn=self.arn(account_id, entity_type, entity_name), entity_name=entity_name,
+                        policy_name=policy_name, document=document or {"Version": "2012-10-17", "Statement": []})
+
+    # --- account-level data sets ------------------------------------------------------------------
+
+    STRONG_PASSWORD_POLICY = {
+        "minimum_password_length": 14, "require_symbols": True, "require_numbers": True,
+        "require_uppercase_characters": True, "require_lowercase_characters": True,
+        "allow_users_to_change_password": True, "expire_passwords": True, "max_password_age": 90,
+        "password_reuse_prevention": 24, "hard_expiry": False,
+    }
+
+    def password_policy(self, account_id: str, **overrides) -> Snapshot:
+        """A password policy that passes every CIS check, with `overrides` applied."""
+        return self.row("password_policy", account_id, has_policy=True,
+                        **{**self.STRONG_PASSWORD_POLICY, **overrides})
+
+    def no_password_policy(self, account_id: str) -> Snapshot:
+        """GetAccountPasswordPolicy answered NoSuchEntity."""
+        return self.row("password_policy", account_id, has_policy=False)
+
+    def account_summary(self, account_id: str, *, mfa: int | None = 1, root_keys: int | None = 0) -> Snapshot:
+        summary = {"AccountMFAEnabled": mfa, "AccountAccessKeysPresent": root_keys, "Users": 1}
+        return self.row("account_summary", account_id, account_mfa_enabled=mfa,
+                        account_access_keys_present=root_keys, summary=summary)
+
+    def virtual_mfa(self, account_id: str, serial_name: str, user_arn: str | None = None,
+                    user_name: str | None = None) -> Snapshot:
+        """A virtual MFA device arn:aws:iam::<account>:mfa/<serial_name>."""
+        return self.row("virtual_mfa_devices", account_id,
+                        serial_number=f"arn:aws:iam::{account_id}:mfa/{serial_name}",
+                        user_arn=user_arn, user_name=user_name, enable_date=days_ago(10) if user_arn else None)
+
+    def access_key(self, account_id: str, user: str, key_id: str, *, status: str = "Active", created=None,
+                   last_used=None) -> Snapshot:
+        """A row of iam_stage.access_keys (ListAccessKeys + GetAccessKeyLastUsed)."""
+        return self.row("access_keys", account_id, user_name=user, user_arn=self.arn(account_id, "user", user),
+                        access_key_id=key_id, status=status, create_date=created or days_ago(10),
+                        last_used_date=last_used)
+
+    def server_certificate(self, account_id: str, name: str, expiration) -> Snapshot:
+        return self.row("server_certificates", account_id, arn=self.arn(account_id, "server-certificate", name),
+                        certificate_name=name, certificate_id=f"ASCA{name.upper()}", path="/",
+                        upload_date=days_ago(400), expiration=expiration)
+
+    def region(self, account_id: str, name: str, opt_in_status: str | None = "opt-in-not-required") -> Snapshot:
+        return self.row("regions", account_id, region_name=name, opt_in_status=opt_in_status)
+
+    def analyzer(self, account_id: str, region: str, *, status: str = "ACTIVE", name: str | None = None,
+                 analyzer_type: str = "ACCOUNT") -> Snapshot:
+        name = name or f"analyzer-{region}"
+        return self.row("access_analyzers", account_id, region_name=region,
+                        analyzer_arn=f"arn:aws:access-analyzer:{region}:{account_id}:analyzer/{name}",
+                        analyzer_name=name, analyzer_type=analyzer_type, status=status)
 
     def commit(self) -> None:
         self.conn.commit()

@@ -7,8 +7,9 @@ import json
 import re
 import traceback
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from . import state
@@ -177,13 +178,13 @@ def identify(environ: dict[str, Any]) -> RequestInfo:
 # ---------------------------------------------------------------------------- faults
 
 
-def _rule_matches(rule: dict[str, Any], info: RequestInfo, action: str | None = None) -> bool:
+def _rule_matches(rule: dict[str, Any], info: RequestInfo) -> bool:
     if rule.get("account_id") and str(rule["account_id"]) != info.account_id:
         return False
     svc = normalise_service(rule.get("service"))
     if svc and svc != info.service:
         return False
-    if rule.get("action") and rule["action"] != (action or info.action):
+    if rule.get("action") and rule["action"] != info.action:
         return False
     target = rule.get("target_account_id")
     if target:
@@ -225,7 +226,8 @@ def never_ready_rule(info: RequestInfo) -> dict[str, Any] | None:
         for rule in state.FAULTS:
             if rule.get("error") != "NeverReady":
                 continue
-            if not _rule_matches(rule, info, action=rule.get("action") and info.action):
+            # the rule names GenerateCredentialReport but governs GetCredentialReport too
+            if not _rule_matches({**rule, "action": None}, info):
                 continue
             times = rule.get("times")
             if times is not None and times <= 0:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,10 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class EmulatorError(RuntimeError):
+    """A control endpoint answered with an error."""
 
 
 class Emulator:
@@ -34,8 +39,12 @@ class Emulator:
         req = urllib.request.Request(
             self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - local URL
-            raw = resp.read()
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - local URL
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace")
+            raise EmulatorError(f"{method} {path} -> HTTP {exc.code}: {detail[-4000:]}") from exc
         return json.loads(raw) if raw else None
 
     def health(self) -> bool:

@@ -1,0 +1,130 @@
+"""aws_iam_cis: daily CIS AWS Foundations audit of every account's IAM.
+
+discover accounts -> extract (one mapped task per account) -> raw JSON in S3
+-> load staging (COPY) -> one SQL task per control logic -> summary.
+The task bodies live in include/iam_audit; this file only declares the flow.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+from iam_audit.catalogue import load_catalogue
+from iam_audit.paths import SQL_DIR
+
+AWS_CONN_ID = "aws_default"
+POSTGRES_CONN_ID = "postgres_default"
+RESULTS_ASSET = Asset(name="aws_policy_results", uri="iam-audit://postgres_default/public/aws_policy_results")
+
+CATALOGUE = load_catalogue()
+
+DOC = """
+### CIS AWS Foundations audit of IAM, every account, every day
+
+Assumes `iam_audit_role_name` in each account, stores raw IAM state in
+`s3://{iam_audit_bucket}/iam/snapshot_date=.../account_id=.../`, loads it into
+`iam_stage.*` and writes one verdict per control and resource into
+**aws_policy_results** (pass / fail / error).
+
+A run for a past date (mode `auto` or `replay`) re-evaluates the stored snapshot
+of that date and makes no IAM call.
+"""
+
+
+@dag(
+    dag_id="aws_iam_cis",
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["security", "compliance", "aws", "iam", "cis"],
+    doc_md=DOC,
+    description="CIS AWS Foundations Benchmark IAM controls across the organisation",
+    template_searchpath=[str(SQL_DIR)],
+    default_args={
+        "owner": "security-data",
+        "retries": int(os.environ.get("IAM_AUDIT_TASK_RETRIES", "2")),
+        "retry_delay": timedelta(seconds=int(os.environ.get("IAM_AUDIT_RETRY_DELAY_SECONDS", "60"))),
+    },
+    params={
+        "accounts": Param([], type="array", items={"type": "string", "pattern": "^[0-9]{12}$"},
+                          description="Audit only these account ids (empty: all accounts)."),
+        "frameworks": Param(list(CATALOGUE.frameworks), type="array",
+                            items={"type": "string", "enum": list(CATALOGUE.frameworks)},
+                            description="Frameworks to evaluate."),
+        "mode": Param("auto", type="string", enum=["auto", "live", "replay"],
+                      description="live: read IAM now; replay: re-evaluate the stored snapshot of the "
+                                  "logical date; auto: live for today, replay for past dates."),
+    },
+)
+def aws_iam_cis():
+    @task
+    def plan_run() -> dict:
+        """Validate Variables and params before any AWS call; decide live or replay."""
+        from iam_audit import tasks
+
+        return tasks.plan_run(get_current_context())
+
+    @task
+    def prepare_database() -> list[str]:
+        """Apply sql/schema and sql/views idempotently and sync the control catalogue."""
+        from iam_audit import tasks
+
+        return tasks.prepare_database(POSTGRES_CONN_ID)
+
+    @task
+    def discover_accounts(plan: dict) -> list[dict]:
+        from iam_audit import tasks
+
+        return tasks.discover(plan, AWS_CONN_ID)
+
+    @task(map_index_template="{{ account_label }}", max_active_tis_per_dagrun=16)
+    def extract_account(account: dict, plan: dict) -> dict:
+        from iam_audit import tasks
+
+        context = get_current_context()
+        context["account_label"] = f"{account['account_id']} {account.get('account_name') or ''}".strip()
+        return tasks.extract(plan, account, AWS_CONN_ID)
+
+    @task(trigger_rule="all_done")
+    def load_staging(plan: dict, accounts: list[dict]) -> dict:
+        from iam_audit import tasks
+
+        return tasks.load(plan, accounts, AWS_CONN_ID, POSTGRES_CONN_ID)
+
+    @task(trigger_rule="all_done", outlets=[RESULTS_ASSET])
+    def summarize(plan: dict, accounts: list[dict]) -> dict:
+        """Log the compliance summary; fail the run when any account could not be fully audited."""
+        from iam_audit import tasks
+
+        return tasks.summarize(plan, accounts, POSTGRES_CONN_ID)
+
+    plan = plan_run()
+    schema = prepare_database()
+    accounts = discover_accounts(plan)
+    extracted = extract_account.partial(plan=plan).expand(account=accounts)
+    loaded = load_staging(plan, accounts)
+    plan >> schema >> loaded
+    extracted >> loaded
+
+    checks = [
+        SQLExecuteQueryOperator(
+            task_id=f"check_{check.logic}",
+            conn_id=POSTGRES_CONN_ID,
+            sql=f"checks/{check.logic}.sql",
+            parameters=plan,
+            split_statements=True,
+            return_last=False,
+            show_return_value_in_logs=False,
+            trigger_rule="all_done",
+            doc_md=check.doc_md(),
+        )
+        for check in CATALOGUE.checks
+    ]
+    loaded >> checks >> summarize(plan, accounts)
+
+
+aws_iam_cis()

@@ -1,0 +1,81 @@
+"""boto3 sessions and clients for the pipeline.
+
+All clients share one botocore Config (adaptive retries for throttling, timeouts)
+and the connection's endpoint_url, so that setting `extra.endpoint_url` on the
+`aws_default` connection sends every call (STS, Organizations, IAM, S3, Access
+Analyzer, Account, EC2) to an AWS-compatible emulator.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import boto3
+from botocore.config import Config
+
+DEFAULT_REGION = "us-east-1"
+SESSION_NAME = "iam-audit"
+
+
+def client_config(max_attempts: int | None = None) -> Config:
+    attempts = max_attempts or int(os.environ.get("IAM_AUDIT_AWS_MAX_ATTEMPTS", "10"))
+    return Config(
+        retries={"mode": "adaptive", "max_attempts": attempts},
+        connect_timeout=10,
+        read_timeout=60,
+        max_pool_connections=32,
+        user_agent_extra="iam-audit",
+    )
+
+
+@dataclass
+class AwsTarget:
+    """Where and how to call AWS: the base session and the settings every client gets."""
+
+    session: boto3.Session
+    endpoint_url: str | None = None
+    region_name: str = DEFAULT_REGION
+    verify: bool | str | None = None
+    max_attempts: int | None = None
+
+    def client(self, service: str, region_name: str | None = None, session: boto3.Session | None = None):
+        return (session or self.session).client(
+            service,
+            region_name=region_name or self.region_name,
+            endpoint_url=self.endpoint_url,
+            verify=self.verify,
+            config=client_config(self.max_attempts),
+        )
+
+    def assume_role(self, role_arn: str, external_id: str | None = None) -> boto3.Session:
+        """A session in another account. The credentials live only in memory."""
+        kwargs = {"RoleArn": role_arn, "RoleSessionName": SESSION_NAME, "DurationSeconds": 3600}
+        if external_id:
+            kwargs["ExternalId"] = external_id
+        creds = self.client("sts").assume_role(**kwargs)["Credentials"]
+        return boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name=self.region_name,
+        )
+
+
+def target_from_connection(aws_conn_id: str = "aws_default") -> AwsTarget:
+    """Build the AWS target from an Airflow connection (AwsBaseHook resolves credentials and role chaining)."""
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    hook = AwsBaseHook(aws_conn_id=aws_conn_id, client_type="sts")
+    conn_config = hook.conn_config
+    return AwsTarget(
+        session=hook.get_session(),
+        endpoint_url=conn_config.endpoint_url,
+        region_name=conn_config.region_name or DEFAULT_REGION,
+        verify=hook.verify,
+    )
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code") or type(exc).__name__

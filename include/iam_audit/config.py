@@ -1,0 +1,147 @@
+"""Run configuration from Airflow Variables, validated before any AWS call.
+
+Every problem is reported together, naming the variable, the bad value and what
+is expected, so an operator can fix the configuration in one go.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+VAR_BUCKET = "iam_audit_bucket"
+VAR_ROLE_NAME = "iam_audit_role_name"
+VAR_EXTERNAL_ID = "iam_audit_external_id"
+VAR_ACCOUNTS = "iam_audit_accounts"
+VAR_KMS_KEY_ID = "iam_audit_kms_key_id"
+VAR_PREFIX = "iam_audit_prefix"
+
+DEFAULT_ROLE_NAME = "OrganizationAccountAccessRole"
+DEFAULT_PREFIX = "iam"
+
+ACCOUNT_ID_RE = re.compile(r"^[0-9]{12}$")
+# IAM role names: 1-64 of letters, digits and + = , . @ _ -
+ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$", re.ASCII)
+# External ids: 2-1224 of letters, digits and + = , . @ : / -
+EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$", re.ASCII)
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()/-]{1,200}$")
+
+
+class ConfigError(ValueError):
+    """The pipeline's configuration is invalid; the message lists every problem."""
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    bucket: str
+    role_name: str = DEFAULT_ROLE_NAME
+    external_id: str | None = None
+    accounts: tuple[str, ...] | None = None  # None: discover through Organizations
+    kms_key_id: str | None = None
+    prefix: str = DEFAULT_PREFIX
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    def role_arn(self, account_id: str, partition: str = "aws") -> str:
+        return f"arn:{partition}:iam::{account_id}:role/{self.role_name}"
+
+
+def parse_account_ids(raw, source: str = VAR_ACCOUNTS) -> tuple[tuple[str, ...], list[str]]:
+    """Parse a JSON list of 12-digit account ids. Returns (ids, warnings); raises ConfigError."""
+    if isinstance(raw, str):
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"{source} must be a JSON list of 12-digit account ids such as "
+                f'["111122223333"], got {raw!r} (not JSON: {exc.msg})'
+            ) from None
+    else:
+        value = raw
+    if not isinstance(value, list):
+        raise ConfigError(
+            f"{source} must be a JSON list of 12-digit account ids such as "
+            f'["111122223333"], got {type(value).__name__} {value!r}'
+        )
+    bad = [item for item in value if not (isinstance(item, str) and ACCOUNT_ID_RE.match(item))]
+    if bad:
+        raise ConfigError(
+            f"{source} holds values that are not 12-digit account ids written as strings: "
+            + ", ".join(repr(b) for b in bad[:10])
+            + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        )
+    if not value:
+        raise ConfigError(f"{source} is an empty list: give at least one account id, or unset it to discover all")
+    unique = tuple(dict.fromkeys(value))
+    warnings = []
+    if len(unique) != len(value):
+        dupes = sorted({v for v in value if value.count(v) > 1})
+        warnings.append(f"{source} lists {', '.join(dupes)} more than once; each account is audited once")
+    return unique, warnings
+
+
+def build_config(variables: dict) -> AuditConfig:
+    """Validate raw Variable values (None when unset) into an AuditConfig."""
+    problems: list[str] = []
+    warnings: list[str] = []
+
+    bucket = (variables.get(VAR_BUCKET) or "").strip()
+    if not bucket:
+        problems.append(f"Variable {VAR_BUCKET} is not set: set it to the S3 bucket that receives raw snapshots")
+    elif not BUCKET_RE.match(bucket) or ".." in bucket:
+        problems.append(
+            f"Variable {VAR_BUCKET}={bucket!r} is not a valid S3 bucket name "
+            "(3-63 lowercase letters, digits, dots and hyphens)"
+        )
+
+    role_name = (variables.get(VAR_ROLE_NAME) or DEFAULT_ROLE_NAME).strip()
+    if not ROLE_NAME_RE.match(role_name):
+        problems.append(
+            f"Variable {VAR_ROLE_NAME}={role_name!r} is not a valid IAM role name "
+            "(1-64 letters, digits and + = , . @ _ -; give the name, not the ARN)"
+        )
+
+    external_id = variables.get(VAR_EXTERNAL_ID) or None
+    if external_id is not None and not EXTERNAL_ID_RE.match(external_id):
+        problems.append(
+            f"Variable {VAR_EXTERNAL_ID} is not a valid external id (2-1224 of letters, digits and + = , . @ : / -)"
+        )
+
+    accounts = None
+    raw_accounts = variables.get(VAR_ACCOUNTS)
+    if raw_accounts not in (None, ""):
+        try:
+            accounts, account_warnings = parse_account_ids(raw_accounts)
+            warnings += account_warnings
+        except ConfigError as exc:
+            problems.append(f"Variable {exc}")
+
+    prefix = (variables.get(VAR_PREFIX) or DEFAULT_PREFIX).strip().strip("/")
+    if not PREFIX_RE.match(prefix):
+        problems.append(f"Variable {VAR_PREFIX}={prefix!r} is not a usable S3 key prefix")
+
+    if problems:
+        raise ConfigError("Invalid iam_audit configuration:\n  - " + "\n  - ".join(problems))
+    for warning in warnings:
+        log.warning(warning)
+    return AuditConfig(
+        bucket=bucket,
+        role_name=role_name,
+        external_id=external_id,
+        accounts=accounts,
+        kms_key_id=variables.get(VAR_KMS_KEY_ID) or None,
+        prefix=prefix,
+        warnings=tuple(warnings),
+    )
+
+
+def read_variables() -> dict:
+    """The raw values of the pipeline's Airflow Variables (None when unset)."""
+    from airflow.sdk import Variable
+
+    names = (VAR_BUCKET, VAR_ROLE_NAME, VAR_EXTERNAL_ID, VAR_ACCOUNTS, VAR_KMS_KEY_ID, VAR_PREFIX)
+    return {name: Variable.get(name, default=None) for name in names}

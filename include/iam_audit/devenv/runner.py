@@ -1,0 +1,108 @@
+"""Run the DAG once with `airflow dags test` and report progress from the metadata database."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+DAG_ID = "aws_iam_cis"
+
+
+@dataclass
+class DagRunResult:
+    returncode: int
+    state: str | None
+    run_id: str | None
+    failed_tasks: list[str]
+    log_file: Path
+
+
+def airflow_bin() -> str:
+    return str(Path(sys.executable).with_name("airflow"))
+
+
+def migrate(env: dict[str, str]) -> None:
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    subprocess.run([airflow_bin(), "db", "migrate"], env={**os.environ, **env}, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _metadata_db(env: dict[str, str]) -> Path:
+    return Path(env["AIRFLOW_HOME"]) / "airflow.db"
+
+
+def _task_states(db: Path, run_id: str | None):
+    if not db.exists():
+        return None, []
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            if run_id is None:
+                row = conn.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1",
+                                   (DAG_ID,)).fetchone()
+                if not row:
+                    return None, []
+                run_id = row[0]
+            rows = conn.execute(
+                "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
+                (DAG_ID, run_id),
+            ).fetchall()
+            return run_id, rows
+    except sqlite3.Error:
+        return run_id, []
+
+
+def _describe(rows) -> str:
+    extract = [s for t, m, s in rows if t == "extract_account" and m >= 0]
+    checks = [s for t, m, s in rows if t.startswith("check_")]
+    done = {"success", "failed", "skipped", "upstream_failed"}
+    parts = []
+    if extract:
+        parts.append(f"accounts extracted {sum(s in done for s in extract)}/{len(extract)}"
+                     + (f" ({extract.count('failed')} failed)" if "failed" in extract else ""))
+    if any(t == "load_staging" for t, _, _ in rows):
+        state = next(s for t, _, s in rows if t == "load_staging")
+        parts.append(f"load {state or 'waiting'}")
+    if checks:
+        parts.append(f"checks run {sum(s in done for s in checks)}/{len(checks)}")
+    return " · ".join(parts)
+
+
+def run_dag(env: dict[str, str], logical_date: str | None = None, log_file: Path | None = None,
+            conf: str | None = None, progress: Callable[[str], None] | None = print,
+            poll_seconds: float = 1.0) -> DagRunResult:
+    """`airflow dags test aws_iam_cis [date]` with its log in a file and a progress line as tasks finish."""
+    log_file = log_file or Path(env["AIRFLOW_HOME"]) / "dag-run.log"
+    args = [airflow_bin(), "dags", "test", DAG_ID]
+    if logical_date:
+        args.append(logical_date)
+    if conf:
+        args += ["--conf", conf]
+    db = _metadata_db(env)
+    _, before = _task_states(db, None)
+    with open(log_file, "w") as log:
+        proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+        last, run_id = "", None
+        while proc.poll() is None:
+            time.sleep(poll_seconds)
+            found, rows = _task_states(db, None)
+            if found and rows and rows != before:
+                run_id = found
+                line = _describe(rows)
+                if progress and line and line != last:
+                    progress(f"  {line}")
+                    last = line
+    run_id, rows = _task_states(db, None)
+    state = None
+    if run_id:
+        with sqlite3.connect(db) as conn:
+            row = conn.execute("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?",
+                               (DAG_ID, run_id)).fetchone()
+            state = row[0] if row else None
+    failed = sorted({f"{t}[{m}]" if m >= 0 else t for t, m, s in rows if s in ("failed", "upstream_failed")})
+    return DagRunResult(proc.returncode, state, run_id, failed, log_file)

@@ -1,0 +1,284 @@
+"""Get: read one account's IAM state through its assumed role.
+
+Account-wide calls only (credential report, GetAccountAuthorizationDetails, one
+call per listing), plus ListAccessKeys for users the credential report shows
+with keys, and ListAnalyzers per enabled region. Each data set is collected on
+its own: a failure (access denied, unsupported API, throttled past retries) is
+recorded for that data set and the others still come back.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from iam_audit.aws import AwsTarget, error_code
+
+log = logging.getLogger(__name__)
+
+DATASETS = (
+    "credential_report",
+    "authorization_details",
+    "password_policy",
+    "account_summary",
+    "virtual_mfa_devices",
+    "access_keys",
+    "server_certificates",
+    "regions",
+    "access_analyzers",
+    "alternate_contacts",
+    "identity_providers",
+)
+
+SUPPORT_POLICY_ARN = "arn:aws:iam::aws:policy/AWSSupportAccess"
+
+
+class DatasetUnavailable(Exception):
+    """A data set could not be collected; code is AWS's error code or ours."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class DatasetResult:
+    name: str
+    status: str  # 'ok' | 'error'
+    payload: object = None
+    error_code: str | None = None
+    error_message: str | None = None
+    calls: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def _paginate(client, operation: str, result_keys: tuple[str, ...], **kwargs) -> dict:
+    merged: dict[str, list] = {key: [] for key in result_keys}
+    for page in client.get_paginator(operation).paginate(**kwargs):
+        for key in result_keys:
+            merged[key].extend(page.get(key, []))
+    return merged
+
+
+# ---- one function per data set -------------------------------------------------
+
+def get_credential_report(iam, poll_budget_seconds: float = 120.0, sleep: Callable = time.sleep) -> dict:
+    """Generate (or reuse AWS's cached) credential report, poll until ready, then get it."""
+    deadline = time.monotonic() + poll_budget_seconds
+    delay = 1.0
+    while True:
+        state = iam.generate_credential_report().get("State")
+        if state == "COMPLETE":
+            break
+        if time.monotonic() + delay > deadline:
+            raise DatasetUnavailable(
+                "CredentialReportNotReady",
+                f"the credential report was still {state} after {poll_budget_seconds:.0f} s of polling",
+            )
+        sleep(delay)
+        delay = min(delay * 2, 10.0)
+    try:
+        response = iam.get_credential_report()
+    except ClientError as exc:
+        if error_code(exc) in ("ReportInProgress", "ReportNotPresent", "ReportExpired"):
+            raise DatasetUnavailable(error_code(exc), f"GetCredentialReport: {exc}") from None
+        raise
+    content = response["Content"]
+    return {
+        "GeneratedTime": response.get("GeneratedTime"),
+        "ReportFormat": response.get("ReportFormat", "text/csv"),
+        "Content": content.decode("utf-8") if isinstance(content, bytes) else content,
+    }
+
+
+def users_with_access_keys(credential_report: dict) -> list[str]:
+    rows = csv.DictReader(io.StringIO(credential_report["Content"]))
+    return [
+        row["user"]
+        for row in rows
+        if row["user"] != "<root_account>"
+        and (row.get("access_key_1_last_rotated", "N/A") != "N/A"
+             or row.get("access_key_2_last_rotated", "N/A") != "N/A")
+    ]
+
+
+def get_access_keys(iam, user_names: list[str]) -> dict:
+    keys = []
+    for user_name in user_names:
+        try:
+            keys += _paginate(iam, "list_access_keys", ("AccessKeyMetadata",), UserName=user_name)[
+                "AccessKeyMetadata"
+            ]
+        except ClientError as exc:
+            if error_code(exc) != "NoSuchEntity":  # user deleted since the report
+                raise
+    return {"AccessKeyMetadata": keys}
+
+
+def get_authorization_details(iam) -> dict:
+    return _paginate(
+        iam,
+        "get_account_authorization_details",
+        ("UserDetailList", "GroupDetailList", "RoleDetailList", "Policies"),
+    )
+
+
+def get_password_policy(iam) -> dict:
+    try:
+        return {"PasswordPolicy": iam.get_account_password_policy()["PasswordPolicy"]}
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return {"PasswordPolicy": None}  # the account has no password policy at all
+        raise
+
+
+def get_account_summary(iam) -> dict:
+    return {"SummaryMap": iam.get_account_summary()["SummaryMap"]}
+
+
+# Fields of a virtual MFA device that are kept: never the seed or QR code, which
+# some implementations return and which would let anyone generate codes.
+MFA_DEVICE_FIELDS = ("SerialNumber", "User", "EnableDate")
+
+
+def get_virtual_mfa_devices(iam) -> dict:
+    devices = _paginate(iam, "list_virtual_mfa_devices", ("VirtualMFADevices",), AssignmentStatus="Any")
+    return {"VirtualMFADevices": [
+        {k: d[k] for k in MFA_DEVICE_FIELDS if k in d} for d in devices["VirtualMFADevices"]
+    ]}
+
+
+def get_server_certificates(iam) -> dict:
+    return _paginate(iam, "list_server_certificates", ("ServerCertificateMetadataList",))
+
+
+def get_identity_providers(iam) -> dict:
+    return {
+        "SAMLProviderList": iam.list_saml_providers().get("SAMLProviderList", []),
+        "OpenIDConnectProviderList": iam.list_open_id_connect_providers().get("OpenIDConnectProviderList", []),
+    }
+
+
+def get_alternate_contacts(account) -> dict:
+    try:
+        contact = account.get_alternate_contact(AlternateContactType="SECURITY")["AlternateContact"]
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            contact = None  # no security contact registered
+        else:
+            raise
+    return {"SECURITY": contact}
+
+
+def get_regions(ec2) -> dict:
+    return {"Regions": ec2.describe_regions(AllRegions=False)["Regions"]}
+
+
+def get_access_analyzers(make_client: Callable[[str], object], regions: list[str], workers: int = 8) -> dict:
+    def one(region):
+        try:
+            return region, _paginate(make_client(region), "list_analyzers", ("analyzers",))["analyzers"], None
+        except (ClientError, BotoCoreError) as exc:
+            return region, None, f"{error_code(exc)}: {exc}"
+
+    with ThreadPoolExecutor(max_workers=min(workers, max(1, len(regions)))) as pool:
+        results = list(pool.map(one, regions))
+    failed = {region: err for region, _, err in results if err}
+    if failed:
+        raise DatasetUnavailable(
+            "AccessAnalyzerUnavailable",
+            f"ListAnalyzers failed in {len(failed)} of {len(regions)} regions: "
+            + "; ".join(f"{r}: {e}" for r, e in sorted(failed.items())[:5]),
+        )
+    return {"AnalyzersByRegion": {region: analyzers for region, analyzers, _ in results}}
+
+
+# ---- orchestration ---------------------------------------------------------------
+
+def _collect(name: str, fn: Callable[[], object]) -> DatasetResult:
+    try:
+        return DatasetResult(name, "ok", fn())
+    except DatasetUnavailable as exc:
+        return DatasetResult(name, "error", error_code=exc.code, error_message=str(exc))
+    except ClientError as exc:
+        return DatasetResult(name, "error", error_code=error_code(exc), error_message=str(exc))
+    except BotoCoreError as exc:
+        return DatasetResult(name, "error", error_code=type(exc).__name__, error_message=str(exc))
+
+
+def _enabled_regions(regions: DatasetResult) -> list[str]:
+    return sorted(
+        r["RegionName"]
+        for r in regions.payload["Regions"]
+        if r.get("OptInStatus") in (None, "opt-in-not-required", "opted-in")
+    )
+
+
+def extract_account_datasets(target: AwsTarget, session, poll_budget_seconds: float = 120.0,
+                             workers: int = 6) -> dict[str, DatasetResult]:
+    """Collect every data set of the account that `session` acts in."""
+    iam = target.client("iam", session=session)
+    account = target.client("account", session=session)
+    ec2 = target.client("ec2", session=session)
+
+    def access_analyzer(region):
+        return target.client("accessanalyzer", region_name=region, session=session)
+
+    simple = {
+        "authorization_details": lambda: get_authorization_details(iam),
+        "password_policy": lambda: get_password_policy(iam),
+        "account_summary": lambda: get_account_summary(iam),
+        "virtual_mfa_devices": lambda: get_virtual_mfa_devices(iam),
+        "server_certificates": lambda: get_server_certificates(iam),
+        "identity_providers": lambda: get_identity_providers(iam),
+        "alternate_contacts": lambda: get_alternate_contacts(account),
+    }
+    results: dict[str, DatasetResult] = {}
+
+    def credential_report_and_keys():
+        report = _collect("credential_report", lambda: get_credential_report(iam, poll_budget_seconds))
+        if report.ok:
+            keys = _collect("access_keys", lambda: get_access_keys(iam, users_with_access_keys(report.payload)))
+        else:
+            keys = DatasetResult("access_keys", "error", error_code="CredentialReportUnavailable",
+                                 error_message="access keys are listed for the users the credential report "
+                                               "shows with keys, and the report could not be read")
+        return [report, keys]
+
+    def regions_and_analyzers():
+        regions = _collect("regions", lambda: get_regions(ec2))
+        if regions.ok:
+            analyzers = _collect("access_analyzers",
+                                 lambda: get_access_analyzers(access_analyzer, _enabled_regions(regions)))
+        else:
+            analyzers = DatasetResult("access_analyzers", "error", error_code="RegionsUnavailable",
+                                      error_message="the enabled regions could not be listed")
+        return [regions, analyzers]
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(credential_report_and_keys), pool.submit(regions_and_analyzers)]
+        futures += [pool.submit(lambda n=n, f=f: [_collect(n, f)]) for n, f in simple.items()]
+        for future in futures:
+            for result in future.result():
+                results[result.name] = result
+    return {name: results[name] for name in DATASETS}
+
+
+def unreachable_account(code: str, message: str) -> dict[str, DatasetResult]:
+    """Every data set in error, for an account whose role could not be assumed."""
+    return {name: DatasetResult(name, "error", error_code=code, error_message=message) for name in DATASETS}
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,136 @@
+"""Load: one account's raw snapshot from S3 into the staging tables with COPY.
+
+Everything is read and transformed before the database is touched; the account's
+rows for the date are then replaced in one transaction, so a failure (corrupt
+object, dropped connection) leaves the previous rows untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+import psycopg
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from iam_audit import layout, transform
+
+log = logging.getLogger(__name__)
+
+STAGING_TABLES = ("accounts", "extraction_status", *transform.COLUMNS)
+
+
+class SnapshotMissing(LookupError):
+    """No complete raw snapshot (manifest) for an account and date."""
+
+
+@dataclass
+class PreparedAccount:
+    account_id: str
+    account_name: str | None
+    extracted_at: str
+    run_id: str | None
+    raw_prefix: str
+    status_rows: list[tuple]
+    tables: dict[str, list[tuple]]
+
+    @property
+    def row_count(self) -> int:
+        return sum(len(rows) for rows in self.tables.values())
+
+
+def prepare_account(store, prefix: str, snapshot_date, account_id: str) -> PreparedAccount:
+    """Read and transform an account's snapshot. Raises SnapshotMissing or CorruptObjectError."""
+    from iam_audit.raw_store import RawObjectMissing
+
+    manifest_key = layout.manifest_key(prefix, snapshot_date, account_id)
+    try:
+        manifest = json.loads(store.get(manifest_key))
+    except RawObjectMissing:
+        raise SnapshotMissing(
+            f"no raw snapshot of account {account_id} for {snapshot_date} "
+            f"({store.url(manifest_key)} does not exist)"
+        ) from None
+    except ValueError as exc:
+        raise layout.CorruptObjectError(f"{store.url(manifest_key)} is corrupt: {exc}") from None
+
+    payloads = {}
+    for dataset, entry in manifest["datasets"].items():
+        if entry["status"] == "ok":
+            key = entry["key"]
+            try:
+                blob = store.get(key)
+            except RawObjectMissing:
+                raise layout.CorruptObjectError(
+                    f"{store.url(key)} is listed in {store.url(manifest_key)} but does not exist") from None
+            payloads[dataset] = layout.decode(blob, store.url(key))
+
+    tables: dict[str, list[tuple]] = {table: [] for table in transform.COLUMNS}
+    status_rows = []
+    for dataset, entry in manifest["datasets"].items():
+        if entry["status"] == "ok":
+            try:
+                produced = transform.transform_dataset(dataset, payloads[dataset], account_id, payloads)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise layout.CorruptObjectError(
+                    f"{store.url(entry['key'])} does not have the expected shape for {dataset}: {exc!r}"
+                ) from None
+            for table, rows in produced.items():
+                tables[table].extend(rows)
+            count = sum(len(r) for r in produced.values())
+            status_rows.append((dataset, "ok", None, None, count))
+        else:
+            status_rows.append((dataset, "error", entry.get("error_code"), entry.get("error_message"), None))
+    return PreparedAccount(
+        account_id=account_id,
+        account_name=manifest.get("account_name"),
+        extracted_at=manifest["extracted_at"],
+        run_id=manifest.get("run_id"),
+        raw_prefix=store.url(layout.account_prefix(prefix, snapshot_date, account_id)),
+        status_rows=status_rows,
+        tables=tables,
+    )
+
+
+def write_account(conn, snapshot_date, prepared: PreparedAccount) -> None:
+    """Replace the account's staging rows for the date, in one transaction."""
+    key = (str(snapshot_date), prepared.account_id)
+    with conn.transaction(), conn.cursor() as cur:
+        for table in STAGING_TABLES:
+            cur.execute(
+                f"DELETE FROM iam_stage.{table} WHERE snapshot_date = %s AND account_id = %s",  # noqa: S608
+                key,
+            )
+        cur.execute(
+            "INSERT INTO iam_stage.accounts (snapshot_date, account_id, account_name, extracted_at, run_id, "
+            "raw_prefix) VALUES (%s, %s, %s, %s, %s, %s)",
+            (*key, prepared.account_name, prepared.extracted_at, prepared.run_id, prepared.raw_prefix),
+        )
+        _copy(cur, "extraction_status",
+              ("dataset", "status", "error_code", "error_message", "row_count"), key, prepared.status_rows)
+        for table, rows in prepared.tables.items():
+            if rows:
+                _copy(cur, table, transform.COLUMNS[table], key, rows)
+
+
+def _copy(cur, table: str, columns: tuple[str, ...], key: tuple, rows: list[tuple]) -> None:
+    column_list = ", ".join(("snapshot_date", "account_id") + columns)
+    with cur.copy(f"COPY iam_stage.{table} ({column_list}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(key + row)
+
+
+@retry(
+    retry=retry_if_exception_type(psycopg.OperationalError),
+    stop=stop_after_attempt(3),
+    wait=wait_exponential(multiplier=0.5, max=5),
+    reraise=True,
+)
+def write_account_with_retry(connect, snapshot_date, prepared: PreparedAccount) -> None:
+    """Write on a fresh connection; a dropped connection rolls back and is retried."""
+    conn = connect()
+    try:
+        write_account(conn, snapshot_date, prepared)
+    finally:
+        conn.close()

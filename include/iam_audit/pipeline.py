@@ -1,0 +1,194 @@
+"""The bodies of the aws_iam_cis DAG's tasks, as plain functions (the DAG file only wires them)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from iam_audit import layout
+from iam_audit.aws import AwsTarget, error_code
+from iam_audit.config import AuditConfig, ConfigError
+from iam_audit.extract import extract_account_datasets, unreachable_account
+from iam_audit.load import SnapshotMissing, prepare_account, write_account_with_retry
+from iam_audit.snapshot import write_account_snapshot
+
+log = logging.getLogger(__name__)
+
+NOT_IN_ORG_ERRORS = {"AWSOrganizationsNotInUseException", "AccessDeniedException", "AccessDenied"}
+
+
+class AccountExtractionError(RuntimeError):
+    pass
+
+
+class LoadError(RuntimeError):
+    pass
+
+
+# ---- plan ------------------------------------------------------------------------
+
+def run_mode(requested: str, snapshot_date: date, today: date | None = None) -> str:
+    """'live' reads IAM now; 'replay' re-evaluates the snapshot already in S3 (backfills).
+
+    auto: live for the last two days (a daily run may start late), replay before.
+    """
+    if requested in ("live", "replay"):
+        return requested
+    if requested != "auto":
+        raise ConfigError(f"param mode={requested!r} must be one of auto, live, replay")
+    today = today or datetime.now(UTC).date()
+    return "live" if snapshot_date >= today - timedelta(days=1) else "replay"
+
+
+def select_frameworks(requested: list[str] | None, available: tuple[str, ...]) -> list[str]:
+    if not requested:
+        return list(available)
+    unknown = sorted(set(requested) - set(available))
+    if unknown:
+        raise ConfigError(f"param frameworks holds unknown frameworks {unknown}; available: {list(available)}")
+    return [f for f in available if f in requested]
+
+
+# ---- discover --------------------------------------------------------------------
+
+def discover_accounts(target: AwsTarget, config: AuditConfig, requested: list[str] | None = None) -> list[dict]:
+    """Accounts to audit: the trigger's subset, else iam_audit_accounts, else Organizations' ACTIVE accounts."""
+    names: dict[str, str] = {}
+    org_accounts: list[dict] | None = None
+    try:
+        org = target.client("organizations")
+        org_accounts = []
+        for page in org.get_paginator("list_accounts").paginate():
+            org_accounts += page["Accounts"]
+        names = {a["Id"]: a.get("Name") for a in org_accounts}
+    except ClientError as exc:
+        if error_code(exc) not in NOT_IN_ORG_ERRORS:
+            raise
+        log.warning("Organizations is not available (%s): auditing the caller's own account", error_code(exc))
+        org_accounts = None
+
+    if requested:
+        ids = list(requested)
+    elif config.accounts:
+        ids = list(config.accounts)
+    elif org_accounts is not None:
+        ids = [a["Id"] for a in org_accounts if (a.get("State") or a.get("Status")) == "ACTIVE"]
+        if not ids:
+            raise ConfigError("the organisation has no ACTIVE accounts: nothing to audit")
+    else:
+        ids = [target.client("sts").get_caller_identity()["Account"]]
+    return [{"account_id": i, "account_name": names.get(i) or ""} for i in ids]
+
+
+def stored_accounts(store, prefix: str, snapshot_date) -> list[dict]:
+    """Accounts with a raw snapshot for the date (replay mode: no IAM or Organizations call)."""
+    base = f"{prefix}/snapshot_date={snapshot_date}/"
+    keys = store.hook.list_keys(bucket_name=store.bucket, prefix=base) or []
+    ids = sorted({k[len(base):].split("/")[0].removeprefix("account_id=") for k in keys
+                  if k.endswith(layout.MANIFEST)})
+    return [{"account_id": i, "account_name": ""} for i in ids]
+
+
+# ---- extract ---------------------------------------------------------------------
+
+def extract_one(target: AwsTarget, config: AuditConfig, store, snapshot_date, account: dict,
+                run_id: str | None, poll_budget_seconds: float = 120.0) -> dict:
+    account_id, account_name = account["account_id"], account.get("account_name")
+    role_arn = config.role_arn(account_id)
+    extracted_at = datetime.now(UTC)
+    try:
+        session = target.assume_role(role_arn, config.external_id)
+    except (ClientError, BotoCoreError) as exc:
+        code = error_code(exc)
+        message = f"could not assume {role_arn}: {code}: {exc}"
+        write_account_snapshot(store, config.prefix, snapshot_date, account_id, account_name,
+                               unreachable_account(code, message), run_id, extracted_at)
+        raise AccountExtractionError(f"account {account_id}: {message}") from None
+
+    results = extract_account_datasets(target, session, poll_budget_seconds=poll_budget_seconds)
+    write_account_snapshot(store, config.prefix, snapshot_date, account_id, account_name,
+                                      results, run_id, extracted_at)
+    failed = {name: r for name, r in results.items() if not r.ok}
+    summary = {
+        "account_id": account_id,
+        "manifest_key": layout.manifest_key(config.prefix, snapshot_date, account_id),
+        "datasets_ok": len(results) - len(failed),
+        "datasets_failed": sorted(failed),
+    }
+    for name, r in results.items():
+        log.info("account %s: %-22s %s%s", account_id, name, r.status,
+                 f" ({r.error_code}: {r.error_message})" if not r.ok else "")
+    if failed:
+        raise AccountExtractionError(
+            f"account {account_id}: {len(failed)} of {len(results)} data sets not collected: "
+            + "; ".join(f"{n} ({r.error_code})" for n, r in sorted(failed.items()))
+            + f". What was collected is stored under {summary['manifest_key'].rsplit('/', 1)[0]}/"
+        )
+    return summary
+
+
+# ---- load ------------------------------------------------------------------------
+
+@dataclass
+class LoadReport:
+    loaded: dict[str, int] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def load_snapshot(store, prefix: str, snapshot_date, accounts: list[dict], connect: Callable,
+                  mode: str = "live", run_id: str | None = None, workers: int = 4) -> LoadReport:
+    """Load every account's snapshot, each in its own transaction.
+
+    live: an account with no snapshot (its extraction failed before writing one)
+          gets an 'error' record for every data set, so its checks say error.
+    replay: such an account is skipped with the reason and gets no verdicts.
+    """
+    report = LoadReport()
+
+    def one(account: dict):
+        account_id = account["account_id"]
+        try:
+            prepared = prepare_account(store, prefix, snapshot_date, account_id)
+        except SnapshotMissing as exc:
+            if mode == "live":
+                write_account_with_retry(connect, snapshot_date,
+                                         _unreachable(account, str(exc), run_id))
+            return account_id, "missing", str(exc)
+        except layout.CorruptObjectError as exc:
+            return account_id, "failed", str(exc)
+        write_account_with_retry(connect, snapshot_date, prepared)
+        return account_id, "loaded", prepared.row_count
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for account_id, outcome, detail in pool.map(one, accounts):
+            if outcome == "loaded":
+                report.loaded[account_id] = detail
+                log.info("account %s: loaded %s staging rows", account_id, detail)
+            elif outcome == "missing":
+                report.missing[account_id] = detail
+                log.warning("account %s: %s", account_id, detail)
+            else:
+                report.failed[account_id] = detail
+                log.error("account %s: %s", account_id, detail)
+    return report
+
+
+def _unreachable(account: dict, reason: str, run_id: str | None):
+    from iam_audit.extract import DATASETS
+    from iam_audit.load import PreparedAccount
+
+    return PreparedAccount(
+        account_id=account["account_id"],
+        account_name=account.get("account_name"),
+        extracted_at=datetime.now(UTC).isoformat(),
+        run_id=run_id,
+        raw_prefix="",
+        status_rows=[(d, "error", "NoSnapshot", reason, None) for d in DATASETS],
+        tables={},
+    )

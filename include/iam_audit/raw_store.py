@@ -1,0 +1,52 @@
+"""Raw snapshot objects in S3, through the Amazon provider's S3Hook.
+
+Objects are written with server-side encryption (AES256, or aws:kms with the
+configured key) and overwritten on reruns of a date.
+"""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from iam_audit.aws import error_code
+
+
+class RawObjectMissing(LookupError):
+    pass
+
+
+class RawStoreError(RuntimeError):
+    pass
+
+
+class S3RawStore:
+    def __init__(self, bucket: str, aws_conn_id: str = "aws_default", kms_key_id: str | None = None):
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        self.bucket = bucket
+        extra_args = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else {}
+        self.encrypt_aes256 = not kms_key_id
+        self.hook = S3Hook(aws_conn_id=aws_conn_id, extra_args=extra_args)
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def put(self, key: str, data: bytes) -> None:
+        try:
+            self.hook.load_bytes(data, key=key, bucket_name=self.bucket, replace=True, encrypt=self.encrypt_aes256)
+        except ClientError as exc:
+            raise RawStoreError(f"could not write {self.url(key)}: {error_code(exc)}: {exc}") from None
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.hook.get_conn().get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+                raise RawObjectMissing(f"{self.url(key)} does not exist") from None
+            raise RawStoreError(f"could not read {self.url(key)}: {error_code(exc)}: {exc}") from None
+
+    def delete(self, key: str) -> None:
+        self.hook.get_conn().delete_object(Bucket=self.bucket, Key=key)
+
+    def bucket_exists(self) -> bool:
+        return self.hook.check_for_bucket(self.bucket)

@@ -1,0 +1,43 @@
+"""Write one account's extracted data sets to the raw store, manifest last."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from iam_audit import layout
+from iam_audit.extract import DatasetResult
+
+
+def write_account_snapshot(store, prefix: str, snapshot_date, account_id: str, account_name: str | None,
+                           results: dict[str, DatasetResult], run_id: str | None,
+                           extracted_at: datetime) -> dict:
+    """Upload every collected data set, then the manifest; returns the manifest.
+
+    The old manifest of the date is removed first, so a failure half-way leaves no
+    manifest and the loader loads nothing of this account for the date.
+    """
+    manifest_key = layout.manifest_key(prefix, snapshot_date, account_id)
+    store.delete(manifest_key)
+    datasets = {}
+    for name, result in results.items():
+        entry = {"status": result.status}
+        if result.ok:
+            key = layout.dataset_key(prefix, snapshot_date, account_id, name)
+            store.put(key, layout.encode(result.payload))
+            entry["key"] = key
+        else:
+            entry["error_code"] = result.error_code
+            entry["error_message"] = (result.error_message or "")[:2000]
+        datasets[name] = entry
+    manifest = {
+        "format": 1,
+        "account_id": account_id,
+        "account_name": account_name,
+        "snapshot_date": str(snapshot_date),
+        "extracted_at": extracted_at.isoformat(),
+        "run_id": run_id,
+        "datasets": datasets,
+    }
+    store.put(manifest_key, json.dumps(manifest, sort_keys=True, indent=1).encode("utf-8"))
+    return manifest

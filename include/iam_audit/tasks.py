@@ -1,0 +1,144 @@
+"""Task bodies bound to Airflow: read Variables, connections and context, call the pure modules."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from iam_audit.catalogue import load_catalogue
+from iam_audit.config import AuditConfig, ConfigError, build_config, read_variables
+from iam_audit.pipeline import (
+    AccountExtractionError,
+    LoadError,
+    discover_accounts,
+    extract_one,
+    load_snapshot,
+    run_mode,
+    select_frameworks,
+    stored_accounts,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _config(plan: dict) -> AuditConfig:
+    return AuditConfig(**plan["config"])
+
+
+def _store(plan: dict, aws_conn_id: str):
+    from iam_audit.raw_store import S3RawStore
+
+    config = _config(plan)
+    return S3RawStore(config.bucket, aws_conn_id=aws_conn_id, kms_key_id=config.kms_key_id)
+
+
+def plan_run(context) -> dict:
+    config = build_config(read_variables())
+    params = context["params"]
+    snapshot_date = context["logical_date"].date() if context.get("logical_date") else date.fromisoformat(
+        context["ds"])
+    mode = run_mode(params.get("mode", "auto"), snapshot_date)
+    frameworks = select_frameworks(params.get("frameworks"), load_catalogue().frameworks)
+    from iam_audit.config import parse_account_ids
+
+    requested = None
+    if params.get("accounts"):
+        requested, _ = parse_account_ids(list(params["accounts"]), source="param accounts")
+    plan = {
+        "snapshot_date": snapshot_date.isoformat(),
+        "run_id": context["run_id"],
+        "mode": mode,
+        "frameworks": frameworks,
+        "requested_accounts": list(requested) if requested else None,
+        "config": {
+            "bucket": config.bucket, "role_name": config.role_name, "external_id": config.external_id,
+            "accounts": list(config.accounts) if config.accounts else None,
+            "kms_key_id": config.kms_key_id, "prefix": config.prefix,
+        },
+    }
+    log.info("snapshot %s, mode %s, frameworks %s, bucket %s", plan["snapshot_date"], mode,
+             ", ".join(frameworks), config.bucket)
+    return plan
+
+
+def prepare_database(postgres_conn_id: str) -> list[str]:
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from iam_audit.database import apply_schema
+
+    conn = PostgresHook(postgres_conn_id=postgres_conn_id).get_conn()
+    try:
+        return apply_schema(conn)
+    finally:
+        conn.close()
+
+
+def discover(plan: dict, aws_conn_id: str) -> list[dict]:
+    from iam_audit.aws import target_from_connection
+
+    store = _store(plan, aws_conn_id)
+    if not store.bucket_exists():
+        raise ConfigError(f"Variable iam_audit_bucket names bucket {store.bucket!r}, which does not exist "
+                          "or is not readable with the aws_default connection")
+    if plan["mode"] == "replay":
+        accounts = stored_accounts(store, plan["config"]["prefix"], plan["snapshot_date"])
+        wanted = set(plan["requested_accounts"] or plan["config"]["accounts"] or [])
+        if wanted:
+            missing = sorted(wanted - {a["account_id"] for a in accounts})
+            for account_id in missing:
+                log.warning("account %s: no stored snapshot for %s, skipped (no verdicts written)",
+                            account_id, plan["snapshot_date"])
+            accounts = [a for a in accounts if a["account_id"] in wanted]
+        log.info("replay of %s: %d accounts have a stored snapshot", plan["snapshot_date"], len(accounts))
+        return accounts
+    accounts = discover_accounts(target_from_connection(aws_conn_id), _config(plan), plan["requested_accounts"])
+    log.info("auditing %d accounts", len(accounts))
+    return accounts
+
+
+def extract(plan: dict, account: dict, aws_conn_id: str) -> dict:
+    if plan["mode"] == "replay":
+        from airflow.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(f"replay of {plan['snapshot_date']}: data comes from the stored snapshot")
+    from iam_audit.aws import target_from_connection
+
+    return extract_one(target_from_connection(aws_conn_id), _config(plan), _store(plan, aws_conn_id),
+                       plan["snapshot_date"], account, plan["run_id"])
+
+
+def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_conn_id: str) -> dict:
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    if accounts is None:
+        raise LoadError("account discovery did not finish: nothing to load")
+    hook = PostgresHook(postgres_conn_id=postgres_conn_id)
+    report = load_snapshot(_store(plan, aws_conn_id), plan["config"]["prefix"], plan["snapshot_date"], accounts,
+                           hook.get_conn, mode=plan["mode"], run_id=plan["run_id"])
+    if report.failed:
+        raise LoadError(
+            f"{len(report.failed)} account(s) could not be loaded (their previous staging rows are unchanged):\n"
+            + "\n".join(f"  {a}: {why}" for a, why in sorted(report.failed.items()))
+        )
+    return {"loaded": len(report.loaded), "missing": sorted(report.missing), "rows": sum(report.loaded.values())}
+
+
+def summarize(plan: dict, accounts: list[dict] | None, postgres_conn_id: str) -> dict:
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from iam_audit.summary import build_summary, format_summary
+
+    account_ids = [a["account_id"] for a in accounts or []]
+    conn = PostgresHook(postgres_conn_id=postgres_conn_id).get_conn()
+    try:
+        summary = build_summary(conn, plan["snapshot_date"], account_ids or None)
+    finally:
+        conn.close()
+    log.info("\n%s", format_summary(summary))
+    incomplete = sorted({e["account_id"] for e in summary.extraction_errors})
+    if plan["mode"] == "live" and incomplete:
+        raise AccountExtractionError(
+            f"{len(incomplete)} account(s) could not be fully audited: {', '.join(incomplete)}; "
+            "their affected controls are 'error' in aws_policy_results"
+        )
+    return {"snapshot_date": plan["snapshot_date"], **summary.totals, "accounts": len(summary.accounts)}

@@ -1,0 +1,329 @@
+"""Transform: raw API payloads (as stored in S3) into staging rows. Pure functions, no I/O.
+
+Each function returns {table: [row tuples]} with columns in the order of
+COLUMNS[table] (snapshot_date and account_id first, added by the loader).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+
+# Columns after (snapshot_date, account_id), in COPY order.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "credential_report": (
+        "user_name", "arn", "is_root", "generated_time", "user_creation_time", "password_enabled",
+        "password_last_used", "password_last_changed", "password_next_rotation", "mfa_active",
+        "access_key_1_active", "access_key_1_last_rotated", "access_key_1_last_used_date",
+        "access_key_1_last_used_region", "access_key_1_last_used_service",
+        "access_key_2_active", "access_key_2_last_rotated", "access_key_2_last_used_date",
+        "access_key_2_last_used_region", "access_key_2_last_used_service",
+        "cert_1_active", "cert_1_last_rotated", "cert_2_active", "cert_2_last_rotated",
+    ),
+    "users": ("arn", "user_name", "user_id", "path", "create_date", "permissions_boundary_arn", "tags"),
+    "groups": ("arn", "group_name", "group_id", "path", "create_date"),
+    "group_memberships": ("user_arn", "group_name"),
+    "roles": (
+        "arn", "role_name", "role_id", "path", "create_date", "assume_role_policy", "role_last_used_date",
+        "role_last_used_region", "permissions_boundary_arn", "tags",
+    ),
+    "managed_policies": (
+        "arn", "policy_name", "policy_id", "path", "is_aws_managed", "attachment_count",
+        "permissions_boundary_usage_count", "is_attachable", "default_version_id", "create_date",
+        "update_date", "document",
+    ),
+    "policy_attachments": ("entity_type", "entity_arn", "entity_name", "policy_arn", "policy_name"),
+    "inline_policies": ("entity_type", "entity_arn", "entity_name", "policy_name", "document"),
+    "password_policy": (
+        "has_policy", "minimum_password_length", "require_symbols", "require_numbers",
+        "require_uppercase_characters", "require_lowercase_characters", "allow_users_to_change_password",
+        "expire_passwords", "max_password_age", "password_reuse_prevention", "hard_expiry",
+    ),
+    "account_summary": ("account_mfa_enabled", "account_access_keys_present", "summary"),
+    "virtual_mfa_devices": ("serial_number", "user_arn", "user_name", "enable_date"),
+    "access_keys": (
+        "user_name", "user_arn", "access_key_id", "status", "create_date", "last_used_date",
+        "last_used_region", "last_used_service",
+    ),
+    "server_certificates": ("arn", "certificate_name", "certificate_id", "path", "upload_date", "expiration"),
+    "regions": ("region_name", "opt_in_status"),
+    "access_analyzers": ("region_name", "analyzer_arn", "analyzer_name", "analyzer_type", "status"),
+    "alternate_contacts": ("contact_type", "is_set", "contact_name", "email_address", "title"),
+    "identity_providers": ("arn", "provider_type", "create_date", "valid_until"),
+}
+
+# Which staging tables each data set fills.
+DATASET_TABLES: dict[str, tuple[str, ...]] = {
+    "credential_report": ("credential_report",),
+    "authorization_details": (
+        "users", "groups", "group_memberships", "roles", "managed_policies", "policy_attachments",
+        "inline_policies",
+    ),
+    "password_policy": ("password_policy",),
+    "account_summary": ("account_summary",),
+    "virtual_mfa_devices": ("virtual_mfa_devices",),
+    "access_keys": ("access_keys",),
+    "server_certificates": ("server_certificates",),
+    "regions": ("regions",),
+    "access_analyzers": ("access_analyzers",),
+    "alternate_contacts": ("alternate_contacts",),
+    "identity_providers": ("identity_providers",),
+}
+
+# Credential report values that mean "no value".
+_NO_VALUE = {"N/A", "no_information", "not_supported", ""}
+
+
+def _ts(value) -> str | None:
+    """An ISO-8601 timestamp string, or None for the credential report's placeholders."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    value = str(value).strip()
+    return None if value in _NO_VALUE else value
+
+
+def _bool(value) -> bool | None:
+    if value is None:
+        return None
+    value = str(value).strip().lower()
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    return None
+
+
+def _json(value) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True)
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    value = str(value)
+    return None if value in _NO_VALUE else value
+
+
+def credential_report(payload: dict) -> dict[str, list[tuple]]:
+    generated = _ts(payload.get("GeneratedTime"))
+    rows = []
+    for r in csv.DictReader(io.StringIO(payload["Content"])):
+        is_root = r["user"] == "<root_account>"
+        rows.append((
+            r["user"], r["arn"], is_root, generated, _ts(r.get("user_creation_time")),
+            None if is_root else _bool(r.get("password_enabled")),
+            _ts(r.get("password_last_used")), _ts(r.get("password_last_changed")),
+            _ts(r.get("password_next_rotation")), _bool(r.get("mfa_active")),
+            _bool(r.get("access_key_1_active")), _ts(r.get("access_key_1_last_rotated")),
+            _ts(r.get("access_key_1_last_used_date")), _text(r.get("access_key_1_last_used_region")),
+            _text(r.get("access_key_1_last_used_service")),
+            _bool(r.get("access_key_2_active")), _ts(r.get("access_key_2_last_rotated")),
+            _ts(r.get("access_key_2_last_used_date")), _text(r.get("access_key_2_last_used_region")),
+            _text(r.get("access_key_2_last_used_service")),
+            _bool(r.get("cert_1_active")), _ts(r.get("cert_1_last_rotated")),
+            _bool(r.get("cert_2_active")), _ts(r.get("cert_2_last_rotated")),
+        ))
+    return {"credential_report": rows}
+
+
+def _default_document(policy: dict):
+    for version in policy.get("PolicyVersionList", []):
+        if version.get("IsDefaultVersion") or version.get("VersionId") == policy.get("DefaultVersionId"):
+            return version.get("Document")
+    return None
+
+
+def _document(value):
+    """Policy documents arrive decoded by botocore; tolerate JSON text too."""
+    if isinstance(value, str):
+        from urllib.parse import unquote
+
+        text = value if value.lstrip().startswith("{") else unquote(value)
+        return json.loads(text)
+    return value
+
+
+def authorization_details(payload: dict) -> dict[str, list[tuple]]:
+    out: dict[str, list[tuple]] = {t: [] for t in DATASET_TABLES["authorization_details"]}
+    for u in payload.get("UserDetailList", []):
+        out["users"].append((
+            u["Arn"], u["UserName"], u.get("UserId"), u.get("Path"), _ts(u.get("CreateDate")),
+            (u.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn"), _json(u.get("Tags")),
+        ))
+        for group in u.get("GroupList", []):
+            out["group_memberships"].append((u["Arn"], group))
+        for p in u.get("AttachedManagedPolicies", []):
+            out["policy_attachments"].append(("user", u["Arn"], u["UserName"], p["PolicyArn"], p.get("PolicyName")))
+        for p in u.get("UserPolicyList", []):
+            out["inline_policies"].append(
+                ("user", u["Arn"], u["UserName"], p["PolicyName"], _json(_document(p.get("PolicyDocument")))))
+    for g in payload.get("GroupDetailList", []):
+        out["groups"].append((g["Arn"], g["GroupName"], g.get("GroupId"), g.get("Path"), _ts(g.get("CreateDate"))))
+        for p in g.get("AttachedManagedPolicies", []):
+            out["policy_attachments"].append(("group", g["Arn"], g["GroupName"], p["PolicyArn"], p.get("PolicyName")))
+        for p in g.get("GroupPolicyList", []):
+            out["inline_policies"].append(
+                ("group", g["Arn"], g["GroupName"], p["PolicyName"], _json(_document(p.get("PolicyDocument")))))
+    for r in payload.get("RoleDetailList", []):
+        last_used = r.get("RoleLastUsed") or {}
+        out["roles"].append((
+            r["Arn"], r["RoleName"], r.get("RoleId"), r.get("Path"), _ts(r.get("CreateDate")),
+            _json(_document(r.get("AssumeRolePolicyDocument"))), _ts(last_used.get("LastUsedDate")),
+            last_used.get("Region"), (r.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn"),
+            _json(r.get("Tags")),
+        ))
+        for p in r.get("AttachedManagedPolicies", []):
+            out["policy_attachments"].append(("role", r["Arn"], r["RoleName"], p["PolicyArn"], p.get("PolicyName")))
+        for p in r.get("RolePolicyList", []):
+            out["inline_policies"].append(
+                ("role", r["Arn"], r["RoleName"], p["PolicyName"], _json(_document(p.get("PolicyDocument")))))
+    # Attachment counts come from the entity lists of the same response: they are
+    # consistent with the attachments stored, whatever AttachmentCount says.
+    attached: dict[str, int] = {}
+    for _, _, _, policy_arn, _ in dict.fromkeys(out["policy_attachments"]):
+        attached[policy_arn] = attached.get(policy_arn, 0) + 1
+    boundaries_used: dict[str, int] = {}
+    for entity in payload.get("UserDetailList", []) + payload.get("RoleDetailList", []):
+        boundary = (entity.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+        if boundary:
+            boundaries_used[boundary] = boundaries_used.get(boundary, 0) + 1
+    for p in payload.get("Policies", []):
+        arn = p["Arn"]
+        is_aws = arn.split(":")[4] == "aws"
+        attachments = attached.get(arn, 0)
+        boundaries = boundaries_used.get(arn, 0)
+        if is_aws and attachments == 0 and boundaries == 0:
+            continue  # AWS-managed policies nobody in the account uses
+        out["managed_policies"].append((
+            arn, p.get("PolicyName") or arn.rsplit("/", 1)[-1], p.get("PolicyId"), p.get("Path"), is_aws,
+            attachments, boundaries, p.get("IsAttachable"), p.get("DefaultVersionId"), _ts(p.get("CreateDate")),
+            _ts(p.get("UpdateDate")), _json(_document(_default_document(p))),
+        ))
+    # An entity can list a policy once; keep primary keys unique even if the API repeats itself.
+    out["policy_attachments"] = list(dict.fromkeys(out["policy_attachments"]))
+    out["group_memberships"] = list(dict.fromkeys(out["group_memberships"]))
+    return out
+
+
+def password_policy(payload: dict) -> dict[str, list[tuple]]:
+    p = payload.get("PasswordPolicy")
+    if p is None:
+        return {"password_policy": [(False,) + (None,) * 10]}
+    return {"password_policy": [(
+        True, p.get("MinimumPasswordLength"), p.get("RequireSymbols"), p.get("RequireNumbers"),
+        p.get("RequireUppercaseCharacters"), p.get("RequireLowercaseCharacters"),
+        p.get("AllowUsersToChangePassword"), p.get("ExpirePasswords"), p.get("MaxPasswordAge"),
+        p.get("PasswordReusePrevention"), p.get("HardExpiry"),
+    )]}
+
+
+def account_summary(payload: dict) -> dict[str, list[tuple]]:
+    s = payload["SummaryMap"]
+    return {"account_summary": [(s.get("AccountMFAEnabled"), s.get("AccountAccessKeysPresent"), _json(s))]}
+
+
+def virtual_mfa_devices(payload: dict) -> dict[str, list[tuple]]:
+    rows = []
+    for d in payload.get("VirtualMFADevices", []):
+        user = d.get("User") or {}
+        rows.append((d["SerialNumber"], user.get("Arn"), user.get("UserName"), _ts(d.get("EnableDate"))))
+    return {"virtual_mfa_devices": rows}
+
+
+def access_keys(payload: dict, report_payload: dict | None, account_id: str) -> dict[str, list[tuple]]:
+    """Key metadata from ListAccessKeys; last use joined from the credential report.
+
+    The report's access_key_N_last_rotated is the key's creation time, which is how
+    a report slot is matched to a key id without a GetAccessKeyLastUsed call per key.
+    """
+    last_used: dict[tuple[str, str], tuple] = {}
+    if report_payload:
+        for r in csv.DictReader(io.StringIO(report_payload["Content"])):
+            for slot in ("1", "2"):
+                rotated = _ts(r.get(f"access_key_{slot}_last_rotated"))
+                if rotated:
+                    last_used[(r["user"], _normalise_ts(rotated))] = (
+                        _ts(r.get(f"access_key_{slot}_last_used_date")),
+                        _text(r.get(f"access_key_{slot}_last_used_region")),
+                        _text(r.get(f"access_key_{slot}_last_used_service")),
+                    )
+    rows = []
+    for k in payload.get("AccessKeyMetadata", []):
+        created = _ts(k.get("CreateDate"))
+        used = last_used.get((k["UserName"], _normalise_ts(created)), (None, None, None))
+        rows.append((
+            k["UserName"], f"arn:aws:iam::{account_id}:user/{k['UserName']}", k["AccessKeyId"], k["Status"],
+            created, *used,
+        ))
+    return {"access_keys": rows}
+
+
+def _normalise_ts(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(microsecond=0).isoformat()
+    except ValueError:
+        return value
+
+
+def server_certificates(payload: dict) -> dict[str, list[tuple]]:
+    return {"server_certificates": [
+        (c["Arn"], c["ServerCertificateName"], c.get("ServerCertificateId"), c.get("Path"),
+         _ts(c.get("UploadDate")), _ts(c.get("Expiration")))
+        for c in payload.get("ServerCertificateMetadataList", [])
+    ]}
+
+
+def regions(payload: dict) -> dict[str, list[tuple]]:
+    return {"regions": [(r["RegionName"], r.get("OptInStatus")) for r in payload.get("Regions", [])]}
+
+
+def access_analyzers(payload: dict) -> dict[str, list[tuple]]:
+    rows = []
+    for region, analyzers in sorted(payload.get("AnalyzersByRegion", {}).items()):
+        for a in analyzers or []:
+            rows.append((region, a["arn"], a.get("name"), a.get("type"), a.get("status")))
+    return {"access_analyzers": rows}
+
+
+def alternate_contacts(payload: dict) -> dict[str, list[tuple]]:
+    rows = []
+    for contact_type, c in sorted(payload.items()):
+        if c:
+            rows.append((contact_type, True, c.get("Name"), c.get("EmailAddress"), c.get("Title")))
+        else:
+            rows.append((contact_type, False, None, None, None))
+    return {"alternate_contacts": rows}
+
+
+def identity_providers(payload: dict) -> dict[str, list[tuple]]:
+    rows = [(p["Arn"], "saml", _ts(p.get("CreateDate")), _ts(p.get("ValidUntil")))
+            for p in payload.get("SAMLProviderList", [])]
+    rows += [(p["Arn"], "oidc", None, None) for p in payload.get("OpenIDConnectProviderList", [])]
+    return {"identity_providers": rows}
+
+
+def transform_dataset(dataset: str, payload, account_id: str, raw: dict) -> dict[str, list[tuple]]:
+    """Rows for one data set; `raw` holds the account's other payloads (access keys need the report)."""
+    if dataset == "access_keys":
+        return access_keys(payload, raw.get("credential_report"), account_id)
+    return _TRANSFORMS[dataset](payload)
+
+
+_TRANSFORMS = {
+    "credential_report": credential_report,
+    "authorization_details": authorization_details,
+    "password_policy": password_policy,
+    "account_summary": account_summary,
+    "virtual_mfa_devices": virtual_mfa_devices,
+    "server_certificates": server_certificates,
+    "regions": regions,
+    "access_analyzers": access_analyzers,
+    "alternate_contacts": alternate_contacts,
+    "identity_providers": identity_providers,
+}

@@ -1,0 +1,42 @@
+-- access_analyzer_enabled · cis_v3.0.0 1.20 · severity medium
+-- IAM Access Analyzer has an active analyzer in every enabled region.
+-- Audit: for every region of DescribeRegions that is enabled (OptInStatus
+-- 'opt-in-not-required' or 'opted-in', or NULL), accessanalyzer ListAnalyzers must
+-- return an analyzer with status ACTIVE. Analyzers of any type count (ACCOUNT or
+-- ORGANIZATION zone of trust, unused-access analyzers too).
+-- DECISION: an account with no enabled region recorded fails (coverage cannot be
+-- shown) instead of passing vacuously. Analyzers in regions that are not enabled are
+-- ignored.
+-- Reads: regions, access_analyzers. Resource: the 12-digit account id (account-level).
+{% from 'macros/check.sql' import check %}
+{% call check('access_analyzer_enabled', needs=['regions', 'access_analyzers']) %}
+SELECT c.framework, c.check_id, r.account_id, r.account_id, 'account',
+       CASE WHEN coalesce(g.enabled, 0) > 0 AND g.missing = 0 THEN 'pass' ELSE 'fail' END,
+       CASE WHEN coalesce(g.enabled, 0) = 0
+            THEN 'No enabled region was recorded for the account, so Access Analyzer coverage cannot be shown; check DescribeRegions and create an analyzer in every enabled region.'
+            WHEN g.missing = 0
+            THEN format('IAM Access Analyzer has an active analyzer in all %%s enabled regions.', g.enabled)
+            ELSE format('IAM Access Analyzer has no active analyzer in %%s of %%s enabled regions: %%s%%s. Create an analyzer in each of them.',
+                        g.missing, g.enabled,
+                        array_to_string(g.missing_regions[1:10], ', '),
+                        CASE WHEN g.missing > 10 THEN format(' and %%s more', g.missing - 10) ELSE '' END)
+       END
+FROM controls c
+CROSS JOIN ready_accounts r
+LEFT JOIN (
+    SELECT reg.account_id,
+           count(*) AS enabled,
+           count(*) FILTER (WHERE NOT reg.has_active) AS missing,
+           array_agg(reg.region_name ORDER BY reg.region_name) FILTER (WHERE NOT reg.has_active) AS missing_regions
+    FROM (
+        SELECT g.account_id, g.region_name,
+               EXISTS (SELECT 1 FROM iam_stage.access_analyzers a
+                       WHERE a.snapshot_date = g.snapshot_date AND a.account_id = g.account_id
+                         AND a.region_name = g.region_name AND upper(a.status) = 'ACTIVE') AS has_active
+        FROM iam_stage.regions g
+        WHERE g.snapshot_date = %(snapshot_date)s
+          AND (g.opt_in_status IS NULL OR g.opt_in_status IN ('opt-in-not-required', 'opted-in'))
+    ) AS reg
+    GROUP BY reg.account_id
+) AS g ON g.account_id = r.account_id
+{% endcall %}

@@ -1,0 +1,61 @@
+-- credentials_unused · cis_v1.2.0 1.3 · cis_v3.0.0 1.12 · severity medium
+-- Console passwords and active access keys unused for params.max_unused_days days or
+-- greater (90 in v1.2.0, 45 in v3.0.0) are disabled.
+-- Audit: credential report rows other than <root_account>. A user fails when
+--   (a) password_enabled and password_last_used is N days or more before as_of, or the
+--       password was never used and password_last_changed (fallback user_creation_time)
+--       is N days or more before as_of; or
+--   (b) an active access key (slot 1 or 2) was last used N days or more before as_of, or
+--       was never used and access_key_N_last_rotated (fallback user_creation_time) is N
+--       days or more before as_of.
+-- "N days or greater": a credential exactly N days old fails, N-1 days passes.
+-- Inactive access keys are never evaluated. Users with no password and no active key
+-- pass ("no active credentials").
+-- DECISION: never-used credentials count from when they were issued (password last
+-- changed, key last rotated), as the v3.0.0 audit says, not from the user's creation;
+-- user_creation_time is only the fallback when that date is missing.
+-- Reads: credential_report. Resource: the user's ARN.
+{% from 'macros/check.sql' import check %}
+{% call check('credentials_unused', needs=['credential_report']) %}
+SELECT framework, check_id, account_id, arn, 'iam_user',
+       CASE WHEN stale IS NULL THEN 'pass' ELSE 'fail' END,
+       CASE WHEN active_count = 0
+            THEN format('User %%s has no active credentials (no console password, no active access key).', user_name)
+            WHEN stale IS NULL
+            THEN format('User %%s used every active credential within the last %%s days (%%s).', user_name, max_days, fresh)
+            ELSE format('User %%s has credentials unused for %%s days or more: %%s. Remove the console password or deactivate the access key if no longer needed.',
+                        user_name, max_days, stale)
+       END
+FROM (
+    SELECT c.framework, c.check_id, u.account_id, u.arn, u.user_name,
+           (c.params->>'max_unused_days')::int AS max_days,
+           count(cred.what) AS active_count,
+           string_agg(cred.description, '; ' ORDER BY cred.slot)
+               FILTER (WHERE r.as_of - cred.since >= make_interval(days => (c.params->>'max_unused_days')::int))
+               AS stale,
+           string_agg(cred.description, '; ' ORDER BY cred.slot) AS fresh
+    FROM controls c
+    CROSS JOIN ready_accounts r
+    JOIN iam_stage.credential_report u
+      ON u.snapshot_date = %(snapshot_date)s AND u.account_id = r.account_id AND NOT u.is_root
+    LEFT JOIN LATERAL (
+        SELECT v.slot, v.what, v.since,
+               CASE WHEN v.last_used IS NOT NULL
+                    THEN format('%%s last used %%s days ago', v.what,
+                                floor(extract(epoch FROM r.as_of - v.last_used) / 86400)::int)
+                    ELSE format('%%s never used, %%s %%s days ago', v.what, v.issued_word,
+                                floor(extract(epoch FROM r.as_of - v.since) / 86400)::int)
+               END AS description
+        FROM (VALUES
+            (0, 'console password', u.password_enabled, u.password_last_used,
+             coalesce(u.password_last_used, u.password_last_changed, u.user_creation_time), 'set'),
+            (1, 'access key 1', u.access_key_1_active, u.access_key_1_last_used_date,
+             coalesce(u.access_key_1_last_used_date, u.access_key_1_last_rotated, u.user_creation_time), 'created'),
+            (2, 'access key 2', u.access_key_2_active, u.access_key_2_last_used_date,
+             coalesce(u.access_key_2_last_used_date, u.access_key_2_last_rotated, u.user_creation_time), 'created')
+        ) AS v(slot, what, enabled, last_used, since, issued_word)
+        WHERE v.enabled
+    ) AS cred ON true
+    GROUP BY c.framework, c.check_id, c.params, u.account_id, u.arn, u.user_name
+) AS per_user
+{% endcall %}

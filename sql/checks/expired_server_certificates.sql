@@ -1,0 +1,26 @@
+-- expired_server_certificates · cis_v3.0.0 1.19 · severity medium
+-- No expired SSL/TLS certificate is stored in IAM.
+-- Audit: ListServerCertificates; a certificate whose Expiration is before as_of fails.
+-- A certificate expiring exactly at as_of passes (not yet expired).
+-- DECISION: a certificate without an Expiration value fails (it cannot be shown to be
+-- unexpired), with a reason that says so.
+-- Reads: server_certificates. Resource: the certificate's ARN.
+{% from 'macros/check.sql' import check %}
+{% call check('expired_server_certificates', needs=['server_certificates']) %}
+SELECT c.framework, c.check_id, s.account_id, s.arn, 'server_certificate',
+       CASE WHEN s.expiration >= r.as_of THEN 'pass' ELSE 'fail' END,
+       CASE WHEN s.expiration IS NULL
+            THEN format('Server certificate %%s has no recorded expiration date; check it and delete it if it has expired.', s.certificate_name)
+            WHEN s.expiration >= r.as_of
+            THEN format('Server certificate %%s expires on %%s (in %%s days).', s.certificate_name,
+                        to_char(s.expiration AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+                        floor(extract(epoch FROM s.expiration - r.as_of) / 86400)::int)
+            ELSE format('Server certificate %%s expired on %%s (%%s days before the snapshot); delete it with aws iam delete-server-certificate --server-certificate-name %%s.',
+                        s.certificate_name, to_char(s.expiration AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+                        floor(extract(epoch FROM r.as_of - s.expiration) / 86400)::int, s.certificate_name)
+       END
+FROM controls c
+CROSS JOIN ready_accounts r
+JOIN iam_stage.server_certificates s
+  ON s.snapshot_date = %(snapshot_date)s AND s.account_id = r.account_id
+{% endcall %}

@@ -1,0 +1,55 @@
+-- no_full_admin_policies · cis_v1.2.0 1.22 · cis_v3.0.0 1.16 · severity high
+-- No managed policy in scope allows Action "*" on Resource "*".
+-- Audit: for each managed policy in scope, the default version's document has no
+-- statement with Effect Allow, Action "*" and Resource "*" (iam_audit_is_full_admin;
+-- Statement may be one object or an array, Action/Resource a string or a list).
+-- params.scope picks the policies evaluated:
+--   customer_managed (v1.2.0): every customer-managed policy (is_aws_managed = false),
+--                              attached or not;
+--   attached (v3.0.0):         every policy with attachment_count > 0, customer or
+--                              AWS managed.
+-- DECISION: v1.2.0's title says "are not created" and its audit runs list-policies
+-- --scope Local, so it evaluates customer-managed policies whether attached or not
+-- (AWS-managed policies are not created by the account). v3.0.0's title says "are not
+-- attached" and its audit runs list-policies --only-attached, so it evaluates every
+-- attached policy, including the AWS-managed AdministratorAccess.
+-- DECISION: a policy in scope whose document was not collected fails (it cannot be
+-- shown to be free of "*:*"), with a reason that says so.
+-- Reads: authorization_details (managed_policies). Resource: the policy's ARN.
+{% from 'macros/check.sql' import check %}
+{% call check('no_full_admin_policies', needs=['authorization_details']) %}
+SELECT c.framework, c.check_id, p.account_id, p.arn, 'iam_policy',
+       CASE WHEN p.document IS NOT NULL AND s.admin_statements IS NULL THEN 'pass' ELSE 'fail' END,
+       CASE WHEN p.document IS NULL
+            THEN format('The document of %%s policy %%s was not collected, so it cannot be shown to be free of full "*:*" privileges.',
+                        CASE WHEN p.is_aws_managed THEN 'AWS-managed' ELSE 'customer-managed' END, p.policy_name)
+            WHEN s.admin_statements IS NULL
+            THEN format('%%s policy %%s does not allow Action "*" on Resource "*".',
+                        CASE WHEN p.is_aws_managed THEN 'AWS-managed' ELSE 'Customer-managed' END, p.policy_name)
+            ELSE format('%%s policy %%s%%s allows full "*:*" administrative privileges (Effect Allow, Action "*", Resource "*") in %%s; %%s',
+                        CASE WHEN p.is_aws_managed THEN 'AWS-managed' ELSE 'Customer-managed' END, p.policy_name,
+                        CASE WHEN coalesce(p.attachment_count, 0) > 0
+                             THEN format(' (attached to %%s %%s)', p.attachment_count,
+                                         CASE WHEN p.attachment_count = 1 THEN 'entity' ELSE 'entities' END)
+                             ELSE ' (not attached)' END,
+                        s.admin_statements,
+                        CASE WHEN p.is_aws_managed
+                             THEN 'detach it everywhere and grant only the actions needed.'
+                             ELSE 'replace it with a policy granting only the actions needed, detaching it first.' END)
+       END
+FROM controls c
+CROSS JOIN ready_accounts r
+JOIN iam_stage.managed_policies p
+  ON p.snapshot_date = %(snapshot_date)s AND p.account_id = r.account_id
+LEFT JOIN LATERAL (
+    SELECT string_agg(format('statement %%s%%s', st.statement_index,
+                             CASE WHEN st.statement ? 'Sid' THEN format(' (Sid %%s)', st.statement ->> 'Sid') ELSE '' END),
+                      ', ' ORDER BY st.statement_index) AS admin_statements
+    FROM iam_audit_statements(p.document) AS st
+    WHERE iam_audit_is_full_admin(st.statement)
+) AS s ON true
+WHERE CASE c.params->>'scope'
+          WHEN 'customer_managed' THEN NOT p.is_aws_managed
+          WHEN 'attached' THEN coalesce(p.attachment_count, 0) > 0
+      END
+{% endcall %}
