@@ -102,6 +102,13 @@ def aws_iam_cis():
 
         return tasks.summarize(plan, accounts, POSTGRES_CONN_ID)
 
+    @task(trigger_rule="one_failed")
+    def fail_run_on_task_failure() -> None:
+        """Watcher: runs only when a task failed, and fails the run so alerting fires."""
+        from airflow.exceptions import AirflowFailException
+
+        raise AirflowFailException("a task of this run failed; see the failed tasks (per account) in the grid")
+
     plan = plan_run()
     schema = prepare_database()
     accounts = discover_accounts(plan)
@@ -124,7 +131,9 @@ def aws_iam_cis():
         )
         for check in CATALOGUE.checks
     ]
-    loaded >> checks >> summarize(plan, accounts)
+    summary = summarize(plan, accounts)
+    loaded >> checks >> summary
+    [plan, schema, accounts, extracted, loaded, *checks, summary] >> fail_run_on_task_failure()
 
 
 aws_iam_cis()

@@ -11,6 +11,13 @@ from iam_audit.devenv.postgres import start_postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TEST_STATE = Path(os.environ.get("IAM_AUDIT_TEST_STATE", PROJECT_ROOT / ".devenv" / "test"))
+TEST_STATE.mkdir(parents=True, exist_ok=True)
+
+# Airflow reads its configuration at import: point it at a throw-away home first.
+os.environ.setdefault("AIRFLOW_HOME", str(TEST_STATE / "airflow"))
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT_ROOT / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +47,28 @@ def db(postgres, database):
     apply_schema(conn)
     yield conn
     conn.close()
+
+
+@pytest.fixture(scope="session")
+def seeded_emulator():
+    """The patched moto server over HTTP, seeded with the demo organisation (1 + 3 accounts)."""
+    from iam_audit.emulator.process import start_emulator
+
+    emulator = start_emulator(log_path=str(TEST_STATE / "emulator-session.log"))
+    emulator.manifest = emulator.seed(accounts=3, users=8, seed=42)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture()
+def emulator(seeded_emulator):
+    """The session emulator with no fault rules and a clean call log."""
+    seeded_emulator.clear_faults()
+    seeded_emulator.reset_calls()
+    yield seeded_emulator
+    seeded_emulator.clear_faults()
+
+
+def account_of(manifest: dict, profile: str) -> str:
+    """The first account id seeded with a profile ('strong' is the management account)."""
+    return next(a["id"] for a in manifest["accounts"] if a["profile"] == profile)

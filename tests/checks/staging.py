@@ -106,7 +106,8 @@ class Snapshot:
     def managed_policy(self, account_id: str, name: str, document: dict | None, *, aws_managed: bool = False,
                        attachments: int = 0, arn: str | None = None) -> Snapshot:
         """A managed policy; AWS-managed ones get arn:aws:iam::aws:policy/<name>."""
-        arn = arn or (f"arn:aws:iam::aws:policy/{name}" if aws_managed else self.arn(account_id, "policy", name))
+        if arn is None:
+            arn = f"arn:aws:iam::aws:policy/{name}" if aws_managed else self.arn(account_id, "policy", name)
         return self.row("managed_policies", account_id, arn=arn, policy_name=name, path="/",
                         is_aws_managed=aws_managed, attachment_count=attachments,
                         permissions_boundary_usage_count=0, is_attachable=True, default_version_id="v1",
@@ -122,7 +123,8 @@ class Snapshot:
                       document: dict | None = None) -> Snapshot:
         return self.row("inline_policies", account_id, entity_type=entity_type,
                         entity_arn=self.arn(account_id, entity_type, entity_name), entity_name=entity_name,
-                        policy_name=policy_name, document=document or {"Version": "2012-10-17", "Statement": []})
+                        policy_name=policy_name,
+                        document=document or {"Version": "2012-10-17", "Statement": []})
 
     # --- account-level data sets ------------------------------------------------------------------
 
@@ -152,21 +154,25 @@ class Snapshot:
         """A virtual MFA device arn:aws:iam::<account>:mfa/<serial_name>."""
         return self.row("virtual_mfa_devices", account_id,
                         serial_number=f"arn:aws:iam::{account_id}:mfa/{serial_name}",
-                        user_arn=user_arn, user_name=user_name, enable_date=days_ago(10) if user_arn else None)
+                        user_arn=user_arn, user_name=user_name,
+                        enable_date=days_ago(10) if user_arn else None)
 
     def access_key(self, account_id: str, user: str, key_id: str, *, status: str = "Active", created=None,
                    last_used=None) -> Snapshot:
         """A row of iam_stage.access_keys (ListAccessKeys + GetAccessKeyLastUsed)."""
-        return self.row("access_keys", account_id, user_name=user, user_arn=self.arn(account_id, "user", user),
+        return self.row("access_keys", account_id, user_name=user,
+                        user_arn=self.arn(account_id, "user", user),
                         access_key_id=key_id, status=status, create_date=created or days_ago(10),
                         last_used_date=last_used)
 
     def server_certificate(self, account_id: str, name: str, expiration) -> Snapshot:
-        return self.row("server_certificates", account_id, arn=self.arn(account_id, "server-certificate", name),
+        return self.row("server_certificates", account_id,
+                        arn=self.arn(account_id, "server-certificate", name),
                         certificate_name=name, certificate_id=f"ASCA{name.upper()}", path="/",
                         upload_date=days_ago(400), expiration=expiration)
 
-    def region(self, account_id: str, name: str, opt_in_status: str | None = "opt-in-not-required") -> Snapshot:
+    def region(self, account_id: str, name: str,
+               opt_in_status: str | None = "opt-in-not-required") -> Snapshot:
         return self.row("regions", account_id, region_name=name, opt_in_status=opt_in_status)
 
     def analyzer(self, account_id: str, region: str, *, status: str = "ACTIVE", name: str | None = None,

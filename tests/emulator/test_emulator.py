@@ -351,3 +351,42 @@ def test_call_counting(emulator: Emulator, manifest: dict[str, Any]) -> None:
     }
     emulator.reset_calls()
     assert emulator.calls() == []
+
+
+def test_gaad_policies(emulator: Emulator, manifest: dict[str, Any]) -> None:
+    weak = account_by_profile(manifest, "weak")
+    iam = member_session(emulator, weak["id"]).client("iam", endpoint_url=emulator.url)
+    details = iam.get_account_authorization_details(Filter=["LocalManagedPolicy", "User"])
+    local = {p["PolicyName"]: p for p in details["Policies"]}
+    assert set(local) == {"FullAdminAccess", "LegacyFullAdmin", "ReadOnlyBilling", "DeployPolicy"}
+    assert local["LegacyFullAdmin"]["AttachmentCount"] == 0
+    assert local["FullAdminAccess"]["AttachmentCount"] == 1
+    assert all(p["PolicyId"] for p in local.values())
+    users = {u["UserName"]: u for u in details["UserDetailList"]}
+    bob = users["bob-nomfa"]["AttachedManagedPolicies"]
+    assert [p["PolicyName"] for p in bob] == ["AWSCloudShellFullAccess"]
+    assert users["svc-deploy"]["UserPolicyList"][0]["PolicyName"] == "inline-s3"
+    # copy-on-write of AWS-managed policies keeps attachment counts per account
+    aws = iam.get_policy(PolicyArn="arn:aws:iam::aws:policy/AWSCloudShellFullAccess")["Policy"]
+    assert aws["AttachmentCount"] == 1
+    mgmt = mgmt_session().client("iam", endpoint_url=emulator.url)
+    aws_m = mgmt.get_policy(PolicyArn="arn:aws:iam::aws:policy/AWSCloudShellFullAccess")["Policy"]
+    assert aws_m["AttachmentCount"] == 0
+
+
+def test_set_root_endpoint(emulator: Emulator, manifest: dict[str, Any]) -> None:
+    none = account_by_profile(manifest, "none")
+    emulator.set_root(
+        account_id=none["id"], mfa="virtual", password_last_used_days_ago=5,
+        keys=[{"active": True, "created_days_ago": 10, "last_used_days_ago": 1}],
+    )
+    try:
+        rows = credential_report(emulator, none["id"])
+        assert rows[0]["mfa_active"] == "true"
+        assert rows[0]["access_key_1_active"] == "true"
+        assert rows[0]["access_key_1_last_used_service"] == "s3"
+    finally:
+        emulator.set_root(
+            account_id=none["id"], mfa="none", password_last_used_days_ago=None,
+            keys=[{"active": False, "created_days_ago": 500}],
+        )

@@ -41,10 +41,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print()
         print(format_summary(build_summary(conn, row[0])))
+    example = 'make sql Q="SELECT framework, check_id, status, count(*) FROM aws_policy_results GROUP BY 1,2,3"'
     print(f"""
 Where the data is
   Verdicts   PostgreSQL table aws_policy_results (database {stack.database}, socket dir {stack.postgres.socket_dir})
-             make sql Q="SELECT framework, check_id, status, count(*) FROM aws_policy_results GROUP BY 1,2,3"
+             {example}
   Staging    schema iam_stage (credential_report, users, roles, managed_policies, ...)
   Raw JSON   s3://{stack.bucket}/iam/snapshot_date=YYYY-MM-DD/account_id=.../ on the emulator at {stack.emulator_url}
   Airflow    make airflow  (UI on the same services)  ·  make stop  (stop the embedded services)""")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -98,11 +99,12 @@ def run_dag(env: dict[str, str], logical_date: str | None = None, log_file: Path
                     progress(f"  {line}")
                     last = line
     run_id, rows = _task_states(db, None)
+    # `airflow dags test` exits 0 whatever the run's outcome: read the outcome from its log.
     state = None
-    if run_id:
-        with sqlite3.connect(db) as conn:
-            row = conn.execute("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?",
-                               (DAG_ID, run_id)).fetchone()
-            state = row[0] if row else None
+    for line in reversed(log_file.read_text(errors="replace").splitlines()):
+        match = re.search(r"DagRun Finished: dag_id=aws_iam_cis.*?run_id=([^,]+),.*? state=(\w+)", line)
+        if match:
+            run_id, state = run_id or match.group(1), match.group(2)
+            break
     failed = sorted({f"{t}[{m}]" if m >= 0 else t for t, m, s in rows if s in ("failed", "upstream_failed")})
     return DagRunResult(proc.returncode, state, run_id, failed, log_file)

@@ -309,6 +309,42 @@ def _json_reply(start_response: StartResponse, obj: Any, status: int = 200) -> I
     )
 
 
+# ---------------------------------------------------------------------------- root control
+
+
+def set_root(spec: dict[str, Any]) -> dict[str, Any]:
+    """POST /_emulator/root: {"account_id", "mfa": none|virtual|hardware,
+    "password_last_used_days_ago": N|null, "keys": [{"active", "created_days_ago",
+    "last_used_days_ago", "region", "service"}]} -- omitted fields are left unchanged."""
+    from datetime import timedelta
+
+    now = state.utcnow()
+
+    def ago(days: Any) -> Any:
+        return None if days is None else now - timedelta(days=float(days))
+
+    acct = str(spec.get("account_id") or DEFAULT_ACCOUNT)
+    root = state.root_state(acct)
+    with state.LOCK:
+        if "mfa" in spec:
+            root.mfa = spec["mfa"]
+            root.mfa_enable_date = now
+        if "password_last_used_days_ago" in spec:
+            root.password_last_used = ago(spec["password_last_used_days_ago"])
+        if "keys" in spec:
+            root.keys = [
+                state.RootKey(
+                    active=bool(k.get("active", True)),
+                    create_date=ago(k.get("created_days_ago", 0)),
+                    last_used=ago(k.get("last_used_days_ago")),
+                    region=k.get("region"),
+                    service=k.get("service"),
+                )
+                for k in spec["keys"]
+            ]
+    return {"account_id": acct, "mfa": root.mfa, "keys": len(root.keys)}
+
+
 # ---------------------------------------------------------------------------- middleware
 
 
@@ -475,6 +511,8 @@ class EmulatorMiddleware:
                     ],
                 },
             )
+        if route == "/root" and method == "POST":
+            return _json_reply(start_response, set_root(body()))
         if route == "/reset" and method == "POST":
             from .seed import reset_world
 

@@ -5,8 +5,10 @@ Applied once by :func:`apply` in the server process (idempotent).
 
 from __future__ import annotations
 
+import copy
 import random
 import string
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -158,14 +160,99 @@ def _cert_meta(cert: Any) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------- scale patches
+_SHARED_LOCK = threading.Lock()
+# partition -> (list of shared AWS-managed policy objects, {arn: index})
+_SHARED_AWS_POLICIES: dict[str, tuple[list[Any], dict[str, int]]] = {}
+
+
+def _shared_aws_policies(backend: Any, orig_init: Any) -> tuple[list[Any], dict[str, int]]:
+    with _SHARED_LOCK:
+        entry = _SHARED_AWS_POLICIES.get(backend.partition)
+        if entry is None:
+            policies = orig_init(backend)
+            for p in policies:
+                p._emulator_shared = True
+            entry = (policies, {p.arn: i for i, p in enumerate(policies)})
+            _SHARED_AWS_POLICIES[backend.partition] = entry
+        return entry
+
+
+def _privatise(backend: Any, policy_arn: str) -> None:
+    """Copy-on-write: give this account its own copy of a shared AWS-managed policy."""
+    p = backend.managed_policies.get(policy_arn)
+    if p is None or not getattr(p, "_emulator_shared", False):
+        return
+    q = copy.copy(p)
+    q._emulator_shared = False
+    q.versions = list(p.versions)
+    q.tags = dict(p.tags)
+    backend.managed_policies[policy_arn] = q
+    _, index = _SHARED_AWS_POLICIES.get(backend.partition, ([], {}))
+    i = index.get(policy_arn)
+    if i is not None and i < len(backend.aws_managed_policies):
+        backend.aws_managed_policies[i] = q
+
+
+def fast_get_account_id_from(access_key: str) -> str:
+    """moto's version touches iam_backends[acct][partition] for every partition of every
+    account, creating (and loading ~1,580 managed policies into) four extra backends per
+    account. This one only looks at backends that exist and caches hits."""
+    acct = _KEY_ACCOUNT.get(access_key)
+    if acct is not None:
+        return acct
+    for account_id, account in list(iam_models.iam_backends.items()):
+        for backend in list(dict.values(account)):
+            if access_key in backend.access_keys:
+                _KEY_ACCOUNT[access_key] = account_id
+                return account_id
+    return iam_models.DEFAULT_ACCOUNT_ID
+
+
+_KEY_ACCOUNT: dict[str, str] = {}
+
+
+def clear_caches() -> None:
+    _KEY_ACCOUNT.clear()
+
+
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
     _APPLIED = True
 
+    # ---- scale: account lookup and shared AWS-managed policies --------------
+    iam_models.get_account_id_from = fast_get_account_id_from
+    orig_init_aws = iam_models.IAMBackend._init_aws_policies
+
+    def init_aws_policies(self: Any) -> list[Any]:
+        if not iam_models.load_iam_aws_managed_policies():
+            return []
+        policies, _ = _shared_aws_policies(self, orig_init_aws)
+        return list(policies)
+
+    iam_models.IAMBackend._init_aws_policies = init_aws_policies
+
+    for kind in ("role", "group", "user"):
+        for verb in ("attach", "detach"):
+            name = f"{verb}_{kind}_policy"
+            orig = getattr(iam_models.IAMBackend, name)
+
+            def wrapper(self: Any, *a: Any, _orig: Any = orig, **kw: Any) -> Any:
+                arn = kw.get("policy_arn", a[0] if a else None)
+                if arn:
+                    _privatise(self, arn)
+                return _orig(self, *a, **kw)
+
+            setattr(iam_models.IAMBackend, name, wrapper)
+
     IAMBackend = iam_models.IAMBackend
     IAMResponse = iam_responses.IamResponse
+
+    # ---- GAAD: moto omits PolicyName/PolicyId in Policies[] ------------------
+    iam_models.ManagedPolicy.policy_name = property(lambda self: self.name)
+    iam_models.ManagedPolicy.policy_id = property(lambda self: self.id)
 
     # ---- credential report -------------------------------------------------
     def get_credential_report(self: Any) -> str:

@@ -70,6 +70,10 @@ class Emulator:
     def reset_calls(self) -> None:
         self._request("DELETE", "/_emulator/calls")
 
+    def set_root(self, **spec: Any) -> dict[str, Any]:
+        """See middleware.set_root: account_id, mfa, password_last_used_days_ago, keys."""
+        return self._request("POST", "/_emulator/root", spec)
+
     def reset(self) -> None:
         self._request("POST", "/_emulator/reset")
 

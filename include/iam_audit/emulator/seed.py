@@ -138,11 +138,12 @@ def reset_world() -> None:
     """Forget every moto resource and every emulator-side state."""
     from moto.moto_api._internal.models import moto_api_backend
 
-    from . import middleware
+    from . import middleware, patches
 
     moto_api_backend.reset()
     state.reset_all()
     middleware._ACCOUNT_CACHE.clear()
+    patches.clear_caches()
 
 
 def member_name(i: int) -> str:

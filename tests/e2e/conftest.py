@@ -1,0 +1,43 @@
+"""An embedded stack for whole-DAG runs: real PostgreSQL, the emulator over HTTP, real Airflow tasks."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from iam_audit.devenv.runner import migrate, run_dag
+from iam_audit.devenv.stack import Stack
+from tests.conftest import TEST_STATE
+
+
+@pytest.fixture(scope="session")
+def e2e_stack(postgres, seeded_emulator):
+    database = f"e2e_{uuid.uuid4().hex[:8]}"
+    postgres.create_database(database)
+    stack = Stack(postgres=postgres, emulator_url=seeded_emulator.url, state_dir=TEST_STATE,
+                  bucket=f"e2e-{uuid.uuid4().hex[:8]}", database=database, emulator=seeded_emulator)
+    stack.boto3_client("s3").create_bucket(Bucket=stack.bucket)
+    env = stack.airflow_env(airflow_home=TEST_STATE / f"airflow-{database}")
+    migrate(env)
+    stack.env = env
+    return stack
+
+
+@pytest.fixture(scope="session")
+def today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+@pytest.fixture(scope="session")
+def run(e2e_stack):
+    """Run the DAG once: run(logical_date, **env_overrides) -> DagRunResult."""
+    counter = iter(range(1000))
+
+    def _run(logical_date: str, **env_overrides):
+        env = {**e2e_stack.env, **env_overrides}
+        log_file = TEST_STATE / f"dag-run-{e2e_stack.database}-{next(counter)}.log"
+        return run_dag(env, logical_date=logical_date, log_file=log_file, progress=None)
+
+    return _run

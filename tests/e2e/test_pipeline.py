@@ -1,0 +1,142 @@
+"""The whole DAG on the emulated organisation: verdicts for named resources, idempotent reruns, faults."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from iam_audit.catalogue import load_catalogue
+from tests.conftest import account_of
+
+pytestmark = pytest.mark.e2e
+
+
+def results(stack, snapshot_date) -> dict:
+    with stack.postgres.connect(stack.database) as conn:
+        rows = conn.execute(
+            "SELECT framework, check_id, account_id, resource_id, status, reason FROM aws_policy_results "
+            "WHERE snapshot_date = %s", (snapshot_date,)).fetchall()
+    return {(f, c, a, r): (s, why) for f, c, a, r, s, why in rows}
+
+
+def status(verdicts, framework, check_id, account_id, resource_id):
+    return verdicts[(framework, check_id, account_id, resource_id)][0]
+
+
+@pytest.fixture(scope="module")
+def first_run(e2e_stack, run, today):
+    e2e_stack.emulator.clear_faults()
+    result = run(today)
+    return result, results(e2e_stack, today)
+
+
+def test_run_succeeds_and_covers_every_control_and_account(first_run, e2e_stack):
+    result, verdicts = first_run
+    assert result.state == "success", (result.failed_tasks, result.log_file)
+    accounts = {a["id"] for a in e2e_stack.emulator.manifest["accounts"]}
+    automated = {(c.framework, c.check_id) for check in load_catalogue().checks for c in check.controls}
+    without_certificates = {a["id"] for a in e2e_stack.emulator.manifest["accounts"] if a["profile"] == "none"}
+    for account_id in accounts:
+        covered = {(f, c) for (f, c, a, _r) in verdicts if a == account_id}
+        expected = automated - ({("cis_v3.0.0", "1.19")} if account_id in without_certificates else set())
+        assert covered == expected, f"account {account_id} misses {expected - covered}"
+    assert {s for s, _ in verdicts.values()} == {"pass", "fail"}, "no error expected in a clean run"
+
+
+def test_named_resources(first_run, e2e_stack):
+    _, v = first_run
+    manifest = e2e_stack.emulator.manifest
+    weak, none, strong = (account_of(manifest, p) for p in ("weak", "none", "strong"))
+    user = lambda account, name: f"arn:aws:iam::{account}:user/{name}"  # noqa: E731
+
+    # MFA for console users
+    assert status(v, "cis_v3.0.0", "1.10", weak, user(weak, "bob-nomfa")) == "fail"
+    assert status(v, "cis_v3.0.0", "1.10", weak, user(weak, "alice-admin")) == "pass"
+    assert status(v, "cis_v1.2.0", "1.2", weak, user(weak, "bob-nomfa")) == "fail"
+    # unused credentials: 45 days in v3.0.0, 90 days in v1.2.0; never-used counts from creation
+    assert status(v, "cis_v3.0.0", "1.12", weak, user(weak, "dave-newhire")) == "fail"
+    assert status(v, "cis_v1.2.0", "1.3", weak, user(weak, "dave-newhire")) == "pass"
+    assert status(v, "cis_v1.2.0", "1.3", weak, user(weak, "carol-stale")) == "fail"
+    assert status(v, "cis_v3.0.0", "1.12", weak, user(weak, "svc-unused")) == "fail"
+    assert status(v, "cis_v3.0.0", "1.12", weak, user(weak, "svc-legacy")) == "pass"  # old key is inactive
+    # key rotation: only active keys count
+    key_verdicts = {r: s for (f, c, a, r), (s, _) in v.items() if (f, c, a) == ("cis_v3.0.0", "1.14", weak)}
+    assert sorted(key_verdicts.values()).count("fail") == 2  # svc-deploy (400 days), svc-unused (100 days)
+    assert len(key_verdicts) == 5  # svc-deploy 1, svc-legacy 1 active, svc-two-keys 2, svc-unused 1
+    assert status(v, "cis_v3.0.0", "1.13", weak, user(weak, "svc-two-keys")) == "fail"
+    assert status(v, "cis_v3.0.0", "1.15", weak, user(weak, "svc-deploy")) == "fail"
+    # password policy: none at all fails every password control
+    for check_id in ("1.5", "1.6", "1.7", "1.8", "1.9", "1.10", "1.11"):
+        assert status(v, "cis_v1.2.0", check_id, none, none) == "fail", check_id
+        assert status(v, "cis_v1.2.0", check_id, strong, strong) == "pass", check_id
+    assert status(v, "cis_v1.2.0", "1.10", weak, weak) == "fail"  # remembers 5
+    # root
+    assert status(v, "cis_v3.0.0", "1.4", weak, weak) == "fail"
+    assert status(v, "cis_v3.0.0", "1.4", none, none) == "fail"  # an inactive root key still exists
+    assert status(v, "cis_v3.0.0", "1.4", strong, strong) == "pass"
+    assert status(v, "cis_v3.0.0", "1.5", weak, weak) == "pass"
+    assert status(v, "cis_v3.0.0", "1.5", none, none) == "fail"
+    assert status(v, "cis_v3.0.0", "1.6", weak, weak) == "fail"  # virtual, not hardware
+    assert status(v, "cis_v3.0.0", "1.6", strong, strong) == "pass"
+    assert status(v, "cis_v3.0.0", "1.7", weak, weak) == "fail"  # root used yesterday
+    # support role, admin policies, certificates, analyzers, CloudShell
+    assert status(v, "cis_v3.0.0", "1.17", strong, strong) == "pass"
+    assert status(v, "cis_v3.0.0", "1.17", none, none) == "fail"  # attached to a group only
+    legacy = f"arn:aws:iam::{weak}:policy/LegacyFullAdmin"
+    assert status(v, "cis_v1.2.0", "1.22", weak, legacy) == "fail"  # created, even if unattached
+    assert (("cis_v3.0.0", "1.16", weak, legacy)) not in v  # v3.0.0 only looks at attached policies
+    assert status(v, "cis_v3.0.0", "1.16", weak, "arn:aws:iam::aws:policy/AdministratorAccess") == "fail"
+    assert status(v, "cis_v3.0.0", "1.19", weak, f"arn:aws:iam::{weak}:server-certificate/legacy-cert") == "fail"
+    assert status(v, "cis_v3.0.0", "1.20", strong, strong) == "pass"
+    assert status(v, "cis_v3.0.0", "1.20", weak, weak) == "fail"
+    assert status(v, "cis_v3.0.0", "1.22", weak, "arn:aws:iam::aws:policy/AWSCloudShellFullAccess") == "fail"
+
+
+def test_raw_objects_are_partitioned_and_encrypted(first_run, e2e_stack, today):
+    s3 = e2e_stack.boto3_client("s3")
+    account_id = account_of(e2e_stack.emulator.manifest, "weak")
+    prefix = f"iam/snapshot_date={today}/account_id={account_id}/"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=e2e_stack.bucket, Prefix=prefix)["Contents"]}
+    assert prefix + "credential_report.json.gz" in keys and prefix + "_manifest.json" in keys
+    head = s3.head_object(Bucket=e2e_stack.bucket, Key=prefix + "credential_report.json.gz")
+    assert head["ServerSideEncryption"] == "AES256"
+    body = s3.get_object(Bucket=e2e_stack.bucket, Key=prefix + "credential_report.json.gz")["Body"].read()
+    assert json.loads(gzip.decompress(body))["Content"].startswith("user,arn,")
+
+
+def test_rerun_of_the_same_date_is_idempotent(first_run, e2e_stack, run, today):
+    _, before = first_run
+    with e2e_stack.postgres.connect(e2e_stack.database) as conn:
+        staging_before = conn.execute("SELECT count(*) FROM iam_stage.users WHERE snapshot_date = %s",
+                                      (today,)).fetchone()
+    result = run(today)
+    assert result.state == "success"
+    after = results(e2e_stack, today)
+    assert after == before
+    with e2e_stack.postgres.connect(e2e_stack.database) as conn:
+        assert conn.execute("SELECT count(*) FROM iam_stage.users WHERE snapshot_date = %s",
+                            (today,)).fetchone() == staging_before
+
+
+def test_assume_role_denied_in_one_account(first_run, e2e_stack, run, today):
+    emulator = e2e_stack.emulator
+    denied = account_of(emulator.manifest, "none")
+    emulator.set_faults([{"service": "sts", "action": "AssumeRole", "error": "AccessDenied",
+                          "target_account_id": denied}])
+    try:
+        result = run(today, IAM_AUDIT_AWS_MAX_ATTEMPTS="2")
+    finally:
+        emulator.clear_faults()
+    assert result.state == "failed"
+    assert any(t.startswith("extract_account[") for t in result.failed_tasks), result.failed_tasks
+    assert not any(t.startswith("check_") for t in result.failed_tasks), result.failed_tasks
+    log = result.log_file.read_text()
+    assert f"account {denied}: could not assume arn:aws:iam::{denied}:role/OrganizationAccountAccessRole" in log
+    verdicts = results(e2e_stack, today)
+    denied_rows = {k: s for k, s in verdicts.items() if k[2] == denied}
+    assert denied_rows and {s for s, _ in denied_rows.values()} == {"error"}
+    assert all("AccessDenied" in why for _, why in denied_rows.values())
+    others = {s for k, (s, _) in verdicts.items() if k[2] != denied}
+    assert others == {"pass", "fail"}

@@ -1,0 +1,111 @@
+"""Extraction through real boto3 wire calls against the emulator over HTTP."""
+
+import boto3
+import pytest
+
+from iam_audit.aws import AwsTarget
+from iam_audit.extract import DATASETS, extract_account_datasets, unreachable_account
+from tests.conftest import account_of
+
+
+def target_for(emulator, max_attempts=None) -> AwsTarget:
+    session = boto3.Session(aws_access_key_id="AKIAEXTRACTTEST00001", aws_secret_access_key="not-a-real-secret",
+                            region_name="us-east-1")
+    return AwsTarget(session=session, endpoint_url=emulator.url, max_attempts=max_attempts)
+
+
+def extract(emulator, account_id, **kwargs):
+    target = target_for(emulator, kwargs.pop("max_attempts", None))
+    session = target.assume_role(f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole")
+    return extract_account_datasets(target, session, **kwargs)
+
+
+def test_every_dataset_of_a_weak_account(emulator):
+    account_id = account_of(emulator.manifest, "weak")
+    results = extract(emulator, account_id)
+    assert list(results) == list(DATASETS)
+    assert {n: r.status for n, r in results.items()} == {n: "ok" for n in DATASETS}
+    report = results["credential_report"].payload
+    assert report["Content"].splitlines()[1].startswith("<root_account>,")
+    users = {u["UserName"] for u in results["authorization_details"].payload["UserDetailList"]}
+    assert {"alice-admin", "bob-nomfa", "svc-two-keys"} <= users
+    keys = results["access_keys"].payload["AccessKeyMetadata"]
+    assert {k["UserName"] for k in keys} == {"svc-deploy", "svc-legacy", "svc-two-keys", "svc-unused"}
+    assert results["account_summary"].payload["SummaryMap"]["AccountAccessKeysPresent"] == 1
+    devices = results["virtual_mfa_devices"].payload["VirtualMFADevices"]
+    assert any(d["SerialNumber"].endswith(":mfa/root-account-mfa-device") for d in devices)
+    assert all(set(d) <= {"SerialNumber", "User", "EnableDate"} for d in devices), "MFA seeds must be dropped"
+    analyzers = results["access_analyzers"].payload["AnalyzersByRegion"]
+    assert analyzers["us-east-1"] and not analyzers["eu-west-1"]
+    assert results["alternate_contacts"].payload == {"SECURITY": None}
+
+
+def test_missing_password_policy_is_collected_as_no_policy(emulator):
+    results = extract(emulator, account_of(emulator.manifest, "none"))
+    assert results["password_policy"].ok
+    assert results["password_policy"].payload == {"PasswordPolicy": None}
+
+
+def test_access_denied_on_one_api_only_loses_that_dataset(emulator):
+    account_id = account_of(emulator.manifest, "weak")
+    emulator.set_faults([{"account_id": account_id, "service": "iam",
+                          "action": "GetAccountAuthorizationDetails", "error": "AccessDenied"}])
+    results = extract(emulator, account_id)
+    assert results["authorization_details"].status == "error"
+    assert results["authorization_details"].error_code == "AccessDenied"
+    assert all(r.ok for n, r in results.items() if n != "authorization_details")
+
+
+def test_throttling_bursts_are_retried(emulator):
+    account_id = account_of(emulator.manifest, "none")
+    emulator.set_faults([{"account_id": account_id, "service": "iam", "action": action,
+                          "error": "Throttling", "times": 3}
+                         for action in ("GetAccountAuthorizationDetails", "GetAccountSummary", "ListAccessKeys")])
+    results = extract(emulator, account_id)
+    assert all(r.ok for r in results.values()), {n: r.error_code for n, r in results.items() if not r.ok}
+    throttled = [c for c in emulator.calls() if c["action"] == "GetAccountAuthorizationDetails"]
+    assert sum(c["count"] for c in throttled) >= 4  # three throttled attempts, then success
+
+
+def test_throttled_past_retries_is_an_error(emulator):
+    account_id = account_of(emulator.manifest, "none")
+    emulator.set_faults([{"account_id": account_id, "service": "iam", "action": "GetAccountSummary",
+                          "error": "Throttling"}])
+    results = extract(emulator, account_id, max_attempts=2)
+    assert results["account_summary"].status == "error"
+    assert results["account_summary"].error_code == "Throttling"
+
+
+def test_credential_report_that_never_becomes_ready(emulator):
+    account_id = account_of(emulator.manifest, "strong")
+    emulator.set_faults([{"account_id": account_id, "service": "iam", "action": "GenerateCredentialReport",
+                          "error": "NeverReady"}])
+    results = extract(emulator, account_id, poll_budget_seconds=2)
+    assert results["credential_report"].error_code == "CredentialReportNotReady"
+    assert "after 2 s" in results["credential_report"].error_message
+    assert results["access_keys"].status == "error"
+    assert results["authorization_details"].ok
+
+
+def test_assume_role_denied_is_reported_for_the_account(emulator):
+    account_id = account_of(emulator.manifest, "weak")
+    emulator.set_faults([{"service": "sts", "action": "AssumeRole", "error": "AccessDenied",
+                          "target_account_id": account_id}])
+    target = target_for(emulator, max_attempts=2)
+    with pytest.raises(Exception) as err:
+        target.assume_role(f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole")
+    assert "AccessDenied" in str(err.value)
+    marked = unreachable_account("AccessDenied", "could not assume role")
+    assert {r.status for r in marked.values()} == {"error"}
+
+
+def test_calls_per_account_are_account_wide(emulator):
+    """No call per group, role or policy; one ListAccessKeys per user with keys."""
+    account_id = account_of(emulator.manifest, "weak")
+    extract(emulator, account_id)
+    calls = {c["action"]: c["count"] for c in emulator.calls() if c["account_id"] == account_id}
+    assert calls["ListAccessKeys"] == 4
+    assert calls.get("GetAccountAuthorizationDetails") == 1
+    per_entity = {"GetUser", "GetRole", "GetGroup", "GetPolicy", "GetPolicyVersion", "ListAttachedUserPolicies",
+                  "ListUserPolicies", "GetAccessKeyLastUsed", "ListMFADevices"}
+    assert not per_entity & set(calls)

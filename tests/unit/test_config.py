@@ -1,0 +1,75 @@
+import pytest
+
+from iam_audit.config import ConfigError, build_config, parse_account_ids
+from iam_audit.pipeline import run_mode, select_frameworks
+
+
+def test_defaults():
+    config = build_config({"iam_audit_bucket": "my-audit-bucket"})
+    assert config.role_name == "OrganizationAccountAccessRole"
+    assert config.accounts is None
+    assert config.role_arn("111122223333") == "arn:aws:iam::111122223333:role/OrganizationAccountAccessRole"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected_fragment"),
+    [
+        ("not json", "not JSON"),
+        ('{"a": 1}', "got dict"),
+        ('"111122223333"', "got str"),
+        ('["1234"]', "'1234'"),
+        ("[111122223333]", "111122223333"),
+        ('["11112222333a"]', "'11112222333a'"),
+        ("[]", "empty list"),
+    ],
+)
+def test_bad_account_lists_name_the_value(raw, expected_fragment):
+    with pytest.raises(ConfigError) as err:
+        build_config({"iam_audit_bucket": "b-ok", "iam_audit_accounts": raw})
+    assert "iam_audit_accounts" in str(err.value)
+    assert expected_fragment in str(err.value)
+
+
+def test_duplicates_are_dropped_with_a_warning():
+    ids, warnings = parse_account_ids('["111122223333", "444455556666", "111122223333"]')
+    assert ids == ("111122223333", "444455556666")
+    assert "111122223333" in warnings[0]
+
+
+@pytest.mark.parametrize("bucket", [None, "", "Bad_Bucket", "a", "x" * 64])
+def test_bucket_is_required_and_valid(bucket):
+    with pytest.raises(ConfigError, match="iam_audit_bucket"):
+        build_config({"iam_audit_bucket": bucket})
+
+
+@pytest.mark.parametrize("role", ["arn:aws:iam::1:role/x", "has space", "x" * 65, "semi;colon"])
+def test_role_name_is_validated(role):
+    with pytest.raises(ConfigError, match="iam_audit_role_name"):
+        build_config({"iam_audit_bucket": "bucket-ok", "iam_audit_role_name": role})
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        build_config({"iam_audit_bucket": None, "iam_audit_role_name": "bad role", "iam_audit_accounts": "[1]"})
+    message = str(err.value)
+    assert "iam_audit_bucket" in message and "iam_audit_role_name" in message and "iam_audit_accounts" in message
+
+
+def test_run_mode():
+    from datetime import date
+
+    today = date(2026, 11, 29)
+    assert run_mode("auto", today, today) == "live"
+    assert run_mode("auto", date(2026, 11, 28), today) == "live"
+    assert run_mode("auto", date(2026, 11, 20), today) == "replay"
+    assert run_mode("live", date(2020, 1, 1), today) == "live"
+    with pytest.raises(ConfigError):
+        run_mode("sometimes", today, today)
+
+
+def test_select_frameworks():
+    available = ("cis_v1.2.0", "cis_v3.0.0")
+    assert select_frameworks(None, available) == list(available)
+    assert select_frameworks(["cis_v3.0.0"], available) == ["cis_v3.0.0"]
+    with pytest.raises(ConfigError, match="cis_v9"):
+        select_frameworks(["cis_v9"], available)

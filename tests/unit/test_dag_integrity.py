@@ -1,0 +1,61 @@
+"""The DAG parses, keeps its contract and has one task per check logic."""
+
+import pytest
+
+from iam_audit.catalogue import load_catalogue
+from iam_audit.paths import CHECKS_DIR
+
+
+@pytest.fixture(scope="module")
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from iam_audit.paths import PROJECT_ROOT
+
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+    assert bag.import_errors == {}
+    return bag.dags["aws_iam_cis"]
+
+
+def test_contract(dag):
+    assert dag.dag_id == "aws_iam_cis"
+    assert dag.catchup is False
+    assert dag.schedule == "@daily"
+    assert {"security", "cis"} <= set(dag.tags)
+    assert dag.owner == "security-data"
+
+
+def test_one_task_per_check_file(dag):
+    files = {p.stem for p in CHECKS_DIR.glob("*.sql")}
+    tasks = {t.task_id.removeprefix("check_") for t in dag.tasks if t.task_id.startswith("check_")}
+    assert files == tasks
+    assert files == {c.logic for c in load_catalogue().checks}
+    for logic in files:
+        task = dag.get_task(f"check_{logic}")
+        assert task.sql.startswith(f"-- {logic}")  # the file, resolved from template_searchpath
+        assert task.conn_id == "postgres_default"
+        assert task.trigger_rule == "all_done"
+        assert task.doc_md and "|" in task.doc_md
+
+
+def test_flow(dag):
+    assert dag.get_task("extract_account").map_index_template == "{{ account_label }}"
+    assert dag.get_task("load_staging").upstream_task_ids >= {"extract_account", "prepare_database"}
+    assert dag.get_task("load_staging").trigger_rule == "all_done"
+    watcher = dag.get_task("fail_run_on_task_failure")
+    assert watcher.trigger_rule == "one_failed"
+    assert {t.task_id for t in dag.tasks} - {watcher.task_id} <= watcher.upstream_task_ids
+    # acyclic: a topological sort covers every task
+    assert len(dag.topological_sort()) == len(dag.tasks)
+
+
+def test_params_are_validated_by_json_schema(dag):
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    accounts = dag.params.get_param("accounts")
+    assert accounts.resolve(["111122223333"]) == ["111122223333"]
+    with pytest.raises(ParamValidationError):
+        accounts.resolve(["not-an-id"])
+    with pytest.raises(ParamValidationError):
+        dag.params.get_param("frameworks").resolve(["cis_v9.9.9"])
+    assert dag.params.get_param("mode").resolve("replay") == "replay"
