@@ -6,9 +6,9 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-
 from iam_audit.devenv.runner import migrate, run_dag
 from iam_audit.devenv.stack import Stack
+
 from tests.conftest import TEST_STATE
 
 

@@ -6,8 +6,8 @@ import gzip
 import json
 
 import pytest
-
 from iam_audit.catalogue import load_catalogue
+
 from tests.conftest import account_of
 
 pytestmark = pytest.mark.e2e

@@ -2,9 +2,9 @@
 
 import boto3
 import pytest
-
 from iam_audit.aws import AwsTarget
 from iam_audit.extract import DATASETS, extract_account_datasets, unreachable_account
+
 from tests.conftest import account_of
 
 

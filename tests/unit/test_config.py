@@ -1,5 +1,4 @@
 import pytest
-
 from iam_audit.config import ConfigError, build_config, parse_account_ids
 from iam_audit.pipeline import run_mode, select_frameworks
 

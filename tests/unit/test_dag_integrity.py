@@ -1,7 +1,6 @@
 """The DAG parses, keeps its contract and has one task per check logic."""
 
 import pytest
-
 from iam_audit.catalogue import load_catalogue
 from iam_audit.paths import CHECKS_DIR
 
@@ -9,7 +8,6 @@ from iam_audit.paths import CHECKS_DIR
 @pytest.fixture(scope="module")
 def dag():
     from airflow.dag_processing.dagbag import DagBag
-
     from iam_audit.paths import PROJECT_ROOT
 
     bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))

@@ -73,7 +73,8 @@ def test_authorization_details_attachments_and_unused_aws_policies():
     payload = {
         "UserDetailList": [{
             "UserName": "u", "Arn": "arn:aws:iam::1:user/u", "GroupList": ["g"],
-            "AttachedManagedPolicies": [{"PolicyName": "Admin", "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}],
+            "AttachedManagedPolicies": [
+                {"PolicyName": "Admin", "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}],
             "UserPolicyList": [{"PolicyName": "inline", "PolicyDocument": "%7B%22Statement%22%3A%5B%5D%7D"}],
         }],
         "GroupDetailList": [{"GroupName": "g", "Arn": "arn:aws:iam::1:group/g", "AttachedManagedPolicies": [],
