@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -12,6 +13,8 @@ from iam_audit.devenv.postgres import start_postgres
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TEST_STATE = Path(os.environ.get("IAM_AUDIT_TEST_STATE", PROJECT_ROOT / ".devenv" / "test"))
 TEST_STATE.mkdir(parents=True, exist_ok=True)
+# pgserver logs from an atexit hook after pytest closed its capture streams.
+logging.raiseExceptions = False
 
 # Airflow reads its configuration at import: point it at a throw-away home first.
 os.environ.setdefault("AIRFLOW_HOME", str(TEST_STATE / "airflow"))
