@@ -115,7 +115,7 @@ def credential_report(payload: dict) -> dict[str, list[tuple]]:
         is_root = r["user"] == "<root_account>"
         rows.append((
             r["user"], r["arn"], is_root, generated, _ts(r.get("user_creation_time")),
-            None if is_root else _bool(r.get("password_enabled")),
+            _bool(r.get("password_enabled")),  # root: NULL ('not_supported') unless AWS says false
             _ts(r.get("password_last_used")), _ts(r.get("password_last_changed")),
             _ts(r.get("password_next_rotation")), _bool(r.get("mfa_active")),
             _bool(r.get("access_key_1_active")), _ts(r.get("access_key_1_last_rotated")),

@@ -16,6 +16,16 @@ CREATE TABLE IF NOT EXISTS iam_stage.accounts (
     PRIMARY KEY (snapshot_date, account_id)
 );
 
+-- The organisation's member accounts as discovered for the snapshot (all of
+-- them, not only the audited subset): "inside the organisation" for trust checks.
+CREATE TABLE IF NOT EXISTS iam_stage.organization_accounts (
+    snapshot_date date NOT NULL,
+    account_id text NOT NULL,
+    account_name text,
+    status text,
+    PRIMARY KEY (snapshot_date, account_id)
+);
+
 -- One row per account and data set: whether it was collected. Checks emit
 -- 'error' verdicts for accounts whose needed data sets are not 'ok'.
 CREATE TABLE IF NOT EXISTS iam_stage.extraction_status (
@@ -37,7 +47,7 @@ CREATE TABLE IF NOT EXISTS iam_stage.credential_report (
     is_root boolean NOT NULL,
     generated_time timestamptz,
     user_creation_time timestamptz,
-    password_enabled boolean,          -- NULL for root ('not_supported')
+    password_enabled boolean,          -- root: NULL ('not_supported'), false once root credentials are removed
     password_last_used timestamptz,    -- NULL: never used / no password
     password_last_changed timestamptz,
     password_next_rotation timestamptz,
