@@ -90,12 +90,19 @@ def aws_iam_cis():
         return tasks.extract(plan, account, AWS_CONN_ID)
 
     @task(trigger_rule="all_done")
-    def load_staging(plan: dict, accounts: list[dict]) -> dict:
+    def load_staging() -> dict:
+        """Load every account whose extraction wrote a snapshot, whatever happened to the others."""
+        from airflow.exceptions import AirflowSkipException
+
         from iam_audit import tasks
 
+        ti = get_current_context()["ti"]
+        plan, accounts = ti.xcom_pull(task_ids="plan_run"), ti.xcom_pull(task_ids="discover_accounts")
+        if plan is None or accounts is None:
+            raise AirflowSkipException("planning or account discovery failed: nothing to load or check")
         return tasks.load(plan, accounts, AWS_CONN_ID, POSTGRES_CONN_ID)
 
-    @task(trigger_rule="all_done", outlets=[RESULTS_ASSET])
+    @task(trigger_rule="none_skipped", outlets=[RESULTS_ASSET])
     def summarize(plan: dict, accounts: list[dict]) -> dict:
         """Log the compliance summary; fail the run when any account could not be fully audited."""
         from iam_audit import tasks
@@ -113,9 +120,9 @@ def aws_iam_cis():
     schema = prepare_database()
     accounts = discover_accounts(plan)
     extracted = extract_account.partial(plan=plan).expand(account=accounts)
-    loaded = load_staging(plan, accounts)
-    plan >> schema >> loaded
-    extracted >> loaded
+    loaded = load_staging()
+    plan >> schema >> accounts
+    [plan, accounts, extracted] >> loaded
 
     checks = [
         SQLExecuteQueryOperator(
@@ -126,7 +133,8 @@ def aws_iam_cis():
             split_statements=True,
             return_last=False,
             show_return_value_in_logs=False,
-            trigger_rule="all_done",
+            # Run after a partial load (failed accounts give 'error' verdicts); skip when nothing was loaded.
+            trigger_rule="none_skipped",
             doc_md=check.doc_md(),
         )
         for check in CATALOGUE.checks

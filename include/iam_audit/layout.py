@@ -2,6 +2,7 @@
 
     <prefix>/snapshot_date=YYYY-MM-DD/account_id=123456789012/<dataset>.json.gz
     <prefix>/snapshot_date=YYYY-MM-DD/account_id=123456789012/_manifest.json
+    <prefix>/snapshot_date=YYYY-MM-DD/organization/accounts.json.gz
 
 The manifest is written last: its presence means the account's snapshot is
 complete, and it records per data set whether it was collected.
@@ -22,6 +23,11 @@ def account_prefix(prefix: str, snapshot_date: date | str, account_id: str) -> s
 
 def dataset_key(prefix: str, snapshot_date: date | str, account_id: str, dataset: str) -> str:
     return account_prefix(prefix, snapshot_date, account_id) + f"{dataset}.json.gz"
+
+
+def organization_key(prefix: str, snapshot_date: date | str) -> str:
+    """The organisation's account list as discovered for the snapshot."""
+    return f"{prefix}/snapshot_date={snapshot_date}/organization/accounts.json.gz"
 
 
 def manifest_key(prefix: str, snapshot_date: date | str, account_id: str) -> str:

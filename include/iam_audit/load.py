@@ -54,6 +54,11 @@ def prepare_account(store, prefix: str, snapshot_date, account_id: str) -> Prepa
         ) from None
     except ValueError as exc:
         raise layout.CorruptObjectError(f"{store.url(manifest_key)} is corrupt: {exc}") from None
+    if manifest.get("incomplete"):
+        raise SnapshotMissing(
+            f"the raw snapshot of account {account_id} for {snapshot_date} is incomplete: its extraction "
+            f"stopped while writing ({store.url(manifest_key)} is an 'incomplete' marker)"
+        )
 
     payloads = {}
     for dataset, entry in manifest["datasets"].items():

@@ -56,33 +56,39 @@ def select_frameworks(requested: list[str] | None, available: tuple[str, ...]) -
 
 # ---- discover --------------------------------------------------------------------
 
-def discover_accounts(target: AwsTarget, config: AuditConfig, requested: list[str] | None = None) -> list[dict]:
-    """Accounts to audit: the trigger's subset, else iam_audit_accounts, else Organizations' ACTIVE accounts."""
-    names: dict[str, str] = {}
-    org_accounts: list[dict] | None = None
+def list_organization_accounts(target: AwsTarget) -> list[dict] | None:
+    """Every account of the organisation (Organizations ListAccounts), or None when not in an organisation."""
     try:
-        org = target.client("organizations")
-        org_accounts = []
-        for page in org.get_paginator("list_accounts").paginate():
-            org_accounts += page["Accounts"]
-        names = {a["Id"]: a.get("Name") for a in org_accounts}
+        accounts: list[dict] = []
+        for page in target.client("organizations").get_paginator("list_accounts").paginate():
+            accounts += page["Accounts"]
+        return accounts
     except ClientError as exc:
         if error_code(exc) not in NOT_IN_ORG_ERRORS:
             raise
         log.warning("Organizations is not available (%s): auditing the caller's own account", error_code(exc))
-        org_accounts = None
+        return None
 
+
+def discover_accounts(target: AwsTarget, config: AuditConfig, requested: list[str] | None = None,
+                      org_accounts: list[dict] | None = None) -> list[dict]:
+    """Accounts to audit: the trigger's subset, else iam_audit_accounts, else Organizations' ACTIVE accounts."""
+    names = {a["Id"]: a.get("Name") for a in org_accounts or []}
     if requested:
         ids = list(requested)
     elif config.accounts:
         ids = list(config.accounts)
     elif org_accounts is not None:
-        ids = [a["Id"] for a in org_accounts if (a.get("State") or a.get("Status")) == "ACTIVE"]
+        ids = [a["Id"] for a in org_accounts if _account_state(a) == "ACTIVE"]
         if not ids:
             raise ConfigError("the organisation has no ACTIVE accounts: nothing to audit")
     else:
         ids = [target.client("sts").get_caller_identity()["Account"]]
     return [{"account_id": i, "account_name": names.get(i) or ""} for i in ids]
+
+
+def _account_state(account: dict) -> str | None:
+    return account.get("State") or account.get("Status")
 
 
 def stored_accounts(store, prefix: str, snapshot_date) -> list[dict]:
@@ -177,6 +183,28 @@ def load_snapshot(store, prefix: str, snapshot_date, accounts: list[dict], conne
                 report.failed[account_id] = detail
                 log.error("account %s: %s", account_id, detail)
     return report
+
+
+def load_organization(store, prefix: str, snapshot_date, connect: Callable) -> int | None:
+    """Stage the organisation's account list of the snapshot, if one was stored."""
+    from iam_audit.raw_store import RawObjectMissing
+
+    key = layout.organization_key(prefix, snapshot_date)
+    try:
+        accounts = layout.decode(store.get(key), store.url(key))
+    except RawObjectMissing:
+        return None
+    conn = connect()
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("DELETE FROM iam_stage.organization_accounts WHERE snapshot_date = %s", (str(snapshot_date),))
+            with cur.copy("COPY iam_stage.organization_accounts (snapshot_date, account_id, account_name, status) "
+                          "FROM STDIN") as copy:
+                for a in accounts:
+                    copy.write_row((str(snapshot_date), a["Id"], a.get("Name"), _account_state(a)))
+    finally:
+        conn.close()
+    return len(accounts)
 
 
 def _unreachable(account: dict, reason: str, run_id: str | None):

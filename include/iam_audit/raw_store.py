@@ -45,8 +45,5 @@ class S3RawStore:
                 raise RawObjectMissing(f"{self.url(key)} does not exist") from None
             raise RawStoreError(f"could not read {self.url(key)}: {error_code(exc)}: {exc}") from None
 
-    def delete(self, key: str) -> None:
-        self.hook.get_conn().delete_object(Bucket=self.bucket, Key=key)
-
     def bucket_exists(self) -> bool:
         return self.hook.check_for_bucket(self.bucket)

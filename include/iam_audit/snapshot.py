@@ -14,11 +14,12 @@ def write_account_snapshot(store, prefix: str, snapshot_date, account_id: str, a
                            extracted_at: datetime) -> dict:
     """Upload every collected data set, then the manifest; returns the manifest.
 
-    The old manifest of the date is removed first, so a failure half-way leaves no
-    manifest and the loader loads nothing of this account for the date.
+    The manifest is first overwritten with an 'incomplete' marker, so a failure
+    half-way leaves no usable manifest and the loader loads nothing of this account
+    for the date. (Overwriting rather than deleting keeps the writer PutObject-only.)
     """
     manifest_key = layout.manifest_key(prefix, snapshot_date, account_id)
-    store.delete(manifest_key)
+    store.put(manifest_key, json.dumps({"format": 1, "account_id": account_id, "incomplete": True}).encode())
     datasets = {}
     for name, result in results.items():
         entry = {"status": result.status}

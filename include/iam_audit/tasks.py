@@ -12,6 +12,8 @@ from iam_audit.pipeline import (
     LoadError,
     discover_accounts,
     extract_one,
+    list_organization_accounts,
+    load_organization,
     load_snapshot,
     run_mode,
     select_frameworks,
@@ -91,7 +93,13 @@ def discover(plan: dict, aws_conn_id: str) -> list[dict]:
             accounts = [a for a in accounts if a["account_id"] in wanted]
         log.info("replay of %s: %d accounts have a stored snapshot", plan["snapshot_date"], len(accounts))
         return accounts
-    accounts = discover_accounts(target_from_connection(aws_conn_id), _config(plan), plan["requested_accounts"])
+    from iam_audit import layout
+
+    target = target_from_connection(aws_conn_id)
+    org_accounts = list_organization_accounts(target)
+    if org_accounts is not None:
+        store.put(layout.organization_key(plan["config"]["prefix"], plan["snapshot_date"]), layout.encode(org_accounts))
+    accounts = discover_accounts(target, _config(plan), plan["requested_accounts"], org_accounts)
     log.info("auditing %d accounts", len(accounts))
     return accounts
 
@@ -103,8 +111,11 @@ def extract(plan: dict, account: dict, aws_conn_id: str) -> dict:
         raise AirflowSkipException(f"replay of {plan['snapshot_date']}: data comes from the stored snapshot")
     from iam_audit.aws import target_from_connection
 
+    import os
+
+    budget = float(os.environ.get("IAM_AUDIT_CREDENTIAL_REPORT_BUDGET_SECONDS", "120"))
     return extract_one(target_from_connection(aws_conn_id), _config(plan), _store(plan, aws_conn_id),
-                       plan["snapshot_date"], account, plan["run_id"])
+                       plan["snapshot_date"], account, plan["run_id"], poll_budget_seconds=budget)
 
 
 def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_conn_id: str) -> dict:
@@ -113,7 +124,9 @@ def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_con
     if accounts is None:
         raise LoadError("account discovery did not finish: nothing to load")
     hook = PostgresHook(postgres_conn_id=postgres_conn_id)
-    report = load_snapshot(_store(plan, aws_conn_id), plan["config"]["prefix"], plan["snapshot_date"], accounts,
+    store = _store(plan, aws_conn_id)
+    load_organization(store, plan["config"]["prefix"], plan["snapshot_date"], hook.get_conn)
+    report = load_snapshot(store, plan["config"]["prefix"], plan["snapshot_date"], accounts,
                            hook.get_conn, mode=plan["mode"], run_id=plan["run_id"])
     if report.failed:
         raise LoadError(

@@ -118,25 +118,3 @@ def test_rerun_of_the_same_date_is_idempotent(first_run, e2e_stack, run, today):
     with e2e_stack.postgres.connect(e2e_stack.database) as conn:
         assert conn.execute("SELECT count(*) FROM iam_stage.users WHERE snapshot_date = %s",
                             (today,)).fetchone() == staging_before
-
-
-def test_assume_role_denied_in_one_account(first_run, e2e_stack, run, today):
-    emulator = e2e_stack.emulator
-    denied = account_of(emulator.manifest, "none")
-    emulator.set_faults([{"service": "sts", "action": "AssumeRole", "error": "AccessDenied",
-                          "target_account_id": denied}])
-    try:
-        result = run(today, IAM_AUDIT_AWS_MAX_ATTEMPTS="2")
-    finally:
-        emulator.clear_faults()
-    assert result.state == "failed"
-    assert any(t.startswith("extract_account[") for t in result.failed_tasks), result.failed_tasks
-    assert not any(t.startswith("check_") for t in result.failed_tasks), result.failed_tasks
-    log = result.log_file.read_text()
-    assert f"account {denied}: could not assume arn:aws:iam::{denied}:role/OrganizationAccountAccessRole" in log
-    verdicts = results(e2e_stack, today)
-    denied_rows = {k: s for k, s in verdicts.items() if k[2] == denied}
-    assert denied_rows and {s for s, _ in denied_rows.values()} == {"error"}
-    assert all("AccessDenied" in why for _, why in denied_rows.values())
-    others = {s for k, (s, _) in verdicts.items() if k[2] != denied}
-    assert others == {"pass", "fail"}

@@ -32,13 +32,14 @@ def test_one_task_per_check_file(dag):
         task = dag.get_task(f"check_{logic}")
         assert task.sql.startswith(f"-- {logic}")  # the file, resolved from template_searchpath
         assert task.conn_id == "postgres_default"
-        assert task.trigger_rule == "all_done"
+        assert task.trigger_rule == "none_skipped"
         assert task.doc_md and "|" in task.doc_md
 
 
 def test_flow(dag):
     assert dag.get_task("extract_account").map_index_template == "{{ account_label }}"
-    assert dag.get_task("load_staging").upstream_task_ids >= {"extract_account", "prepare_database"}
+    assert dag.get_task("load_staging").upstream_task_ids >= {"extract_account", "discover_accounts", "plan_run"}
+    assert "prepare_database" in dag.get_task("discover_accounts").upstream_task_ids
     assert dag.get_task("load_staging").trigger_rule == "all_done"
     watcher = dag.get_task("fail_run_on_task_failure")
     assert watcher.trigger_rule == "one_failed"

@@ -513,6 +513,18 @@ class EmulatorMiddleware:
             )
         if route == "/root" and method == "POST":
             return _json_reply(start_response, set_root(body()))
+        if route == "/issued-credentials":
+            # Secrets handed out by STS, for tests proving they never persist anywhere.
+            from moto.sts.models import sts_backends
+
+            issued = []
+            for account_id in list(sts_backends.keys()):
+                for backend in list(sts_backends[account_id].values()):
+                    for role in list(backend.assumed_roles):
+                        issued.append({"access_key_id": role.access_key_id,
+                                       "secret_access_key": role.secret_access_key,
+                                       "session_token": role.session_token})
+            return _json_reply(start_response, {"credentials": issued})
         if route == "/reset" and method == "POST":
             from .seed import reset_world
 

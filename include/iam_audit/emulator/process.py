@@ -74,6 +74,9 @@ class Emulator:
         """See middleware.set_root: account_id, mfa, password_last_used_days_ago, keys."""
         return self._request("POST", "/_emulator/root", spec)
 
+    def issued_credentials(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/_emulator/issued-credentials")["credentials"]
+
     def reset(self) -> None:
         self._request("POST", "/_emulator/reset")
 

@@ -1,0 +1,157 @@
+"""Faults injected in the emulator while the whole DAG runs: keep working, lose nothing, say error."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from iam_audit.devenv.runner import airflow_bin
+from tests.conftest import TEST_STATE, account_of
+from tests.e2e.test_pipeline import results
+
+pytestmark = pytest.mark.e2e
+
+NEEDS_AUTHORIZATION_DETAILS = {"policies_on_groups_or_roles_only", "support_role", "no_full_admin_policies",
+                               "cloudshell_full_access"}
+
+
+def by_logic(stack, snapshot_date, account_id) -> dict[str, set[str]]:
+    with stack.postgres.connect(stack.database) as conn:
+        rows = conn.execute("SELECT control_logic, status FROM aws_policy_results "
+                            "WHERE snapshot_date = %s AND account_id = %s", (snapshot_date, account_id)).fetchall()
+    out: dict[str, set[str]] = {}
+    for logic, status in rows:
+        out.setdefault(logic, set()).add(status)
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean_run(e2e_stack, run, today):
+    e2e_stack.emulator.clear_faults()
+    result = run(today)
+    assert result.state == "success", result.log_file
+    return results(e2e_stack, today)
+
+
+def test_partial_failures_isolate_accounts_and_data_sets(clean_run, e2e_stack, run, today):
+    """AssumeRole denied in one account, one API denied in another, a credential report never ready in a third."""
+    emulator = e2e_stack.emulator
+    manifest = emulator.manifest
+    denied, no_gaad = account_of(manifest, "none"), account_of(manifest, "weak")
+    slow_report = next(a["id"] for a in manifest["accounts"]
+                       if a["profile"] == "strong" and a["id"] != manifest["management_account_id"])
+    emulator.set_faults([
+        {"service": "sts", "action": "AssumeRole", "error": "AccessDenied", "target_account_id": denied},
+        {"account_id": no_gaad, "service": "iam", "action": "GetAccountAuthorizationDetails", "error": "AccessDenied"},
+        {"account_id": slow_report, "service": "iam", "action": "GenerateCredentialReport", "error": "NeverReady"},
+    ])
+    try:
+        started = time.monotonic()
+        result = run(today, IAM_AUDIT_AWS_MAX_ATTEMPTS="2", IAM_AUDIT_CREDENTIAL_REPORT_BUDGET_SECONDS="3")
+        elapsed = time.monotonic() - started
+    finally:
+        emulator.clear_faults()
+    assert elapsed < 300, "a credential report that never becomes ready must not hang the run"
+    assert result.state == "failed"
+    failed_extracts = [t for t in result.failed_tasks if t.startswith("extract_account[")]
+    assert len(failed_extracts) == 3, result.failed_tasks
+    assert not any(t.startswith("check_") for t in result.failed_tasks), result.failed_tasks
+    log = result.log_file.read_text()
+    assert f"account {denied}: could not assume arn:aws:iam::{denied}:role/OrganizationAccountAccessRole" in log
+
+    verdicts = results(e2e_stack, today)
+    denied_rows = [v for k, v in verdicts.items() if k[2] == denied]
+    assert denied_rows and {s for s, _ in denied_rows} == {"error"}
+    assert all("AccessDenied" in why for _, why in denied_rows)
+
+    gaad = by_logic(e2e_stack, today, no_gaad)
+    for logic, statuses in gaad.items():
+        if logic in NEEDS_AUTHORIZATION_DETAILS:
+            assert statuses == {"error"}, logic
+        else:
+            assert "error" not in statuses, logic  # the rest of the account's data loaded
+    slow = by_logic(e2e_stack, today, slow_report)
+    assert slow["console_users_mfa"] == {"error"} and slow["credentials_unused"] == {"error"}
+    assert "error" not in slow["root_mfa"] and "error" not in slow["support_role"]
+    reasons = [why for (f, c, a, r), (s, why) in verdicts.items() if a == slow_report and s == "error"]
+    assert any("CredentialReportNotReady" in why for why in reasons)
+    # every other account is unaffected
+    others = {k: v for k, v in verdicts.items() if k[2] not in (denied, no_gaad, slow_report)}
+    assert others == {k: v for k, v in clean_run.items() if k[2] not in (denied, no_gaad, slow_report)}
+
+
+def test_throttling_bursts_give_identical_verdicts(clean_run, e2e_stack, run, today):
+    emulator = e2e_stack.emulator
+    actions = ("GetAccountAuthorizationDetails", "GetAccountSummary", "ListAccessKeys", "GetCredentialReport",
+               "ListVirtualMFADevices", "AssumeRole")
+    emulator.set_faults([{"service": "sts" if a == "AssumeRole" else "iam", "action": a, "error": "Throttling",
+                          "times": 4} for a in actions])
+    emulator.reset_calls()
+    try:
+        result = run(today)
+    finally:
+        emulator.clear_faults()
+    assert result.state == "success", result.failed_tasks
+    throttled = sum(c["count"] for c in emulator.calls() if c["action"] in actions)
+    assert throttled > 4 * len(actions)  # the faults really fired and were retried
+    after = results(e2e_stack, today)
+    assert {k: s for k, (s, _) in after.items()} == {k: s for k, (s, _) in clean_run.items()}
+
+
+def test_bad_configuration_fails_before_any_extraction(clean_run, e2e_stack, run, today):
+    emulator = e2e_stack.emulator
+    for variable, value, expected in [
+        ("AIRFLOW_VAR_IAM_AUDIT_ACCOUNTS", '["12345", "abc"]', "'12345'"),
+        ("AIRFLOW_VAR_IAM_AUDIT_ROLE_NAME", "bad role;name", "iam_audit_role_name"),
+        ("AIRFLOW_VAR_IAM_AUDIT_BUCKET", "no-such-bucket-anywhere", "no-such-bucket-anywhere"),
+    ]:
+        emulator.reset_calls()
+        result = run(today, **{variable: value})
+        assert result.state == "failed"
+        assert result.failed_tasks[0] in ("discover_accounts", "plan_run"), result.failed_tasks
+        assert expected in result.log_file.read_text()
+        iam_calls = [c for c in emulator.calls() if c["service"] in ("iam", "sts", "organizations")]
+        assert iam_calls == [], f"{variable}: extraction must not start ({iam_calls})"
+    assert results(e2e_stack, today) == clean_run, "a rejected run must not touch earlier verdicts"
+
+
+def _task_states(db, run_id=None):
+    with sqlite3.connect(db) as conn:
+        return dict(conn.execute(
+            "SELECT task_id || '[' || map_index || ']', state FROM task_instance "
+            "WHERE dag_id = 'aws_iam_cis' AND run_id = (SELECT max(run_id) FROM dag_run WHERE dag_id = 'aws_iam_cis')"
+        ).fetchall())
+
+
+def test_sigkill_mid_run_then_rerun_converges(clean_run, e2e_stack, run, today):
+    env = {**os.environ, **e2e_stack.env}
+    db = os.path.join(env["AIRFLOW_HOME"], "airflow.db")
+    log = open(TEST_STATE / "sigkill-run.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen([airflow_bin(), "dags", "test", "aws_iam_cis", today], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 240
+    killed_during = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        states = _task_states(db)
+        if states.get("load_staging[-1]") == "running" or any(
+                k.startswith("check_") and v == "success" for k, v in states.items()):
+            killed_during = {k: v for k, v in states.items() if v}
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.2)
+    proc.wait()
+    log.close()
+    assert killed_during, "the run finished before it could be killed"
+    rerun = run(today)
+    assert rerun.state == "success", rerun.failed_tasks
+    assert results(e2e_stack, today) == clean_run
+    with e2e_stack.postgres.connect(e2e_stack.database) as conn:
+        dupes = conn.execute(
+            "SELECT count(*) - count(DISTINCT (account_id, access_key_id)) FROM iam_stage.access_keys "
+            "WHERE snapshot_date = %s", (today,)).fetchone()[0]
+    assert dupes == 0
