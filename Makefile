@@ -7,12 +7,14 @@ INSTALLED := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/include
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo test lint run airflow sql stop bench clean
+.PHONY: help install demo test test-ui install-ui lint run airflow sql stop bench clean
 
 help:
 	@echo "make demo     embedded PostgreSQL + emulated AWS organisation, one DAG run, a compliance summary"
 	@echo "make test     install what is missing and run the whole test suite (ruff + pytest)"
+	@echo "make test-ui  the browser test of the Airflow UI (installs Debian chromium and playwright)"
 	@echo "make run      one DAG run for today against the environment's connections and variables"
+	@echo "make backfill START=YYYY-MM-DD END=YYYY-MM-DD   re-evaluate stored snapshots (no IAM call)"
 	@echo "make airflow  the Airflow UI on the embedded services"
 	@echo "make sql Q=\"SELECT ...\"   query the embedded compliance database"
 	@echo "make stop     stop the embedded services"
@@ -32,10 +34,23 @@ lint: install
 	$(BIN)/ruff check .
 
 test: install lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not ui"
+
+# The browser test (tests/ui): Debian's Chromium driven by Playwright, which never downloads a browser.
+PLAYWRIGHT_VERSION := 1.65.2
+install-ui: install
+	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+	$(BIN)/python -c 'import playwright' 2>/dev/null || $(BIN)/pip install -q playwright==$(PLAYWRIGHT_VERSION)
+
+test-ui: install-ui
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m ui tests/ui
 
 run: install
 	$(BIN)/python -m iam_audit.devenv.cli run
+
+backfill: install
+	@test -n "$(START)" -a -n "$(END)" || { echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD"; exit 2; }
+	$(BIN)/python -m iam_audit.devenv.cli backfill $(START) $(END)
 
 airflow: install
 	$(BIN)/python -m iam_audit.devenv.cli ui

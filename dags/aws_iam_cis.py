@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from iam_audit.catalogue import load_catalogue
+from iam_audit.notify import on_run_failure
 from iam_audit.paths import SQL_DIR
 
 AWS_CONN_ID = "aws_default"
@@ -20,6 +21,8 @@ POSTGRES_CONN_ID = "postgres_default"
 RESULTS_ASSET = Asset(name="aws_policy_results", uri="iam-audit://postgres_default/public/aws_policy_results")
 
 CATALOGUE = load_catalogue()
+# Concurrent AWS API work across all runs: `airflow pools set iam_audit_aws <slots> "AWS API concurrency"`.
+AWS_POOL = os.environ.get("IAM_AUDIT_AWS_POOL", "iam_audit_aws")
 
 DOC = """
 ### CIS AWS Foundations audit of IAM, every account, every day
@@ -44,6 +47,7 @@ of that date and makes no IAM call.
     doc_md=DOC,
     description="CIS AWS Foundations Benchmark IAM controls across the organisation",
     template_searchpath=[str(SQL_DIR)],
+    on_failure_callback=on_run_failure,
     default_args={
         "owner": "security-data",
         "retries": int(os.environ.get("IAM_AUDIT_TASK_RETRIES", "2")),
@@ -75,13 +79,13 @@ def aws_iam_cis():
 
         return tasks.prepare_database(POSTGRES_CONN_ID)
 
-    @task
+    @task(pool=AWS_POOL)
     def discover_accounts(plan: dict) -> list[dict]:
         from iam_audit import tasks
 
         return tasks.discover(plan, AWS_CONN_ID)
 
-    @task(map_index_template="{{ account_label }}", max_active_tis_per_dagrun=16)
+    @task(map_index_template="{{ account_label }}", max_active_tis_per_dagrun=16, pool=AWS_POOL)
     def extract_account(account: dict, plan: dict) -> dict:
         from iam_audit import tasks
 
@@ -93,7 +97,6 @@ def aws_iam_cis():
     def load_staging() -> dict:
         """Load every account whose extraction wrote a snapshot, whatever happened to the others."""
         from airflow.exceptions import AirflowSkipException
-
         from iam_audit import tasks
 
         ti = get_current_context()["ti"]
@@ -108,6 +111,13 @@ def aws_iam_cis():
         from iam_audit import tasks
 
         return tasks.summarize(plan, accounts, POSTGRES_CONN_ID)
+
+    @task(trigger_rule="none_skipped")
+    def publish_report(plan: dict) -> str:
+        """Render the HTML report of the snapshot and store it next to the raw data in S3."""
+        from iam_audit.report_task import publish_report as publish
+
+        return publish(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
 
     @task(trigger_rule="one_failed")
     def fail_run_on_task_failure() -> None:
@@ -140,8 +150,10 @@ def aws_iam_cis():
         for check in CATALOGUE.checks
     ]
     summary = summarize(plan, accounts)
+    report = publish_report(plan)
     loaded >> checks >> summary
-    [plan, schema, accounts, extracted, loaded, *checks, summary] >> fail_run_on_task_failure()
+    checks >> report
+    [plan, schema, accounts, extracted, loaded, *checks, summary, report] >> fail_run_on_task_failure()
 
 
 aws_iam_cis()

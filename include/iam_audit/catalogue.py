@@ -24,6 +24,7 @@ class FrameworkControl:
     logic: str | None
     severity: str
     params: dict = field(default_factory=dict)
+    note: str = ""  # manual controls: why a person must assess it here
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,12 @@ class CheckLogic:
     rationale: str
     remediation: str
     controls: tuple[FrameworkControl, ...]
+    audit: str = ""  # the benchmark's audit logic, in our words
+
+    @property
+    def title(self) -> str:
+        """The control's title in the newest framework version that has it."""
+        return max(self.controls, key=lambda c: _framework_sort_key(c.framework)).title
 
     @property
     def sql_file(self) -> Path:
@@ -45,19 +52,33 @@ class CheckLogic:
         return tuple(c.framework for c in self.controls)
 
     def doc_md(self) -> str:
+        """Markdown for the task docs: titles per version, what, why, audit, fix, severity, data sets."""
         rows = "\n".join(
-            f"| {c.framework} | {c.check_id} | {c.title} | {c.level or ''} | {c.assessment} |"
+            f"| {c.framework} | {c.check_id} | {_cell(c.title)} | {c.level or ''} | {c.assessment} |"
+            + (f" `{json.dumps(c.params, sort_keys=True)}` |" if c.params else " |")
             for c in self.controls
         )
-        return (
-            f"### {self.summary}\n\n"
-            f"**Why:** {self.rationale}\n\n"
-            f"**Fix:** {self.remediation}\n\n"
-            f"Severity **{self.severity}** · reads {', '.join(self.needs)} · "
-            f"logic `sql/checks/{self.logic}.sql`\n\n"
-            "| framework | control | title | level | benchmark assessment |\n|---|---|---|---|---|\n"
-            f"{rows}\n"
-        )
+        parts = [
+            f"### {self.title}\n",
+            "| framework | control | title | level | benchmark assessment | params |\n"
+            "|---|---|---|---|---|---|\n"
+            f"{rows}\n",
+            f"**Checks:** {self.summary}\n",
+            f"**Why:** {self.rationale}\n",
+        ]
+        if self.audit:
+            parts.append(f"**Audit:** {self.audit}\n")
+        parts += [
+            f"**Fix:** {self.remediation}\n",
+            f"Severity **{self.severity}** · reads {', '.join(f'`{n}`' for n in self.needs)} · "
+            f"logic `sql/checks/{self.logic}.sql`\n",
+        ]
+        return "\n".join(parts)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 @dataclass(frozen=True)
@@ -130,6 +151,7 @@ def parse_catalogue(data: dict, source: str = "catalogue") -> Catalogue:
                 rationale=entry["rationale"],
                 remediation=entry["remediation"],
                 controls=tuple(controls),
+                audit=entry.get("audit", ""),
             )
         )
     manual = []
@@ -148,6 +170,7 @@ def parse_catalogue(data: dict, source: str = "catalogue") -> Catalogue:
                     assessment="manual",
                     logic=None,
                     severity=spec.get("severity", "low"),
+                    note=spec.get("note", ""),
                 )
             )
     return Catalogue(checks=tuple(checks), manual=tuple(manual))

@@ -185,6 +185,31 @@ def load_snapshot(store, prefix: str, snapshot_date, accounts: list[dict], conne
     return report
 
 
+def prune_other_accounts(snapshot_date, keep: list[str], connect: Callable) -> list[str]:
+    """Remove staging rows and verdicts of the date for accounts this full run no longer audits
+    (closed accounts, a changed iam_audit_accounts), so the date's snapshot is this run's."""
+    from iam_audit.load import STAGING_TABLES
+
+    conn = connect()
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT account_id FROM iam_stage.accounts WHERE snapshot_date = %s "
+                        "AND NOT (account_id = ANY(%s))", (str(snapshot_date), keep))
+            stale = [row[0] for row in cur.fetchall()]
+            if stale:
+                for table in STAGING_TABLES:
+                    cur.execute(f"DELETE FROM iam_stage.{table} WHERE snapshot_date = %s "  # noqa: S608
+                                "AND account_id = ANY(%s)", (str(snapshot_date), stale))
+                cur.execute("DELETE FROM aws_policy_results WHERE snapshot_date = %s AND account_id = ANY(%s)",
+                            (str(snapshot_date), stale))
+    finally:
+        conn.close()
+    if stale:
+        log.warning("removed the %s snapshot of %d account(s) this run no longer audits: %s",
+                    snapshot_date, len(stale), ", ".join(stale))
+    return stale
+
+
 def load_organization(store, prefix: str, snapshot_date, connect: Callable) -> int | None:
     """Stage the organisation's account list of the snapshot, if one was stored."""
     from iam_audit.raw_store import RawObjectMissing

@@ -15,6 +15,7 @@ from iam_audit.pipeline import (
     list_organization_accounts,
     load_organization,
     load_snapshot,
+    prune_other_accounts,
     run_mode,
     select_frameworks,
     stored_accounts,
@@ -83,16 +84,7 @@ def discover(plan: dict, aws_conn_id: str) -> list[dict]:
         raise ConfigError(f"Variable iam_audit_bucket names bucket {store.bucket!r}, which does not exist "
                           "or is not readable with the aws_default connection")
     if plan["mode"] == "replay":
-        accounts = stored_accounts(store, plan["config"]["prefix"], plan["snapshot_date"])
-        wanted = set(plan["requested_accounts"] or plan["config"]["accounts"] or [])
-        if wanted:
-            missing = sorted(wanted - {a["account_id"] for a in accounts})
-            for account_id in missing:
-                log.warning("account %s: no stored snapshot for %s, skipped (no verdicts written)",
-                            account_id, plan["snapshot_date"])
-            accounts = [a for a in accounts if a["account_id"] in wanted]
-        log.info("replay of %s: %d accounts have a stored snapshot", plan["snapshot_date"], len(accounts))
-        return accounts
+        return _replay_accounts(store, plan)
     from iam_audit import layout
 
     target = target_from_connection(aws_conn_id)
@@ -104,14 +96,48 @@ def discover(plan: dict, aws_conn_id: str) -> list[dict]:
     return accounts
 
 
+def _replay_accounts(store, plan: dict) -> list[dict]:
+    """Accounts to re-evaluate: those with a stored snapshot, plus the expected ones without (flagged, skipped)."""
+    from iam_audit import layout
+    from iam_audit.raw_store import RawObjectMissing
+
+    prefix, snapshot_date = plan["config"]["prefix"], plan["snapshot_date"]
+    stored = {a["account_id"]: a for a in stored_accounts(store, prefix, snapshot_date)}
+    expected = set(plan["requested_accounts"] or plan["config"]["accounts"] or [])
+    names = {}
+    if not expected:
+        key = layout.organization_key(prefix, snapshot_date)
+        try:
+            organisation = layout.decode(store.get(key), store.url(key))
+            expected = {a["Id"] for a in organisation if (a.get("State") or a.get("Status")) == "ACTIVE"}
+            names = {a["Id"]: a.get("Name") or "" for a in organisation}
+        except RawObjectMissing:
+            expected = set(stored)
+    accounts = []
+    for account_id in sorted(expected | (set(stored) if not plan["requested_accounts"] else set())):
+        name = names.get(account_id, "")
+        if account_id in stored:
+            accounts.append({"account_id": account_id, "account_name": name})
+        else:
+            log.warning("account %s: no stored snapshot for %s: skipped, no verdicts written",
+                        account_id, snapshot_date)
+            accounts.append({"account_id": account_id, "account_name": name, "missing_snapshot": True})
+    log.info("replay of %s: %d of %d accounts have a stored snapshot", snapshot_date,
+             sum(not a.get("missing_snapshot") for a in accounts), len(accounts))
+    return accounts
+
+
 def extract(plan: dict, account: dict, aws_conn_id: str) -> dict:
     if plan["mode"] == "replay":
         from airflow.exceptions import AirflowSkipException
 
+        if account.get("missing_snapshot"):
+            raise AirflowSkipException(f"account {account['account_id']}: no stored snapshot for "
+                                       f"{plan['snapshot_date']}: skipped, no verdicts written")
         raise AirflowSkipException(f"replay of {plan['snapshot_date']}: data comes from the stored snapshot")
-    from iam_audit.aws import target_from_connection
-
     import os
+
+    from iam_audit.aws import target_from_connection
 
     budget = float(os.environ.get("IAM_AUDIT_CREDENTIAL_REPORT_BUDGET_SECONDS", "120"))
     return extract_one(target_from_connection(aws_conn_id), _config(plan), _store(plan, aws_conn_id),
@@ -125,6 +151,8 @@ def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_con
         raise LoadError("account discovery did not finish: nothing to load")
     hook = PostgresHook(postgres_conn_id=postgres_conn_id)
     store = _store(plan, aws_conn_id)
+    if plan["mode"] == "live" and not plan["requested_accounts"]:
+        prune_other_accounts(plan["snapshot_date"], [a["account_id"] for a in accounts], hook.get_conn)
     load_organization(store, plan["config"]["prefix"], plan["snapshot_date"], hook.get_conn)
     report = load_snapshot(store, plan["config"]["prefix"], plan["snapshot_date"], accounts,
                            hook.get_conn, mode=plan["mode"], run_id=plan["run_id"])

@@ -1,6 +1,6 @@
--- credentials_unused · cis_v1.2.0 1.3 · cis_v3.0.0 1.12 · severity medium
+-- credentials_unused · cis_v1.2.0 1.3 · cis_v1.3.0 1.12 · cis_v1.4.0 1.12 · cis_v1.5.0 1.12 · cis_v2.0.0 1.12 · cis_v3.0.0 1.12 · cis_v4.0.0 1.12 · cis_v5.0.0 1.11 · cis_v6.0.0 2.11 · severity medium
 -- Console passwords and active access keys unused for params.max_unused_days days or
--- greater (90 in v1.2.0, 45 in v3.0.0) are disabled.
+-- greater (90 in v1.2.0 and v1.3.0, 45 from v1.4.0) are disabled.
 -- Audit: credential report rows other than <root_account>. A user fails when
 --   (a) password_enabled and password_last_used is N days or more before as_of, or the
 --       password was never used and password_last_changed (fallback user_creation_time)

@@ -126,6 +126,23 @@ class Snapshot:
                         policy_name=policy_name,
                         document=document or {"Version": "2012-10-17", "Statement": []})
 
+    def trusting_role(self, account_id: str, name: str, trust: dict | None, *, created=None, last_used=None,
+                      path: str = "/") -> Snapshot:
+        """A role with a trust policy (assume_role_policy), creation and RoleLastUsed dates and a path."""
+        return self.row("roles", account_id, arn=self.arn(account_id, "role", name), role_name=name,
+                        path=path, create_date=created or days_ago(1000), assume_role_policy=trust,
+                        role_last_used_date=last_used)
+
+    def member_of(self, account_id: str, user_name: str, group_name: str) -> Snapshot:
+        """The user is a member of the group (group_memberships)."""
+        return self.row("group_memberships", account_id, user_arn=self.arn(account_id, "user", user_name),
+                        group_name=group_name)
+
+    def organization_account(self, account_id: str, name: str | None = None) -> Snapshot:
+        """An account of the organisation as discovered for the snapshot (organization_accounts)."""
+        return self.row("organization_accounts", account_id, account_name=name or f"org-{account_id}",
+                        status="ACTIVE")
+
     # --- account-level data sets ------------------------------------------------------------------
 
     STRONG_PASSWORD_POLICY = {

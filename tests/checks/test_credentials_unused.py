@@ -150,4 +150,8 @@ def test_root_excluded_users_without_credentials_pass_and_missing_report_errors(
     s.commit()
     v1, v3 = _run(db)
     assert v1 == v3 == {user("nothing"): "pass", B: "error"}
-    assert {(k[0], k[1]) for k in verdicts(db, LOGIC)} == {(V1, "1.3"), (V3, "1.12")}
+    assert {(k[0], k[1]) for k in verdicts(db, LOGIC)} == {
+        (V1, "1.3"), ("cis_v1.3.0", "1.12"), ("cis_v1.4.0", "1.12"), ("cis_v1.5.0", "1.12"),
+        ("cis_v2.0.0", "1.12"), (V3, "1.12"), ("cis_v4.0.0", "1.12"), ("cis_v5.0.0", "1.11"),
+        ("cis_v6.0.0", "2.11"),
+    }

@@ -2,7 +2,9 @@ from .password_policy_cases import assert_verdicts, run_variants
 from .staging import verdicts
 
 LOGIC = "password_policy_reuse"
-IDS = {"cis_v1.2.0": "1.10", "cis_v3.0.0": "1.9"}
+IDS = {"cis_v1.2.0": "1.10", "cis_v1.3.0": "1.9", "cis_v1.4.0": "1.9", "cis_v1.5.0": "1.9",
+       "cis_v2.0.0": "1.9", "cis_v3.0.0": "1.9", "cis_v4.0.0": "1.9", "cis_v5.0.0": "1.8",
+       "cis_v6.0.0": "2.8"}
 R23, R24, R1, UNSET = "200000000023", "200000000024", "200000000001", "200000000000"
 
 

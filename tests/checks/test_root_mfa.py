@@ -18,3 +18,39 @@ def test_root_mfa_enabled_passes(db):
     for framework, check_id in IDS.items():
         assert statuses(db, LOGIC, framework) == {ON: "pass", OFF: "fail", NO_ROW: "fail", MISSING: "error"}
         assert "no MFA device" in verdicts(db, LOGIC, framework)[(framework, check_id, OFF, OFF)][1]
+
+
+ALL_IDS = {"cis_v1.2.0": "1.13", "cis_v1.3.0": "1.5", "cis_v1.4.0": "1.5", "cis_v1.5.0": "1.5",
+           "cis_v2.0.0": "1.5", "cis_v3.0.0": "1.5", "cis_v4.0.0": "1.5", "cis_v5.0.0": "1.4",
+           "cis_v6.0.0": "2.4"}
+WITHOUT_PASSWORD_PASSES = {"cis_v5.0.0", "cis_v6.0.0"}
+NO_PW, UNKNOWN_PW, PW, NO_ROOT_ROW, NO_REPORT, NO_PW_MFA = (f"{n:012d}" for n in range(11, 17))
+
+
+def test_root_without_password_passes_from_v5(db):
+    s = Snapshot(db)
+    # root credentials removed: the credential report says password_enabled false
+    s.account(NO_PW).account_summary(NO_PW, mfa=0).user(NO_PW, "<root_account>", is_root=True,
+                                                        password_enabled=False)
+    # AWS's 'not_supported' (stored NULL): the password state is unknown, which never passes
+    s.account(UNKNOWN_PW).account_summary(UNKNOWN_PW, mfa=0).user(UNKNOWN_PW, "<root_account>", is_root=True)
+    s.account(PW).account_summary(PW, mfa=0).user(PW, "<root_account>", is_root=True, password_enabled=True)
+    s.account(NO_ROOT_ROW).account_summary(NO_ROOT_ROW, mfa=0)
+    s.account(NO_REPORT, missing={"credential_report": "ReportInProgress"}).account_summary(NO_REPORT, mfa=1)
+    s.account(NO_PW_MFA).account_summary(NO_PW_MFA, mfa=1).user(NO_PW_MFA, "<root_account>", is_root=True,
+                                                                password_enabled=False)
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    for framework, check_id in ALL_IDS.items():
+        expected = "pass" if framework in WITHOUT_PASSWORD_PASSES else "fail"
+        assert statuses(db, LOGIC, framework) == {
+            NO_PW: expected, UNKNOWN_PW: "fail", PW: "fail", NO_ROOT_ROW: "fail",
+            NO_REPORT: "error", NO_PW_MFA: "pass",
+        }, framework
+        got = verdicts(db, LOGIC, framework)
+        assert "ReportInProgress" in got[(framework, check_id, NO_REPORT, NO_REPORT)][1]
+        if framework in WITHOUT_PASSWORD_PASSES:
+            assert "no password" in got[(framework, check_id, NO_PW, NO_PW)][1]
+            assert "does not show its password removed" in got[(framework, check_id, UNKNOWN_PW, UNKNOWN_PW)][1]
+        else:
+            assert "no MFA device" in got[(framework, check_id, NO_PW, NO_PW)][1]

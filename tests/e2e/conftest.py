@@ -41,3 +41,20 @@ def run(e2e_stack):
         return run_dag(env, logical_date=logical_date, log_file=log_file, progress=None)
 
     return _run
+
+
+def fetch_results(stack, snapshot_date) -> dict:
+    with stack.postgres.connect(stack.database) as conn:
+        rows = conn.execute(
+            "SELECT framework, check_id, account_id, resource_id, status, reason FROM aws_policy_results "
+            "WHERE snapshot_date = %s", (snapshot_date,)).fetchall()
+    return {(f, c, a, r): (s, why) for f, c, a, r, s, why in rows}
+
+
+@pytest.fixture(scope="session")
+def first_run(e2e_stack, run, today):
+    """One clean run: (DagRunResult, verdicts, AWS calls it made)."""
+    e2e_stack.emulator.clear_faults()
+    e2e_stack.emulator.reset_calls()
+    result = run(today)
+    return result, fetch_results(e2e_stack, today), e2e_stack.emulator.calls()

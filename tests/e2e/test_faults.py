@@ -9,10 +9,10 @@ import subprocess
 import time
 
 import pytest
-
 from iam_audit.devenv.runner import airflow_bin
+
 from tests.conftest import TEST_STATE, account_of
-from tests.e2e.test_pipeline import results
+from tests.e2e.conftest import fetch_results as results
 
 pytestmark = pytest.mark.e2e
 
@@ -31,11 +31,10 @@ def by_logic(stack, snapshot_date, account_id) -> dict[str, set[str]]:
 
 
 @pytest.fixture(scope="module")
-def clean_run(e2e_stack, run, today):
-    e2e_stack.emulator.clear_faults()
-    result = run(today)
+def clean_run(first_run):
+    result, verdicts, _ = first_run
     assert result.state == "success", result.log_file
-    return results(e2e_stack, today)
+    return verdicts
 
 
 def test_partial_failures_isolate_accounts_and_data_sets(clean_run, e2e_stack, run, today):

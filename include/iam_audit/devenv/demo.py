@@ -11,6 +11,13 @@ from iam_audit.devenv.runner import migrate, run_dag
 from iam_audit.paths import PROJECT_ROOT
 
 
+def _shown(path) -> str:
+    try:
+        return str(path.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--accounts", type=int, default=5, help="member accounts besides the management account")
@@ -28,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     print("Running DAG aws_iam_cis (airflow dags test) ...")
     result = run_dag(env, log_file=stack.state_dir / "demo-dag-run.log")
     print(f"DAG run {result.run_id}: {result.state} in {time.monotonic() - started:.0f} s "
-          f"(log: {result.log_file.relative_to(PROJECT_ROOT)})")
+          f"(log: {_shown(result.log_file)})")
     if result.failed_tasks:
         print("  failed tasks: " + ", ".join(result.failed_tasks))
 
@@ -41,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print()
         print(format_summary(build_summary(conn, row[0])))
+        from iam_audit.report import write_report
+
+        report_path = stack.state_dir / "report.html"
+        write_report(conn, row[0], report_path)
     example = 'make sql Q="SELECT framework, check_id, status, count(*) FROM aws_policy_results GROUP BY 1,2,3"'
     print(f"""
 Where the data is
@@ -48,6 +59,7 @@ Where the data is
              {example}
   Staging    schema iam_stage (credential_report, users, roles, managed_policies, ...)
   Raw JSON   s3://{stack.bucket}/iam/snapshot_date=YYYY-MM-DD/account_id=.../ on the emulator at {stack.emulator_url}
+  Report     {_shown(report_path)} (open it in a browser; the DAG also stores it next to the raw data in S3)
   Airflow    make airflow  (UI on the same services)  ·  make stop  (stop the embedded services)""")
     return 0 if result.state == "success" else 2
 

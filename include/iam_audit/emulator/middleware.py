@@ -523,7 +523,9 @@ class EmulatorMiddleware:
                     for role in list(backend.assumed_roles):
                         issued.append({"access_key_id": role.access_key_id,
                                        "secret_access_key": role.secret_access_key,
-                                       "session_token": role.session_token})
+                                       "session_token": role.session_token,
+                                       "role_arn": role.role_arn,
+                                       "external_id": role.external_id})
             return _json_reply(start_response, {"credentials": issued})
         if route == "/reset" and method == "POST":
             from .seed import reset_world

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import state
+from .seed_hygiene import seed_hygiene
 
 MANAGEMENT_ACCOUNT_ID = "123456789012"
 PROFILES = ("strong", "weak", "none")
@@ -261,7 +262,15 @@ class AccountSeeder:
         root = state.root_state(acct)
         root.created = self.ago(1500)
         root.keys = []
-        if p == "strong":
+        root.password = True
+        if p == "strong" and acct != self.mgmt_id:
+            # members of a well-run organisation: root credentials removed centrally, so
+            # no password, no MFA device and no keys (passes root MFA from CIS v5.0.0 on)
+            root.mfa = "none"
+            root.mfa_enable_date = None
+            root.password_last_used = None
+            root.password = False
+        elif p == "strong":
             root.mfa = "hardware"
             root.mfa_enable_date = self.ago(900)
             root.password_last_used = self.ago(200)
@@ -452,6 +461,7 @@ def seed_organisation(
 
     for acc in manifest_accounts:
         AccountSeeder(acc["id"], acc["profile"], mgmt_id, now, regions).run(users)
+        seed_hygiene(acc["id"], acc["profile"], now)
 
     manifest = {
         "management_account_id": mgmt_id,

@@ -36,6 +36,9 @@ class RootState:
     password_last_used: datetime | None = None
     created: datetime = field(default_factory=utcnow)
     keys: list[RootKey] = field(default_factory=list)
+    # False: root credentials removed (centralized root access in AWS Organizations);
+    # the credential report then says password_enabled false instead of not_supported
+    password: bool = True
 
 
 @dataclass

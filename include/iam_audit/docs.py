@@ -1,0 +1,107 @@
+"""docs/controls.md, generated from the control catalogue (sql/catalogue.yaml).
+
+    PYTHONPATH=include .venv/bin/python -m iam_audit.docs
+
+rewrites docs/controls.md; tests/unit/test_controls_doc.py fails when the file
+and the catalogue disagree.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from iam_audit.catalogue import Catalogue, FrameworkControl, load_catalogue
+from iam_audit.paths import PROJECT_ROOT
+
+CONTROLS_DOC = PROJECT_ROOT / "docs" / "controls.md"
+REGENERATE = "PYTHONPATH=include .venv/bin/python -m iam_audit.docs"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _number(control: FrameworkControl | None, evaluated: bool) -> str:
+    if control is None:
+        return "–"
+    # a control the benchmark rates manual but that a logic evaluates anyway is marked
+    return f"{control.check_id} (m)" if evaluated and control.assessment == "manual" else control.check_id
+
+
+def _frameworks(catalogue: Catalogue) -> list[str]:
+    """CIS versions first, oldest first; other frameworks after them."""
+    return sorted(catalogue.frameworks, key=lambda f: not f.startswith("cis_"))
+
+
+def _counts(catalogue: Catalogue) -> list[str]:
+    lines = [
+        "| framework | automated (evaluated) | manual, evaluated | manual, for a person | total |",
+        "|---|---|---|---|---|",
+    ]
+    for framework in _frameworks(catalogue):
+        evaluated = [c for check in catalogue.checks for c in check.controls if c.framework == framework]
+        automated = sum(c.assessment == "automated" for c in evaluated)
+        person = sum(c.framework == framework for c in catalogue.manual)
+        lines.append(f"| {framework} | {automated} | {len(evaluated) - automated} | {person} | "
+                     f"{len(evaluated) + person} |")
+    return lines
+
+
+def render_controls_markdown(catalogue: Catalogue) -> str:
+    """The whole of docs/controls.md for `catalogue`."""
+    frameworks = _frameworks(catalogue)
+    out = [
+        "# Controls",
+        "",
+        f"Generated from `sql/catalogue.yaml` by `{REGENERATE}`; do not edit by hand.",
+        "",
+        "One row per check logic (`sql/checks/<logic>.sql`) and per title of a control that a person",
+        "must assess; one column per framework version with the control's number in it. `(m)`: the",
+        "benchmark rates the control manual, but its audit reads IAM data, so it is evaluated anyway.",
+        "`–`: the version does not have the control.",
+        "",
+        "## Controls per framework version",
+        "",
+        *_counts(catalogue),
+        "",
+        "## Every control",
+        "",
+        "| control | logic | " + " | ".join(frameworks) + " |",
+        "|---|---|" + "---|" * len(frameworks),
+    ]
+    for check in catalogue.checks:
+        by_framework = {c.framework: c for c in check.controls}
+        cells = [_number(by_framework.get(f), evaluated=True) for f in frameworks]
+        out.append(f"| {_cell(check.title)} | [`{check.logic}`](#{check.logic}) | " + " | ".join(cells) + " |")
+    manual_rows: dict[str, dict[str, FrameworkControl]] = {}
+    for control in catalogue.all_controls():
+        if control.logic is None:
+            manual_rows.setdefault(control.title, {})[control.framework] = control
+    for title, by_framework in manual_rows.items():
+        cells = [_number(by_framework.get(f), evaluated=False) for f in frameworks]
+        out.append(f"| {_cell(title)} | manual | " + " | ".join(cells) + " |")
+
+    out += ["", "## Check logics", ""]
+    for check in catalogue.checks:
+        out += [f'<a id="{check.logic}"></a>', "", check.doc_md().rstrip("\n"), ""]
+
+    out += ["## Manual controls", "",
+            "Listed in the summary as `manual`: a person assesses them. Levels are the benchmark's profiles.", "",
+            "| framework | control | title | level | note |", "|---|---|---|---|---|"]
+    for control in catalogue.all_controls():
+        if control.logic is None:
+            out.append(f"| {control.framework} | {control.check_id} | {_cell(control.title)} | "
+                       f"{control.level or ''} | {_cell(control.note)} |")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def write_controls_doc(path: Path = CONTROLS_DOC) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_controls_markdown(load_catalogue()), encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    written = write_controls_doc(Path(sys.argv[1]) if len(sys.argv) > 1 else CONTROLS_DOC)
+    print(f"wrote {written}")

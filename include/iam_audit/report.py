@@ -1,0 +1,360 @@
+"""A self-contained HTML compliance report of one snapshot (inline CSS, no script, no external link).
+
+Reads the BI views (aws_policy_scores, aws_policy_results_effective) so the page
+shows the same numbers as the dashboards, muted findings included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from html import escape
+from pathlib import Path
+
+from iam_audit.catalogue import _control_sort_key, _framework_sort_key
+
+SEVERITY_ORDER = ("critical", "high", "medium", "low")
+TOP_FAILING = 30
+
+_SEVERITY_SQL = "CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END"
+
+
+@dataclass
+class Counts:
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    muted: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.passed += other.passed
+        self.failed += other.failed
+        self.errors += other.errors
+        self.muted += other.muted
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.errors + self.muted
+
+    @property
+    def pass_rate(self) -> float | None:
+        """pass / (pass + fail), as in aws_policy_scores: errors and muted fails are left out."""
+        decided = self.passed + self.failed
+        return self.passed / decided if decided else None
+
+    def describe(self) -> str:
+        return f"{self.passed} pass, {self.failed} fail, {self.errors} error, {self.muted} muted"
+
+
+@dataclass
+class ReportData:
+    snapshot_date: str
+    accounts: dict[str, str]                                   # account_id -> name
+    frameworks: list[str]
+    controls: list[dict]                                       # framework, check_id, title, severity, manual
+    cells: dict[tuple[str, str, str], Counts]                  # (framework, check_id, account_id)
+    failing: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+    muted: list[dict] = field(default_factory=list)
+
+    def account_framework(self, account_id: str, framework: str) -> Counts:
+        total = Counts()
+        for (f, _, a), counts in self.cells.items():
+            if f == framework and a == account_id:
+                total.add(counts)
+        return total
+
+    def overall(self, framework: str | None = None) -> Counts:
+        total = Counts()
+        for (f, _, _), counts in self.cells.items():
+            if framework in (None, f):
+                total.add(counts)
+        return total
+
+
+def _rows(conn, sql: str, params) -> list[dict]:
+    cur = conn.execute(sql, params)
+    names = [c.name for c in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def load_report_data(conn, snapshot_date: date | str) -> ReportData:
+    day = str(snapshot_date)
+    cells = {
+        (r["framework"], r["check_id"], r["account_id"]): Counts(r["pass_count"], r["fail_count"],
+                                                                 r["error_count"], r["muted_count"])
+        for r in _rows(conn, "SELECT * FROM aws_policy_scores WHERE snapshot_date = %s", (day,))
+    }
+    names = {r["account_id"]: r["account_name"] or "" for r in _rows(
+        conn, "SELECT account_id, account_name FROM iam_stage.accounts WHERE snapshot_date = %s", (day,))}
+    accounts = {a: names.get(a, "") for a in sorted({a for (_, _, a) in cells} | set(names))}
+
+    controls = [
+        {**r, "manual": r["logic"] is None}
+        for r in _rows(conn, "SELECT framework, check_id, title, severity, logic FROM aws_policy_controls", ())
+    ]
+    known = {(c["framework"], c["check_id"]) for c in controls}
+    for framework, check_id, _ in cells:   # verdicts of controls no longer in the catalogue
+        if (framework, check_id) not in known:
+            known.add((framework, check_id))
+            controls.append({"framework": framework, "check_id": check_id, "title": "", "severity": "",
+                             "logic": None, "manual": False})
+    controls.sort(key=lambda c: (_framework_sort_key(c["framework"]), _control_sort_key(c["check_id"])))
+    frameworks = sorted({c["framework"] for c in controls if not c["manual"]}, key=_framework_sort_key)
+
+    failing = _rows(conn, f"""
+        SELECT account_id, resource_id, max(resource_type) AS resource_type,
+               min({_SEVERITY_SQL}) AS severity_rank,
+               string_agg(framework || ' ' || check_id, ', ' ORDER BY framework, check_id) AS controls,
+               (array_agg(title ORDER BY framework DESC))[1] AS title,
+               (array_agg(reason ORDER BY framework DESC))[1] AS reason
+        FROM aws_policy_results_effective
+        WHERE snapshot_date = %s AND effective_status = 'fail'
+        GROUP BY account_id, coalesce(control_logic, check_id), resource_id
+        ORDER BY severity_rank, account_id, controls, resource_id
+        LIMIT %s""", (day, TOP_FAILING))  # noqa: S608
+    for row in failing:
+        row["severity"] = SEVERITY_ORDER[min(row.pop("severity_rank"), 3)]
+
+    errors = _rows(conn, """
+        SELECT account_id, reason,
+               string_agg(framework || ' ' || check_id, ', ' ORDER BY framework, check_id) AS controls
+        FROM aws_policy_results
+        WHERE snapshot_date = %s AND status = 'error'
+        GROUP BY account_id, reason ORDER BY account_id, reason""", (day,))
+    muted = _rows(conn, """
+        SELECT account_id, framework, check_id, resource_id, exception_reason, exception_expires_on
+        FROM aws_policy_results_effective
+        WHERE snapshot_date = %s AND effective_status = 'muted'
+        ORDER BY exception_expires_on, account_id, framework, check_id, resource_id""", (day,))
+    return ReportData(day, accounts, frameworks, controls, cells, failing, errors, muted)
+
+
+# ---- rendering ---------------------------------------------------------------------
+
+_CSS = """
+:root{--pass:#1a7f37;--fail:#cf222e;--error:#bf8700;--muted:#8250df;--ink:#1f2328;--soft:#59636e;
+--line:#d1d9e0;--bg:#f6f8fa}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.45 -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
+color:var(--ink);background:var(--bg)}
+header{background:#0d1117;color:#f0f6fc;padding:24px 32px}
+header h1{margin:0 0 4px;font-size:22px}
+header p{margin:0;color:#9198a1}
+main{max-width:1400px;margin:0 auto;padding:24px 32px 48px}
+section{background:#fff;border:1px solid var(--line);border-radius:8px;padding:20px 24px;margin-bottom:24px}
+h2{font-size:17px;margin:0 0 12px}
+p.note{color:var(--soft);margin:4px 0 12px}
+.tiles{display:flex;flex-wrap:wrap;gap:16px;margin-bottom:24px}
+.tile{flex:1 1 160px;background:#fff;border:1px solid var(--line);border-radius:8px;padding:14px 18px}
+.tile .v{font-size:26px;font-weight:600}
+.tile .k{color:var(--soft);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:left;padding:6px 10px;border-bottom:1px solid var(--line);vertical-align:top}
+th{font-size:12px;color:var(--soft);font-weight:600;background:var(--bg)}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+.bar{position:relative;height:8px;background:#eaeef2;border-radius:4px;min-width:90px;margin-top:6px}
+.bar span{position:absolute;left:0;top:0;bottom:0;border-radius:4px;background:var(--pass)}
+.rate{font-weight:600}
+.wrap{overflow-x:auto}
+table.heat th.acct{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;height:130px;
+text-align:left;vertical-align:bottom;padding:6px 4px}
+table.heat td.cell{width:34px;min-width:34px;text-align:center;font-size:12px;font-weight:600;color:#fff;
+border:2px solid #fff;border-radius:4px;padding:4px 0}
+table.heat td.none{background:#eaeef2;color:var(--soft);font-weight:400}
+table.heat td.ctl{white-space:nowrap}
+table.heat td.title{color:var(--soft);max-width:420px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.legend{display:flex;flex-wrap:wrap;gap:16px;color:var(--soft);font-size:12px;margin:10px 0 0}
+.legend i{display:inline-block;width:12px;height:12px;border-radius:3px;margin-right:5px;vertical-align:-2px}
+.sev{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}
+.sev.critical{background:#82071e}.sev.high{background:var(--fail)}.sev.medium{background:#bc4c00}
+.sev.low{background:#6e7781}
+code{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all}
+.empty{color:var(--soft);font-style:italic}
+footer{color:var(--soft);font-size:12px;text-align:center;padding-bottom:24px}
+"""
+
+
+def _pct(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{100 * rate:.0f}%"
+
+
+def _rate_cell(counts: Counts) -> str:
+    width = 0 if counts.pass_rate is None else round(100 * counts.pass_rate)
+    return (f'<td><span class="rate">{_pct(counts.pass_rate)}</span>'
+            f'<div class="bar" title="{escape(counts.describe())}"><span style="width:{width}%"></span></div></td>')
+
+
+def _mix(a: tuple[int, int, int], b: tuple[int, int, int], share: float) -> str:
+    r, g, bl = (round(x + (y - x) * share) for x, y in zip(a, b, strict=True))
+    return f"#{r:02x}{g:02x}{bl:02x}"
+
+
+_GREEN, _RED, _AMBER, _PURPLE = (26, 127, 55), (207, 34, 46), (191, 135, 0), (130, 80, 223)
+
+
+def cell_colour(counts: Counts) -> str:
+    """Green when all pass, to red with the share of fails; amber for errors only; purple for muted only."""
+    if counts.failed:
+        decided = counts.passed + counts.failed
+        return _mix(_GREEN, _RED, 0.35 + 0.65 * counts.failed / decided)
+    if counts.errors:
+        return _mix(_AMBER, _GREEN, counts.passed / (counts.passed + counts.errors) * 0.5)
+    if counts.muted and not counts.passed:
+        return _mix(_PURPLE, _GREEN, 0)
+    return _mix(_GREEN, _PURPLE, 0.25 if counts.muted else 0)
+
+
+def _cell_label(counts: Counts) -> str:
+    if counts.failed:
+        return str(counts.failed)
+    if counts.errors:
+        return "!"
+    return "✓"
+
+
+def _summary_tiles(data: ReportData) -> str:
+    total = data.overall()
+    tiles = [("pass rate", _pct(total.pass_rate)), ("accounts", str(len(data.accounts))),
+             ("failing", str(total.failed)), ("passing", str(total.passed)),
+             ("errors", str(total.errors)), ("muted", str(total.muted))]
+    return '<div class="tiles">' + "".join(
+        f'<div class="tile"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>'
+        for k, v in tiles) + "</div>"
+
+
+def _account_label(data: ReportData, account_id: str) -> str:
+    name = data.accounts.get(account_id) or ""
+    return f"{account_id} {name}".strip()
+
+
+def _pass_rates(data: ReportData) -> str:
+    head = "".join(f"<th>{escape(f)}</th>" for f in data.frameworks)
+    rows = []
+    for account_id, name in data.accounts.items():
+        cells = "".join(_rate_cell(data.account_framework(account_id, f)) for f in data.frameworks)
+        rows.append(f"<tr><td><code>{escape(account_id)}</code></td><td>{escape(name)}</td>{cells}</tr>")
+    overall = "".join(_rate_cell(data.overall(f)) for f in data.frameworks)
+    rows.append(f"<tr><th>all accounts</th><th></th>{overall}</tr>")
+    return (
+        "<section><h2>Pass rate per account and framework</h2>"
+        '<p class="note">pass / (pass + fail). Errors (not evaluable) and muted findings are left out; '
+        "hover a bar for the counts.</p>"
+        f'<div class="wrap"><table><thead><tr><th>account</th><th>name</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div></section>"
+    )
+
+
+def _heat_map(data: ReportData) -> str:
+    accounts = list(data.accounts)
+    head = "".join(f'<th class="acct" title="{escape(_account_label(data, a))}">{escape(_account_label(data, a))}'
+                   "</th>" for a in accounts)
+    rows = []
+    for control in (c for c in data.controls if not c["manual"]):
+        cells = []
+        for account_id in accounts:
+            counts = data.cells.get((control["framework"], control["check_id"], account_id))
+            where = f"{control['framework']} {control['check_id']} in {_account_label(data, account_id)}"
+            if counts is None or counts.total == 0:
+                cells.append(f'<td class="cell none" title="{escape(where)}: not evaluated">–</td>')
+            else:
+                cells.append(f'<td class="cell" style="background:{cell_colour(counts)}" '
+                             f'title="{escape(where)}: {escape(counts.describe())}">{_cell_label(counts)}</td>')
+        rows.append(f'<tr><td class="ctl">{escape(control["framework"])} <b>{escape(control["check_id"])}</b></td>'
+                    f'<td class="title" title="{escape(control["title"])}">{escape(control["title"])}</td>'
+                    f"{''.join(cells)}</tr>")
+    legend = ('<div class="legend"><span><i style="background:#1a7f37"></i>all pass</span>'
+              '<span><i style="background:#cf222e"></i>failing (number = fails; redder = larger share)</span>'
+              '<span><i style="background:#bf8700"></i>! could not be evaluated</span>'
+              '<span><i style="background:#8250df"></i>muted only</span>'
+              '<span><i style="background:#eaeef2"></i>not evaluated</span></div>')
+    return (
+        "<section><h2>Controls × accounts</h2>"
+        '<p class="note">Each cell is one control in one account; hover it for pass / fail / error / muted.</p>'
+        f'<div class="wrap"><table class="heat"><thead><tr><th>control</th><th>title</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>{legend}</section>"
+    )
+
+
+def _failing(data: ReportData) -> str:
+    if not data.failing:
+        return "<section><h2>Top failing resources</h2><p class='empty'>No failing resource.</p></section>"
+    rows = "".join(
+        f'<tr><td><span class="sev {escape(r["severity"])}">{escape(r["severity"])}</span></td>'
+        f"<td><code>{escape(r['account_id'])}</code></td><td><code>{escape(r['resource_id'])}</code>"
+        f"<br><small>{escape(r['resource_type'] or '')}</small></td>"
+        f"<td>{escape(r['controls'])}<br><small>{escape(r['title'] or '')}</small></td>"
+        f"<td>{escape(r['reason'])}</td></tr>"
+        for r in data.failing)
+    return (
+        f"<section><h2>Top failing resources</h2><p class='note'>Up to {TOP_FAILING}, most severe first; "
+        "one row per resource and check, listing every framework control it fails.</p>"
+        "<div class='wrap'><table><thead><tr><th>severity</th><th>account</th><th>resource</th><th>controls</th>"
+        f"<th>why</th></tr></thead><tbody>{rows}</tbody></table></div></section>"
+    )
+
+
+def _errors(data: ReportData) -> str:
+    intro = ("<p class='note'>An <b>error</b> means the data a control needs could not be collected in that "
+             "account (access denied, API not supported, throttled past retries, role not assumable). It is "
+             "never counted as a pass: fix the cause and re-run the date.</p>")
+    if not data.errors:
+        return f"<section><h2>Errors explained</h2>{intro}<p class='empty'>No error in this snapshot.</p></section>"
+    rows = "".join(
+        f"<tr><td><code>{escape(r['account_id'])}</code> {escape(data.accounts.get(r['account_id'], ''))}</td>"
+        f"<td>{escape(r['reason'])}</td><td>{escape(r['controls'])}</td></tr>" for r in data.errors)
+    return (f"<section><h2>Errors explained</h2>{intro}<div class='wrap'><table><thead><tr><th>account</th>"
+            f"<th>cause</th><th>controls affected</th></tr></thead><tbody>{rows}</tbody></table></div></section>")
+
+
+def _muted(data: ReportData) -> str:
+    if not data.muted:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(str(r['exception_expires_on']))}</td><td><code>{escape(r['account_id'])}</code></td>"
+        f"<td>{escape(r['framework'])} {escape(r['check_id'])}</td><td><code>{escape(r['resource_id'])}</code></td>"
+        f"<td>{escape(r['exception_reason'] or '')}</td></tr>" for r in data.muted)
+    return ("<section><h2>Muted findings</h2><p class='note'>Fails accepted by an exception "
+            "(aws_policy_exceptions) until its expiry date; they count neither as pass nor as fail.</p>"
+            "<div class='wrap'><table><thead><tr><th>expires on</th><th>account</th><th>control</th>"
+            f"<th>resource</th><th>exception reason</th></tr></thead><tbody>{rows}</tbody></table></div></section>")
+
+
+def _manual(data: ReportData) -> str:
+    manual = [c for c in data.controls if c["manual"]]
+    if not manual:
+        return ""
+    rows = "".join(f"<tr><td>{escape(c['framework'])}</td><td><b>{escape(c['check_id'])}</b></td>"
+                   f"<td>{escape(c['title'])}</td></tr>" for c in manual)
+    return ("<section><h2>Manual controls</h2><p class='note'>These need a person's assessment and have no "
+            "automated verdict.</p><table><thead><tr><th>framework</th><th>control</th><th>title</th></tr>"
+            f"</thead><tbody>{rows}</tbody></table></section>")
+
+
+def render_report(data: ReportData) -> str:
+    title = f"IAM compliance report {data.snapshot_date}"
+    frameworks = ", ".join(data.frameworks) or "no framework evaluated"
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
+        f"<header><h1>{escape(title)}</h1><p>CIS AWS Foundations Benchmark, IAM controls · {escape(frameworks)}"
+        f" · {len(data.accounts)} account(s)</p></header><main>"
+        f"{_summary_tiles(data)}{_pass_rates(data)}{_heat_map(data)}{_failing(data)}{_errors(data)}"
+        f"{_muted(data)}{_manual(data)}</main>"
+        f"<footer>Generated from aws_policy_results (snapshot {escape(data.snapshot_date)}).</footer>"
+        "</body></html>\n"
+    )
+
+
+def build_report_html(conn, snapshot_date: date | str) -> str:
+    """The report of one snapshot as a self-contained HTML page."""
+    return render_report(load_report_data(conn, snapshot_date))
+
+
+def write_report(conn, snapshot_date: date | str, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(build_report_html(conn, snapshot_date), encoding="utf-8")
+    return path

@@ -1,0 +1,54 @@
+"""Airflow task body: render the snapshot's HTML report and upload it next to the raw snapshot.
+
+s3://<iam_audit_bucket>/<iam_audit_prefix>/snapshot_date=YYYY-MM-DD/report.html
+(replay mode ignores the key: it lists only account_id=*/_manifest.json objects).
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "report.html"
+
+
+def report_key(prefix: str, snapshot_date: str) -> str:
+    return f"{prefix}/snapshot_date={snapshot_date}/{REPORT_NAME}"
+
+
+def upload_html(store, key: str, html: str) -> None:
+    """Upload with ContentType text/html (so browsers render it) and the store's encryption settings."""
+    from botocore.exceptions import ClientError
+
+    from iam_audit.aws import error_code
+    from iam_audit.raw_store import RawStoreError
+
+    extra = dict(store.hook.extra_args or {})
+    if not extra.get("ServerSideEncryption"):
+        extra["ServerSideEncryption"] = "AES256"
+    try:
+        store.hook.get_conn().put_object(Bucket=store.bucket, Key=key, Body=html.encode("utf-8"),
+                                         ContentType="text/html; charset=utf-8", **extra)
+    except ClientError as exc:
+        raise RawStoreError(f"could not write {store.url(key)}: {error_code(exc)}: {exc}") from None
+
+
+def publish_report(plan: dict, postgres_conn_id: str, aws_conn_id: str) -> str:
+    """Render the report of plan['snapshot_date'] and upload it; returns its s3:// URL."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from iam_audit.raw_store import S3RawStore
+    from iam_audit.report import build_report_html
+
+    config = plan["config"]
+    conn = PostgresHook(postgres_conn_id=postgres_conn_id).get_conn()
+    try:
+        html = build_report_html(conn, plan["snapshot_date"])
+    finally:
+        conn.close()
+    store = S3RawStore(config["bucket"], aws_conn_id=aws_conn_id, kms_key_id=config.get("kms_key_id"))
+    key = report_key(config.get("prefix") or "iam", plan["snapshot_date"])
+    upload_html(store, key, html)
+    log.info("report of %s: %s (%d bytes)", plan["snapshot_date"], store.url(key), len(html))
+    return store.url(key)

@@ -1,0 +1,36 @@
+-- hygiene_inline_admin · iam_hygiene IH.2 · severity high
+-- No inline policy of a user, group or role allows Action "*" on Resource "*".
+-- Audit: per inline policy (GetAccountAuthorizationDetails UserPolicyList,
+-- GroupPolicyList, RolePolicyList), no statement has Effect Allow, Action "*" and
+-- Resource "*" (iam_audit_is_full_admin, as the CIS full-admin check uses for
+-- managed policies; Statement one object or an array, Action/Resource a string or
+-- a list).
+-- DECISION: an inline policy whose document was not collected fails (it cannot be
+-- shown to be free of "*:*"), with a reason saying so.
+-- Reads: authorization_details (inline_policies). Resource: "<entity ARN>#<policy
+-- name>" (an inline policy has no ARN of its own).
+{% from 'macros/check.sql' import check %}
+{% call check('hygiene_inline_admin', needs=['authorization_details']) %}
+SELECT c.framework, c.check_id, p.account_id, p.entity_arn || '#' || p.policy_name, 'iam_inline_policy',
+       CASE WHEN p.document IS NOT NULL AND s.admin_statements IS NULL THEN 'pass' ELSE 'fail' END,
+       CASE WHEN p.document IS NULL
+            THEN format('The document of inline policy %%s of %%s %%s was not collected, so it cannot be shown to be free of full "*:*" privileges.',
+                        p.policy_name, p.entity_type, p.entity_name)
+            WHEN s.admin_statements IS NULL
+            THEN format('Inline policy %%s of %%s %%s does not allow Action "*" on Resource "*".',
+                        p.policy_name, p.entity_type, p.entity_name)
+            ELSE format('Inline policy %%s of %%s %%s allows full "*:*" administrative privileges (Effect Allow, Action "*", Resource "*") in %%s; delete it and grant a managed policy with only the actions needed.',
+                        p.policy_name, p.entity_type, p.entity_name, s.admin_statements)
+       END
+FROM controls c
+CROSS JOIN ready_accounts r
+JOIN iam_stage.inline_policies p
+  ON p.snapshot_date = %(snapshot_date)s AND p.account_id = r.account_id
+LEFT JOIN LATERAL (
+    SELECT string_agg(format('statement %%s%%s', st.statement_index,
+                             CASE WHEN st.statement ? 'Sid' THEN format(' (Sid %%s)', st.statement ->> 'Sid') ELSE '' END),
+                      ', ' ORDER BY st.statement_index) AS admin_statements
+    FROM iam_audit_statements(p.document) AS st
+    WHERE iam_audit_is_full_admin(st.statement)
+) AS s ON true
+{% endcall %}

@@ -1,0 +1,70 @@
+-- hygiene_privilege_escalation · iam_hygiene IH.1 · severity high
+-- No customer-managed or inline policy allows a known privilege-escalation action
+-- or combination.
+-- Audit: per customer-managed policy (its default version's document) and per inline
+-- policy of a user, group or role, iam_audit_privilege_escalations(document) lists
+-- the rules of iam_audit_escalation_rules() (sql/schema/030_policy_functions.sql)
+-- that the document meets: iam:CreatePolicyVersion, iam:SetDefaultPolicyVersion,
+-- iam:Attach{User,Group,Role}Policy, iam:Put{User,Group,Role}Policy,
+-- iam:CreateAccessKey, iam:CreateLoginProfile, iam:UpdateLoginProfile,
+-- iam:UpdateAssumeRolePolicy, iam:AddUserToGroup, lambda:UpdateFunctionCode, and
+-- iam:PassRole together with ec2:RunInstances, with lambda:CreateFunction plus
+-- lambda:InvokeFunction or lambda:CreateEventSourceMapping, with
+-- cloudformation:CreateStack, or with glue:CreateDevEndpoint. The policy fails when
+-- it meets any rule.
+-- Matching: Allow statements' Action and NotAction (NotAction allows every action
+-- none of its patterns matches), IAM wildcards "*" and "?", case-insensitive.
+-- DECISION: Resource and Condition of Allow statements are ignored: an action
+-- allowed on some resource or under some condition counts (iam:PassRole on one
+-- powerful role is enough to escalate).
+-- DECISION: a Deny statement of the same policy removes actions only when it has
+-- Resource "*", no NotResource and no Condition; a Deny on narrower resources or
+-- under a condition leaves the action allowed somewhere and removes nothing
+-- (conservative). Other policies, permissions boundaries and SCPs are not combined.
+-- DECISION: combinations (iam:PassRole + X) are evaluated per policy, not across
+-- the policies of a principal.
+-- DECISION: AWS-managed policies are skipped: their content is AWS's, and attaching
+-- AdministratorAccess is what the CIS full-admin controls report.
+-- DECISION: a policy whose document was not collected fails (it cannot be shown
+-- to be free of escalation paths), with a reason saying so.
+-- Reads: authorization_details (managed_policies, inline_policies). Resource: the
+-- policy ARN for managed policies; "<entity ARN>#<policy name>" for inline policies.
+{% from 'macros/check.sql' import check %}
+{% call check('hygiene_privilege_escalation', needs=['authorization_details']) %}
+SELECT c.framework, c.check_id, p.account_id, p.resource_id, p.resource_type,
+       CASE WHEN p.document IS NOT NULL AND e.findings IS NULL THEN 'pass' ELSE 'fail' END,
+       CASE WHEN p.document IS NULL
+            THEN format('The document of %%s was not collected, so it cannot be shown to be free of privilege-escalation paths.',
+                        lower(left(p.label, 1)) || substr(p.label, 2))
+            WHEN e.findings IS NULL
+            THEN format('%%s allows none of the known privilege-escalation actions or combinations.', p.label)
+            ELSE format('%%s allows privilege escalation: %%s. Remove these actions or restrict them to the principals and resources that need them.',
+                        p.label, e.findings)
+       END
+FROM controls c
+CROSS JOIN ready_accounts r
+JOIN (
+    SELECT account_id, arn AS resource_id, 'iam_policy' AS resource_type,
+           format('Customer-managed policy %%s', policy_name) AS label, document
+    FROM iam_stage.managed_policies
+    WHERE snapshot_date = %(snapshot_date)s AND NOT is_aws_managed
+    UNION ALL
+    SELECT account_id, entity_arn || '#' || policy_name, 'iam_inline_policy',
+           format('Inline policy %%s of %%s %%s', policy_name, entity_type, entity_name), document
+    FROM iam_stage.inline_policies
+    WHERE snapshot_date = %(snapshot_date)s
+) AS p ON p.account_id = r.account_id
+LEFT JOIN LATERAL (
+    -- rules grouped by the statements that allow them: "rule, rule in statement 0 (Sid X)"
+    SELECT string_agg(g.rules || ' in ' || g.statements, '; ' ORDER BY g.first_rule) AS findings
+    FROM (
+        SELECT x.statements, min(x.ord) AS first_rule,
+               string_agg(CASE WHEN x.all_actions THEN x.rule
+                               ELSE format('%%s (%%s)', x.rule, array_to_string(x.actions, ', ')) END,
+                          ', ' ORDER BY x.ord) AS rules
+        FROM iam_audit_privilege_escalations(p.document)
+             WITH ORDINALITY AS x(rule, actions, all_actions, statements, ord)
+        GROUP BY x.statements
+    ) AS g
+) AS e ON true
+{% endcall %}

@@ -1,0 +1,174 @@
+-- Policy-document evaluation shared by the iam_hygiene checks. Every function is an
+-- IMMUTABLE SQL function of its arguments (no table access) and is created with
+-- CREATE OR REPLACE, so applying the schema twice is harmless.
+--
+-- Scope of the evaluation (what IAM does that these functions do and do not model):
+--   * Allow statements grant through Action (any pattern matches) or NotAction
+--     (every action that none of its patterns matches).
+--   * Patterns are IAM wildcards, matched case-insensitively: "*" any run of
+--     characters, "?" exactly one character.
+--   * Resource, NotResource and Condition of an Allow statement are ignored: an
+--     action allowed on some resource or under some condition counts as allowed.
+--   * A Deny statement removes an action only when it applies everywhere: Resource
+--     contains "*", no NotResource and no (non-empty) Condition. A Deny on narrower
+--     resources or under a condition still leaves the action allowed somewhere, so
+--     it removes nothing (conservative: a finding is never hidden by a partial Deny).
+--   * Only the one document is evaluated: permissions boundaries, SCPs, session
+--     policies and other policies of the same principal are out of scope.
+
+-- True when an IAM action pattern matches an action, case-insensitively.
+CREATE OR REPLACE FUNCTION iam_audit_action_matches(pattern text, action text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT lower(action) LIKE
+           replace(replace(replace(replace(replace(lower(pattern),
+               '\', '\\'), '%', '\%'), '_', '\_'), '*', '%'), '?', '_')
+           ESCAPE '\'
+$$;
+
+-- True when any pattern of a JSON string-or-array of patterns matches the action.
+CREATE OR REPLACE FUNCTION iam_audit_any_pattern_matches(patterns jsonb, action text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT EXISTS (
+        SELECT 1
+        FROM jsonb_array_elements(iam_audit_as_array(patterns)) AS p(pattern)
+        WHERE jsonb_typeof(p.pattern) = 'string'
+          AND iam_audit_action_matches(p.pattern #>> '{}', action)
+    )
+$$;
+
+-- True when a statement's Action / NotAction covers the action (Effect not considered).
+CREATE OR REPLACE FUNCTION iam_audit_statement_covers(statement jsonb, action text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN jsonb_typeof(statement) <> 'object' THEN false
+        WHEN statement ? 'Action' THEN iam_audit_any_pattern_matches(statement -> 'Action', action)
+        WHEN statement ? 'NotAction' THEN NOT iam_audit_any_pattern_matches(statement -> 'NotAction', action)
+        ELSE false
+    END
+$$;
+
+-- True when a statement allows the action (Effect Allow; resources and conditions ignored).
+CREATE OR REPLACE FUNCTION iam_audit_statement_allows(statement jsonb, action text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(statement ->> 'Effect', '') = 'Allow'
+       AND iam_audit_statement_covers(statement, action)
+$$;
+
+-- True when a statement denies the action on every resource without condition:
+-- Effect Deny, Resource containing "*", no NotResource, no non-empty Condition.
+CREATE OR REPLACE FUNCTION iam_audit_statement_denies_everywhere(statement jsonb, action text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(statement ->> 'Effect', '') = 'Deny'
+       AND NOT statement ? 'NotResource'
+       AND coalesce(statement -> 'Condition', '{}'::jsonb) IN ('{}'::jsonb, 'null'::jsonb)
+       AND iam_audit_as_array(statement -> 'Resource') @> '["*"]'::jsonb
+       AND iam_audit_statement_covers(statement, action)
+$$;
+
+-- Which of the given actions a document allows, and through which statements:
+-- one row per (action, Allow statement allowing it), none for actions that an
+-- unconditional all-resource Deny of the same document removes.
+CREATE OR REPLACE FUNCTION iam_audit_allowed_actions(document jsonb, actions text[])
+RETURNS TABLE (action text, statement_index integer, sid text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT a.action, st.statement_index, st.statement ->> 'Sid'
+    FROM unnest(actions) AS a(action)
+    JOIN iam_audit_statements(document) AS st
+      ON iam_audit_statement_allows(st.statement, a.action)
+    WHERE NOT EXISTS (
+        SELECT 1 FROM iam_audit_statements(document) AS d
+        WHERE iam_audit_statement_denies_everywhere(d.statement, a.action)
+    )
+$$;
+
+-- Known privilege-escalation paths: a rule holds when, for every group of its
+-- `requires` (a JSON array of arrays of actions), the policy allows at least one
+-- action of the group. PassRole combinations are evaluated within one policy.
+CREATE OR REPLACE FUNCTION iam_audit_escalation_rules()
+RETURNS TABLE (rule text, requires jsonb)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    VALUES
+        ('iam:CreatePolicyVersion', '[["iam:CreatePolicyVersion"]]'::jsonb),
+        ('iam:SetDefaultPolicyVersion', '[["iam:SetDefaultPolicyVersion"]]'),
+        ('iam:Attach*Policy', '[["iam:AttachUserPolicy", "iam:AttachGroupPolicy", "iam:AttachRolePolicy"]]'),
+        ('iam:Put*Policy', '[["iam:PutUserPolicy", "iam:PutGroupPolicy", "iam:PutRolePolicy"]]'),
+        ('iam:CreateAccessKey', '[["iam:CreateAccessKey"]]'),
+        ('iam:CreateLoginProfile', '[["iam:CreateLoginProfile"]]'),
+        ('iam:UpdateLoginProfile', '[["iam:UpdateLoginProfile"]]'),
+        ('iam:UpdateAssumeRolePolicy', '[["iam:UpdateAssumeRolePolicy"]]'),
+        ('iam:AddUserToGroup', '[["iam:AddUserToGroup"]]'),
+        ('iam:PassRole + ec2:RunInstances', '[["iam:PassRole"], ["ec2:RunInstances"]]'),
+        ('iam:PassRole + lambda:CreateFunction + lambda:InvokeFunction/CreateEventSourceMapping',
+         '[["iam:PassRole"], ["lambda:CreateFunction"], ["lambda:InvokeFunction", "lambda:CreateEventSourceMapping"]]'),
+        ('iam:PassRole + cloudformation:CreateStack', '[["iam:PassRole"], ["cloudformation:CreateStack"]]'),
+        ('iam:PassRole + glue:CreateDevEndpoint', '[["iam:PassRole"], ["glue:CreateDevEndpoint"]]'),
+        ('lambda:UpdateFunctionCode', '[["lambda:UpdateFunctionCode"]]')
+$$;
+
+-- Every action named by a rule (the fixed list of sensitive actions).
+CREATE OR REPLACE FUNCTION iam_audit_escalation_actions() RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT array_agg(DISTINCT a.action ORDER BY a.action)
+    FROM iam_audit_escalation_rules() AS r
+    CROSS JOIN LATERAL jsonb_array_elements(r.requires) AS g(actions)
+    CROSS JOIN LATERAL jsonb_array_elements_text(g.actions) AS a(action)
+$$;
+
+-- The escalation rules a policy document meets, in rule order, each with the
+-- allowed actions that meet it, whether those are all the actions the rule names
+-- (false: only some alternatives, e.g. iam:AttachRolePolicy of iam:Attach*Policy),
+-- and the statements allowing them ("statement 0 (Sid X), statement 2").
+-- (Dropped first: CREATE OR REPLACE cannot change the result columns of an earlier version.)
+DROP FUNCTION IF EXISTS iam_audit_privilege_escalations(jsonb);
+CREATE OR REPLACE FUNCTION iam_audit_privilege_escalations(document jsonb)
+RETURNS TABLE (rule text, actions text[], all_actions boolean, statements text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    WITH allowed AS (
+        SELECT * FROM iam_audit_allowed_actions(document, iam_audit_escalation_actions())
+    ),
+    met AS (
+        SELECT r.rule, r.requires, ord
+        FROM iam_audit_escalation_rules() WITH ORDINALITY AS r(rule, requires, ord)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM jsonb_array_elements(r.requires) AS g(actions)
+            WHERE NOT EXISTS (SELECT 1 FROM allowed a WHERE g.actions ? a.action)
+        )
+    )
+    SELECT m.rule,
+           (SELECT array_agg(DISTINCT a.action ORDER BY a.action)
+            FROM allowed a
+            WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(m.requires) AS g(actions) WHERE g.actions ? a.action)),
+           NOT EXISTS (SELECT 1
+                       FROM jsonb_array_elements(m.requires) AS g(actions)
+                       CROSS JOIN LATERAL jsonb_array_elements_text(g.actions) AS n(action)
+                       WHERE NOT EXISTS (SELECT 1 FROM allowed a WHERE a.action = n.action)),
+           (SELECT string_agg(format('statement %s%s', s.statement_index,
+                                     CASE WHEN s.sid IS NOT NULL THEN format(' (Sid %s)', s.sid) ELSE '' END),
+                              ', ' ORDER BY s.statement_index)
+            FROM (SELECT DISTINCT a.statement_index, a.sid
+                  FROM allowed a
+                  WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(m.requires) AS g(actions)
+                                WHERE g.actions ? a.action)) AS s)
+    FROM met m
+    ORDER BY m.ord
+$$;
+
+-- True when any statement of a document allows "*" on "*" (iam_audit_is_full_admin).
+CREATE OR REPLACE FUNCTION iam_audit_document_is_full_admin(document jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM iam_audit_statements(document) AS st
+        WHERE iam_audit_is_full_admin(st.statement)
+    )
+$$;
+
+-- The 12-digit AWS account id a trust-policy AWS principal names, or NULL:
+-- arn:<partition>:iam::<id>:root|user/...|role/..., arn:<partition>:sts::<id>:...,
+-- or a bare account id. "*" and unique ids (AIDA..., AROA...) name no account.
+CREATE OR REPLACE FUNCTION iam_audit_principal_account(principal text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN principal ~ '^[0-9]{12}$' THEN principal
+        ELSE (regexp_match(principal, '^arn:[^:]+:(?:iam|sts)::([0-9]{12}):'))[1]
+    END
+$$;

@@ -1,0 +1,99 @@
+"""The HTML report: self-contained, well-formed, with the snapshot's accounts and controls."""
+
+from html.parser import HTMLParser
+
+from checks.staging import Snapshot
+from iam_audit.catalogue import load_catalogue
+from iam_audit.report import Counts, build_report_html, cell_colour, write_report
+
+from .results import D2, D3, A, B, add_exception, history, put, user
+
+VOID = {"meta", "br", "hr", "img", "input", "link", "col", "area", "base", "source", "wbr"}
+
+
+class Checker(HTMLParser):
+    """Collects tags, attributes and text, and checks that every element is closed in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.problems, self.tags, self.attrs, self.text = [], [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs += attrs
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.problems.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(page: str) -> Checker:
+    checker = Checker()
+    checker.feed(page)
+    checker.close()
+    assert checker.problems == [] and checker.stack == [], (checker.problems, checker.stack)
+    return checker
+
+
+def report(db) -> str:
+    history(db)
+    Snapshot(db, D3).account(A, name="production").account(B, name="sandbox <dev>")
+    put(db, D3, A, A, "error", framework="cis_v1.2.0", check_id="1.9", resource_type="account",
+        severity="medium")
+    put(db, D3, A, user(A, "root"), "fail", framework="cis_v1.2.0", check_id="1.13", severity="critical",
+        resource_type="account")
+    db.commit()
+    add_exception(db, resource_pattern="%/erin", expires_on=D3, reason="leaver, deleted on Monday")
+    return build_report_html(db, D3)
+
+
+def test_report_is_valid_self_contained_html(db):
+    page = report(db)
+    checker = parse(page)
+    assert page.startswith("<!DOCTYPE html>")
+    assert {"html", "head", "style", "body", "table"} <= set(checker.tags)
+    assert "script" not in checker.tags and "link" not in checker.tags and "img" not in checker.tags
+    assert not any(name in ("src", "href") for name, _ in checker.attrs)
+    assert "http://" not in page and "https://" not in page and "url(" not in page
+
+
+def test_report_shows_accounts_controls_failures_errors_and_manual_controls(db):
+    page = report(db)
+    text = " ".join(parse(page).text)
+    assert A in text and B in text and "production" in text
+    assert "sandbox <dev>" in text and "sandbox &lt;dev&gt;" in page      # escaped
+    for framework in ("cis_v1.2.0", "cis_v3.0.0"):
+        assert framework in text
+    assert "1.10" in text
+    # the heat-map cell of 1.10 in A: 4 unmuted fails (alice, bob, carol, frank), erin muted
+    assert "cis_v3.0.0 1.10 in 111111111111 production: 0 pass, 4 fail, 0 error, 1 muted" in page
+    # top failing resources: the critical one first
+    assert text.index(user(A, "root")) < text.index(user(A, "alice"))
+    assert "leaver, deleted on Monday" in text and "Muted findings" in text
+    assert "Errors explained" in text and "cis_v1.2.0 1.9" in text
+    manual = [c for c in load_catalogue().all_controls() if c.logic is None]
+    assert manual and all(c.title in text for c in manual)
+
+
+def test_report_of_a_snapshot_without_verdicts(db):
+    checker = parse(build_report_html(db, D2))
+    assert "No failing resource." in " ".join(checker.text)
+
+
+def test_write_report(db, tmp_path):
+    history(db)
+    path = write_report(db, D3, tmp_path / "out" / "report.html")
+    assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_cell_colours():
+    assert cell_colour(Counts(passed=3)) == "#1a7f37"
+    assert cell_colour(Counts(passed=1, failed=1)) != cell_colour(Counts(failed=1))
+    assert cell_colour(Counts(errors=1)) == "#bf8700"

@@ -1,0 +1,67 @@
+from iam_audit.database import run_check
+
+from .staging import SNAPSHOT, Snapshot, statuses, verdicts
+
+LOGIC = "hygiene_console_admin_without_mfa"
+FW, ID = "iam_hygiene", "IH.5"
+A, B = "111111111111", "222222222222"
+STAR = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+READ = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+ADMIN_ACCESS = "arn:aws:iam::aws:policy/AdministratorAccess"
+
+
+def user(name: str) -> str:
+    return Snapshot.arn(A, "user", name)
+
+
+def test_console_admins_without_mfa_fail_whatever_the_path(db):
+    s = Snapshot(db).account(A).account(B, missing={"credential_report": "ReportNotReady"})
+    s.user(A, "<root_account>", is_root=True)  # root is not evaluated here
+    s.managed_policy(A, "AdministratorAccess", STAR, aws_managed=True, attachments=2)
+    s.managed_policy(A, "custom-admin", STAR, attachments=1)
+    s.managed_policy(A, "custom-read", READ, attachments=2)
+    s.group(A, "admins").group(A, "inline-admins").group(A, "readers")
+    s.attach(A, "group", "admins", Snapshot.arn(A, "policy", "custom-admin"))
+    s.attach(A, "group", "readers", Snapshot.arn(A, "policy", "custom-read"))
+    s.inline_policy(A, "group", "inline-admins", "break-glass", STAR)
+    # one console user without MFA per path to admin
+    for name in ("direct-aws", "direct-inline", "via-group", "via-group-inline", "reader", "no-policy"):
+        s.user(A, name, password=True, mfa=False)
+    s.attach(A, "user", "direct-aws", ADMIN_ACCESS)
+    s.inline_policy(A, "user", "direct-inline", "me-admin", STAR)
+    s.member_of(A, "via-group", "admins").member_of(A, "via-group", "readers")
+    s.member_of(A, "via-group-inline", "inline-admins")
+    s.member_of(A, "reader", "readers")
+    s.attach(A, "user", "reader", Snapshot.arn(A, "policy", "custom-read"))
+    # admins that are fine: MFA on, or no console password
+    s.user(A, "admin-mfa", password=True, mfa=True).attach(A, "user", "admin-mfa", ADMIN_ACCESS)
+    s.user(A, "admin-keys-only", password=False, mfa=False).member_of(A, "admin-keys-only", "admins")
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    assert statuses(db, LOGIC, FW) == {
+        user("direct-aws"): "fail",
+        user("direct-inline"): "fail",
+        user("via-group"): "fail",
+        user("via-group-inline"): "fail",
+        user("reader"): "pass",
+        user("no-policy"): "pass",
+        user("admin-mfa"): "pass",
+        user("admin-keys-only"): "pass",
+        B: "error",
+    }
+    got = verdicts(db, LOGIC, FW)
+    assert "AdministratorAccess attached to the user" in got[(FW, ID, A, user("direct-aws"))][1]
+    assert "inline policy me-admin of the user" in got[(FW, ID, A, user("direct-inline"))][1]
+    reason = got[(FW, ID, A, user("via-group"))][1]
+    assert "custom-admin through group admins" in reason and "custom-read" not in reason
+    assert "break-glass of group inline-admins" in got[(FW, ID, A, user("via-group-inline"))][1]
+    assert "no administrator policy" in got[(FW, ID, A, user("reader"))][1]
+    assert "has no console password" in got[(FW, ID, A, user("admin-keys-only"))][1]
+
+
+def test_administrator_access_counts_even_without_its_document(db):
+    s = Snapshot(db).account(A)
+    s.user(A, "dora", password=True, mfa=False).attach(A, "user", "dora", ADMIN_ACCESS)  # no managed_policies row
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    assert statuses(db, LOGIC, FW) == {user("dora"): "fail"}

@@ -1,0 +1,74 @@
+from iam_audit.database import run_check
+
+from .staging import SNAPSHOT, Snapshot, statuses, verdicts
+
+LOGIC = "hygiene_cross_account_trust"
+FW, ID = "iam_hygiene", "IH.4"
+A, B, C = "111111111111", "222222222222", "333333333333"  # C: in the organisation, not audited
+OUT, OUT2 = "999999999999", "888888888888"
+
+
+def trust(*statements) -> dict:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def allow(principal, **extra) -> dict:
+    return {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole", **extra}
+
+
+CASES = {
+    "same-account": ("pass", trust(allow({"AWS": f"arn:aws:iam::{A}:root"}))),
+    "org-member-not-audited": ("pass", trust(allow({"AWS": f"arn:aws:iam::{C}:role/deployer"}))),
+    "org-member-bare-id": ("pass", trust(allow({"AWS": B}))),
+    "outside-root": ("fail", trust(allow({"AWS": f"arn:aws:iam::{OUT}:root"}))),
+    "outside-user-and-role": (
+        "fail",
+        trust(allow({"AWS": [f"arn:aws:iam::{OUT2}:user/x", f"arn:aws:iam::{C}:root"]}),
+              allow({"AWS": f"arn:aws:iam::{OUT}:role/path/r"})),
+    ),
+    "outside-bare-id-with-external-id": (
+        "fail",
+        trust(allow({"AWS": OUT}, Condition={"StringEquals": {"sts:ExternalId": "vendor"}})),
+    ),
+    "outside-assumed-role": ("fail", trust(allow({"AWS": f"arn:aws:sts::{OUT}:assumed-role/r/s"}))),
+    "outside-but-denied-only": ("pass", trust({"Effect": "Deny", "Principal": {"AWS": OUT}, "Action": "sts:*"})),
+    "star-is-another-check": ("pass", trust(allow({"AWS": "*"}))),
+    "service": ("pass", trust(allow({"Service": "lambda.amazonaws.com"}))),
+    "unique-id": ("pass", trust(allow({"AWS": "AROAEXAMPLEUNIQUEID"}))),
+    "not-collected": ("fail", None),
+}
+
+
+def roles(s: Snapshot) -> None:
+    for name, (_, document) in CASES.items():
+        s.trusting_role(A, name, document)
+
+
+def test_trust_outside_the_organisation_fails(db):
+    s = Snapshot(db).account(A).account(B)
+    for acct in (A, B, C):
+        s.organization_account(acct)
+    roles(s)
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    assert statuses(db, LOGIC, FW) == {Snapshot.arn(A, "role", n): status for n, (status, _) in CASES.items()}
+    got = verdicts(db, LOGIC, FW)
+    reason = got[(FW, ID, A, Snapshot.arn(A, "role", "outside-user-and-role"))][1]
+    assert f"accounts {OUT2}, {OUT} outside the organisation" in reason  # sorted, each once
+    assert "audited accounts" not in reason
+    reason = got[(FW, ID, A, Snapshot.arn(A, "role", "outside-root"))][1]
+    assert f"account {OUT} outside the organisation" in reason
+
+
+def test_without_organisation_the_audited_accounts_stand_in(db):
+    s = Snapshot(db).account(A).account(B).account("444444444444", missing={"authorization_details": "Throttling"})
+    roles(s)
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    expected = {Snapshot.arn(A, "role", n): status for n, (status, _) in CASES.items()}
+    expected[Snapshot.arn(A, "role", "org-member-not-audited")] = "fail"  # C is unknown now
+    assert statuses(db, LOGIC, FW) == {**expected, "444444444444": "error"}
+    got = verdicts(db, LOGIC, FW)
+    for name in ("org-member-not-audited", "same-account"):
+        assert "audited accounts" in got[(FW, ID, A, Snapshot.arn(A, "role", name))][1]
+    assert C in got[(FW, ID, A, Snapshot.arn(A, "role", "org-member-not-audited"))][1]

@@ -1,0 +1,111 @@
+"""Least privilege and secrets: every AWS operation is allowed by the shipped read-only policies,
+nothing mutates IAM or Organizations, and no secret reaches S3, Postgres, XCom or the logs."""
+
+from __future__ import annotations
+
+import gzip
+import sqlite3
+
+import pytest
+from iam_audit.devenv.stack import EMULATOR_SECRET_KEY
+from iam_audit.policies import allows, iam_action, is_mutating, load_policy
+
+pytestmark = pytest.mark.e2e
+MANAGEMENT = "123456789012"
+
+
+def test_every_operation_is_allowed_and_read_only(first_run):
+    result, _, calls = first_run
+    assert result.state == "success"
+    values = {"AuditRoleName": "OrganizationAccountAccessRole", "Bucket": "b", "Prefix": "iam"}
+    audit_role = [load_policy("audit-role-permissions.json", **values)]
+    pipeline = [load_policy(name, **values)
+                for name in ("pipeline-discovery.json", "s3-raw-writer.json", "s3-raw-reader.json")]
+    actions = {(c["account_id"], iam_action(c["service"], c["action"])) for c in calls}
+    assert len(actions) > 10, actions
+    for account_id, action in sorted(actions):
+        policies = audit_role + pipeline if account_id == MANAGEMENT else audit_role
+        assert allows(policies, action), f"{action} in {account_id} is not allowed by include/policies/"
+        assert not is_mutating(action), f"{action} mutates IAM or Organizations"
+    member_actions = {a for acct, a in actions if acct != MANAGEMENT}
+    assert "iam:GetAccountAuthorizationDetails" in member_actions and "sts:AssumeRole" not in member_actions
+
+
+def test_policies_refuse_what_the_pipeline_must_not_do():
+    audit_role = [load_policy("audit-role-permissions.json")]
+    for action in ("iam:CreateUser", "iam:DeleteAccessKey", "iam:PutUserPolicy", "iam:GetUser",
+                   "organizations:CreateAccount", "s3:PutObject", "iam:ListUsers"):
+        assert not allows(audit_role, action), action
+    writer = [load_policy("s3-raw-writer.json", Bucket="b", Prefix="iam")]
+    assert not allows(writer, "s3:DeleteObject") and not allows(writer, "s3:GetObject")
+
+
+def _secrets(emulator) -> set[str]:
+    issued = emulator.issued_credentials()
+    assert issued, "the run must have assumed roles"
+    secrets = {EMULATOR_SECRET_KEY}
+    for credential in issued:
+        secrets |= {credential["secret_access_key"], credential["session_token"]}
+    return {s for s in secrets if s and len(s) >= 16}
+
+
+def test_secrets_never_persist(first_run, e2e_stack):
+    secrets = _secrets(e2e_stack.emulator)
+    found: list[str] = []
+
+    def scan(where: str, text: str) -> None:
+        for secret in secrets:
+            if secret in text:
+                found.append(f"{where} contains a secret ({secret[:6]}...)")
+
+    s3 = e2e_stack.boto3_client("s3")
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=e2e_stack.bucket)
+            for o in page.get("Contents", [])]
+    assert keys
+    for key in keys:
+        body = s3.get_object(Bucket=e2e_stack.bucket, Key=key)["Body"].read()
+        scan(f"s3://{e2e_stack.bucket}/{key}", (gzip.decompress(body) if key.endswith(".gz") else body).decode())
+
+    with e2e_stack.postgres.connect(e2e_stack.database) as conn:
+        tables = conn.execute("SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables "
+                              "WHERE table_schema IN ('public', 'iam_stage')").fetchall()
+        assert len(tables) > 10
+        for (table,) in tables:
+            for (row,) in conn.execute(f"SELECT t::text FROM {table} t"):  # noqa: S608 - names from the catalog
+                scan(table, row)
+
+    airflow_home = e2e_stack.env["AIRFLOW_HOME"]
+    with sqlite3.connect(f"{airflow_home}/airflow.db") as meta:
+        xcoms = meta.execute("SELECT task_id, CAST(value AS TEXT) FROM xcom").fetchall()
+        assert xcoms
+        for task_id, value in xcoms:
+            scan(f"XCom of {task_id}", value or "")
+        for (conf,) in meta.execute("SELECT CAST(conf AS TEXT) FROM dag_run"):
+            scan("dag_run.conf", conf or "")
+
+    from pathlib import Path
+
+    logs = list(Path(airflow_home).rglob("*.log")) + list(Path(result_dir(first_run)).glob("dag-run-*.log"))
+    assert logs
+    for log in logs:
+        scan(str(log), log.read_text(errors="replace"))
+    assert not found, "\n".join(found)
+
+
+def result_dir(first_run):
+    return first_run[0].log_file.parent
+
+
+def test_external_id_is_sent_and_tls_is_verified(e2e_stack):
+    import boto3
+    from iam_audit.aws import AwsTarget
+
+    emulator = e2e_stack.emulator
+    target = AwsTarget(session=boto3.Session(aws_access_key_id="AKIAEXTERNALIDTEST01",
+                                             aws_secret_access_key="not-a-secret-but-long", region_name="us-east-1"),
+                       endpoint_url=emulator.url)
+    account_id = emulator.manifest["accounts"][1]["id"]
+    target.assume_role(f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole", "audit-ext-id-42")
+    assert any(c["external_id"] == "audit-ext-id-42" for c in emulator.issued_credentials())
+    verified = AwsTarget(session=boto3.Session(region_name="us-east-1")).client("iam")
+    assert verified._endpoint.http_session._verify is True  # TLS verification on unless configured off
