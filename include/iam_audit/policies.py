@@ -23,7 +23,14 @@ def load_policy(name: str, **values: str) -> dict:
     return json.loads(text)
 
 
+# S3 API operations whose IAM action has another name.
+S3_ACTIONS = {"HeadBucket": "ListBucket", "ListObjectsV2": "ListBucket", "ListObjects": "ListBucket",
+              "HeadObject": "GetObject"}
+
+
 def iam_action(service: str, operation: str) -> str:
+    if service == "s3":
+        operation = S3_ACTIONS.get(operation, operation)
     return f"{ACTION_PREFIX.get(service, service)}:{operation}"
 
 
