@@ -21,7 +21,7 @@ AIRFLOW_SERVICES = {
     "airflow-dag-processor": "dag-processor",
     "airflow-triggerer": "triggerer",
     "airflow-worker": "celery worker",
-    "airflow-init": "version",
+    "airflow-init": "pools set iam_audit_aws 16 \"Concurrent AWS API work of aws_iam_cis\"",
 }
 BUILT = [name for name, svc in SERVICES.items() if "build" in svc]
 

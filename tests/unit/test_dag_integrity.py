@@ -58,3 +58,10 @@ def test_params_are_validated_by_json_schema(dag):
     with pytest.raises(ParamValidationError):
         dag.params.get_param("frameworks").resolve(["cis_v9.9.9"])
     assert dag.params.get_param("mode").resolve("replay") == "replay"
+
+
+def test_aws_work_runs_in_the_pool_and_failures_call_back(dag):
+    assert dag.get_task("extract_account").pool == "iam_audit_aws"
+    assert dag.get_task("discover_accounts").pool == "iam_audit_aws"
+    assert dag.on_failure_callback is not None
+    assert "publish_report" in {t.task_id for t in dag.tasks}

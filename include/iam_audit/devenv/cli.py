@@ -85,6 +85,7 @@ def ui(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("AIRFLOW_PORT", "8080")))
     args = parser.parse_args(argv)
     stack, _ = stack_mod.up()
+    migrate(stack.airflow_env())  # also creates the AWS pool, which the scheduler needs
     env = {**os.environ, **stack.airflow_env(), "AIRFLOW__API__PORT": str(args.port),
            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}

@@ -32,6 +32,18 @@ def migrate(env: dict[str, str]) -> None:
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     subprocess.run([airflow_bin(), "db", "migrate"], env={**os.environ, **env}, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ensure_pool(env)
+
+
+def ensure_pool(env: dict[str, str], slots: int | None = None) -> None:
+    """The pool bounding concurrent AWS API work; a scheduler never runs tasks of a pool that does not exist."""
+    pool = env.get("IAM_AUDIT_AWS_POOL", "iam_audit_aws")
+    listed = subprocess.run([airflow_bin(), "pools", "get", pool], env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if listed.returncode != 0:
+        slots = slots or int(env.get("IAM_AUDIT_AWS_POOL_SLOTS", "16"))
+        subprocess.run([airflow_bin(), "pools", "set", pool, str(slots), "Concurrent AWS API work of aws_iam_cis"],
+                       env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _metadata_db(env: dict[str, str]) -> Path:
