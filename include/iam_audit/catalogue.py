@@ -104,7 +104,10 @@ class Catalogue:
 
 
 def _framework_sort_key(framework: str) -> tuple:
-    name, _, version = framework.rpartition("_v")
+    """cis_v1.2.0 < cis_v1.10.0 < ... < iam_hygiene (unversioned names sort by name)."""
+    name, sep, version = framework.rpartition("_v")
+    if not sep:
+        return (framework, ())
     return (name, tuple(int(p) for p in version.split(".") if p.isdigit()))
 
 
