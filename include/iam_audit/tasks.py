@@ -84,7 +84,9 @@ def discover(plan: dict, aws_conn_id: str) -> list[dict]:
         raise ConfigError(f"Variable iam_audit_bucket names bucket {store.bucket!r}, which does not exist "
                           "or is not readable with the aws_default connection")
     if plan["mode"] == "replay":
-        return _replay_accounts(store, plan)
+        accounts = _replay_accounts(store, plan)
+        _check_map_length(len(accounts))
+        return accounts
     from iam_audit import layout
 
     target = target_from_connection(aws_conn_id)
@@ -92,8 +94,19 @@ def discover(plan: dict, aws_conn_id: str) -> list[dict]:
     if org_accounts is not None:
         store.put(layout.organization_key(plan["config"]["prefix"], plan["snapshot_date"]), layout.encode(org_accounts))
     accounts = discover_accounts(target, _config(plan), plan["requested_accounts"], org_accounts)
+    _check_map_length(len(accounts))
     log.info("auditing %d accounts", len(accounts))
     return accounts
+
+
+def _check_map_length(count: int) -> None:
+    """One mapped extract task per account: say so clearly before Airflow refuses a too-long map."""
+    from airflow.configuration import conf
+
+    limit = conf.getint("core", "max_map_length")
+    if count > limit:
+        raise ConfigError(f"{count} accounts to audit but [core] max_map_length is {limit}: set "
+                          f"AIRFLOW__CORE__MAX_MAP_LENGTH to at least {count} (one mapped task per account)")
 
 
 def _replay_accounts(store, plan: dict) -> list[dict]:

@@ -21,6 +21,7 @@ def run_once(argv: list[str]) -> int:
     env.setdefault("AIRFLOW_HOME", str(PROJECT_ROOT / ".devenv" / "airflow-run"))
     env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT_ROOT / "dags"))
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    env.setdefault("AIRFLOW__CORE__MAX_MAP_LENGTH", "10000")  # one mapped extract per account, up to 10,000
     missing = [name for name in ("AIRFLOW_CONN_AWS_DEFAULT", "AIRFLOW_CONN_POSTGRES_DEFAULT",
                                  "AIRFLOW_VAR_IAM_AUDIT_BUCKET") if name not in env]
     if missing:
@@ -74,6 +75,7 @@ def _environment() -> dict[str, str]:
     env.setdefault("AIRFLOW_HOME", str(PROJECT_ROOT / ".devenv" / "airflow-run"))
     env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT_ROOT / "dags"))
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    env.setdefault("AIRFLOW__CORE__MAX_MAP_LENGTH", "10000")
     return env
 
 
