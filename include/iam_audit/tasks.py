@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import date
 
 from iam_audit.catalogue import load_catalogue
 from iam_audit.config import AuditConfig, ConfigError, build_config, read_variables
@@ -38,8 +37,9 @@ def _store(plan: dict, aws_conn_id: str):
 def plan_run(context) -> dict:
     config = build_config(read_variables())
     params = context["params"]
-    snapshot_date = context["logical_date"].date() if context.get("logical_date") else date.fromisoformat(
-        context["ds"])
+    # Runs triggered without a logical date (allowed in Airflow 3) are snapshots of when they run.
+    moment = context.get("logical_date") or context["dag_run"].run_after
+    snapshot_date = moment.date()
     mode = run_mode(params.get("mode", "auto"), snapshot_date)
     frameworks = select_frameworks(params.get("frameworks"), load_catalogue().frameworks)
     from iam_audit.config import parse_account_ids

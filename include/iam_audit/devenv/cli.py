@@ -90,7 +90,9 @@ def ui(argv: list[str]) -> int:
     migrate(stack.airflow_env())  # also creates the AWS pool, which the scheduler needs
     env = {**os.environ, **stack.airflow_env(), "AIRFLOW__API__PORT": str(args.port),
            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+           # standalone starts its components as `airflow ...` from PATH
+           "PATH": os.pathsep.join([str(Path(airflow_bin()).parent), os.environ.get("PATH", "")])}
     print(f"Airflow UI on http://127.0.0.1:{args.port} (all users are admins); DAG aws_iam_cis; Ctrl-C stops it.")
     return subprocess.call([airflow_bin(), "standalone"], env=env)
 
