@@ -72,3 +72,20 @@ def test_select_frameworks():
     assert select_frameworks(["cis_v3.0.0"], available) == ["cis_v3.0.0"]
     with pytest.raises(ConfigError, match="cis_v9"):
         select_frameworks(["cis_v9"], available)
+
+
+def test_empty_organisation_fails_before_extraction():
+    import boto3
+
+    from iam_audit.aws import AwsTarget
+    from iam_audit.config import AuditConfig
+    from iam_audit.pipeline import discover_accounts
+
+    target = AwsTarget(session=boto3.Session(region_name="us-east-1"))  # not called: the listing decides
+    suspended = [{"Id": "111122223333", "Name": "old", "Status": "SUSPENDED"}]
+    for listing in ([], suspended):
+        with pytest.raises(ConfigError, match="no ACTIVE accounts"):
+            discover_accounts(target, AuditConfig(bucket="b-ok"), None, listing)
+    picked = discover_accounts(target, AuditConfig(bucket="b-ok"), None,
+                               suspended + [{"Id": "444455556666", "Name": "live", "State": "ACTIVE"}])
+    assert picked == [{"account_id": "444455556666", "account_name": "live"}]
