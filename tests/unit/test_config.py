@@ -76,7 +76,6 @@ def test_select_frameworks():
 
 def test_empty_organisation_fails_before_extraction():
     import boto3
-
     from iam_audit.aws import AwsTarget
     from iam_audit.config import AuditConfig
     from iam_audit.pipeline import discover_accounts
