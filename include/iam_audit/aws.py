@@ -12,9 +12,13 @@ import os
 from dataclasses import dataclass
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
 DEFAULT_REGION = "us-east-1"
+# One parsed copy of the service models and endpoint rules for every assumed-role session of
+# the process: a new botocore session would load and parse them again for each account.
+_SHARED_LOADER = botocore.session.get_session().get_component("data_loader")
 SESSION_NAME = "iam-audit"
 
 
@@ -54,11 +58,14 @@ class AwsTarget:
         if external_id:
             kwargs["ExternalId"] = external_id
         creds = self.client("sts").assume_role(**kwargs)["Credentials"]
+        core = botocore.session.get_session()
+        core.register_component("data_loader", _SHARED_LOADER)
         return boto3.Session(
             aws_access_key_id=creds["AccessKeyId"],
             aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],
             region_name=self.region_name,
+            botocore_session=core,
         )
 
 

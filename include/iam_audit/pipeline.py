@@ -14,7 +14,7 @@ from iam_audit import layout
 from iam_audit.aws import AwsTarget, error_code
 from iam_audit.config import AuditConfig, ConfigError
 from iam_audit.extract import extract_account_datasets, unreachable_account
-from iam_audit.load import SnapshotMissing, prepare_account, write_account_with_retry
+from iam_audit.load import SnapshotMissing, prepare_account, write_accounts_with_retry
 from iam_audit.snapshot import write_account_snapshot
 
 log = logging.getLogger(__name__)
@@ -148,41 +148,48 @@ class LoadReport:
 
 
 def load_snapshot(store, prefix: str, snapshot_date, accounts: list[dict], connect: Callable,
-                  mode: str = "live", run_id: str | None = None, workers: int = 4) -> LoadReport:
-    """Load every account's snapshot, each in its own transaction.
+                  mode: str = "live", run_id: str | None = None, workers: int = 4,
+                  batch_size: int = 25) -> LoadReport:
+    """Load every account's snapshot; each account is written all-or-nothing.
 
-    live: an account with no snapshot (its extraction failed before writing one)
-          gets an 'error' record for every data set, so its checks say error.
+    Accounts are read and transformed in threads, `batch_size` at a time, then written in one
+    transaction per batch (see load.write_accounts).
+    live: an account with no snapshot written by this run (its extraction failed) gets an
+          'error' record for every data set, so its checks say error.
     replay: such an account is skipped with the reason and gets no verdicts.
     """
     report = LoadReport()
 
-    def one(account: dict):
+    def prepare(account: dict):
         account_id = account["account_id"]
         try:
-            prepared = prepare_account(store, prefix, snapshot_date, account_id,
-                                       written_by_run=run_id if mode == "live" else None)
+            return account_id, "loaded", prepare_account(store, prefix, snapshot_date, account_id,
+                                                         written_by_run=run_id if mode == "live" else None)
         except SnapshotMissing as exc:
-            if mode == "live":
-                write_account_with_retry(connect, snapshot_date,
-                                         _unreachable(account, str(exc), run_id))
             return account_id, "missing", str(exc)
         except layout.CorruptObjectError as exc:
             return account_id, "failed", str(exc)
-        write_account_with_retry(connect, snapshot_date, prepared)
-        return account_id, "loaded", prepared.row_count
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for account_id, outcome, detail in pool.map(one, accounts):
-            if outcome == "loaded":
-                report.loaded[account_id] = detail
-                log.info("account %s: loaded %s staging rows", account_id, detail)
-            elif outcome == "missing":
-                report.missing[account_id] = detail
-                log.warning("account %s: %s", account_id, detail)
-            else:
-                report.failed[account_id] = detail
-                log.error("account %s: %s", account_id, detail)
+        for start in range(0, len(accounts), batch_size):
+            batch, loaded = [], {}
+            for account_id, outcome, detail in pool.map(prepare, accounts[start:start + batch_size]):
+                if outcome == "loaded":
+                    batch.append(detail)
+                    loaded[account_id] = detail.row_count
+                elif outcome == "missing":
+                    report.missing[account_id] = detail
+                    log.warning("account %s: %s", account_id, detail)
+                    if mode == "live":
+                        account = next(a for a in accounts[start:start + batch_size] if a["account_id"] == account_id)
+                        batch.append(_unreachable(account, detail, run_id))
+                else:
+                    report.failed[account_id] = detail
+                    log.error("account %s: %s", account_id, detail)
+            write_accounts_with_retry(connect, snapshot_date, batch)
+            for account_id, rows in loaded.items():
+                report.loaded[account_id] = rows
+                log.info("account %s: loaded %s staging rows", account_id, rows)
     return report
 
 

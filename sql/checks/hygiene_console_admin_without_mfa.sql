@@ -12,6 +12,8 @@
 -- console_users_mfa reports the missing MFA).
 -- DECISION: permissions boundaries, SCPs and Deny statements are not subtracted: a
 -- user holding a "*:*" policy is treated as an administrator.
+-- Set-based: administrator grants are found once per snapshot and expanded to users
+-- through group_memberships with one hash join (no per-user rescans).
 -- Reads: credential_report; authorization_details (policy_attachments,
 -- managed_policies, inline_policies, group_memberships). Resource: the user's ARN.
 {% from 'macros/check.sql' import check %}
@@ -34,39 +36,41 @@ FROM controls c
 CROSS JOIN ready_accounts r
 JOIN iam_stage.credential_report u
   ON u.snapshot_date = %(snapshot_date)s AND u.account_id = r.account_id AND NOT u.is_root
-LEFT JOIN LATERAL (
-    SELECT string_agg(src.source, '; ' ORDER BY src.source) AS sources
-    FROM (
-        SELECT CASE WHEN pa.entity_type = 'user'
+LEFT JOIN (
+    WITH grants AS (
+        SELECT pa.account_id, pa.entity_type, pa.entity_arn, pa.entity_name,
+               CASE WHEN pa.entity_type = 'user'
                     THEN format('managed policy %%s attached to the user', coalesce(pa.policy_name, pa.policy_arn))
                     ELSE format('managed policy %%s through group %%s', coalesce(pa.policy_name, pa.policy_arn),
                                 pa.entity_name)
                END AS source
         FROM iam_stage.policy_attachments pa
         LEFT JOIN iam_stage.managed_policies mp
-               ON mp.snapshot_date = pa.snapshot_date AND mp.account_id = pa.account_id
-              AND mp.arn = pa.policy_arn
-        WHERE pa.snapshot_date = %(snapshot_date)s AND pa.account_id = u.account_id
-          AND ((pa.entity_type = 'user' AND pa.entity_arn = u.arn)
-               OR (pa.entity_type = 'group' AND pa.entity_name IN (
-                       SELECT gm.group_name FROM iam_stage.group_memberships gm
-                       WHERE gm.snapshot_date = %(snapshot_date)s AND gm.account_id = u.account_id
-                         AND gm.user_arn = u.arn)))
+               ON mp.snapshot_date = pa.snapshot_date AND mp.account_id = pa.account_id AND mp.arn = pa.policy_arn
+        WHERE pa.snapshot_date = %(snapshot_date)s AND pa.entity_type IN ('user', 'group')
           AND (pa.policy_arn ~ '^arn:aws[a-z-]*:iam::aws:policy/AdministratorAccess$'
                OR iam_audit_document_is_full_admin(mp.document))
-        UNION
-        SELECT CASE WHEN ip.entity_type = 'user'
+        UNION ALL
+        SELECT ip.account_id, ip.entity_type, ip.entity_arn, ip.entity_name,
+               CASE WHEN ip.entity_type = 'user'
                     THEN format('inline policy %%s of the user', ip.policy_name)
                     ELSE format('inline policy %%s of group %%s', ip.policy_name, ip.entity_name)
                END
         FROM iam_stage.inline_policies ip
-        WHERE ip.snapshot_date = %(snapshot_date)s AND ip.account_id = u.account_id
-          AND ((ip.entity_type = 'user' AND ip.entity_arn = u.arn)
-               OR (ip.entity_type = 'group' AND ip.entity_name IN (
-                       SELECT gm.group_name FROM iam_stage.group_memberships gm
-                       WHERE gm.snapshot_date = %(snapshot_date)s AND gm.account_id = u.account_id
-                         AND gm.user_arn = u.arn)))
+        WHERE ip.snapshot_date = %(snapshot_date)s AND ip.entity_type IN ('user', 'group')
           AND iam_audit_document_is_full_admin(ip.document)
-    ) AS src
-) AS a ON true
+    ),
+    user_sources AS (
+        SELECT account_id, entity_arn AS user_arn, source FROM grants WHERE entity_type = 'user'
+        UNION
+        SELECT g.account_id, gm.user_arn, g.source
+        FROM grants g
+        JOIN iam_stage.group_memberships gm
+          ON gm.snapshot_date = %(snapshot_date)s AND gm.account_id = g.account_id AND gm.group_name = g.entity_name
+        WHERE g.entity_type = 'group'
+    )
+    SELECT account_id, user_arn, string_agg(source, '; ' ORDER BY source) AS sources
+    FROM user_sources
+    GROUP BY account_id, user_arn
+) AS a ON a.account_id = u.account_id AND a.user_arn = u.arn
 {% endcall %}

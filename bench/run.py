@@ -1,0 +1,198 @@
+"""`make bench`: performance of the aws_iam_cis pipeline, stage by stage, on this machine.
+
+Stages (all on the benchmark's own PostgreSQL under bench/.state/ and fresh emulators):
+  calls   AWS calls per account by operation against the budget; feeds `load`
+  load    load.write_account vs a raw COPY of the same rows
+  checks  every check on a synthetic N x M snapshot vs a full scan of what the checks read
+  scale   discovery + extraction of a large organisation (real code, thread pool), wall and memory
+  e2e     the DAG on LocalExecutor vs Prowler on the same emulated organisation
+  curve   extraction and checks at several sizes (how cost grows with accounts and users)
+  calls_prototype  `calls` with bench/prototypes/credential_report.py (polling with Get; IAM pages of 1,000)
+  scale_prototype  `scale` with bench/prototypes/shared_loader.py (sessions share one botocore loader)
+  prototype  proposed check rewrites in bench/prototypes/ against the shipped checks (same verdicts?)
+
+Prints one table and writes bench/results/latest.json and latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS_DIR, log, machine  # noqa: E402
+
+STAGES = ("calls", "load", "checks", "scale", "e2e", "curve", "prototype", "calls_prototype", "scale_prototype")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="make bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stages", default="calls,load,checks,scale,e2e",
+                   help=f"comma-separated subset of {','.join(STAGES)} (default: all but curve)")
+    p.add_argument("--accounts", type=int, default=10, help="calls: emulated accounts")
+    p.add_argument("--users", type=int, default=200, help="calls: users per account")
+    p.add_argument("--workers", type=int, default=8, help="calls/scale: extraction threads")
+    p.add_argument("--load-accounts", type=int, default=200, help="load: accounts (clones of the extracted ones)")
+    p.add_argument("--check-accounts", type=int, default=300, help="checks: synthetic accounts")
+    p.add_argument("--check-users", type=int, default=100, help="checks: synthetic users per account")
+    p.add_argument("--no-plans", action="store_true", help="checks: skip EXPLAIN (ANALYZE, BUFFERS)")
+    p.add_argument("--scale-accounts", type=int, default=2000, help="scale: emulated accounts")
+    p.add_argument("--scale-users", type=int, default=2, help="scale: users per account")
+    p.add_argument("--scale-workers", type=int, default=32, help="scale: extraction threads")
+    p.add_argument("--scale-time-limit", type=float, default=120,
+                   help="scale: stop starting accounts after this many seconds and project from the rate (0: none)")
+    p.add_argument("--e2e-accounts", type=int, default=50, help="e2e: emulated accounts")
+    p.add_argument("--e2e-users", type=int, default=50, help="e2e: users per account")
+    p.add_argument("--parallelism", type=int, default=4,
+                   help="e2e: LocalExecutor parallelism = Prowler processes at a time")
+    p.add_argument("--no-prowler", action="store_true")
+    p.add_argument("--curve-accounts", default="30,100,300", help="curve: account counts for checks")
+    p.add_argument("--curve-users", default="10,100,1000", help="curve: users per account (checks, extraction)")
+    p.add_argument("--curve-max-users", type=int, default=100_000,
+                   help="curve: skip check sizes with more users in total (accounts x users)")
+    p.add_argument("--output", default=str(RESULTS_DIR / "latest.json"))
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    import signal
+
+    # SIGTERM runs the stages' cleanup (emulators, Airflow processes) like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    args = parse_args(argv)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        raise SystemExit(f"unknown stages {unknown}; known: {STAGES}")
+    out_path = Path(args.output)
+    results: dict = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
+                     "arguments": vars(args), "stages": {}}
+    # Keep stages of an earlier run that this run does not redo (e.g. `--stages curve`).
+    if out_path.exists():
+        try:
+            previous = json.loads(out_path.read_text())
+            for name, value in previous.get("stages", {}).items():
+                if name not in stages:
+                    results["stages"][name] = {**value, "from_earlier_run": previous.get("started_at")}
+        except (ValueError, OSError):
+            pass
+    t0 = time.perf_counter()
+    prepared = []
+    for stage in stages:
+        s0 = time.perf_counter()
+        try:
+            if stage == "calls":
+                from stage_extract import run_extraction
+
+                res, prepared = run_extraction(args.accounts, args.users, args.workers, keep_prepared=True)
+            elif stage == "load":
+                from stage_load import run_load
+
+                if not prepared:
+                    from stage_extract import run_extraction
+
+                    _, prepared = run_extraction(3, args.users, args.workers, keep_prepared=True)
+                res = run_load(prepared, args.load_accounts)
+            elif stage == "checks":
+                from stage_checks import run_checks
+
+                res = run_checks(args.check_accounts, args.check_users, with_plans=not args.no_plans)
+            elif stage in ("scale", "scale_prototype"):
+                from stage_extract import run_extraction
+
+                undo = None
+                if stage == "scale_prototype":
+                    from prototypes.shared_loader import install
+
+                    undo = install()
+                try:
+                    res, _ = run_extraction(args.scale_accounts, args.scale_users, args.scale_workers, prepare=20,
+                                            time_limit=args.scale_time_limit)
+                finally:
+                    if undo:
+                        undo()
+            elif stage == "e2e":
+                from stage_e2e import run_e2e
+
+                res = run_e2e(args.e2e_accounts, args.e2e_users, args.parallelism, prowler=not args.no_prowler)
+            elif stage == "curve":
+                res = run_curve(args)
+            elif stage == "calls_prototype":
+                import iam_audit.extract as extract_module
+                from prototypes.credential_report import get_credential_report, paginate_large_pages
+                from stage_extract import run_extraction
+
+                shipped = extract_module.get_credential_report, extract_module._paginate
+                extract_module.get_credential_report = get_credential_report
+                extract_module._paginate = paginate_large_pages(shipped[1])
+                try:
+                    res, _ = run_extraction(args.accounts, args.users, args.workers)
+                finally:
+                    extract_module.get_credential_report, extract_module._paginate = shipped
+            elif stage == "prototype":
+                from stage_prototype import run_prototypes
+
+                res = {"sizes": [run_prototypes(a, u) for a, u in ((100, 100), (100, 1000))]}
+        except Exception as exc:  # noqa: BLE001 - report and go on with the next stage
+            traceback.print_exc()
+            res = {"error": f"{type(exc).__name__}: {exc}"}
+        res["stage_seconds"] = round(time.perf_counter() - s0, 1)
+        results["stages"][stage] = res
+        _write(results, out_path)  # after every stage: a crash keeps what was measured
+    results["total_seconds"] = round(time.perf_counter() - t0, 1)
+    from report import render_markdown
+
+    _write(results, out_path)
+    md = render_markdown(results)
+    out_path.with_suffix(".md").write_text(md)
+    print()
+    print(md)
+    log(f"results: {out_path} and {out_path.with_suffix('.md')}")
+    return 0
+
+
+def run_curve(args) -> dict:
+    """Cost against size: checks over accounts x users; extraction calls and time over users per account."""
+    from stage_checks import run_checks
+    from stage_extract import run_extraction
+
+    checks = []
+    for accounts in [int(x) for x in args.curve_accounts.split(",")]:
+        for users in [int(x) for x in args.curve_users.split(",")]:
+            if accounts * users > args.curve_max_users:
+                continue
+            r = run_checks(accounts, users, with_plans=False)
+            checks.append({"accounts": accounts, "users_per_account": users,
+                           "staging_rows": r["snapshot"]["total_rows"],
+                           "insert_seconds": r["snapshot"]["insert_seconds"],
+                           "checks_seconds": r["total_seconds"], "scan_seconds": r["scan_seconds"],
+                           "verdicts": r["verdicts_written"], "write_floor_seconds": r["write_floor_seconds"],
+                           "ratio_to_scan": r["ratio_total_to_scan"]})
+    extraction = []
+    for users in [int(x) for x in args.curve_users.split(",")]:
+        r, _ = run_extraction(4, users, 4)
+        extraction.append({"accounts": 4, "users_per_account": users,
+                           "calls_per_account": r["calls_per_account_mean"],
+                           "budget": r["budget"]["example"]["budget"] if r["budget"]["example"] else None,
+                           "gaad_pages": r["budget"]["example"]["gaad_pages"] if r["budget"]["example"] else None,
+                           "seconds_per_account_median": r["seconds_per_account"]["median"],
+                           "extraction_seconds": r["extraction_seconds"]})
+    return {"checks": checks, "extraction": extraction}
+
+
+def _write(results: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1, sort_keys=False, default=str) + "\n")
+    tmp.replace(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
