@@ -82,73 +82,9 @@ def _write_account_sync_off(conn, snapshot_date: str, accounts: list) -> None:
             write_account(conn, snapshot_date, p)
 
 
-def _write_account_prototype(conn, snapshot_date: str, accounts: list) -> None:
-    """PROTOTYPE: per-account transaction kept; the 19 DELETEs go in one round trip (psycopg pipeline),
-    synchronous_commit off, COPY as in write_account."""
-    from iam_audit.load import STAGING_TABLES, _copy
-    from iam_audit.transform import COLUMNS
-
-    for p in accounts:
-        key = (snapshot_date, p.account_id)
-        with conn.transaction():
-            with conn.pipeline(), conn.cursor() as cur:
-                cur.execute("SET LOCAL synchronous_commit = off")
-                for table in STAGING_TABLES:
-                    cur.execute(f"DELETE FROM iam_stage.{table} WHERE snapshot_date = %s AND account_id = %s",  # noqa: S608
-                                key)
-                cur.execute(
-                    "INSERT INTO iam_stage.accounts (snapshot_date, account_id, account_name, extracted_at, run_id, "
-                    "raw_prefix) VALUES (%s, %s, %s, %s, %s, %s)",
-                    (*key, p.account_name, p.extracted_at, p.run_id, p.raw_prefix))
-            with conn.cursor() as cur:
-                _copy(cur, "extraction_status", ("dataset", "status", "error_code", "error_message", "row_count"),
-                      key, p.status_rows)
-                for table, rows in p.tables.items():
-                    if rows:
-                        _copy(cur, table, COLUMNS[table], key, rows)
-
-
-def _write_batched(conn, snapshot_date: str, accounts: list, batch: int = 25) -> None:
-    """PROTOTYPE: load_snapshot writing `batch` accounts per transaction: one DELETE per table for the
-    batch (account_id = ANY(...)) and one COPY per table for the batch's rows. Accounts are prepared
-    (read, decoded, transformed) before the transaction as today, so a corrupt object still never
-    leaves partial rows; a dropped connection rolls back and retries the whole batch."""
-    from iam_audit.load import STAGING_TABLES
-    from iam_audit.transform import COLUMNS
-
-    for start in range(0, len(accounts), batch):
-        group = accounts[start:start + batch]
-        ids = [p.account_id for p in group]
-        with conn.transaction(), conn.cursor() as cur:
-            for table in STAGING_TABLES:
-                cur.execute(f"DELETE FROM iam_stage.{table} WHERE snapshot_date = %s "  # noqa: S608
-                            "AND account_id = ANY(%s)", (snapshot_date, ids))
-            with cur.copy("COPY iam_stage.accounts (snapshot_date, account_id, account_name, extracted_at, "
-                          "run_id, raw_prefix) FROM STDIN") as copy:
-                for p in group:
-                    copy.write_row((snapshot_date, p.account_id, p.account_name, p.extracted_at, p.run_id,
-                                    p.raw_prefix))
-            with cur.copy("COPY iam_stage.extraction_status (snapshot_date, account_id, dataset, status, "
-                          "error_code, error_message, row_count) FROM STDIN") as copy:
-                for p in group:
-                    for row in p.status_rows:
-                        copy.write_row((snapshot_date, p.account_id) + row)
-            for table, columns in COLUMNS.items():
-                if not any(p.tables.get(table) for p in group):
-                    continue
-                column_list = ", ".join(("snapshot_date", "account_id") + columns)
-                with cur.copy(f"COPY iam_stage.{table} ({column_list}) FROM STDIN") as copy:
-                    for p in group:
-                        key = (snapshot_date, p.account_id)
-                        for row in p.tables.get(table, ()):
-                            copy.write_row(key + row)
-
-
 VARIANTS = (("raw_copy", _raw_copy), ("write_account", _write_account),
             ("before_change_b_one_account_per_transaction", _write_account_single),
-            ("prototype_sync_commit_off", _write_account_sync_off),
-            ("prototype_pipelined_deletes_sync_off", _write_account_prototype),
-            ("prototype_batched_25_accounts", _write_batched))
+            ("prototype_sync_commit_off", _write_account_sync_off))
 
 
 def run_load(prepared: list, accounts: int, rounds: int = 3) -> dict:
