@@ -88,3 +88,9 @@ def test_empty_organisation_fails_before_extraction():
     picked = discover_accounts(target, AuditConfig(bucket="b-ok"), None,
                                suspended + [{"Id": "444455556666", "Name": "live", "State": "ACTIVE"}])
     assert picked == [{"account_id": "444455556666", "account_name": "live"}]
+
+
+@pytest.mark.parametrize("external_id", ["x", "has space", "semi;colon"])
+def test_external_id_is_validated(external_id):
+    with pytest.raises(ConfigError, match="iam_audit_external_id"):
+        build_config({"iam_audit_bucket": "bucket-ok", "iam_audit_external_id": external_id})
