@@ -7,9 +7,6 @@ Stages (all on the benchmark's own PostgreSQL under bench/.state/ and fresh emul
   scale   discovery + extraction of a large organisation (real code, thread pool), wall and memory
   e2e     the DAG on LocalExecutor vs Prowler on the same emulated organisation
   curve   extraction and checks at several sizes (how cost grows with accounts and users)
-  calls_prototype  `calls` with bench/prototypes/credential_report.py (polling with Get; IAM pages of 1,000)
-  scale_prototype  `scale` with bench/prototypes/shared_loader.py (sessions share one botocore loader)
-  prototype  proposed check rewrites in bench/prototypes/ against the shipped checks (same verdicts?)
 
 Prints one table and writes bench/results/latest.json and latest.md.
 """
@@ -28,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS_DIR, log, machine  # noqa: E402
 
-STAGES = ("calls", "load", "checks", "scale", "e2e", "curve", "prototype", "calls_prototype", "scale_prototype")
+STAGES = ("calls", "load", "checks", "scale", "e2e", "curve")
 
 
 def parse_args(argv):
@@ -104,42 +101,17 @@ def main(argv=None) -> int:
                 from stage_checks import run_checks
 
                 res = run_checks(args.check_accounts, args.check_users, with_plans=not args.no_plans)
-            elif stage in ("scale", "scale_prototype"):
+            elif stage == "scale":
                 from stage_extract import run_extraction
 
-                undo = None
-                if stage == "scale_prototype":
-                    from prototypes.shared_loader import install
-
-                    undo = install()
-                try:
-                    res, _ = run_extraction(args.scale_accounts, args.scale_users, args.scale_workers, prepare=20,
-                                            time_limit=args.scale_time_limit)
-                finally:
-                    if undo:
-                        undo()
+                res, _ = run_extraction(args.scale_accounts, args.scale_users, args.scale_workers, prepare=20,
+                                        time_limit=args.scale_time_limit)
             elif stage == "e2e":
                 from stage_e2e import run_e2e
 
                 res = run_e2e(args.e2e_accounts, args.e2e_users, args.parallelism, prowler=not args.no_prowler)
             elif stage == "curve":
                 res = run_curve(args)
-            elif stage == "calls_prototype":
-                import iam_audit.extract as extract_module
-                from prototypes.credential_report import get_credential_report, paginate_large_pages
-                from stage_extract import run_extraction
-
-                shipped = extract_module.get_credential_report, extract_module._paginate
-                extract_module.get_credential_report = get_credential_report
-                extract_module._paginate = paginate_large_pages(shipped[1])
-                try:
-                    res, _ = run_extraction(args.accounts, args.users, args.workers)
-                finally:
-                    extract_module.get_credential_report, extract_module._paginate = shipped
-            elif stage == "prototype":
-                from stage_prototype import run_prototypes
-
-                res = {"sizes": [run_prototypes(a, u) for a, u in ((100, 100), (100, 1000))]}
         except Exception as exc:  # noqa: BLE001 - report and go on with the next stage
             traceback.print_exc()
             res = {"error": f"{type(exc).__name__}: {exc}"}

@@ -41,7 +41,7 @@ class CheckLogic:
     @property
     def title(self) -> str:
         """The control's title in the newest framework version that has it."""
-        return max(self.controls, key=lambda c: _framework_sort_key(c.framework)).title
+        return max(self.controls, key=lambda c: framework_sort_key(c.framework)).title
 
     @property
     def sql_file(self) -> Path:
@@ -90,11 +90,11 @@ class Catalogue:
     def frameworks(self) -> tuple[str, ...]:
         names = {c.framework for check in self.checks for c in check.controls}
         names |= {c.framework for c in self.manual}
-        return tuple(sorted(names, key=_framework_sort_key))
+        return tuple(sorted(names, key=framework_sort_key))
 
     def all_controls(self) -> list[FrameworkControl]:
         rows = [c for check in self.checks for c in check.controls] + list(self.manual)
-        return sorted(rows, key=lambda c: (_framework_sort_key(c.framework), _control_sort_key(c.check_id)))
+        return sorted(rows, key=lambda c: (framework_sort_key(c.framework), control_sort_key(c.check_id)))
 
     def check(self, logic: str) -> CheckLogic:
         for check in self.checks:
@@ -103,7 +103,7 @@ class Catalogue:
         raise KeyError(f"no check logic {logic!r} in {CATALOGUE_FILE}")
 
 
-def _framework_sort_key(framework: str) -> tuple:
+def framework_sort_key(framework: str) -> tuple:
     """cis_v1.2.0 < cis_v1.10.0 < ... < iam_hygiene (unversioned names sort by name)."""
     name, sep, version = framework.rpartition("_v")
     if not sep:
@@ -111,7 +111,7 @@ def _framework_sort_key(framework: str) -> tuple:
     return (name, tuple(int(p) for p in version.split(".") if p.isdigit()))
 
 
-def _control_sort_key(check_id: str) -> tuple:
+def control_sort_key(check_id: str) -> tuple:
     return tuple(int(p) if p.isdigit() else 0 for p in check_id.split("."))
 
 

@@ -160,7 +160,3 @@ def write_accounts_with_retry(connect, snapshot_date, batch: list[PreparedAccoun
         write_accounts(conn, snapshot_date, batch)
     finally:
         conn.close()
-
-
-def write_account_with_retry(connect, snapshot_date, prepared: PreparedAccount) -> None:
-    write_accounts_with_retry(connect, snapshot_date, [prepared])

@@ -79,7 +79,7 @@ def discover_accounts(target: AwsTarget, config: AuditConfig, requested: list[st
     elif config.accounts:
         ids = list(config.accounts)
     elif org_accounts is not None:
-        ids = [a["Id"] for a in org_accounts if _account_state(a) == "ACTIVE"]
+        ids = [a["Id"] for a in org_accounts if account_state(a) == "ACTIVE"]
         if not ids:
             raise ConfigError("the organisation has no ACTIVE accounts: nothing to audit")
     else:
@@ -87,7 +87,7 @@ def discover_accounts(target: AwsTarget, config: AuditConfig, requested: list[st
     return [{"account_id": i, "account_name": names.get(i) or ""} for i in ids]
 
 
-def _account_state(account: dict) -> str | None:
+def account_state(account: dict) -> str | None:
     return account.get("State") or account.get("Status")
 
 
@@ -234,7 +234,7 @@ def load_organization(store, prefix: str, snapshot_date, connect: Callable) -> i
             with cur.copy("COPY iam_stage.organization_accounts (snapshot_date, account_id, account_name, status) "
                           "FROM STDIN") as copy:
                 for a in accounts:
-                    copy.write_row((str(snapshot_date), a["Id"], a.get("Name"), _account_state(a)))
+                    copy.write_row((str(snapshot_date), a["Id"], a.get("Name"), account_state(a)))
     finally:
         conn.close()
     return len(accounts)

@@ -31,9 +31,16 @@ class S3RawStore:
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
+        """Write with the store's server-side encryption (AES256, or KMS when configured)."""
+        extra = {"ContentType": content_type} if content_type else {}
         try:
-            self.hook.load_bytes(data, key=key, bucket_name=self.bucket, replace=True, encrypt=self.encrypt_aes256)
+            if extra:
+                encryption = dict(self.hook.extra_args or {}) or {"ServerSideEncryption": "AES256"}
+                self.hook.get_conn().put_object(Bucket=self.bucket, Key=key, Body=data, **encryption, **extra)
+            else:
+                self.hook.load_bytes(data, key=key, bucket_name=self.bucket, replace=True,
+                                     encrypt=self.encrypt_aes256)
         except ClientError as exc:
             raise RawStoreError(f"could not write {self.url(key)}: {error_code(exc)}: {exc}") from None
 

@@ -11,7 +11,7 @@ from datetime import date
 from html import escape
 from pathlib import Path
 
-from iam_audit.catalogue import _control_sort_key, _framework_sort_key
+from iam_audit.catalogue import control_sort_key, framework_sort_key
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 TOP_FAILING = 30
@@ -99,8 +99,8 @@ def load_report_data(conn, snapshot_date: date | str) -> ReportData:
             known.add((framework, check_id))
             controls.append({"framework": framework, "check_id": check_id, "title": "", "severity": "",
                              "logic": None, "manual": False})
-    controls.sort(key=lambda c: (_framework_sort_key(c["framework"]), _control_sort_key(c["check_id"])))
-    frameworks = sorted({c["framework"] for c in controls if not c["manual"]}, key=_framework_sort_key)
+    controls.sort(key=lambda c: (framework_sort_key(c["framework"]), control_sort_key(c["check_id"])))
+    frameworks = sorted({c["framework"] for c in controls if not c["manual"]}, key=framework_sort_key)
 
     failing = _rows(conn, f"""
         SELECT account_id, resource_id, max(resource_type) AS resource_type,

@@ -18,20 +18,8 @@ def report_key(prefix: str, snapshot_date: str) -> str:
 
 
 def upload_html(store, key: str, html: str) -> None:
-    """Upload with ContentType text/html (so browsers render it) and the store's encryption settings."""
-    from botocore.exceptions import ClientError
-
-    from iam_audit.aws import error_code
-    from iam_audit.raw_store import RawStoreError
-
-    extra = dict(store.hook.extra_args or {})
-    if not extra.get("ServerSideEncryption"):
-        extra["ServerSideEncryption"] = "AES256"
-    try:
-        store.hook.get_conn().put_object(Bucket=store.bucket, Key=key, Body=html.encode("utf-8"),
-                                         ContentType="text/html; charset=utf-8", **extra)
-    except ClientError as exc:
-        raise RawStoreError(f"could not write {store.url(key)}: {error_code(exc)}: {exc}") from None
+    """Upload with ContentType text/html (so browsers render it) and the store's encryption."""
+    store.put(key, html.encode("utf-8"), content_type="text/html; charset=utf-8")
 
 
 def publish_report(plan: dict, postgres_conn_id: str, aws_conn_id: str) -> str:

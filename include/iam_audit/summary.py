@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from iam_audit.catalogue import _control_sort_key, _framework_sort_key, load_catalogue
+from iam_audit.catalogue import control_sort_key, framework_sort_key, load_catalogue
 
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
@@ -41,7 +41,7 @@ def build_summary(conn, snapshot_date, account_ids: list[str] | None = None, wor
             "framework": control.framework, "check_id": control.check_id, "title": title,
             "pass": passed, "fail": failed, "error": errors, "manual": control.logic is None,
         })
-    controls.sort(key=lambda c: (_framework_sort_key(c["framework"]), _control_sort_key(c["check_id"])))
+    controls.sort(key=lambda c: (framework_sort_key(c["framework"]), control_sort_key(c["check_id"])))
 
     accounts = []
     for account_id, name, passed, failed, errors in conn.execute(

@@ -9,6 +9,7 @@ from iam_audit.config import AuditConfig, ConfigError, build_config, read_variab
 from iam_audit.pipeline import (
     AccountExtractionError,
     LoadError,
+    account_state,
     discover_accounts,
     extract_one,
     list_organization_accounts,
@@ -122,7 +123,7 @@ def _replay_accounts(store, plan: dict) -> list[dict]:
         key = layout.organization_key(prefix, snapshot_date)
         try:
             organisation = layout.decode(store.get(key), store.url(key))
-            expected = {a["Id"] for a in organisation if (a.get("State") or a.get("Status")) == "ACTIVE"}
+            expected = {a["Id"] for a in organisation if account_state(a) == "ACTIVE"}
             names = {a["Id"]: a.get("Name") or "" for a in organisation}
         except RawObjectMissing:
             expected = set(stored)

@@ -43,17 +43,7 @@ SELECT c.framework, c.check_id, p.account_id, p.resource_id, p.resource_type,
        END
 FROM controls c
 CROSS JOIN ready_accounts r
-JOIN (
-    SELECT account_id, arn AS resource_id, 'iam_policy' AS resource_type,
-           format('Customer-managed policy %%s', policy_name) AS label, document
-    FROM iam_stage.managed_policies
-    WHERE snapshot_date = %(snapshot_date)s AND NOT is_aws_managed
-    UNION ALL
-    SELECT account_id, entity_arn || '#' || policy_name, 'iam_inline_policy',
-           format('Inline policy %%s of %%s %%s', policy_name, entity_type, entity_name), document
-    FROM iam_stage.inline_policies
-    WHERE snapshot_date = %(snapshot_date)s
-) AS p ON p.account_id = r.account_id
+JOIN iam_audit_customer_policies(%(snapshot_date)s::date) AS p ON p.account_id = r.account_id
 LEFT JOIN LATERAL (
     -- rules grouped by the statements that allow them: "rule, rule in statement 0 (Sid X)"
     SELECT string_agg(g.rules || ' in ' || g.statements, '; ' ORDER BY g.first_rule) AS findings

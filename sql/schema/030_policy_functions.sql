@@ -172,3 +172,19 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         ELSE (regexp_match(principal, '^arn:[^:]+:(?:iam|sts)::([0-9]{12}):'))[1]
     END
 $$;
+
+-- The policy documents the customer controls, one row per policy: customer-managed
+-- policies (default version) and inline policies of users, groups and roles.
+-- resource_id: the policy ARN, or "<entity ARN>#<policy name>" for inline policies.
+CREATE OR REPLACE FUNCTION iam_audit_customer_policies(p_snapshot_date date)
+RETURNS TABLE (account_id text, resource_id text, resource_type text, label text, document jsonb)
+LANGUAGE sql STABLE AS $$
+    SELECT account_id, arn, 'iam_policy', format('Customer-managed policy %s', policy_name), document
+    FROM iam_stage.managed_policies
+    WHERE snapshot_date = p_snapshot_date AND NOT is_aws_managed
+    UNION ALL
+    SELECT account_id, entity_arn || '#' || policy_name, 'iam_inline_policy',
+           format('Inline policy %s of %s %s', policy_name, entity_type, entity_name), document
+    FROM iam_stage.inline_policies
+    WHERE snapshot_date = p_snapshot_date
+$$;

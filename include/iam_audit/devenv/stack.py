@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,9 +115,3 @@ def down(state_dir: Path = STATE_DIR) -> None:
     pg_dir = state_dir / "pg"
     if (pg_dir / "postmaster.pid").exists():
         EmbeddedPostgres(pg_dir, "").stop()
-
-
-def airflow(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
-    """Run the airflow CLI of this interpreter's environment."""
-    airflow_bin = Path(sys.executable).with_name("airflow")
-    return subprocess.run([str(airflow_bin), *args], env={**os.environ, **env}, **kwargs)
