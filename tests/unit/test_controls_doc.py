@@ -76,5 +76,6 @@ def test_titles_as_the_benchmarks_write_them():
     for framework in ("cis_v4.0.0", "cis_v5.0.0", "cis_v6.0.0"):
         assert title("policies_on_groups_or_roles_only", framework) == (
             "Ensure IAM users receive permissions only through groups")
-    assert title("access_analyzer_enabled", "cis_v4.0.0") == "Ensure that IAM Access Analyzer is enabled for all regions"
+    assert title("access_analyzer_enabled", "cis_v4.0.0") == (
+        "Ensure that IAM Access Analyzer is enabled for all regions")
     assert title("access_analyzer_enabled", "cis_v1.3.0") == "Ensure that IAM Access analyzer is enabled"
