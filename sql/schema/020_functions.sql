@@ -20,14 +20,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     FROM jsonb_array_elements(iam_audit_as_array(document -> 'Statement')) WITH ORDINALITY
 $$;
 
--- True when a statement grants every action on every resource ("*:*"):
--- Effect Allow, Action "*" (alone or in a list), Resource "*".
-CREATE OR REPLACE FUNCTION iam_audit_is_full_admin(statement jsonb) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(statement ->> 'Effect', '') = 'Allow'
-       AND iam_audit_as_array(statement -> 'Action') @> '["*"]'::jsonb
-       AND iam_audit_as_array(statement -> 'Resource') @> '["*"]'::jsonb
-$$;
+-- iam_audit_is_full_admin (does a statement grant administrator rights) lives in
+-- 030_policy_functions.sql, next to the action matching it uses.
 
 -- Accounts of a snapshot and, for each, whether every data set a check needs
 -- was collected; reason names the data sets that were not.
