@@ -24,7 +24,8 @@ $$;
 -- 030_policy_functions.sql, next to the action matching it uses.
 
 -- Accounts of a snapshot and, for each, whether every data set a check needs
--- was collected; reason names the data sets that were not.
+-- was collected and understood; reason names the data sets that were not (for a
+-- malformed one, the field at fault, as the loader recorded it).
 CREATE OR REPLACE FUNCTION iam_audit_account_readiness(p_snapshot_date date, p_datasets text[])
 RETURNS TABLE (account_id text, as_of timestamptz, ready boolean, reason text)
 LANGUAGE sql STABLE AS $$
@@ -32,7 +33,10 @@ LANGUAGE sql STABLE AS $$
            a.extracted_at,
            bool_and(s.status IS NOT DISTINCT FROM 'ok'),
            string_agg(
-               CASE WHEN s.status IS DISTINCT FROM 'ok' THEN
+               CASE WHEN s.status IS DISTINCT FROM 'ok' AND s.error_code = 'MalformedPayload' THEN
+                   format('%s was collected but is malformed, so nothing in it is trusted (%s)', d.dataset,
+                          coalesce(s.error_message, 'no detail recorded'))
+                    WHEN s.status IS DISTINCT FROM 'ok' THEN
                    format('%s not collected (%s)', d.dataset,
                           coalesce(s.error_code || ': ' || s.error_message, s.error_code,
                                    s.error_message, 'no extraction record'))
