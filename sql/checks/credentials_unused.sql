@@ -9,37 +9,50 @@
 --       was never used and access_key_N_last_rotated (fallback user_creation_time) is N
 --       days or more before as_of.
 -- "N days or greater": a credential exactly N days old fails, N-1 days passes.
--- Inactive access keys are never evaluated. Users with no password and no active key
--- pass ("no active credentials").
+-- Inactive access keys (flag FALSE) are never evaluated. Users with no password and
+-- no active key pass ("no active credentials").
 -- DECISION: never-used credentials count from when they were issued (password last
 -- changed, key last rotated), as the v3.0.0 audit says, not from the user's creation;
 -- user_creation_time is only the fallback when that date is missing.
+-- DECISION: unknown never passes: a credential whose enabled/active flag is NULL is
+-- evaluated as if enabled, and a credential with no date to count from (no last use,
+-- no issue date, no user creation time) cannot be shown to be fresh; either makes
+-- the user fail with a reason saying what is unknown.
 -- Reads: credential_report. Resource: the user's ARN.
 {% from 'macros/check.sql' import check %}
 {% call check('credentials_unused', needs=['credential_report']) %}
 SELECT framework, check_id, account_id, arn, 'iam_user',
-       CASE WHEN stale IS NULL THEN 'pass' ELSE 'fail' END,
+       CASE WHEN stale IS NULL AND unknown IS NULL THEN 'pass' ELSE 'fail' END,
        CASE WHEN active_count = 0
             THEN format('User %%s has no active credentials (no console password, no active access key).', user_name)
-            WHEN stale IS NULL
-            THEN format('User %%s used every active credential within the last %%s days (%%s).', user_name, max_days, fresh)
-            ELSE format('User %%s has credentials unused for %%s days or more: %%s. Remove the console password or deactivate the access key if no longer needed.',
-                        user_name, max_days, stale)
+            WHEN stale IS NOT NULL
+            THEN format('User %%s has credentials unused for %%s days or more: %%s. Remove the console password or deactivate the access key if no longer needed.',
+                        user_name, max_days, concat_ws('; ', stale, unknown))
+            WHEN unknown IS NOT NULL
+            THEN format('User %%s has credentials whose use cannot be shown to be within the last %%s days: %%s.',
+                        user_name, max_days, unknown)
+            ELSE format('User %%s used every active credential within the last %%s days (%%s).', user_name, max_days, fresh)
        END
 FROM (
     SELECT c.framework, c.check_id, u.account_id, u.arn, u.user_name,
            (c.params->>'max_unused_days')::int AS max_days,
            count(cred.what) AS active_count,
            string_agg(cred.description, '; ' ORDER BY cred.slot)
-               FILTER (WHERE r.as_of - cred.since >= make_interval(days => (c.params->>'max_unused_days')::int))
+               FILTER (WHERE cred.enabled AND r.as_of - cred.since >= make_interval(days => (c.params->>'max_unused_days')::int))
                AS stale,
+           string_agg(CASE WHEN cred.enabled IS NULL
+                           THEN format('whether the %%s is %%s is unknown', cred.what,
+                                       CASE WHEN cred.slot = 0 THEN 'enabled' ELSE 'active' END)
+                           ELSE format('%%s has no last-use, issue or user creation date', cred.what) END,
+                      '; ' ORDER BY cred.slot)
+               FILTER (WHERE cred.slot IS NOT NULL AND (cred.enabled IS NULL OR cred.since IS NULL)) AS unknown,
            string_agg(cred.description, '; ' ORDER BY cred.slot) AS fresh
     FROM controls c
     CROSS JOIN ready_accounts r
     JOIN iam_stage.credential_report u
       ON u.snapshot_date = %(snapshot_date)s AND u.account_id = r.account_id AND NOT u.is_root
     LEFT JOIN LATERAL (
-        SELECT v.slot, v.what, v.since,
+        SELECT v.slot, v.what, v.since, v.enabled,
                CASE WHEN v.last_used IS NOT NULL
                     THEN format('%%s last used %%s days ago', v.what,
                                 floor(extract(epoch FROM r.as_of - v.last_used) / 86400)::int)
@@ -54,7 +67,7 @@ FROM (
             (2, 'access key 2', u.access_key_2_active, u.access_key_2_last_used_date,
              coalesce(u.access_key_2_last_used_date, u.access_key_2_last_rotated, u.user_creation_time), 'created')
         ) AS v(slot, what, enabled, last_used, since, issued_word)
-        WHERE v.enabled
+        WHERE v.enabled IS NOT FALSE
     ) AS cred ON true
     GROUP BY c.framework, c.check_id, c.params, u.account_id, u.arn, u.user_name
 ) AS per_user

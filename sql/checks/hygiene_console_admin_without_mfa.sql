@@ -10,6 +10,12 @@
 -- Users without a console password, or with MFA, pass whatever they hold; a console
 -- user without MFA and without administrator rights passes here (CIS
 -- console_users_mfa reports the missing MFA).
+-- DECISION: unknown never passes. A user with administrator rights whose
+-- password_enabled or mfa_active is NULL fails (before, coalesce(password_enabled,
+-- false) passed it). A policy the user holds whose document was not collected
+-- (managed_policies.document or inline document NULL, or an attachment without a
+-- managed_policies row) may be "*:*": it counts as possible administrator rights, so
+-- such a user passes only when it has no password or has MFA.
 -- "*:*" includes Allow + NotAction on Resource "*" whose list leaves every IAM action
 -- allowed (iam_audit_is_full_admin): a hidden administrator.
 -- DECISION: permissions boundaries, SCPs and Deny statements are not subtracted: a
@@ -21,18 +27,26 @@
 {% from 'macros/check.sql' import check %}
 {% call check('hygiene_console_admin_without_mfa', needs=['credential_report', 'authorization_details']) %}
 SELECT c.framework, c.check_id, u.account_id, u.arn, 'iam_user',
-       CASE WHEN coalesce(u.password_enabled, false) AND NOT coalesce(u.mfa_active, false)
-                 AND a.sources IS NOT NULL
-            THEN 'fail' ELSE 'pass' END,
-       CASE WHEN NOT coalesce(u.password_enabled, false)
+       CASE WHEN u.password_enabled IS FALSE OR u.mfa_active IS TRUE
+                 OR (a.sources IS NULL AND a.unknown_sources IS NULL)
+            THEN 'pass' ELSE 'fail' END,
+       CASE WHEN u.password_enabled IS FALSE
             THEN format('User %%s has no console password.', u.user_name)
-            WHEN coalesce(u.mfa_active, false)
-            THEN format('User %%s has a console password and MFA.', u.user_name)
-            WHEN a.sources IS NULL
-            THEN format('User %%s has a console password without MFA but holds no administrator policy (the missing MFA is reported by the CIS MFA control).',
+            WHEN u.mfa_active IS TRUE
+            THEN format('User %%s has MFA.', u.user_name)
+            WHEN a.sources IS NULL AND a.unknown_sources IS NULL
+            THEN format('User %%s holds no administrator policy (a console password without MFA, if any, is reported by the CIS MFA control).',
                         u.user_name)
-            ELSE format('User %%s signs in to the console with a password and no MFA while holding administrator rights (%%s); enable MFA now, or remove the password or the administrator rights.',
+            WHEN a.sources IS NOT NULL AND u.password_enabled IS TRUE AND u.mfa_active IS FALSE
+            THEN format('User %%s signs in to the console with a password and no MFA while holding administrator rights (%%s); enable MFA now, or remove the password or the administrator rights.',
                         u.user_name, a.sources)
+            WHEN a.sources IS NOT NULL
+            THEN format('User %%s holds administrator rights (%%s) and the credential report does not say whether it has %%s; confirm MFA or remove the password or the rights.',
+                        u.user_name, a.sources,
+                        concat_ws(' or ', CASE WHEN u.password_enabled IS NULL THEN 'a console password (password_enabled unknown)' END,
+                                  CASE WHEN u.mfa_active IS NULL THEN 'MFA (mfa_active unknown)' END))
+            ELSE format('User %%s may sign in to the console without MFA and holds policies whose documents were not collected (%%s), so administrator rights cannot be ruled out.',
+                        u.user_name, a.unknown_sources)
        END
 FROM controls c
 CROSS JOIN ready_accounts r
@@ -45,33 +59,39 @@ LEFT JOIN (
                     THEN format('managed policy %%s attached to the user', coalesce(pa.policy_name, pa.policy_arn))
                     ELSE format('managed policy %%s through group %%s', coalesce(pa.policy_name, pa.policy_arn),
                                 pa.entity_name)
-               END AS source
+               END AS source,
+               pa.policy_arn ~ '^arn:aws[a-z-]*:iam::aws:policy/AdministratorAccess$'
+                   OR mp.document IS NOT NULL AS certain
         FROM iam_stage.policy_attachments pa
         LEFT JOIN iam_stage.managed_policies mp
                ON mp.snapshot_date = pa.snapshot_date AND mp.account_id = pa.account_id AND mp.arn = pa.policy_arn
         WHERE pa.snapshot_date = %(snapshot_date)s AND pa.entity_type IN ('user', 'group')
           AND (pa.policy_arn ~ '^arn:aws[a-z-]*:iam::aws:policy/AdministratorAccess$'
+               OR mp.document IS NULL
                OR iam_audit_document_is_full_admin(mp.document))
         UNION ALL
         SELECT ip.account_id, ip.entity_type, ip.entity_arn, ip.entity_name,
                CASE WHEN ip.entity_type = 'user'
                     THEN format('inline policy %%s of the user', ip.policy_name)
                     ELSE format('inline policy %%s of group %%s', ip.policy_name, ip.entity_name)
-               END
+               END,
+               ip.document IS NOT NULL
         FROM iam_stage.inline_policies ip
         WHERE ip.snapshot_date = %(snapshot_date)s AND ip.entity_type IN ('user', 'group')
-          AND iam_audit_document_is_full_admin(ip.document)
+          AND (ip.document IS NULL OR iam_audit_document_is_full_admin(ip.document))
     ),
     user_sources AS (
-        SELECT account_id, entity_arn AS user_arn, source FROM grants WHERE entity_type = 'user'
+        SELECT account_id, entity_arn AS user_arn, source, certain FROM grants WHERE entity_type = 'user'
         UNION
-        SELECT g.account_id, gm.user_arn, g.source
+        SELECT g.account_id, gm.user_arn, g.source, g.certain
         FROM grants g
         JOIN iam_stage.group_memberships gm
           ON gm.snapshot_date = %(snapshot_date)s AND gm.account_id = g.account_id AND gm.group_name = g.entity_name
         WHERE g.entity_type = 'group'
     )
-    SELECT account_id, user_arn, string_agg(source, '; ' ORDER BY source) AS sources
+    SELECT account_id, user_arn,
+           string_agg(source, '; ' ORDER BY source) FILTER (WHERE certain) AS sources,
+           string_agg(source, '; ' ORDER BY source) FILTER (WHERE NOT certain) AS unknown_sources
     FROM user_sources
     GROUP BY account_id, user_arn
 ) AS a ON a.account_id = u.account_id AND a.user_arn = u.arn

@@ -22,6 +22,8 @@
 -- account). v3.0.0's title says "are not attached" and its audit runs list-policies
 -- --only-attached, so it evaluates every attached policy, including the AWS-managed
 -- AdministratorAccess.
+-- DECISION: a policy whose attachment count is unknown (NULL) is in scope of
+-- 'attached': it cannot be shown to be unattached.
 -- DECISION: a policy in scope whose document was not collected fails (it cannot be
 -- shown to be free of "*:*"), with a reason that says so.
 -- Reads: authorization_details (managed_policies). Resource: the policy's ARN.
@@ -37,7 +39,8 @@ SELECT c.framework, c.check_id, p.account_id, p.arn, 'iam_policy',
                         CASE WHEN p.is_aws_managed THEN 'AWS-managed' ELSE 'Customer-managed' END, p.policy_name)
             ELSE format('%%s policy %%s%%s allows full "*:*" administrative privileges in %%s; %%s',
                         CASE WHEN p.is_aws_managed THEN 'AWS-managed' ELSE 'Customer-managed' END, p.policy_name,
-                        CASE WHEN coalesce(p.attachment_count, 0) > 0
+                        CASE WHEN p.attachment_count IS NULL THEN ' (attachment count unknown)'
+                             WHEN p.attachment_count > 0
                              THEN format(' (attached to %%s %%s)', p.attachment_count,
                                          CASE WHEN p.attachment_count = 1 THEN 'entity' ELSE 'entities' END)
                              ELSE ' (not attached)' END,
@@ -60,6 +63,6 @@ LEFT JOIN LATERAL (
 ) AS s ON true
 WHERE CASE c.params->>'scope'
           WHEN 'customer_managed' THEN NOT p.is_aws_managed
-          WHEN 'attached' THEN coalesce(p.attachment_count, 0) > 0
+          WHEN 'attached' THEN p.attachment_count IS DISTINCT FROM 0
       END
 {% endcall %}

@@ -45,3 +45,16 @@ def test_rerun_replaces_rows(db):
     run_check(db, "console_users_mfa", SNAPSHOT, run_id="second")
     rows = db.execute("SELECT status, run_id FROM aws_policy_results").fetchall()
     assert sorted(rows) == [("pass", "second")] * 9  # one verdict per framework version
+
+
+def test_unknown_password_or_mfa_state_fails(db):
+    s = Snapshot(db).account(A)
+    s.user(A, "pw-unknown", password_enabled=None, mfa=True)
+    s.user(A, "mfa-unknown", password=True, mfa_active=None)
+    s.commit()
+    run_check(db, "console_users_mfa", SNAPSHOT)
+    got = verdicts(db, "console_users_mfa", "cis_v3.0.0")
+    assert {k[3]: v[0] for k, v in got.items()} == {
+        f"arn:aws:iam::{A}:user/pw-unknown": "fail", f"arn:aws:iam::{A}:user/mfa-unknown": "fail",
+    }
+    assert "password_enabled unknown" in got[("cis_v3.0.0", "1.10", A, f"arn:aws:iam::{A}:user/pw-unknown")][1]

@@ -155,3 +155,24 @@ def test_root_excluded_users_without_credentials_pass_and_missing_report_errors(
         ("cis_v2.0.0", "1.12"), (V3, "1.12"), ("cis_v4.0.0", "1.12"), ("cis_v5.0.0", "1.11"),
         ("cis_v6.0.0", "2.11"),
     }
+
+
+def test_unknown_flags_or_dates_never_pass(db):
+    """WHERE v.enabled used to drop a credential whose flag was NULL, and the user passed."""
+    s = Snapshot(db).account(A)
+    s.user(A, "stale-key-unknown-flag", access_key_1_active=None,
+           keys=({"last_rotated": days_ago(300), "last_used": days_ago(200)},))
+    s.user(A, "password-unknown", password_enabled=None, password_last_used=days_ago(1))
+    s.user(A, "no-dates", keys=({"last_rotated": None},), user_creation_time=None)
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    assert statuses(db, LOGIC, "cis_v3.0.0") == {
+        user("stale-key-unknown-flag"): "fail", user("password-unknown"): "fail", user("no-dates"): "fail",
+    }
+    got = verdicts(db, LOGIC, "cis_v3.0.0")
+    assert "whether the access key 1 is active is unknown" in got[
+        ("cis_v3.0.0", "1.12", A, user("stale-key-unknown-flag"))][1]
+    assert "whether the console password is enabled is unknown" in got[
+        ("cis_v3.0.0", "1.12", A, user("password-unknown"))][1]
+    assert "access key 1 has no last-use, issue or user creation date" in got[
+        ("cis_v3.0.0", "1.12", A, user("no-dates"))][1]

@@ -82,3 +82,24 @@ def test_allow_not_action_on_every_resource_is_an_administrator(db):
     s.commit()
     run_check(db, LOGIC, SNAPSHOT)
     assert statuses(db, LOGIC, FW) == {user("erin"): "fail", user("gus"): "fail", user("pat"): "pass"}
+
+
+def test_unknown_password_mfa_or_policy_document_never_passes_an_admin(db):
+    """coalesce(password_enabled, false) used to pass a console admin without MFA."""
+    s = Snapshot(db).account(A)
+    s.user(A, "pw-unknown", password_enabled=None).attach(A, "user", "pw-unknown", ADMIN_ACCESS)
+    s.user(A, "mfa-unknown", password=True, mfa_active=None).attach(A, "user", "mfa-unknown", ADMIN_ACCESS)
+    s.managed_policy(A, "lost", None, attachments=1)
+    s.user(A, "doc-unknown", password=True).attach(A, "user", "doc-unknown", Snapshot.arn(A, "policy", "lost"))
+    s.user(A, "doc-unknown-mfa", password=True, mfa=True)
+    s.attach(A, "user", "doc-unknown-mfa", Snapshot.arn(A, "policy", "lost"))
+    s.user(A, "pw-unknown-no-admin", password_enabled=None)
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    assert statuses(db, LOGIC, FW) == {
+        user("pw-unknown"): "fail", user("mfa-unknown"): "fail", user("doc-unknown"): "fail",
+        user("doc-unknown-mfa"): "pass", user("pw-unknown-no-admin"): "pass",
+    }
+    got = verdicts(db, LOGIC, FW)
+    assert "password_enabled unknown" in got[(FW, ID, A, user("pw-unknown"))][1]
+    assert "documents were not collected (managed policy lost" in got[(FW, ID, A, user("doc-unknown"))][1]

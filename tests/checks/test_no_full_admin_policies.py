@@ -108,3 +108,13 @@ def test_allow_not_action_on_every_resource_is_a_hidden_admin(db):
         }
     reason = verdicts(db, LOGIC, V3)[(V3, "1.16", A, customer("hidden-admin"))][1]
     assert 'statement 1: Allow NotAction ["s3:*", "ec2:TerminateInstances"] on Resource "*"' in reason
+
+
+def test_unknown_attachment_count_is_in_scope(db):
+    s = Snapshot(db).account(A)
+    s.row("managed_policies", A, arn=aws("Mystery"), policy_name="Mystery", is_aws_managed=True,
+          attachment_count=None, document=doc(ALLOW_ALL))
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    assert statuses(db, LOGIC, V3) == {aws("Mystery"): "fail"}
+    assert "attachment count unknown" in verdicts(db, LOGIC, V3)[(V3, "1.16", A, aws("Mystery"))][1]
