@@ -11,13 +11,17 @@
 from __future__ import annotations
 
 import json
+import re
 
+import pytest
 from iam_audit import layout
-from iam_audit.database import run_check
+from iam_audit.catalogue import load_catalogue
+from iam_audit.database import check_parameters, render_check, run_check, split_statements
 from iam_audit.load import prepare_account, write_account
+from iam_audit.paths import CHECKS_DIR, PROJECT_ROOT
 from iam_audit.raw_store import RawObjectMissing
 
-from .staging import AS_OF, SNAPSHOT, verdicts
+from .staging import AS_OF, SNAPSHOT, Snapshot, days_ago, verdicts
 
 A = "111111111111"
 PREFIX = "iam"
@@ -100,3 +104,152 @@ def test_drifted_payloads_become_errors_naming_the_field(db):
             assert "malformed" in reason and field in reason, (logic, reason)
     run_check(db, "password_policy_min_length", SNAPSHOT)
     assert {v[0] for v in verdicts(db, "password_policy_min_length").values()} == {"pass"}
+
+
+# ---- 2. NULL in every staging column a check reads, one at a time ------------------------------
+
+SCHEMA_DIR = PROJECT_ROOT / "sql" / "schema"
+FUNCTION = re.compile(r"CREATE OR REPLACE FUNCTION\s+(\w+)\s*\((.*?)\$\$(.*?)\$\$", re.S)
+# tables the check macro reads for every check (readiness), not data a check judges
+FRAMEWORK_TABLES = {"accounts", "extraction_status"}
+LOGICS = [check.logic for check in load_catalogue().checks]
+
+
+def _without_comments(sql: str) -> str:
+    return "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+
+
+def _functions() -> dict[str, str]:
+    bodies: dict[str, str] = {}
+    for path in sorted(SCHEMA_DIR.glob("*.sql")):
+        for name, _, body in FUNCTION.findall(_without_comments(path.read_text(encoding="utf-8"))):
+            bodies[name] = body
+    return bodies
+
+
+def sql_read_by(logic: str) -> str:
+    """The check file's SQL plus the bodies of the SQL functions it calls, transitively."""
+    functions = _functions()
+    text = _without_comments((CHECKS_DIR / f"{logic}.sql").read_text(encoding="utf-8"))
+    seen: set[str] = set()
+    while True:
+        called = {name for name in functions if name not in seen and re.search(rf"\b{name}\s*\(", text)}
+        if not called:
+            return text
+        seen |= called
+        text += "\n".join(functions[name] for name in sorted(called))
+
+
+def null_meaning_columns() -> set[tuple[str, str]]:
+    """Columns whose NULL has a documented meaning in 001_staging.sql ("-- NULL: never used")."""
+    out = set()
+    table = None
+    for line in (SCHEMA_DIR / "001_staging.sql").read_text(encoding="utf-8").splitlines():
+        created = re.match(r"CREATE TABLE IF NOT EXISTS iam_stage\.(\w+)", line)
+        if created:
+            table = created.group(1)
+        column = re.match(r"\s+(\w+)\s+\w+.*--\s*NULL:", line)
+        if table and column:
+            out.add((table, column.group(1)))
+    return out
+
+
+def columns_read(db, logic: str) -> list[tuple[str, str]]:
+    """(table, column) of every nullable staging column the check names."""
+    text = sql_read_by(logic)
+    tables = sorted(set(re.findall(r"\biam_stage\.(\w+)", text)) - FRAMEWORK_TABLES)
+    out = []
+    for table in tables:
+        rows = db.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'iam_stage' "
+            "AND table_name = %s AND is_nullable = 'YES' ORDER BY ordinal_position", (table,)).fetchall()
+        out += [(table, column) for (column,) in rows if re.search(rf"\b{column}\b", text)]
+    return out
+
+
+STAR = {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}
+READ = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"}]}
+ESCALATE = {"Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": ["iam:CreatePolicyVersion", "s3:*"], "Resource": "*"}]}
+B = "222222222222"
+OUTSIDE = "999999999999"
+
+
+def failing_snapshot(s: Snapshot) -> None:
+    """Two accounts with a failing resource for every check (and passing ones), every column read filled."""
+    from .test_catalogue_consistency import rich_account
+
+    rich_account(s, A)
+    s.user(A, "carol", password=True, mfa=True, password_last_used=days_ago(2),
+           keys=({"last_rotated": days_ago(3)},), access_key_1_last_used_region="us-east-1",
+           access_key_1_last_used_service="s3")
+    s.iam_user(A, "carol").access_key(A, "carol", f"AKIA{A}CAROL1", created=days_ago(3), last_used=days_ago(1))
+    s.access_key(A, "ci", f"AKIA{A}CIOLD1", created=days_ago(400), last_used=days_ago(1))
+    s.member_of(A, "bob", "admins").member_of(A, "alice", "admins")
+    s.inline_policy(A, "user", "alice", "escalate", ESCALATE)
+    s.inline_policy(A, "role", "ops", "break-glass", STAR)
+    s.managed_policy(A, "custom-escalate", ESCALATE, attachments=1)
+    s.trusting_role(A, "open", {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}]},
+                    created=days_ago(500), last_used=days_ago(200))
+    s.trusting_role(A, "vendor", {"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                 "Principal": {"AWS": f"arn:aws:iam::{OUTSIDE}:root"}}]},
+                    created=days_ago(10), last_used=days_ago(1), path="/vendor/")
+    s.organization_account(A).organization_account(B)
+    # a second account that fails where the first passes
+    s.account(B)
+    s.user(B, "<root_account>", is_root=True, password_last_used=days_ago(400))
+    s.user(B, "dan", password=True, mfa=False, password_last_used=days_ago(60), created=days_ago(90))
+    s.password_policy(B, minimum_password_length=10, require_symbols=False, require_numbers=False,
+                      require_uppercase_characters=False, require_lowercase_characters=False,
+                      expire_passwords=False, max_password_age=180, password_reuse_prevention=5)
+    s.account_summary(B, mfa=0, root_keys=0, password_present=1)
+    s.region(B, "us-east-1").analyzer(B, "us-east-1", analyzer_type="ACCOUNT_UNUSED_ACCESS")
+    s.server_certificate(B, "soon", days_ago(-5))
+    s.commit()
+
+
+def evaluate(db, logic: str) -> dict:
+    """Run the check in the open transaction and read its verdicts (the caller rolls back)."""
+    params = check_parameters(SNAPSHOT, "malformed", list(load_catalogue().frameworks))
+    with db.cursor() as cur:
+        for statement in split_statements(render_check(logic)):
+            cur.execute(statement, params)
+    return {key: value[0] for key, value in verdicts(db, logic).items()}
+
+
+def test_column_enumeration_reads_function_bodies_and_skips_comments(db):
+    # hygiene_service_wildcards reads documents through iam_audit_customer_policies()
+    assert ("inline_policies", "document") in columns_read(db, "hygiene_service_wildcards")
+    assert ("managed_policies", "document") in columns_read(db, "hygiene_service_wildcards")
+    assert ("credential_report", "password_enabled") in columns_read(db, "hygiene_console_admin_without_mfa")
+    assert ("account_summary", "account_password_present") in columns_read(db, "root_mfa")
+    assert ("credential_report", "password_last_used") in null_meaning_columns()
+
+
+@pytest.mark.parametrize("logic", LOGICS)
+def test_null_in_any_column_read_never_turns_a_failure_into_a_pass(db, logic):
+    failing_snapshot(Snapshot(db))
+    baseline = evaluate(db, logic)
+    db.rollback()
+    assert "fail" in baseline.values(), f"{logic}: the fixture must give at least one 'fail' to test against"
+    meaningful = null_meaning_columns()
+    problems = []
+    assert re.search(r"\biam_stage\.\w+", sql_read_by(logic)), f"{logic}: reads no staging table"
+    columns = columns_read(db, logic)  # may be empty: every column it reads is NOT NULL
+    for table, column in columns:
+        filled = db.execute(
+            f"SELECT count(*) FROM iam_stage.{table} WHERE {column} IS NOT NULL").fetchone()[0]  # noqa: S608
+        assert filled, f"{logic}: the fixture leaves {table}.{column} NULL everywhere; give it values"
+        if (table, column) in meaningful:
+            continue  # NULL is a documented value here ("never used"), not unknown
+        db.execute(f"UPDATE iam_stage.{table} SET {column} = NULL")  # noqa: S608
+        mutated = evaluate(db, logic)
+        db.rollback()
+        for key, status in baseline.items():
+            if status != "pass" and mutated.get(key) in (None, "pass"):
+                problems.append(f"{table}.{column} = NULL turns {status} into {mutated.get(key) or 'no verdict'}"
+                                f" for {key}")
+        for key, status in mutated.items():
+            if key not in baseline and status == "pass":
+                problems.append(f"{table}.{column} = NULL adds a pass for {key}")
+    assert problems == [], f"{logic}:\n" + "\n".join(problems)
