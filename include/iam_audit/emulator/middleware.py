@@ -313,7 +313,7 @@ def _json_reply(start_response: StartResponse, obj: Any, status: int = 200) -> I
 
 
 def set_root(spec: dict[str, Any]) -> dict[str, Any]:
-    """POST /_emulator/root: {"account_id", "mfa": none|virtual|hardware,
+    """POST /_emulator/root: {"account_id", "mfa": none|virtual|hardware, "password": bool,
     "password_last_used_days_ago": N|null, "keys": [{"active", "created_days_ago",
     "last_used_days_ago", "region", "service"}]} -- omitted fields are left unchanged."""
     from datetime import timedelta
@@ -329,6 +329,8 @@ def set_root(spec: dict[str, Any]) -> dict[str, Any]:
         if "mfa" in spec:
             root.mfa = spec["mfa"]
             root.mfa_enable_date = now
+        if "password" in spec:
+            root.password = bool(spec["password"])
         if "password_last_used_days_ago" in spec:
             root.password_last_used = ago(spec["password_last_used_days_ago"])
         if "keys" in spec:

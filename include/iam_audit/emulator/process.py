@@ -71,7 +71,7 @@ class Emulator:
         self._request("DELETE", "/_emulator/calls")
 
     def set_root(self, **spec: Any) -> dict[str, Any]:
-        """See middleware.set_root: account_id, mfa, password_last_used_days_ago, keys."""
+        """See middleware.set_root: account_id, mfa, password, password_last_used_days_ago, keys."""
         return self._request("POST", "/_emulator/root", spec)
 
     def issued_credentials(self) -> list[dict[str, Any]]:
