@@ -78,8 +78,8 @@ class CheckLogic:
                 f"{versions} {level}" for level, versions in levels)) + "\n")
         params = _grouped(self.controls, lambda c: json.dumps(c.params, sort_keys=True) if c.params else "")
         if any(value for value, _ in params):
-            parts.append("**Params:** " + " · ".join(
-                f"{versions} `{value}`" if value else f"{versions} none" for value, versions in params) + "\n")
+            parts.append("**Params:** " + (f"`{params[0][0]}`" if len(params) == 1 else " · ".join(
+                f"{versions} `{value}`" if value else f"{versions} none" for value, versions in params)) + "\n")
         return "\n".join(parts)
 
 
