@@ -74,6 +74,20 @@ class Emulator:
         """See middleware.set_root: account_id, mfa, password, password_last_used_days_ago, keys."""
         return self._request("POST", "/_emulator/root", spec)
 
+    def requests(self) -> list[dict[str, Any]]:
+        """Distinct authorisation requests since the last reset_calls: account, principal, action, resource, context."""
+        return self._request("GET", "/_emulator/requests")["requests"]
+
+    def enforce(self, principals: list[dict[str, Any]]) -> None:
+        """Enforce identity policies: [{"access_key": K | "role_name": R, "policies": [...]}]."""
+        self._request("POST", "/_emulator/enforce", {"principals": principals})
+
+    def refused(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/_emulator/enforce")["refused"]
+
+    def clear_enforcement(self) -> None:
+        self._request("DELETE", "/_emulator/enforce")
+
     def issued_credentials(self) -> list[dict[str, Any]]:
         return self._request("GET", "/_emulator/issued-credentials")["credentials"]
 
