@@ -73,6 +73,12 @@ FAULTS: list[dict[str, Any]] = []
 CALLS: Counter[tuple[str, str, str]] = Counter()
 # last seed manifest
 MANIFEST: dict[str, Any] = {}
+# Buckets where s3:PutObject without the x-amz-server-side-encryption header is denied, as the
+# shipped s3-raw-writer.json (or the classic bucket policy) does. UploadPart and
+# CompleteMultipartUpload are authorised as s3:PutObject and cannot carry that header.
+DENY_UNENCRYPTED_BUCKETS: set[str] = set()
+# Requests that reached the emulator through an HTTP proxy (absolute-form request target).
+PROXIED: Counter[str] = Counter()
 
 
 def root_state(account_id: str) -> RootState:
@@ -143,3 +149,5 @@ def reset_all() -> None:
         FAULTS.clear()
         CALLS.clear()
         MANIFEST.clear()
+        DENY_UNENCRYPTED_BUCKETS.clear()
+        PROXIED.clear()
