@@ -88,6 +88,17 @@ class Emulator:
     def clear_enforcement(self) -> None:
         self._request("DELETE", "/_emulator/enforce")
 
+    def deny_unencrypted_puts(self, *buckets: str) -> None:
+        """Deny s3:PutObject without x-amz-server-side-encryption in these buckets (as the writer policy does)."""
+        self._request("POST", "/_emulator/s3/deny-unencrypted", {"buckets": list(buckets)})
+
+    def allow_unencrypted_puts(self) -> None:
+        self._request("DELETE", "/_emulator/s3/deny-unencrypted")
+
+    def proxied_requests(self) -> dict[str, int]:
+        """Requests per service that came through an HTTP proxy."""
+        return self._request("GET", "/_emulator/proxied")["requests"]
+
     def issued_credentials(self) -> list[dict[str, Any]]:
         return self._request("GET", "/_emulator/issued-credentials")["credentials"]
 
