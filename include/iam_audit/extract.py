@@ -69,7 +69,10 @@ def _paginate(client, operation: str, result_keys: tuple[str, ...], **kwargs) ->
     merged: dict[str, list] = {key: [] for key in result_keys}
     for page in client.get_paginator(operation).paginate(**kwargs):
         for key in result_keys:
-            merged[key].extend(page.get(key, []))
+            # a page without a documented list is a drifted response, not an empty one
+            if not isinstance(page.get(key), list):
+                raise DatasetUnavailable("MalformedResponse", f"{operation}: a response page has no {key} list")
+            merged[key].extend(page[key])
     return merged
 
 
