@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from iam_audit.aws import AwsTarget, error_code
+from iam_audit.aws import AwsTarget, dataset_remedy, error_code, is_permanent
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,9 @@ def _collect(name: str, fn: Callable[[], object]) -> DatasetResult:
     except DatasetUnavailable as exc:
         return DatasetResult(name, "error", error_code=exc.code, error_message=str(exc))
     except ClientError as exc:
-        return DatasetResult(name, "error", error_code=error_code(exc), error_message=str(exc))
+        code = error_code(exc)
+        message = f"{exc}. Fix: {dataset_remedy(code)}" if is_permanent(code) else str(exc)
+        return DatasetResult(name, "error", error_code=code, error_message=message)
     except BotoCoreError as exc:
         return DatasetResult(name, "error", error_code=type(exc).__name__, error_message=str(exc))
 
