@@ -260,7 +260,8 @@ def sql(argv: list[str]) -> int:
     if args.file and not Path(args.file).is_file():
         parser.error(f"F={args.file}: no such file")
     pg = start_postgres(STATE_DIR / "pg")
-    cmd = [str(psql_path()), "-h", pg.socket_dir, "-U", "postgres", "-d", COMPLIANCE_DB, "-v", "ON_ERROR_STOP=1"]
+    cmd = [str(psql_path()), "-h", pg.socket_dir, "-p", str(pg.port), "-U", "postgres", "-d", COMPLIANCE_DB,
+           "-v", "ON_ERROR_STOP=1"]
     if args.command:
         cmd += ["-c", args.command]
     elif args.file:

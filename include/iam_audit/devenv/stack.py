@@ -60,8 +60,8 @@ class Stack:
         self.postgres.create_database(metadata_db)
         return {
             "AIRFLOW_HOME": str(airflow_home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
-                f"postgresql+psycopg2://postgres@/{metadata_db}?host={self.postgres.socket_dir}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://postgres@/{metadata_db}"
+                                                   f"?host={self.postgres.socket_dir}&port={self.postgres.port}",
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -201,7 +201,7 @@ def up(state_dir: Path = STATE_DIR, accounts: int | None = None, users: int | No
     from iam_audit.emulator.process import Emulator, start_emulator
 
     state_dir.mkdir(parents=True, exist_ok=True)
-    postgres = start_postgres(state_dir / "pg")
+    postgres = start_postgres(state_dir / "pg", tcp=True)  # TCP on 127.0.0.1 for BI tools
     postgres.create_database(COMPLIANCE_DB)
     wanted = {"accounts": accounts or 5, "users": users or 8, "seed": seed}
     info = running_emulator(state_dir)
