@@ -79,6 +79,8 @@ def _describe(rows) -> str:
     if extract:
         parts.append(f"accounts extracted {sum(s in done for s in extract)}/{len(extract)}"
                      + (f" ({extract.count('failed')} failed)" if "failed" in extract else ""))
+    else:
+        parts.append("accounts extracted 0 (discovering accounts)")
     if any(t == "load_staging" for t, _, _ in rows):
         state = next(s for t, _, s in rows if t == "load_staging")
         parts.append(f"load {state or 'waiting'}")
