@@ -8,6 +8,8 @@ from functools import cache
 from pathlib import Path
 
 import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 
 from iam_audit.paths import CATALOGUE_FILE, CHECKS_DIR
 
@@ -153,6 +155,46 @@ class CatalogueError(ValueError):
     pass
 
 
+def _params_validator(logic: str, schema: dict | None, source: str) -> Draft202012Validator | None:
+    """The JSON Schema every control of `logic` must meet with its params.
+
+    Every property the schema declares is required and no other is allowed, so a
+    version that forgets a param is a load error, never a NULL in the check's SQL.
+    """
+    if schema is None:
+        return None
+    if not isinstance(schema, dict) or schema.get("type", "object") != "object":
+        raise CatalogueError(f"{source}: {logic}: params_schema must be a JSON Schema of type object")
+    full = {
+        "type": "object",
+        **schema,
+        "required": sorted(schema.get("properties", {})),
+        "additionalProperties": False,
+    }
+    try:
+        Draft202012Validator.check_schema(full)
+    except SchemaError as exc:
+        raise CatalogueError(f"{source}: {logic}: params_schema is not a valid JSON Schema: {exc.message}") from None
+    return Draft202012Validator(full)
+
+
+def _check_params(validator: Draft202012Validator | None, params, logic: str, framework: str, check_id: str,
+                  source: str) -> dict:
+    where = f"{source}: {framework} control {check_id} ({logic})"
+    if validator is None:
+        if params:
+            raise CatalogueError(f"{where}: has params {sorted(params)} but the logic declares no params_schema")
+        return {}
+    params = {} if params is None else params
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.path))
+    if errors:
+        details = "; ".join(
+            (f"params.{'.'.join(str(p) for p in e.path)}: " if e.path else "params: ") + e.message for e in errors
+        )
+        raise CatalogueError(f"{where}: {details}")
+    return params
+
+
 def parse_catalogue(data: dict, source: str = "catalogue") -> Catalogue:
     checks = []
     seen: set[tuple[str, str]] = set()
@@ -161,6 +203,7 @@ def parse_catalogue(data: dict, source: str = "catalogue") -> Catalogue:
         severity = entry["severity"]
         if severity not in SEVERITIES:
             raise CatalogueError(f"{source}: {logic}: severity {severity!r} is not one of {SEVERITIES}")
+        validator = _params_validator(logic, entry.get("params_schema"), source)
         controls = []
         for framework, spec in entry["frameworks"].items():
             key = (framework, str(spec["id"]))
@@ -176,7 +219,8 @@ def parse_catalogue(data: dict, source: str = "catalogue") -> Catalogue:
                     assessment=spec.get("assessment", "automated"),
                     logic=logic,
                     severity=severity,
-                    params=spec.get("params") or {},
+                    params=_check_params(validator, spec.get("params"), logic, framework, str(spec["id"]),
+                                         source),
                 )
             )
         checks.append(
