@@ -18,6 +18,8 @@ help:
 	@echo "make airflow  the Airflow UI on the embedded services"
 	@echo "make sql Q=\"SELECT ...\"   query the embedded compliance database"
 	@echo "make stop     stop the embedded services"
+	@echo "make superset Apache Superset (own venv bi/.venv) with the compliance dashboard on http://127.0.0.1:8088"
+	@echo "make test-bi  the browser test of the Superset dashboard (installs Debian chromium and playwright)"
 
 $(INSTALLED): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 12), "Python 3.11 or 3.12 is required (pgserver has no wheels for newer versions); set PYTHON=/path/to/python3.11"'
@@ -67,3 +69,18 @@ bench: install
 
 clean: stop
 	rm -rf .devenv
+
+# Apache Superset with the dashboard of bi/superset/dashboard, in its own virtualenv (never requirements.txt).
+.PHONY: superset test-bi
+SUPERSET_VENV := bi/.venv
+$(SUPERSET_VENV)/.installed: bi/superset/requirements.txt
+	test -x $(SUPERSET_VENV)/bin/python || $(PYTHON) -m venv $(SUPERSET_VENV)
+	$(SUPERSET_VENV)/bin/pip install -q -r bi/superset/requirements.txt
+	touch $@
+
+superset: install $(SUPERSET_VENV)/.installed
+	$(BIN)/python bi/superset/serve.py
+
+# The dashboard in a real browser: demo data, Superset, Debian's Chromium through Playwright.
+test-bi: install-ui $(SUPERSET_VENV)/.installed
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m ui tests/bi/test_superset_browser.py

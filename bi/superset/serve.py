@@ -52,7 +52,8 @@ def compliance_database(home: Path, state_dir: Path) -> tuple[str, str, str]:
         user = os.environ.get("BI_PG_USER")
         password = os.environ.get("BI_PG_PASSWORD", "")
         if not user:
-            raise SystemExit("BI_PG_HOST is set but BI_PG_USER is not: give a login that is a member of compliance_reader")
+            raise SystemExit("BI_PG_HOST is set but BI_PG_USER is not: "
+                             "give a login that is a member of compliance_reader")
     else:
         sys.path.insert(0, str(PROJECT_ROOT / "include"))
         from iam_audit.devenv.postgres import start_postgres
