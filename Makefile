@@ -25,6 +25,8 @@ help:
 	@echo "make stop       stop make airflow, the emulator (its S3 saved to disk) and PostgreSQL"
 	@echo "make bench      the benchmarks of docs/performance.md (installs Prowler in bench/.prowler-venv)"
 	@echo "make clean      make stop, then delete .devenv (databases, raw snapshots, Airflow state)"
+	@echo "make superset   Apache Superset (own venv bi/.venv) with the compliance dashboard on http://127.0.0.1:8088"
+	@echo "make test-bi    the browser test of the Superset dashboard (installs Debian chromium and playwright)"
 	@echo "make install    create .venv and install requirements.txt"
 	@echo "make help       this list"
 
@@ -80,3 +82,18 @@ bench: install
 
 clean: stop
 	rm -rf .devenv
+
+# Apache Superset with the dashboard of bi/superset/dashboard, in its own virtualenv (never requirements.txt).
+.PHONY: superset test-bi
+SUPERSET_VENV := bi/.venv
+$(SUPERSET_VENV)/.installed: bi/superset/requirements.txt
+	test -x $(SUPERSET_VENV)/bin/python || $(PYTHON) -m venv $(SUPERSET_VENV)
+	$(SUPERSET_VENV)/bin/pip install -q -r bi/superset/requirements.txt
+	touch $@
+
+superset: install $(SUPERSET_VENV)/.installed
+	$(BIN)/python bi/superset/serve.py
+
+# The dashboard in a real browser: demo data, Superset, Debian's Chromium through Playwright.
+test-bi: install-ui $(SUPERSET_VENV)/.installed
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m ui tests/bi/test_superset_browser.py
