@@ -51,6 +51,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "server_certificates": ("arn", "certificate_name", "certificate_id", "path", "upload_date", "expiration"),
     "regions": ("region_name", "opt_in_status"),
     "access_analyzers": ("region_name", "analyzer_arn", "analyzer_name", "analyzer_type", "status"),
+    "access_analyzer_regions": ("region_name", "status", "error_code", "error_message", "analyzer_count"),
     "alternate_contacts": ("contact_type", "is_set", "contact_name", "email_address", "title"),
     "identity_providers": ("arn", "provider_type", "create_date", "valid_until"),
 }
@@ -68,7 +69,7 @@ DATASET_TABLES: dict[str, tuple[str, ...]] = {
     "access_keys": ("access_keys",),
     "server_certificates": ("server_certificates",),
     "regions": ("regions",),
-    "access_analyzers": ("access_analyzers",),
+    "access_analyzers": ("access_analyzers", "access_analyzer_regions"),
     "alternate_contacts": ("alternate_contacts",),
     "identity_providers": ("identity_providers",),
 }
@@ -445,17 +446,21 @@ def regions(payload: dict) -> dict[str, list[tuple]]:
 
 
 def access_analyzers(payload: dict) -> dict[str, list[tuple]]:
+    """Analyzers, and per region whether ListAnalyzers could be read (a region-deny SCP refuses it)."""
     _require(payload, "access_analyzers", ("AnalyzersByRegion",), dict)
-    rows = []
+    rows, region_rows = [], []
     for region, analyzers in sorted(payload["AnalyzersByRegion"].items()):
         if not isinstance(analyzers, list):
             raise MalformedPayload("access_analyzers", f"AnalyzersByRegion.{region} is not a list of analyzers")
         for index, a in enumerate(analyzers):
             for name in ("arn", "type", "status"):
                 _field(a, name, "access_analyzers", f"AnalyzersByRegion.{region}[{index}]")
+        region_rows.append((region, "ok", None, None, len(analyzers)))
         for a in analyzers:
             rows.append((region, a["arn"], a.get("name"), a.get("type"), a.get("status")))
-    return {"access_analyzers": rows}
+    for region, err in sorted((payload.get("RegionErrors") or {}).items()):
+        region_rows.append((region, "error", err.get("Code"), err.get("Message"), None))
+    return {"access_analyzers": rows, "access_analyzer_regions": region_rows}
 
 
 def alternate_contacts(payload: dict) -> dict[str, list[tuple]]:
