@@ -195,6 +195,10 @@ def failing_snapshot(s: Snapshot) -> None:
                                                  "Principal": {"AWS": f"arn:aws:iam::{OUTSIDE}:root"}}]},
                     created=days_ago(10), last_used=days_ago(1), path="/vendor/")
     s.organization_account(A).organization_account(B)
+    for region, count in (("eu-west-1", 2), ("us-east-1", 1)):
+        s.row("access_analyzer_regions", A, region_name=region, status="ok", analyzer_count=count)
+    s.row("access_analyzer_regions", A, region_name="af-south-1", status="error",
+          error_code="AccessDeniedException", error_message="denied by a region-deny SCP")
     # a second account that fails where the first passes
     s.account(B)
     s.user(B, "<root_account>", is_root=True, password_last_used=days_ago(400))
@@ -204,6 +208,7 @@ def failing_snapshot(s: Snapshot) -> None:
                       expire_passwords=False, max_password_age=180, password_reuse_prevention=5)
     s.account_summary(B, mfa=0, root_keys=0, password_present=1)
     s.region(B, "us-east-1").analyzer(B, "us-east-1", analyzer_type="ACCOUNT_UNUSED_ACCESS")
+    s.row("access_analyzer_regions", B, region_name="us-east-1", status="ok", analyzer_count=1)
     s.server_certificate(B, "soon", days_ago(-5))
     s.commit()
 
