@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -15,6 +15,7 @@ from iam_audit.aws import AwsTarget, assume_role_remedy, dataset_remedy, error_c
 from iam_audit.config import AuditConfig, ConfigError
 from iam_audit.extract import extract_account_datasets, unreachable_account
 from iam_audit.load import SnapshotMissing, prepare_account, write_accounts_with_retry
+from iam_audit.run_modes import run_mode  # noqa: F401 - re-exported: the rule lives in run_modes
 from iam_audit.snapshot import write_account_snapshot
 
 log = logging.getLogger(__name__)
@@ -44,19 +45,6 @@ class LoadError(RuntimeError):
 
 
 # ---- plan ------------------------------------------------------------------------
-
-def run_mode(requested: str, snapshot_date: date, today: date | None = None) -> str:
-    """'live' reads IAM now; 'replay' re-evaluates the snapshot already in S3 (backfills).
-
-    auto: live for the last two days (a daily run may start late), replay before.
-    """
-    if requested in ("live", "replay"):
-        return requested
-    if requested != "auto":
-        raise ConfigError(f"param mode={requested!r} must be one of auto, live, replay")
-    today = today or datetime.now(UTC).date()
-    return "live" if snapshot_date >= today - timedelta(days=1) else "replay"
-
 
 def select_frameworks(requested: list[str] | None, available: tuple[str, ...]) -> list[str]:
     if not requested:

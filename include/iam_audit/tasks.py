@@ -22,6 +22,7 @@ from iam_audit.pipeline import (
     select_frameworks,
     stored_accounts,
 )
+from iam_audit.run_modes import OVERRIDE_PARAM
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ def plan_run(context) -> dict:
     # Runs triggered without a logical date (allowed in Airflow 3) are snapshots of when they run.
     moment = context.get("logical_date") or context["dag_run"].run_after
     snapshot_date = moment.date()
-    mode = run_mode(params.get("mode", "auto"), snapshot_date)
+    mode = run_mode(params.get("mode", "auto"), snapshot_date,
+                    overwrite_past_snapshot=bool(params.get(OVERRIDE_PARAM, False)))
     frameworks = select_frameworks(params.get("frameworks"), load_catalogue().frameworks)
     from iam_audit.config import parse_account_ids
 
@@ -165,14 +167,24 @@ def _replay_accounts(store, plan: dict) -> list[dict]:
             log.warning("account %s: no stored snapshot for %s: skipped, no verdicts written",
                         account_id, snapshot_date)
             accounts.append({"account_id": account_id, "account_name": name, "missing_snapshot": True})
-    log.info("replay of %s: %d of %d accounts have a stored snapshot", snapshot_date,
-             sum(not a.get("missing_snapshot") for a in accounts), len(accounts))
+    found = sum(not a.get("missing_snapshot") for a in accounts)
+    log.info("replay of %s: %d of %d accounts have a stored snapshot", snapshot_date, found, len(accounts))
+    if not found:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        # Nothing to re-evaluate must not look like a successful run (no retry: S3 will not change).
+        raise AirflowFailException(
+            f"replay of {snapshot_date}: nothing to replay, no stored snapshot under "
+            f"s3://{store.bucket}/{prefix}/snapshot_date={snapshot_date}/"
+            + (f" for any of the {len(accounts)} expected account(s)" if accounts else "")
+            + ". Only dates audited live can be replayed; "
+            "check Variable iam_audit_bucket if this date was audited.")
     return accounts
 
 
 def extract(plan: dict, account: dict, aws_conn_id: str) -> dict:
     if plan["mode"] == "replay":
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         if account.get("missing_snapshot"):
             raise AirflowSkipException(f"account {account['account_id']}: no stored snapshot for "

@@ -39,6 +39,9 @@ STATUS = {
     "InternalServerException": 500,
     "NoSuchEntity": 404,
     "ReportInProgress": 404,
+    "ReportExpired": 410,
+    "ReportNotPresent": 410,
+    "LimitExceeded": 409,
     "ResourceNotFoundException": 404,
 }
 
@@ -173,6 +176,35 @@ def identify(environ: dict[str, Any]) -> RequestInfo:
         protocol=protocol,
         params=params,
     )
+
+
+# ---------------------------------------------------------------------------- S3 encryption Deny
+
+# S3 operations authorised as s3:PutObject.
+_S3_PUT_ACTIONS = {"PutObject", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload", "CopyObject",
+                   "CreateMultipartUpload"}
+
+
+def _s3_bucket(environ: dict[str, Any]) -> str:
+    host = (environ.get("HTTP_HOST") or "").split(":")[0]
+    path = environ.get("PATH_INFO", "/").lstrip("/")
+    if host and not host[0].isdigit() and "." in host and host.split(".")[0] in state.DENY_UNENCRYPTED_BUCKETS:
+        return host.split(".")[0]  # virtual-hosted style
+    return path.split("/", 1)[0]
+
+
+def unencrypted_write(info: RequestInfo, environ: dict[str, Any]) -> str | None:
+    """The bucket, if this is an s3:PutObject request without x-amz-server-side-encryption into a
+    bucket whose policy denies that (UploadPart never carries the header: multipart writes fail)."""
+    if info.service != "s3" or info.action not in _S3_PUT_ACTIONS:
+        return None
+    with state.LOCK:
+        if not state.DENY_UNENCRYPTED_BUCKETS:
+            return None
+        bucket = _s3_bucket(environ)
+        if bucket not in state.DENY_UNENCRYPTED_BUCKETS:
+            return None
+    return None if environ.get("HTTP_X_AMZ_SERVER_SIDE_ENCRYPTION") else bucket
 
 
 # ---------------------------------------------------------------------------- faults
@@ -394,7 +426,7 @@ def enforced_policies(principal: str, info: RequestInfo) -> list[dict[str, Any]]
 
 
 def set_root(spec: dict[str, Any]) -> dict[str, Any]:
-    """POST /_emulator/root: {"account_id", "mfa": none|virtual|hardware,
+    """POST /_emulator/root: {"account_id", "mfa": none|virtual|hardware, "password": bool,
     "password_last_used_days_ago": N|null, "keys": [{"active", "created_days_ago",
     "last_used_days_ago", "region", "service"}]} -- omitted fields are left unchanged."""
     from datetime import timedelta
@@ -410,6 +442,8 @@ def set_root(spec: dict[str, Any]) -> dict[str, Any]:
         if "mfa" in spec:
             root.mfa = spec["mfa"]
             root.mfa_enable_date = now
+        if "password" in spec:
+            root.password = bool(spec["password"])
         if "password_last_used_days_ago" in spec:
             root.password_last_used = ago(spec["password_last_used_days_ago"])
         if "keys" in spec:
@@ -449,6 +483,17 @@ class EmulatorMiddleware:
 
         info = identify(environ)
         state.count_call(info.account_id, info.service, info.action)
+        if (environ.get("RAW_URI") or "").startswith(("http://", "https://")):
+            with state.LOCK:
+                state.PROXIED[info.service] += 1
+
+        bucket = unencrypted_write(info, environ)
+        if bucket is not None:
+            status, headers, body = error_response(
+                info, "AccessDenied",
+                f"User is not authorized to perform: s3:PutObject on arn:aws:s3:::{bucket} with an explicit deny "
+                "(s3:x-amz-server-side-encryption is null)")
+            return _reply(start_response, status, headers, body)
 
         nr = never_ready_rule(info)
         if nr is not None:
@@ -573,6 +618,18 @@ class EmulatorMiddleware:
                 return _json_reply(start_response, {"rules": []})
             with state.LOCK:
                 return _json_reply(start_response, {"rules": list(state.FAULTS)})
+        if route == "/s3/deny-unencrypted":
+            if method == "POST":
+                with state.LOCK:
+                    state.DENY_UNENCRYPTED_BUCKETS.update(body().get("buckets", []))
+            elif method == "DELETE":
+                with state.LOCK:
+                    state.DENY_UNENCRYPTED_BUCKETS.clear()
+            with state.LOCK:
+                return _json_reply(start_response, {"buckets": sorted(state.DENY_UNENCRYPTED_BUCKETS)})
+        if route == "/proxied":
+            with state.LOCK:
+                return _json_reply(start_response, {"requests": dict(state.PROXIED)})
         if route == "/calls":
             if method == "DELETE":
                 state.reset_calls()

@@ -80,6 +80,13 @@ REQUESTS: set[tuple[str, str, str, str, str]] = set()
 # authorisation requests refused by ENFORCED policies, same shape plus the decision
 REFUSED: list[dict[str, Any]] = []
 
+# Buckets where s3:PutObject without the x-amz-server-side-encryption header is denied, as the
+# shipped s3-raw-writer.json (or the classic bucket policy) does. UploadPart and
+# CompleteMultipartUpload are authorised as s3:PutObject and cannot carry that header.
+DENY_UNENCRYPTED_BUCKETS: set[str] = set()
+# Requests that reached the emulator through an HTTP proxy (absolute-form request target).
+PROXIED: Counter[str] = Counter()
+
 
 def root_state(account_id: str) -> RootState:
     with LOCK:
@@ -173,3 +180,5 @@ def reset_all() -> None:
         FAULTS.clear()
         CALLS.clear()
         MANIFEST.clear()
+        DENY_UNENCRYPTED_BUCKETS.clear()
+        PROXIED.clear()
