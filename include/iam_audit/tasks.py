@@ -7,7 +7,6 @@ import logging
 from iam_audit.catalogue import load_catalogue
 from iam_audit.config import AuditConfig, ConfigError, build_config, read_variables
 from iam_audit.pipeline import (
-    AccountExtractionError,
     LoadError,
     OrganizationsAccessDenied,
     PermanentExtractionError,
@@ -39,6 +38,25 @@ def _store(plan: dict, aws_conn_id: str):
     return S3RawStore(config.bucket, aws_conn_id=aws_conn_id, kms_key_id=config.kms_key_id)
 
 
+def _no_retry_on_config_error(fn):
+    """A configuration error does not go away on a retry: fail the task at once."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            class ConfigurationFailure(AirflowFailException, ConfigError):
+                pass
+
+            raise ConfigurationFailure(str(exc)) from None
+    return wrapper
+
+
+@_no_retry_on_config_error
 def plan_run(context) -> dict:
     config = build_config(read_variables())
     params = context["params"]
@@ -83,6 +101,7 @@ def prepare_database(postgres_conn_id: str) -> list[str]:
         conn.close()
 
 
+@_no_retry_on_config_error
 def discover(plan: dict, aws_conn_id: str) -> list[dict]:
     from iam_audit.aws import target_from_connection
 
@@ -246,7 +265,10 @@ def summarize(plan: dict, accounts: list[dict] | None, postgres_conn_id: str) ->
     log.info("\n%s", format_summary(summary))
     incomplete = sorted({e["account_id"] for e in summary.extraction_errors})
     if plan["mode"] == "live" and incomplete:
-        raise AccountExtractionError(
+        from airflow.sdk.exceptions import AirflowFailException
+
+        # Not retried: the verdicts are written; a retry would find the same errors 60 s later.
+        raise AirflowFailException(
             f"{len(incomplete)} account(s) could not be fully audited: {', '.join(incomplete)}; "
             "their affected controls are 'error' in aws_policy_results"
         )

@@ -57,6 +57,7 @@ class FirstRun(tuple):
 
     requests: list[dict]
     refused: list[dict]
+    elapsed: float
 
 
 def shipped_policies(bucket: str, prefix: str = "iam", role_name: str = "OrganizationAccountAccessRole"):
@@ -78,11 +79,15 @@ def first_run(e2e_stack, run, today):
     emulator.clear_faults()
     emulator.reset_calls()
     emulator.enforce(shipped_policies(e2e_stack.bucket))
+    import time
+
     try:
+        started = time.monotonic()
         result = run(today)
+        elapsed = time.monotonic() - started
         refused = emulator.refused()
     finally:
         emulator.clear_enforcement()
     out = FirstRun((result, fetch_results(e2e_stack, today), emulator.calls()))
-    out.requests, out.refused = emulator.requests(), refused
+    out.requests, out.refused, out.elapsed = emulator.requests(), refused, elapsed
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -83,6 +84,99 @@ def test_partial_failures_isolate_accounts_and_data_sets(clean_run, e2e_stack, r
     # every other account is unaffected
     others = {k: v for k, v in verdicts.items() if k[2] not in (denied, no_gaad, slow_report)}
     assert others == {k: v for k, v in clean_run.items() if k[2] not in (denied, no_gaad, slow_report)}
+
+
+def _tries(stack, task_prefix: str) -> dict[str, int]:
+    db = os.path.join(stack.env["AIRFLOW_HOME"], "airflow.db")
+    with sqlite3.connect(db) as conn:
+        return dict(conn.execute(
+            "SELECT task_id || '[' || map_index || ']', try_number FROM task_instance "
+            "WHERE dag_id = 'aws_iam_cis' AND state = 'failed' AND task_id LIKE ? "
+            "AND run_id = (SELECT run_id FROM dag_run WHERE dag_id = 'aws_iam_cis' ORDER BY id DESC LIMIT 1)",
+            (task_prefix + "%",)).fetchall())
+
+
+def test_misconfigured_accounts_fail_fast_and_every_verdict_is_right(first_run, clean_run, e2e_stack, run, today):
+    """One account's AssumeRole denied, one account's GetAccountAuthorizationDetails denied, one region
+    denied by an SCP, with the production retry settings (2 retries, 60 s apart): nothing is retried,
+    and every verdict is right: error where data is missing, with the reason and what to fix."""
+    emulator = e2e_stack.emulator
+    manifest = emulator.manifest
+    denied, no_gaad = account_of(manifest, "none"), account_of(manifest, "weak")
+    scp = next(a["id"] for a in manifest["accounts"]
+               if a["profile"] == "strong" and a["id"] != manifest["management_account_id"])
+    emulator.set_faults([
+        {"service": "sts", "action": "AssumeRole", "error": "AccessDenied", "target_account_id": denied},
+        {"account_id": no_gaad, "service": "iam", "action": "GetAccountAuthorizationDetails", "error": "AccessDenied"},
+        {"account_id": scp, "service": "accessanalyzer", "region": "eu-west-1", "error": "SCPDenied"},
+    ])
+    try:
+        started = time.monotonic()
+        result = run(today, IAM_AUDIT_TASK_RETRIES="2", IAM_AUDIT_RETRY_DELAY_SECONDS="60")
+        elapsed = time.monotonic() - started
+    finally:
+        emulator.clear_faults()
+    assert result.state == "failed"
+    failed_extracts = _tries(e2e_stack, "extract_account")
+    assert len(failed_extracts) == 2, failed_extracts
+    assert set(failed_extracts.values()) == {1}, f"permanent failures must not be retried: {failed_extracts}"
+    assert not any(t.startswith("check_") for t in result.failed_tasks), result.failed_tasks
+
+    verdicts = results(e2e_stack, today)
+    denied_rows = [v for k, v in verdicts.items() if k[2] == denied]
+    assert denied_rows and {s for s, _ in denied_rows} == {"error"}
+    assert all("AccessDenied" in why and "deploy/cloudformation/" in why for _, why in denied_rows)
+    gaad = by_logic(e2e_stack, today, no_gaad)
+    for logic, statuses in gaad.items():
+        assert (statuses == {"error"}) if logic in NEEDS_AUTHORIZATION_DETAILS else ("error" not in statuses), logic
+    gaad_reasons = {why for (f, c, a, r), (s, why) in verdicts.items() if a == no_gaad and s == "error"}
+    assert gaad_reasons and all("audit-role-permissions.json" in why for why in gaad_reasons)
+    logic_of = {(c.framework, c.check_id): check.logic for check in load_catalogue().checks for c in check.controls}
+    for key, (status, why) in verdicts.items():
+        if key[2] != scp:
+            continue
+        if logic_of[key[:2]] == "access_analyzer_enabled":
+            assert status == "error" and "eu-west-1 (AccessDeniedException" in why, (key, why)
+            assert "service control policy" in why
+        else:
+            assert (status, why) == clean_run[key], key
+    others = {k: v for k, v in verdicts.items() if k[2] not in (denied, no_gaad, scp)}
+    assert others and others == {k: v for k, v in clean_run.items() if k[2] not in (denied, no_gaad, scp)}
+
+    # the same organisation without faults, same settings, right after: for the timing figures (no threshold)
+    started = time.monotonic()
+    rerun = run(today, IAM_AUDIT_TASK_RETRIES="2", IAM_AUDIT_RETRY_DELAY_SECONDS="60")
+    clean_elapsed = time.monotonic() - started
+    assert rerun.state == "success", rerun.failed_tasks
+    assert results(e2e_stack, today) == clean_run
+    (TEST_STATE / "issue10-timings.json").write_text(json.dumps(
+        {"first_clean_run_seconds": round(first_run.elapsed, 1), "misconfigured_run_seconds": round(elapsed, 1),
+         "clean_run_after_seconds": round(clean_elapsed, 1)}))
+
+
+def test_organizations_access_denied_stops_discovery_and_keeps_history(clean_run, e2e_stack, run, today):
+    """Before: ListAccounts AccessDenied meant 'standalone', the run audited one account and its rerun of
+    the date deleted every other account's verdicts."""
+    emulator = e2e_stack.emulator
+    before = results(e2e_stack, today)
+    emulator.set_faults([{"service": "organizations", "action": "ListAccounts", "error": "AccessDeniedException"}])
+    try:
+        result = run(today)
+    finally:
+        emulator.clear_faults()
+    assert result.state == "failed" and "discover_accounts" in result.failed_tasks, result.failed_tasks
+    log = result.log_file.read_text()
+    assert "organizations:ListAccounts" in log and "management account or a delegated administrator" in log
+    assert results(e2e_stack, today) == before
+
+
+def test_a_sharply_smaller_account_set_is_flagged_and_history_kept(clean_run, e2e_stack, run, today):
+    management = e2e_stack.emulator.manifest["management_account_id"]
+    before = results(e2e_stack, today)
+    result = run(today, AIRFLOW_VAR_IAM_AUDIT_ACCOUNTS=json.dumps([management]))
+    assert result.state == "failed" and "load_staging" in result.failed_tasks, result.failed_tasks
+    assert "iam_audit_max_account_drop_percent" in result.log_file.read_text()
+    assert results(e2e_stack, today) == before, "no account's verdicts of the date may be deleted"
 
 
 def test_throttling_bursts_give_identical_verdicts(clean_run, e2e_stack, run, today):
