@@ -109,8 +109,8 @@ def airflow_ui():
                 conn.execute("CREATE ROLE ui_test_page LOGIN")
             conn.execute("GRANT compliance_reader TO ui_test_page")
         env["AIRFLOW_CONN_COMPLIANCE_READER"] = json.dumps(
-            {"conn_type": "postgres", "host": stack.postgres.socket_dir, "login": "ui_test_page",
-             "schema": stack.database})
+            {"conn_type": "postgres", "host": stack.postgres.socket_dir, "port": stack.postgres.port,
+             "login": "ui_test_page", "schema": stack.database})
         log = STATE_DIR / "api-server.log"
         with open(log, "w") as out:
             api_proc = subprocess.Popen(
@@ -129,8 +129,9 @@ def airflow_ui():
 
 @pytest.fixture(scope="module")
 def page(airflow_ui):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=30_000)  # a shared, loaded machine renders the UI slowly
     url, _, _ = airflow_ui
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
