@@ -328,3 +328,18 @@ def test_dag_reader_sees_the_page_through_the_reader_role(auth_results):
     assert auth_results["viewer"] == 200
     assert auth_results["reader_of_aws_iam_cis"] == 200
     assert auth_results["viewer_page_has_no_warning"] is True
+
+
+def test_make_airflow_gives_the_page_its_reader_login(db, postgres, database, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from iam_audit.devenv.cli import _compliance_page_conn
+
+    seed(db, organisation())
+    stack = SimpleNamespace(postgres=postgres, state_dir=tmp_path, database=database)
+    conn = _compliance_page_conn(stack)
+    assert _compliance_page_conn(stack) == conn  # idempotent: same login, same stored password
+    assert json.loads(conn)["login"] == "compliance_page"
+    monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn)
+    data = cp.load_compliance()
+    assert data["available"] and data["warning"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -92,9 +93,22 @@ def ui(argv: list[str]) -> int:
            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
            # standalone starts its components as `airflow ...` from PATH
-           "PATH": os.pathsep.join([str(Path(airflow_bin()).parent), os.environ.get("PATH", "")])}
+           "PATH": os.pathsep.join([str(Path(airflow_bin()).parent), os.environ.get("PATH", "")]),
+           "AIRFLOW_CONN_COMPLIANCE_READER": _compliance_page_conn(stack)}
     print(f"Airflow UI on http://127.0.0.1:{args.port} (all users are admins); DAG aws_iam_cis; Ctrl-C stops it.")
     return subprocess.call([airflow_bin(), "standalone"], env=env)
+
+
+def _compliance_page_conn(stack) -> str:
+    """The Compliance page's own connection: a login in the read-only role compliance_reader (the role is
+    created here when no run has created it yet; the first run's schema gives it its grants)."""
+    with stack.postgres.connect(autocommit=True) as conn:
+        conn.execute("DO $$ BEGIN CREATE ROLE compliance_reader NOLOGIN; "
+                     "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    login = "compliance_page"
+    password = stack.postgres.ensure_login(login, "compliance_reader", stack.state_dir / f"{login}.password")
+    return json.dumps({**json.loads(stack.postgres.airflow_conn_json(stack.database)),
+                       "login": login, "password": password})
 
 
 def sql(argv: list[str]) -> int:
