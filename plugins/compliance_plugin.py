@@ -413,7 +413,7 @@ def _findings_table(data: dict[str, Any]) -> str:
             f'<td><span class="sev {_e(f["severity"])}">{_e(f["severity"])}</span></td>'
             f'<td><span class="mono">{_e(f["account_id"])}</span>{stale}<div class="detail">{_e(f["account_name"])}'
             f'</div></td>'
-            f'<td>{_e(f["title"])}<div class="detail numbers">{_e(f["numbers"])}</div></td>'
+            f'<td>{_e(f["title"])}<div class="detail numbers">{_numbers_html(f["numbers"])}</div></td>'
             f'<td class="mono wrap">{_e(f["resource_id"])}</td>'
             f'<td class="reason" title="{_e(f["reason"])}">{_e(_shorten(f["reason"]))}</td>'
             f'<td><span class="nowrap">{_e(f["first_failing_date"])}</span>'
@@ -423,6 +423,11 @@ def _findings_table(data: dict[str, Any]) -> str:
     return ('<div class="scroll"><table id="findings"><thead><tr><th>severity</th><th>account</th><th>problem</th>'
             '<th>resource</th><th>reason</th><th>failing since</th><th>DAG run</th></tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _numbers_html(numbers: str) -> str:
+    """Each 'version number' pair kept on one line; lines break only between pairs."""
+    return " · ".join(f'<span class="nowrap">{_e(item)}</span>' for item in numbers.split(" · "))
 
 
 def _open_for(days: int | None) -> str:

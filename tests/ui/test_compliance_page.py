@@ -23,7 +23,8 @@ PROD, DEV = "111111111111", "222222222222"
 
 
 def conn_json(postgres, database: str, login: str = "postgres") -> str:
-    return json.dumps({"conn_type": "postgres", "host": postgres.socket_dir, "login": login, "schema": database})
+    return json.dumps({"conn_type": "postgres", "host": postgres.socket_dir, "port": postgres.port, "login": login,
+                       "schema": database})
 
 
 @pytest.fixture()
@@ -176,7 +177,8 @@ def test_findings_worst_first_then_oldest_one_row_per_problem(db, reader_conn):
         "scheduled__2026-11-28T00%3A00%3A00%2B00%3A00"
     assert findings[3]["numbers"] == "iam_hygiene IH.2" and findings[3]["run_id"] == RUN1
     html = cp.render_page(data)
-    assert html.count('class="finding"') == 6 and "CIS v1.2.0 1.2 · v3.0.0 1.10" in html
+    assert html.count('class="finding"') == 6
+    assert '<span class="nowrap">CIS v1.2.0 1.2</span> · <span class="nowrap">v3.0.0 1.10</span>' in html
     assert 'href="../dags/aws_iam_cis/runs/scheduled__2026-11-28T00%3A00%3A00%2B00%3A00"' in html
     assert f'title="{RUN2}"' in html
 
@@ -251,7 +253,7 @@ def test_reader_role_works_and_has_no_staging_access(db, reader_conn, postgres, 
     hook, warning = cp.reader_hook()
     assert warning is None and hook.postgres_conn_id == "compliance_reader"
     assert cp.load_compliance()["available"]
-    with psycopg.connect(f"host={postgres.socket_dir} user=page_reader dbname={database}") as conn:
+    with psycopg.connect(f"host={postgres.socket_dir} port={postgres.port} user=page_reader dbname={database}") as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT * FROM iam_stage.accounts")
 
@@ -326,3 +328,18 @@ def test_dag_reader_sees_the_page_through_the_reader_role(auth_results):
     assert auth_results["viewer"] == 200
     assert auth_results["reader_of_aws_iam_cis"] == 200
     assert auth_results["viewer_page_has_no_warning"] is True
+
+
+def test_make_airflow_gives_the_page_its_reader_login(db, postgres, database, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from iam_audit.devenv.cli import _compliance_page_conn
+
+    seed(db, organisation())
+    stack = SimpleNamespace(postgres=postgres, state_dir=tmp_path, database=database)
+    conn = _compliance_page_conn(stack)
+    assert _compliance_page_conn(stack) == conn  # idempotent: same login, same stored password
+    assert json.loads(conn)["login"] == "compliance_page"
+    monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn)
+    data = cp.load_compliance()
+    assert data["available"] and data["warning"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -218,7 +219,7 @@ def ui(argv: list[str]) -> int:
     parser.add_argument("--grace", type=float, default=10, help="seconds between SIGTERM and SIGKILL on Ctrl-C")
     args = parser.parse_args(argv)
     stack, _ = stack_mod.up()
-    env = stack.airflow_env()
+    env = {**stack.airflow_env(), "AIRFLOW_CONN_COMPLIANCE_READER": _compliance_page_conn(stack)}
     migrate(env)  # also creates the AWS pool, which the scheduler needs
     services = services_mod.start(env, services_mod.UI_COMPONENTS, port=args.port)
     # SIGTERM (e.g. from a process manager) stops the components like Ctrl-C does.
@@ -244,6 +245,18 @@ def ui(argv: list[str]) -> int:
         services.stop(grace=args.grace)
         stack_mod.save_s3(stack.state_dir, stack.emulator_url)
         print("Airflow stopped; PostgreSQL and the AWS emulator keep running (make stop)", flush=True)
+
+
+def _compliance_page_conn(stack) -> str:
+    """The Compliance page's own connection: a login in the read-only role compliance_reader (the role is
+    created here when no run has created it yet; the first run's schema gives it its grants)."""
+    with stack.postgres.connect(autocommit=True) as conn:
+        conn.execute("DO $$ BEGIN CREATE ROLE compliance_reader NOLOGIN; "
+                     "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    login = "compliance_page"
+    password = stack.postgres.ensure_login(login, "compliance_reader", stack.state_dir / f"{login}.password")
+    return json.dumps({**json.loads(stack.postgres.airflow_conn_json(stack.database)),
+                       "login": login, "password": password})
 
 
 def sql(argv: list[str]) -> int:
