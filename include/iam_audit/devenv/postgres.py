@@ -90,9 +90,16 @@ class EmbeddedPostgres:
         return f"postgresql://{quote(login)}:{quote(password, safe='')}@{self.tcp_host}:{self.port}/{database}"
 
     def stop(self) -> None:
-        import pgserver
+        # pg_ctl rather than pgserver's cleanup, which does nothing in the process that started the server.
+        from pgserver._commands import pg_ctl
 
-        pgserver.get_server(self.data_dir, cleanup_mode="stop").cleanup()
+        if (self.data_dir / "postmaster.pid").exists():
+            pg_ctl(["-w", "stop"], pgdata=self.data_dir, user=_server_user(), timeout=60)
+
+
+def _server_user() -> str | None:
+    """The system user pgserver runs the server as: its own unprivileged user when we are root."""
+    return "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
 
 
 def _port_is_free(port: int) -> bool:
