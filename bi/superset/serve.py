@@ -88,8 +88,16 @@ def prepare(state_dir: Path, port: int) -> Prepared:
            "SUPERSET_HOME": str(home), "PYTHONPATH": ""}
     superset = str(SUPERSET_BIN / "superset")
 
+    setup_log = home / "setup.log"
+    setup_log.write_text("")
+
     def run(*args: str, extra_env: dict | None = None) -> None:
-        subprocess.run([*args], env={**env, **(extra_env or {})}, check=True, stdout=subprocess.DEVNULL)
+        """Superset's commands log verbosely: into setup.log, shown only when one fails."""
+        with open(setup_log, "a") as log:
+            done = subprocess.run([*args], env={**env, **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT)
+        if done.returncode:
+            tail = "\n".join(setup_log.read_text().splitlines()[-40:])
+            raise SystemExit(f"{' '.join(args[:3])} failed (exit {done.returncode}); end of {setup_log}:\n{tail}")
 
     print("Superset: migrating its metadata database (SQLite in .devenv/superset) ...", flush=True)
     run(superset, "db", "upgrade")

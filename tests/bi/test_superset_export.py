@@ -4,7 +4,6 @@ so renaming a view column breaks this test, not the dashboard."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -135,7 +134,7 @@ def test_pass_rate_metric_equals_sum_of_counts_for_one_framework(reader_conn):
     assert got is not None and float(got) == pytest.approx(float(want))
 
 
-def test_tcp_listener_takes_password_logins_only(tmp_path, db, postgres, database):
+def test_tcp_listener_takes_password_logins_only(tmp_path):
     """The embedded server's TCP listener: a compliance_reader login with its password reads the views."""
     from iam_audit.devenv.postgres import start_postgres
 
@@ -159,6 +158,5 @@ def test_tcp_listener_takes_password_logins_only(tmp_path, db, postgres, databas
             psycopg.connect(f"host=127.0.0.1 port={pg.port} user=bi_test password=wrong dbname=postgres")
         assert start_postgres(tmp_path / "pg", tcp=True).port == pg.port  # reused, not restarted elsewhere
     finally:
-        from pgserver._commands import pg_ctl
-
-        pg_ctl(["-w", "stop"], pgdata=pg.data_dir, user="pgserver" if os.geteuid() == 0 else None)
+        pg.stop()
+    assert not (tmp_path / "pg" / "postmaster.pid").exists()

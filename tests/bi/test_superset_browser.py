@@ -1,0 +1,240 @@
+"""The Superset dashboard in a real browser, on a pipeline run's data (`make test-bi`).
+
+Builds two snapshots on the embedded services (own state dir): yesterday with a weak password
+policy in the management account, today with it fixed, a new console user without MFA and
+IAM's GetAccountPasswordPolicy denied in one member account; mutes one open finding until
+in 10 days. Then `make superset`'s setup (bi/superset/serve.py) initialises Superset, imports the
+bundle and serves it; Debian's Chromium logs in, opens the dashboard, waits for every chart,
+checks that none shows an error and that three tiles equal the same numbers computed in SQL.
+Saves docs/superset-dashboard.png. Skips without Chromium, Playwright or Superset's venv.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STATE_DIR = Path(os.environ.get("IAM_AUDIT_BI_TEST_STATE", PROJECT_ROOT / ".devenv" / "bi-test"))
+DOCS_DIR = PROJECT_ROOT / "docs"
+CHROMIUM = os.environ.get("IAM_AUDIT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"]
+SERVE_PY = PROJECT_ROOT / "bi" / "superset" / "serve.py"
+MANAGEMENT = "123456789012"
+NEW_USER = "bi-test-console-user"
+
+pytestmark = pytest.mark.ui
+
+
+def _serve_module():
+    spec = importlib.util.spec_from_file_location("superset_serve", SERVE_PY)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _require_tools(serve) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM} (make test-bi installs Debian's chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("Python package playwright is not installed (make test-bi installs it)")
+    if not (serve.SUPERSET_BIN / "superset").exists():
+        pytest.skip(f"Superset is not installed in {serve.SUPERSET_BIN.parent} (make test-bi installs it)")
+
+
+def _two_snapshots(stack, env) -> None:
+    from iam_audit.devenv.runner import run_dag
+
+    today = date.today()
+    iam = stack.boto3_client("iam")
+    strong = iam.get_account_password_policy()["PasswordPolicy"]
+    iam.update_account_password_policy(MinimumPasswordLength=6, RequireSymbols=False, RequireNumbers=False,
+                                       RequireUppercaseCharacters=False, RequireLowercaseCharacters=False)
+    # yesterday's snapshot taken live from today's (altered) state: a test fixture, hence the override
+    first = run_dag(env, logical_date=(today - timedelta(days=1)).isoformat(),
+                    conf='{"mode": "live", "overwrite_past_snapshot": true}',
+                    log_file=STATE_DIR / "dag-run-1.log", progress=None)
+    keys = ("MinimumPasswordLength", "RequireSymbols", "RequireNumbers", "RequireUppercaseCharacters",
+            "RequireLowercaseCharacters", "AllowUsersToChangePassword", "MaxPasswordAge", "PasswordReusePrevention",
+            "HardExpiry")
+    iam.update_account_password_policy(**{k: strong[k] for k in keys if k in strong})
+    iam.create_user(UserName=NEW_USER)
+    iam.create_login_profile(UserName=NEW_USER, Password="Emulated-Only-Password-1!")
+    with stack.postgres.connect(stack.database) as conn:
+        member = conn.execute("SELECT min(account_id) FROM aws_policy_accounts WHERE account_id <> %s",
+                              (MANAGEMENT,)).fetchone()[0]
+    stack.emulator.set_faults([{"account_id": member, "service": "iam", "action": "GetAccountPasswordPolicy",
+                                "error": "AccessDenied"}])
+    second = run_dag(env, logical_date=today.isoformat(), conf='{"mode": "live"}',
+                     log_file=STATE_DIR / "dag-run-2.log", progress=None)
+    stack.emulator.clear_faults()
+    for result in (first, second):
+        loaded = [t for t in result.failed_tasks if t.startswith("load_staging") or t.startswith("check_")]
+        assert not loaded, f"DAG run {result.run_id}: {loaded} failed; see {result.log_file}"
+    with stack.postgres.connect(stack.database) as conn:
+        conn.execute(
+            """INSERT INTO aws_policy_exceptions (account_id, resource_pattern, reason, expires_on, created_by)
+               SELECT account_id, resource_id, 'accepted until the migration (test)', current_date + 10, 'bi-test'
+               FROM aws_policy_open_findings WHERE account_id <> %s ORDER BY account_id, resource_id LIMIT 1""",
+            (MANAGEMENT,))
+
+
+def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"superset exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - local URL
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(1)
+    pytest.fail(f"{url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def superset():
+    """Two snapshots on the embedded services and Superset on a free port: yields (url, admin password, stack)."""
+    serve = _serve_module()
+    _require_tools(serve)
+    from iam_audit.devenv import stack as stack_mod
+    from iam_audit.devenv.runner import migrate
+    from iam_audit.emulator.process import free_port
+
+    for stale in ("airflow", "superset"):
+        shutil.rmtree(STATE_DIR / stale, ignore_errors=True)
+    stack, _ = stack_mod.up(state_dir=STATE_DIR, accounts=3, users=4)
+    proc = None
+    try:
+        with stack.postgres.connect("postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{stack.database}" WITH (FORCE)')
+        stack.postgres.create_database(stack.database)
+        env = stack.airflow_env(airflow_home=STATE_DIR / "airflow")
+        migrate(env)
+        _two_snapshots(stack, env)
+        prepared = serve.prepare(STATE_DIR, free_port())
+        log = STATE_DIR / "superset" / "server.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(serve.server_command(prepared), env=prepared.env, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://127.0.0.1:{prepared.port}"
+        _wait_http(f"{url}/health", proc, log)
+        yield url, prepared.admin_password, stack
+    finally:
+        if proc is not None:
+            _stop(proc)
+        stack_mod.down(STATE_DIR)
+
+
+@pytest.fixture(scope="module")
+def dashboard(superset):
+    from playwright.sync_api import sync_playwright
+
+    url, password, _ = superset
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1600, "height": 2400}, base_url=url)
+        context.set_default_timeout(60_000)
+        page = context.new_page()
+        page.goto("/login/")
+        page.wait_for_selector("input[type=password]")
+        page.locator("input:visible:not([type=password])").first.fill("admin")
+        page.locator("input[type=password]").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(lambda u: "/login" not in u)
+        page.goto("/superset/dashboard/aws-iam-compliance/")
+        yield page
+        context.close()
+        browser.close()
+
+
+CHART = "[data-test=chart-grid-component]"
+RENDERED = ".header-line, svg, canvas, table, :text('No results were returned')"
+
+
+def test_every_chart_renders_without_error(dashboard, superset):
+    _, _, stack = superset
+    page = dashboard
+    charts = page.locator(CHART)
+    page.wait_for_function(f"document.querySelectorAll('{CHART}').length >= 12")
+    names = [charts.nth(i).get_attribute("data-test-chart-name") for i in range(charts.count())]
+    assert len(names) == 12, names
+    for i in range(len(names)):
+        chart = charts.nth(i)
+        chart.scroll_into_view_if_needed()
+        chart.locator(".slice_container").locator(RENDERED).first.wait_for(state="attached", timeout=120_000)
+    page.wait_for_function("document.querySelectorAll('[data-test=loading-indicator], .loading').length === 0",
+                           timeout=120_000)
+    errors = [f"{names[i]}: {charts.nth(i).inner_text()[:300]}" for i in range(len(names))
+              if charts.nth(i).locator("[role=alert], .ant-alert-error").count()]
+    assert not errors, errors
+    for name in ("Newly failing and resolved since the previous snapshot", "Errors: data that could not be collected",
+                 "Muted findings whose exception expires within 30 days", "Accounts ranked by pass rate"):
+        assert page.locator(f"{CHART}[data-test-chart-name='{name}'] table").count(), f"{name}: no rows shown"
+    page.evaluate("window.scrollTo(0, 0)")
+    DOCS_DIR.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS_DIR / "superset-dashboard.png"))
+
+
+def _tile(page, name: str) -> float:
+    text = page.locator(f"{CHART}[data-test-chart-name='{name}'] .header-line").inner_text()
+    number = float(re.sub(r"[^\d.]", "", text))
+    return number / 100 if text.strip().endswith("%") else number
+
+
+def test_tiles_equal_sql(dashboard, superset):
+    _, _, stack = superset
+    with stack.postgres.connect(stack.database) as conn:
+        open_findings = conn.execute("SELECT count(DISTINCT (control_logic, account_id, resource_id)) "
+                                     "FROM aws_policy_open_findings").fetchone()[0]
+        failing, evaluated = conn.execute(
+            """SELECT count(DISTINCT (control_logic, account_id, resource_id)) FILTER (WHERE effective_status = 'fail'),
+                      count(DISTINCT (control_logic, account_id, resource_id))
+                          FILTER (WHERE effective_status IN ('pass', 'fail'))
+               FROM aws_policy_latest WHERE is_current""").fetchone()
+        newly_failing = conn.execute(
+            """SELECT count(DISTINCT (k.logic, c.account_id, c.resource_id))
+               FROM aws_policy_changes c JOIN aws_policy_controls k USING (framework, check_id)
+               WHERE c.snapshot_date = (SELECT max(snapshot_date) FROM aws_policy_accounts)
+                 AND c.current_status = 'fail' AND c.change_type IN ('newly_failing', 'new_resource')""").fetchone()[0]
+        not_evaluated = conn.execute(
+            """SELECT count(DISTINCT (control_logic, account_id)) FROM aws_policy_results
+               WHERE status = 'error' AND snapshot_date = (SELECT max(snapshot_date) FROM aws_policy_accounts)"""
+        ).fetchone()[0]
+    assert newly_failing > 0 and not_evaluated > 0, "the fixture must produce changes and errors"
+    assert _tile(dashboard, "Open findings") == open_findings
+    assert _tile(dashboard, "Pass rate now") == pytest.approx(round(100 * (evaluated - failing) / evaluated, 1) / 100)
+    assert _tile(dashboard, "Newly failing") == newly_failing
+    assert _tile(dashboard, "Not evaluated") == not_evaluated
