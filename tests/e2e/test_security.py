@@ -23,7 +23,8 @@ def test_every_operation_is_allowed_and_read_only(first_run):
                 for name in ("pipeline-discovery.json", "s3-raw-writer.json", "s3-raw-reader.json")]
     actions = {(c["account_id"], iam_action(c["service"], c["action"])) for c in calls}
     assert len(actions) > 10, actions
-    for account_id, action in sorted(actions):
+    # GetCallerIdentity (the caller's partition) needs no permission and cannot be denied.
+    for account_id, action in sorted(actions - {(MANAGEMENT, "sts:GetCallerIdentity")}):
         policies = audit_role + pipeline if account_id == MANAGEMENT else audit_role
         assert allows(policies, action), f"{action} in {account_id} is not allowed by include/policies/"
         assert not is_mutating(action), f"{action} mutates IAM or Organizations"
@@ -41,9 +42,12 @@ def test_policies_refuse_what_the_pipeline_must_not_do():
 
 
 def _secrets(emulator) -> set[str]:
+    from tests.e2e.conftest import EXTERNAL_ID
+
     issued = emulator.issued_credentials()
     assert issued, "the run must have assumed roles"
-    secrets = {EMULATOR_SECRET_KEY}
+    assert any(c["external_id"] == EXTERNAL_ID for c in issued), "AssumeRole must carry the external id"
+    secrets = {EMULATOR_SECRET_KEY, EXTERNAL_ID}
     for credential in issued:
         secrets |= {credential["secret_access_key"], credential["session_token"]}
     return {s for s in secrets if s and len(s) >= 16}
@@ -82,6 +86,11 @@ def test_secrets_never_persist(first_run, e2e_stack):
             scan(f"XCom of {task_id}", value or "")
         for (conf,) in meta.execute("SELECT CAST(conf AS TEXT) FROM dag_run"):
             scan("dag_run.conf", conf or "")
+        rendered = meta.execute("SELECT task_id, CAST(rendered_fields AS TEXT) FROM rendered_task_instance_fields"
+                                ).fetchall()
+        assert any(task_id.startswith("check_") for task_id, _ in rendered)
+        for task_id, fields in rendered:
+            scan(f"rendered fields of {task_id}", fields or "")
 
     from pathlib import Path
 

@@ -99,3 +99,23 @@ def test_authorization_details_attachments_and_unused_aws_policies():
     assert '"Action": "*"' in policies["Mine"]["document"]
     assert out["group_memberships"] == [("arn:aws:iam::1:user/u", "g")]
     assert out["inline_policies"][0][3:] == ("inline", '{"Statement": []}')  # URL-encoded JSON is decoded
+
+
+def test_access_key_user_arn_is_awss_with_path_and_partition():
+    gov_user = ("svc,arn:aws-us-gov:iam::111122223333:user/ops/ci/svc,2025-01-01T00:00:00+00:00,false,N/A,N/A,N/A,"
+                "false,true,2026-10-01T00:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A")
+    report = {"Content": "\n".join([HEADER, gov_user])}
+    keys = {"AccessKeyMetadata": [
+        {"UserName": "svc", "AccessKeyId": "AKIAGOV", "Status": "Active", "CreateDate": "2026-10-01T00:00:00Z"},
+        {"UserName": "late", "AccessKeyId": "AKIALATE", "Status": "Active", "CreateDate": "2026-10-02T00:00:00Z"},
+    ]}
+    details = {"UserDetailList": [{"UserName": "late", "Arn": "arn:aws-cn:iam::111122223333:user/team/late"}]}
+    rows = transform.transform_dataset("access_keys", keys, "111122223333",
+                                       {"credential_report": report, "authorization_details": details})
+    arns = {r[2]: r[1] for r in rows["access_keys"]}
+    assert arns == {"AKIAGOV": "arn:aws-us-gov:iam::111122223333:user/ops/ci/svc",
+                    "AKIALATE": "arn:aws-cn:iam::111122223333:user/team/late"}
+    import pytest
+
+    with pytest.raises(ValueError, match="'late'"):
+        transform.access_keys(keys, report, "111122223333")
