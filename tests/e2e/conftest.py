@@ -24,7 +24,7 @@ def e2e_stack(postgres, seeded_emulator):
     stack.boto3_client("s3").create_bucket(Bucket=stack.bucket)
     env = stack.airflow_env(airflow_home=TEST_STATE / f"airflow-{database}")
     # A secret that must reach AssumeRole and nothing else (tests/e2e/test_security.py looks for it).
-    env["AIRFLOW_VAR_IAM_AUDIT_EXTERNAL_ID"] = EXTERNAL_ID
+    env["AIRFLOW_VAR_IAM_AUDIT_EXTERNAL_ID"] = stack.external_id = EXTERNAL_ID
     # The writer policy's Deny on unencrypted s3:PutObject, for every write of every run.
     seeded_emulator.deny_unencrypted_puts(stack.bucket)
     migrate(env)

@@ -41,20 +41,18 @@ def test_policies_refuse_what_the_pipeline_must_not_do():
     assert not allows(writer, "s3:DeleteObject") and not allows(writer, "s3:GetObject")
 
 
-def _secrets(emulator) -> set[str]:
-    from tests.e2e.conftest import EXTERNAL_ID
-
+def _secrets(emulator, external_id: str) -> set[str]:
     issued = emulator.issued_credentials()
     assert issued, "the run must have assumed roles"
-    assert any(c["external_id"] == EXTERNAL_ID for c in issued), "AssumeRole must carry the external id"
-    secrets = {EMULATOR_SECRET_KEY, EXTERNAL_ID}
+    assert any(c["external_id"] == external_id for c in issued), "AssumeRole must carry the external id"
+    secrets = {EMULATOR_SECRET_KEY, external_id}
     for credential in issued:
         secrets |= {credential["secret_access_key"], credential["session_token"]}
     return {s for s in secrets if s and len(s) >= 16}
 
 
 def test_secrets_never_persist(first_run, e2e_stack):
-    secrets = _secrets(e2e_stack.emulator)
+    secrets = _secrets(e2e_stack.emulator, e2e_stack.external_id)
     found: list[str] = []
 
     def scan(where: str, text: str) -> None:
