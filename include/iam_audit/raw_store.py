@@ -52,5 +52,22 @@ class S3RawStore:
                 raise RawObjectMissing(f"{self.url(key)} does not exist") from None
             raise RawStoreError(f"could not read {self.url(key)}: {error_code(exc)}: {exc}") from None
 
-    def bucket_exists(self) -> bool:
-        return self.hook.check_for_bucket(self.bucket)
+    def check_readable(self, prefix: str) -> str | None:
+        """None when the prefix can be listed, else why not.
+
+        Lists under the prefix (one key at most) instead of HeadBucket: S3 authorises
+        HeadBucket as s3:ListBucket without an s3:prefix key, which the shipped reader
+        policy's s3:prefix condition refuses (a condition on a missing key is false).
+        """
+        try:
+            self.hook.get_conn().list_objects_v2(Bucket=self.bucket, Prefix=f"{prefix}/", MaxKeys=1)
+            return None
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in ("NoSuchBucket", "404", "NotFound"):
+                return f"bucket {self.bucket!r} does not exist"
+            if code in ("AccessDenied", "403", "AllAccessDisabled"):
+                return (f"the aws_default connection may not list s3://{self.bucket}/{prefix}/ ({code}): allow "
+                        f"s3:ListBucket on arn:aws:s3:::{self.bucket} with s3:prefix {prefix}/* "
+                        "(include/policies/s3-raw-reader.json)")
+            return f"s3://{self.bucket}/{prefix}/ could not be listed: {code}: {exc}"

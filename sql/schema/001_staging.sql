@@ -183,6 +183,10 @@ CREATE TABLE IF NOT EXISTS iam_stage.account_summary (
     summary jsonb NOT NULL,
     PRIMARY KEY (snapshot_date, account_id)
 );
+-- AccountPasswordPresent (1: root has a console password, 0: none, e.g. removed
+-- by centralized root access). NULL: the response had no such key (older
+-- snapshots, emulators), which is unknown, not "no password".
+ALTER TABLE iam_stage.account_summary ADD COLUMN IF NOT EXISTS account_password_present integer;
 
 CREATE TABLE IF NOT EXISTS iam_stage.virtual_mfa_devices (
     snapshot_date date NOT NULL,
@@ -237,6 +241,19 @@ CREATE TABLE IF NOT EXISTS iam_stage.access_analyzers (
     analyzer_type text,
     status text,
     PRIMARY KEY (snapshot_date, account_id, analyzer_arn)
+);
+
+-- Per enabled region: whether ListAnalyzers could be read there ('ok'), or why not
+-- ('error': a region-deny SCP answers AccessDeniedException).
+CREATE TABLE IF NOT EXISTS iam_stage.access_analyzer_regions (
+    snapshot_date date NOT NULL,
+    account_id text NOT NULL,
+    region_name text NOT NULL,
+    status text NOT NULL CHECK (status IN ('ok', 'error')),
+    error_code text,
+    error_message text,
+    analyzer_count integer,
+    PRIMARY KEY (snapshot_date, account_id, region_name)
 );
 
 CREATE TABLE IF NOT EXISTS iam_stage.alternate_contacts (

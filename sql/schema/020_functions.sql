@@ -20,17 +20,12 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     FROM jsonb_array_elements(iam_audit_as_array(document -> 'Statement')) WITH ORDINALITY
 $$;
 
--- True when a statement grants every action on every resource ("*:*"):
--- Effect Allow, Action "*" (alone or in a list), Resource "*".
-CREATE OR REPLACE FUNCTION iam_audit_is_full_admin(statement jsonb) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(statement ->> 'Effect', '') = 'Allow'
-       AND iam_audit_as_array(statement -> 'Action') @> '["*"]'::jsonb
-       AND iam_audit_as_array(statement -> 'Resource') @> '["*"]'::jsonb
-$$;
+-- iam_audit_is_full_admin (does a statement grant administrator rights) lives in
+-- 030_policy_functions.sql, next to the action matching it uses.
 
 -- Accounts of a snapshot and, for each, whether every data set a check needs
--- was collected; reason names the data sets that were not.
+-- was collected and understood; reason names the data sets that were not (for a
+-- malformed one, the field at fault, as the loader recorded it).
 CREATE OR REPLACE FUNCTION iam_audit_account_readiness(p_snapshot_date date, p_datasets text[])
 RETURNS TABLE (account_id text, as_of timestamptz, ready boolean, reason text)
 LANGUAGE sql STABLE AS $$
@@ -38,7 +33,10 @@ LANGUAGE sql STABLE AS $$
            a.extracted_at,
            bool_and(s.status IS NOT DISTINCT FROM 'ok'),
            string_agg(
-               CASE WHEN s.status IS DISTINCT FROM 'ok' THEN
+               CASE WHEN s.status IS DISTINCT FROM 'ok' AND s.error_code = 'MalformedPayload' THEN
+                   format('%s was collected but is malformed, so nothing in it is trusted (%s)', d.dataset,
+                          coalesce(s.error_message, 'no detail recorded'))
+                    WHEN s.status IS DISTINCT FROM 'ok' THEN
                    format('%s not collected (%s)', d.dataset,
                           coalesce(s.error_code || ': ' || s.error_message, s.error_code,
                                    s.error_message, 'no extraction record'))

@@ -71,8 +71,22 @@ class Emulator:
         self._request("DELETE", "/_emulator/calls")
 
     def set_root(self, **spec: Any) -> dict[str, Any]:
-        """See middleware.set_root: account_id, mfa, password_last_used_days_ago, keys."""
+        """See middleware.set_root: account_id, mfa, password, password_last_used_days_ago, keys."""
         return self._request("POST", "/_emulator/root", spec)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Distinct authorisation requests since the last reset_calls: account, principal, action, resource, context."""
+        return self._request("GET", "/_emulator/requests")["requests"]
+
+    def enforce(self, principals: list[dict[str, Any]]) -> None:
+        """Enforce identity policies: [{"access_key": K | "role_name": R, "policies": [...]}]."""
+        self._request("POST", "/_emulator/enforce", {"principals": principals})
+
+    def refused(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/_emulator/enforce")["refused"]
+
+    def clear_enforcement(self) -> None:
+        self._request("DELETE", "/_emulator/enforce")
 
     def deny_unencrypted_puts(self, *buckets: str) -> None:
         """Deny s3:PutObject without x-amz-server-side-encryption in these buckets (as the writer policy does)."""
@@ -113,7 +127,10 @@ def start_emulator(
     ready_timeout: float = 60,
     host: str = "127.0.0.1",
     log_path: str | None = None,
+    detach: bool = False,
 ) -> Emulator:
+    """detach: run in a session of its own, so that a Ctrl-C meant for the caller's terminal does
+    not stop it (the embedded stack outlives `make demo` and `make airflow`)."""
     port = port or free_port()
     tmpdir = tempfile.mkdtemp(prefix="iam-audit-emulator-")
     ready_file = os.path.join(tmpdir, "ready")
@@ -132,7 +149,7 @@ def start_emulator(
         sys.executable, "-m", "iam_audit.emulator.server",
         "--host", host, "--port", str(port), "--ready-file", ready_file,
     ]
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=detach)
     log.close()
     emu = Emulator(proc, f"http://{host}:{port}", log_path)
     deadline = time.monotonic() + ready_timeout
