@@ -142,7 +142,7 @@ def aws_iam_cis():
             task_id=f"check_{check.logic}",
             conn_id=POSTGRES_CONN_ID,
             sql=f"checks/{check.logic}.sql",
-            parameters=plan,
+            parameters=plan["check_params"],
             split_statements=True,
             return_last=False,
             show_return_value_in_logs=False,

@@ -1,36 +1,78 @@
 """boto3 sessions and clients for the pipeline.
 
-All clients share one botocore Config (adaptive retries for throttling, timeouts)
-and the connection's endpoint_url, so that setting `extra.endpoint_url` on the
-`aws_default` connection sends every call (STS, Organizations, IAM, S3, Access
-Analyzer, Account, EC2) to an AWS-compatible emulator.
+All clients share one botocore Config: the retry configuration (adaptive retries for throttling)
+and timeouts, merged with the `aws_default` connection's `config_kwargs` (proxies, CA bundle,
+timeouts), and the connection's endpoint_url, so that setting `extra.endpoint_url` sends every call
+(STS, Organizations, IAM, S3, Access Analyzer, Account, EC2) to an AWS-compatible emulator.
+
+Assumed-role sessions:
+- carry the audit permissions as their session policy, so they can do no more than the audit
+  needs whatever the assumed role allows (include/policies/audit-role-permissions.json);
+- refresh their credentials through AssumeRole before they expire (botocore's
+  RefreshableCredentials), so an extraction may outlive one credential lifetime.
+
+boto3 Sessions are not thread-safe: every client is created under the target's lock and
+cached, so worker threads only use clients (which are thread-safe).
 """
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import boto3
 import botocore.session
 from botocore.config import Config
+from botocore.credentials import CredentialProvider, RefreshableCredentials
+
+from iam_audit.policies import POLICY_DIR
 
 DEFAULT_REGION = "us-east-1"
 # One parsed copy of the service models and endpoint rules for every assumed-role session of
 # the process: a new botocore session would load and parse them again for each account.
 _SHARED_LOADER = botocore.session.get_session().get_component("data_loader")
 SESSION_NAME = "iam-audit"
+DEFAULT_SESSION_SECONDS = 3600
+# AWS: "The plaintext that you use for both inline and managed session policies can't exceed
+# 2,048 characters" (STS AssumeRole API reference, parameter Policy).
+SESSION_POLICY_MAX_CHARS = 2048
+SESSION_POLICY_FILE = "audit-role-permissions.json"
 
 
-def client_config(max_attempts: int | None = None) -> Config:
+def audit_session_policy() -> str:
+    """The audit permissions, minified, as the inline session policy of every AssumeRole."""
+    document = json.loads((POLICY_DIR / SESSION_POLICY_FILE).read_text())
+    text = json.dumps(document, separators=(",", ":"))
+    if len(text) > SESSION_POLICY_MAX_CHARS:
+        raise ValueError(f"include/policies/{SESSION_POLICY_FILE} is {len(text)} characters minified; an "
+                         f"AssumeRole session policy may have at most {SESSION_POLICY_MAX_CHARS}")
+    return text
+
+
+def client_config(max_attempts: int | None = None, connection_config: Config | None = None) -> Config:
+    """The pipeline's retries and timeouts, overridden by what the connection's config_kwargs set."""
     attempts = max_attempts or int(os.environ.get("IAM_AUDIT_AWS_MAX_ATTEMPTS", "10"))
-    return Config(
+    config = Config(
         retries={"mode": "adaptive", "max_attempts": attempts},
         connect_timeout=10,
         read_timeout=60,
         max_pool_connections=32,
         user_agent_extra="iam-audit",
     )
+    return config.merge(connection_config) if connection_config is not None else config
+
+
+class _FixedProvider(CredentialProvider):
+    METHOD = "assume-role"
+
+    def __init__(self, credentials):
+        self._credentials = credentials
+
+    def load(self):
+        return self._credentials
 
 
 @dataclass
@@ -42,31 +84,63 @@ class AwsTarget:
     region_name: str = DEFAULT_REGION
     verify: bool | str | None = None
     max_attempts: int | None = None
+    connection_config: Config | None = None  # the connection's extra.config_kwargs
+    session_seconds: int = DEFAULT_SESSION_SECONDS
+    session_policy: str | None = field(default_factory=audit_session_policy)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    _clients: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _partition: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    def config(self) -> Config:
+        return client_config(self.max_attempts, self.connection_config)
 
     def client(self, service: str, region_name: str | None = None, session: boto3.Session | None = None):
-        return (session or self.session).client(
-            service,
-            region_name=region_name or self.region_name,
-            endpoint_url=self.endpoint_url,
-            verify=self.verify,
-            config=client_config(self.max_attempts),
-        )
+        """One client per (session, service, region), created under the lock (sessions are not thread-safe)."""
+        session = session or self.session
+        region = region_name or self.region_name
+        key = (session, service, region)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = session.client(
+                    service, region_name=region, endpoint_url=self.endpoint_url, verify=self.verify,
+                    config=self.config())
+            return client
+
+    def partition(self) -> str:
+        """The caller's partition (aws, aws-us-gov, aws-cn) from its identity's ARN."""
+        if self._partition is None:
+            arn = self.client("sts").get_caller_identity()["Arn"]
+            self._partition = arn.split(":")[1]
+        return self._partition
 
     def assume_role(self, role_arn: str, external_id: str | None = None) -> boto3.Session:
-        """A session in another account. The credentials live only in memory."""
-        kwargs = {"RoleArn": role_arn, "RoleSessionName": SESSION_NAME, "DurationSeconds": 3600}
+        """A session in another account, capped by the audit session policy, with credentials that
+        AssumeRole refreshes before they expire. The credentials live only in memory."""
+        kwargs = {"RoleArn": role_arn, "RoleSessionName": SESSION_NAME, "DurationSeconds": self.session_seconds}
         if external_id:
             kwargs["ExternalId"] = external_id
-        creds = self.client("sts").assume_role(**kwargs)["Credentials"]
+        if self.session_policy:
+            kwargs["Policy"] = self.session_policy
+        sts = self.client("sts")
+
+        def fetch() -> dict:
+            creds = sts.assume_role(**kwargs)["Credentials"]
+            return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
+                    "token": creds["SessionToken"], "expiry_time": creds["Expiration"].isoformat()}
+
+        started = datetime.now(UTC)
+        first = fetch()  # fails here, not at the first audited call, when the role cannot be assumed
+        credentials = RefreshableCredentials.create_from_metadata(first, fetch, "assume-role")
+        # botocore refreshes 15 (advisory) and 10 (mandatory) minutes before expiry; scale that down for
+        # shorter lifetimes (AWS allows 900 s), or fresh credentials would count as expired.
+        lifetime = (datetime.fromisoformat(first["expiry_time"]) - started).total_seconds()
+        credentials._advisory_refresh_timeout = min(15 * 60, lifetime / 4)
+        credentials._mandatory_refresh_timeout = min(10 * 60, lifetime / 6)
         core = botocore.session.get_session()
         core.register_component("data_loader", _SHARED_LOADER)
-        return boto3.Session(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-            region_name=self.region_name,
-            botocore_session=core,
-        )
+        core.get_component("credential_provider").insert_before("env", _FixedProvider(credentials))
+        return boto3.Session(region_name=self.region_name, botocore_session=core)
 
 
 def target_from_connection(aws_conn_id: str = "aws_default") -> AwsTarget:
@@ -80,6 +154,7 @@ def target_from_connection(aws_conn_id: str = "aws_default") -> AwsTarget:
         endpoint_url=conn_config.endpoint_url,
         region_name=conn_config.region_name or DEFAULT_REGION,
         verify=hook.verify,
+        connection_config=hook.config,
     )
 
 

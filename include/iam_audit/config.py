@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 VAR_BUCKET = "iam_audit_bucket"
 VAR_ROLE_NAME = "iam_audit_role_name"
+VAR_ROLE_PATH = "iam_audit_role_path"
 VAR_EXTERNAL_ID = "iam_audit_external_id"
 VAR_ACCOUNTS = "iam_audit_accounts"
 VAR_KMS_KEY_ID = "iam_audit_kms_key_id"
@@ -23,12 +24,15 @@ VAR_MAX_ACCOUNT_DROP = "iam_audit_max_account_drop_percent"
 
 DEFAULT_ROLE_NAME = "OrganizationAccountAccessRole"
 DEFAULT_PREFIX = "iam"
+DEFAULT_ROLE_PATH = "/"
 # A full run auditing this share of the previous snapshot's accounts fewer fails loudly and keeps their history.
 DEFAULT_MAX_ACCOUNT_DROP_PERCENT = 30.0
 
 ACCOUNT_ID_RE = re.compile(r"^[0-9]{12}$")
 # IAM role names: 1-64 of letters, digits and + = , . @ _ -
 ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$", re.ASCII)
+# IAM paths: "/" or "/" + printable ASCII + "/", at most 512 characters
+ROLE_PATH_RE = re.compile(r"^(/|/[\x21-\x7E]+/)$")
 # External ids: 2-1224 of letters, digits and + = , . @ : / -
 EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$", re.ASCII)
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -47,11 +51,13 @@ class AuditConfig:
     accounts: tuple[str, ...] | None = None  # None: discover through Organizations
     kms_key_id: str | None = None
     prefix: str = DEFAULT_PREFIX
+    role_path: str = DEFAULT_ROLE_PATH
     max_account_drop_percent: float = DEFAULT_MAX_ACCOUNT_DROP_PERCENT
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def role_arn(self, account_id: str, partition: str = "aws") -> str:
-        return f"arn:{partition}:iam::{account_id}:role/{self.role_name}"
+        """The audit role's ARN; the partition (aws, aws-us-gov, aws-cn) is the caller's."""
+        return f"arn:{partition}:iam::{account_id}:role{self.role_path}{self.role_name}"
 
 
 def parse_account_ids(raw, source: str = VAR_ACCOUNTS) -> tuple[tuple[str, ...], list[str]]:
@@ -109,11 +115,18 @@ def build_config(variables: dict) -> AuditConfig:
             "(1-64 letters, digits and + = , . @ _ -; give the name, not the ARN)"
         )
 
-    external_id = variables.get(VAR_EXTERNAL_ID) or None
-    if external_id is not None and not EXTERNAL_ID_RE.match(external_id):
+    role_path = (variables.get(VAR_ROLE_PATH) or DEFAULT_ROLE_PATH).strip()
+    if len(role_path) > 512 or not ROLE_PATH_RE.match(role_path):
         problems.append(
-            f"Variable {VAR_EXTERNAL_ID} is not a valid external id (2-1224 of letters, digits and + = , . @ : / -)"
+            f"Variable {VAR_ROLE_PATH}={role_path!r} is not a valid IAM path: '/' or a path that starts and "
+            "ends with '/' such as '/security/audit/' (printable ASCII, no spaces, at most 512 characters)"
         )
+
+    external_id = variables.get(VAR_EXTERNAL_ID) or None
+    try:
+        check_external_id(external_id)
+    except ConfigError as exc:
+        problems.append(str(exc))
 
     accounts = None
     raw_accounts = variables.get(VAR_ACCOUNTS)
@@ -146,6 +159,7 @@ def build_config(variables: dict) -> AuditConfig:
     return AuditConfig(
         bucket=bucket,
         role_name=role_name,
+        role_path=role_path,
         external_id=external_id,
         accounts=accounts,
         kms_key_id=variables.get(VAR_KMS_KEY_ID) or None,
@@ -155,10 +169,37 @@ def build_config(variables: dict) -> AuditConfig:
     )
 
 
+def check_external_id(external_id: str | None) -> str | None:
+    """The external id, validated; its value is never part of a message."""
+    if external_id is not None and not EXTERNAL_ID_RE.match(external_id):
+        raise ConfigError(
+            f"Variable {VAR_EXTERNAL_ID} is not a valid external id (2-1224 of letters, digits and + = , . @ : / -)"
+        )
+    return external_id
+
+
 def read_variables() -> dict:
-    """The raw values of the pipeline's Airflow Variables (None when unset)."""
+    """The raw values of the pipeline's Airflow Variables (None when unset); the external id is masked."""
     from airflow.sdk import Variable
 
-    names = (VAR_BUCKET, VAR_ROLE_NAME, VAR_EXTERNAL_ID, VAR_ACCOUNTS, VAR_KMS_KEY_ID, VAR_PREFIX,
+    names = (VAR_BUCKET, VAR_ROLE_NAME, VAR_ROLE_PATH, VAR_EXTERNAL_ID, VAR_ACCOUNTS, VAR_KMS_KEY_ID, VAR_PREFIX,
              VAR_MAX_ACCOUNT_DROP)
-    return {name: Variable.get(name, default=None) for name in names}
+    values = {name: Variable.get(name, default=None) for name in names}
+    mask_external_id(values[VAR_EXTERNAL_ID])
+    return values
+
+
+def read_external_id() -> str | None:
+    """The external id, read (and masked in every log) only where AssumeRole needs it."""
+    from airflow.sdk import Variable
+
+    external_id = Variable.get(VAR_EXTERNAL_ID, default=None) or None
+    mask_external_id(external_id)
+    return check_external_id(external_id)
+
+
+def mask_external_id(external_id: str | None) -> None:
+    if external_id:
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(external_id)  # no name: a name that is not "sensitive" would disable the mask

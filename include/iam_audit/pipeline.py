@@ -122,6 +122,7 @@ def extract_one(target: AwsTarget, config: AuditConfig, store, snapshot_date, ac
     role_arn = config.role_arn(account_id)
     extracted_at = datetime.now(UTC)
     try:
+        role_arn = config.role_arn(account_id, target.partition())
         session = target.assume_role(role_arn, config.external_id)
     except (ClientError, BotoCoreError) as exc:
         code = error_code(exc)

@@ -77,8 +77,12 @@ def plan_run(context) -> dict:
         "mode": mode,
         "frameworks": frameworks,
         "requested_accounts": list(requested) if requested else None,
+        # what the check SQL binds, and nothing else: operators render and log their parameters
+        "check_params": {"snapshot_date": snapshot_date.isoformat(), "run_id": context["run_id"],
+                         "frameworks": frameworks},
         "config": {
-            "bucket": config.bucket, "role_name": config.role_name, "external_id": config.external_id,
+            # never the external id: the plan is an XCom; extract reads it from its Variable
+            "bucket": config.bucket, "role_name": config.role_name, "role_path": config.role_path,
             "accounts": list(config.accounts) if config.accounts else None,
             "kms_key_id": config.kms_key_id, "prefix": config.prefix,
             "max_account_drop_percent": config.max_account_drop_percent,
@@ -191,14 +195,17 @@ def extract(plan: dict, account: dict, aws_conn_id: str) -> dict:
                                        f"{plan['snapshot_date']}: skipped, no verdicts written")
         raise AirflowSkipException(f"replay of {plan['snapshot_date']}: data comes from the stored snapshot")
     import os
+    from dataclasses import replace
 
     from airflow.sdk.exceptions import AirflowFailException
 
     from iam_audit.aws import target_from_connection
+    from iam_audit.config import read_external_id
 
     budget = float(os.environ.get("IAM_AUDIT_CREDENTIAL_REPORT_BUDGET_SECONDS", "120"))
+    config = replace(_config(plan), external_id=read_external_id())
     try:
-        return extract_one(target_from_connection(aws_conn_id), _config(plan), _store(plan, aws_conn_id),
+        return extract_one(target_from_connection(aws_conn_id), config, _store(plan, aws_conn_id),
                            plan["snapshot_date"], account, plan["run_id"], poll_budget_seconds=budget)
     except PermanentExtractionError as exc:
         # A retry would re-read every data set and be refused again: fail now, the verdicts say error.

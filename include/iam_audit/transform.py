@@ -378,11 +378,14 @@ def virtual_mfa_devices(payload: dict) -> dict[str, list[tuple]]:
     return {"virtual_mfa_devices": rows}
 
 
-def access_keys(payload: dict, report_payload: dict | None, account_id: str) -> dict[str, list[tuple]]:
+def access_keys(payload: dict, report_payload: dict | None, account_id: str,
+                authorization_payload: dict | None = None) -> dict[str, list[tuple]]:
     """Key metadata from ListAccessKeys; last use joined from the credential report.
 
     The report's access_key_N_last_rotated is the key's creation time, which is how
     a report slot is matched to a key id without a GetAccessKeyLastUsed call per key.
+    The user's ARN is AWS's (credential report, else GetAccountAuthorizationDetails): it holds
+    the user's path and the partition, which a hand-built ARN would not.
     """
     _require(payload, "access_keys", ("AccessKeyMetadata",))
     for index, k in enumerate(payload["AccessKeyMetadata"]):
@@ -391,6 +394,8 @@ def access_keys(payload: dict, report_payload: dict | None, account_id: str) -> 
         if k["Status"] not in ("Active", "Inactive", "Expired"):
             raise MalformedPayload("access_keys", f"AccessKeyMetadata[{index}].Status is {k['Status']!r}")
     last_used: dict[tuple[str, str], tuple] = {}
+    user_arns = {u["UserName"]: u["Arn"] for u in (authorization_payload or {}).get("UserDetailList", [])
+                 if u.get("UserName") and u.get("Arn")}
     if report_payload:
         try:
             report = _report_rows(report_payload)
@@ -398,6 +403,8 @@ def access_keys(payload: dict, report_payload: dict | None, account_id: str) -> 
             raise MalformedPayload("access_keys", f"last use comes from the credential report, which is malformed "
                                                   f"({exc.detail})") from None
         for r in report:
+            if r.get("arn") and r["user"] != "<root_account>":
+                user_arns[r["user"]] = r["arn"]
             for slot in ("1", "2"):
                 rotated = _ts(r.get(f"access_key_{slot}_last_rotated"))
                 if rotated:
@@ -410,9 +417,12 @@ def access_keys(payload: dict, report_payload: dict | None, account_id: str) -> 
     for k in payload["AccessKeyMetadata"]:
         created = _ts(k.get("CreateDate"))
         used = last_used.get((k["UserName"], _normalise_ts(created)), (None, None, None))
+        if k["UserName"] not in user_arns:
+            raise MalformedPayload("access_keys", f"access key {k['AccessKeyId']} of user {k['UserName']!r}: the user "
+                                   "is in neither the credential report nor GetAccountAuthorizationDetails, so its "
+                                   "ARN is unknown")
         rows.append((
-            k["UserName"], f"arn:aws:iam::{account_id}:user/{k['UserName']}", k["AccessKeyId"], k["Status"],
-            created, *used,
+            k["UserName"], user_arns[k["UserName"]], k["AccessKeyId"], k["Status"], created, *used,
         ))
     return {"access_keys": rows}
 
@@ -489,7 +499,8 @@ def transform_dataset(dataset: str, payload, account_id: str, raw: dict) -> dict
     transform = _TRANSFORMS[dataset] if dataset != "access_keys" else None
     try:
         if transform is None:
-            return access_keys(payload, raw.get("credential_report"), account_id)
+            return access_keys(payload, raw.get("credential_report"), account_id,
+                               raw.get("authorization_details"))
         return transform(payload)
     except MalformedPayload:
         raise

@@ -11,6 +11,8 @@ from iam_audit.devenv.stack import Stack
 
 from tests.conftest import TEST_STATE
 
+EXTERNAL_ID = f"e2e-external-id-{uuid.uuid4().hex}"
+
 
 @pytest.fixture(scope="session")
 def e2e_stack(postgres, seeded_emulator):
@@ -20,6 +22,10 @@ def e2e_stack(postgres, seeded_emulator):
                   bucket=f"e2e-{uuid.uuid4().hex[:8]}", database=database, emulator=seeded_emulator)
     stack.boto3_client("s3").create_bucket(Bucket=stack.bucket)
     env = stack.airflow_env(airflow_home=TEST_STATE / f"airflow-{database}")
+    # A secret that must reach AssumeRole and nothing else (tests/e2e/test_security.py looks for it).
+    env["AIRFLOW_VAR_IAM_AUDIT_EXTERNAL_ID"] = stack.external_id = EXTERNAL_ID
+    # The writer policy's Deny on unencrypted s3:PutObject, for every write of every run.
+    seeded_emulator.deny_unencrypted_puts(stack.bucket)
     migrate(env)
     stack.env = env
     return stack

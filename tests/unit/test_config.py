@@ -82,3 +82,16 @@ def test_empty_organisation_fails_before_extraction():
 def test_external_id_is_validated(external_id):
     with pytest.raises(ConfigError, match="iam_audit_external_id"):
         build_config({"iam_audit_bucket": "bucket-ok", "iam_audit_external_id": external_id})
+
+
+@pytest.mark.parametrize("path", ["security", "/security", "security/", "/has space/", "/x" * 300 + "/",
+                                  "arn:aws:iam::1:role/x/"])
+def test_role_path_is_validated(path):
+    with pytest.raises(ConfigError, match="iam_audit_role_path"):
+        build_config({"iam_audit_bucket": "bucket-ok", "iam_audit_role_path": path})
+
+
+def test_role_path_and_partition_shape_the_role_arn():
+    config = build_config({"iam_audit_bucket": "bucket-ok", "iam_audit_role_path": "/security/audit/",
+                           "iam_audit_role_name": "Auditor"})
+    assert config.role_arn("111122223333", "aws-cn") == "arn:aws-cn:iam::111122223333:role/security/audit/Auditor"

@@ -65,3 +65,12 @@ def test_aws_work_runs_in_the_pool_and_failures_call_back(dag):
     assert dag.get_task("discover_accounts").pool == "iam_audit_aws"
     assert dag.on_failure_callback is not None
     assert "publish_report" in {t.task_id for t in dag.tasks}
+
+
+def test_checks_get_only_snapshot_date_run_id_and_frameworks(dag):
+    """Never the whole plan: operators render their parameters into the metadata DB and log them."""
+    plan_run = dag.get_task("plan_run")
+    assert plan_run.multiple_outputs
+    for task in dag.tasks:
+        if task.task_id.startswith("check_"):
+            assert task.parameters.operator is plan_run and task.parameters.key == "check_params"

@@ -29,3 +29,19 @@ def test_past_logical_date_is_a_replay_and_params_are_validated(monkeypatch):
         tasks.plan_run(context(None, accounts=["123"]))
     monkeypatch.setenv("AIRFLOW_VAR_IAM_AUDIT_ACCOUNTS", '["111122223333", "111122223333"]')
     assert tasks.plan_run(context(None))["config"]["accounts"] == ["111122223333"]
+
+
+def test_the_plan_never_carries_the_external_id_and_it_is_masked(monkeypatch):
+    from airflow.sdk.log import redact
+
+    secret = "plan-external-id-4f1c9a"
+    monkeypatch.setenv("AIRFLOW_VAR_IAM_AUDIT_BUCKET", "audit-bucket")
+    monkeypatch.setenv("AIRFLOW_VAR_IAM_AUDIT_EXTERNAL_ID", secret)
+    plan = tasks.plan_run(context(None))
+    assert secret not in repr(plan)
+    assert plan["check_params"] == {"snapshot_date": "2026-11-29", "run_id": "manual__x",
+                                    "frameworks": plan["frameworks"]}
+    assert secret not in redact(f"AssumeRole ExternalId={secret}")
+    monkeypatch.setenv("AIRFLOW_VAR_IAM_AUDIT_EXTERNAL_ID", "bad id;")
+    with pytest.raises(ConfigError, match="iam_audit_external_id"):
+        tasks.plan_run(context(None))

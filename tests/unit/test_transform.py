@@ -102,6 +102,25 @@ def test_authorization_details_attachments_and_unused_aws_policies():
     assert out["inline_policies"][0][3:] == ("inline", '{"Statement": []}')  # URL-encoded JSON is decoded
 
 
+def test_access_key_user_arn_is_awss_with_path_and_partition():
+    gov_user = ("svc,arn:aws-us-gov:iam::111122223333:user/ops/ci/svc,2025-01-01T00:00:00+00:00,false,N/A,N/A,N/A,"
+                "false,true,2026-10-01T00:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A")
+    report = {"Content": "\n".join([HEADER, gov_user])}
+    keys = {"AccessKeyMetadata": [
+        {"UserName": "svc", "AccessKeyId": "AKIAGOV", "Status": "Active", "CreateDate": "2026-10-01T00:00:00Z"},
+        {"UserName": "late", "AccessKeyId": "AKIALATE", "Status": "Active", "CreateDate": "2026-10-02T00:00:00Z"},
+    ]}
+    details = {"UserDetailList": [{"UserName": "late", "Arn": "arn:aws-cn:iam::111122223333:user/team/late"}]}
+    rows = transform.transform_dataset("access_keys", keys, "111122223333",
+                                       {"credential_report": report, "authorization_details": details})
+    arns = {r[2]: r[1] for r in rows["access_keys"]}
+    assert arns == {"AKIAGOV": "arn:aws-us-gov:iam::111122223333:user/ops/ci/svc",
+                    "AKIALATE": "arn:aws-cn:iam::111122223333:user/team/late"}
+    import pytest
+
+    with pytest.raises(ValueError, match="'late'"):
+        transform.access_keys(keys, report, "111122223333")
+
 def test_account_summary_keeps_account_password_present():
     summary = {"SummaryMap": {"AccountMFAEnabled": 0, "AccountAccessKeysPresent": 0, "AccountPasswordPresent": 0}}
     (row,) = transform.account_summary(summary)["account_summary"]

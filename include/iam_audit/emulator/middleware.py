@@ -27,6 +27,7 @@ STATUS = {
     "UnauthorizedOperation": 403,
     "InvalidClientTokenId": 403,
     "ExpiredToken": 400,
+    "ExpiredTokenException": 400,
     "Throttling": 400,
     "ThrottlingException": 400,
     "TooManyRequestsException": 429,
@@ -120,6 +121,11 @@ def _rest_action(service: str, environ: dict[str, Any]) -> str | None:
 
         req = Request(environ)
         req.raw_path = environ.get("RAW_URI") or environ.get("REQUEST_URI") or req.path  # type: ignore[attr-defined]
+        if req.raw_path.startswith(("http://", "https://")):  # type: ignore[attr-defined]
+            from urllib.parse import urlsplit  # absolute-form target: the request came through a proxy
+
+            parts = urlsplit(req.raw_path)  # type: ignore[attr-defined]
+            req.raw_path = parts.path + (f"?{parts.query}" if parts.query else "")  # type: ignore[attr-defined]
         if "?" in req.raw_path:  # type: ignore[attr-defined]
             req.raw_path = req.raw_path.split("?", 1)[0]  # type: ignore[attr-defined]
         op, _ = get_service_router(service).match(req)
@@ -205,6 +211,52 @@ def unencrypted_write(info: RequestInfo, environ: dict[str, Any]) -> str | None:
         if bucket not in state.DENY_UNENCRYPTED_BUCKETS:
             return None
     return None if environ.get("HTTP_X_AMZ_SERVER_SIDE_ENCRYPTION") else bucket
+
+
+# ---------------------------------------------------------------------------- assumed-role sessions
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def session_policy_allows(document: str, action: str) -> bool:
+    """Action-level evaluation of a session policy: an explicit Deny wins, else some Allow must match.
+    (Resources and conditions are not evaluated: the pipeline's session policy uses Resource "*".)"""
+    from fnmatch import fnmatchcase
+
+    statements = _listed(json.loads(document).get("Statement", []))
+
+    def matches(statement: dict[str, Any]) -> bool:
+        return any(fnmatchcase(action.lower(), str(p).lower()) for p in _listed(statement.get("Action", [])))
+
+    if any(s.get("Effect") == "Deny" and matches(s) for s in statements):
+        return False
+    return any(s.get("Effect") == "Allow" and matches(s) for s in statements)
+
+
+def session_refusal(info: RequestInfo) -> tuple[str, str] | None:
+    """(error code, message) when an assumed-role session's credentials have expired or its session
+    policy does not allow the action: AWS grants the intersection of role and session policies."""
+    with state.LOCK:
+        session = state.SESSIONS.get(info.access_key or "")
+    if session is None:
+        return None
+    policy, expiration = session
+    from datetime import UTC, datetime
+
+    if datetime.now(UTC).replace(tzinfo=None) >= expiration.replace(tzinfo=None):
+        code = "ExpiredTokenException" if info.protocol in ("json", "rest-json") else "ExpiredToken"
+        return code, "The security token included in the request is expired"
+    if policy:
+        from iam_audit.policies import iam_action
+
+        action = iam_action(info.service, info.action)
+        if not session_policy_allows(policy, action):
+            code = "AccessDeniedException" if info.protocol in ("json", "rest-json") else "AccessDenied"
+            return code, (f"User: arn:aws:sts::{info.account_id}:assumed-role/... is not authorized to perform: "
+                          f"{action} because no session policy allows the {action} action")
+    return None
 
 
 # ---------------------------------------------------------------------------- faults
@@ -486,6 +538,11 @@ class EmulatorMiddleware:
         if (environ.get("RAW_URI") or "").startswith(("http://", "https://")):
             with state.LOCK:
                 state.PROXIED[info.service] += 1
+
+        refusal = session_refusal(info)
+        if refusal is not None:
+            status, headers, body = error_response(info, refusal[0], refusal[1])
+            return _reply(start_response, status, headers, body)
 
         bucket = unencrypted_write(info, environ)
         if bucket is not None:

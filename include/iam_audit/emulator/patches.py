@@ -247,6 +247,19 @@ def apply() -> None:
 
             setattr(iam_models.IAMBackend, name, wrapper)
 
+    # ---- STS: remember each session's policy and expiry (the middleware enforces both) ----
+    from moto.sts import models as sts_models
+
+    orig_assume_role = sts_models.STSBackend.assume_role
+
+    def assume_role(self: Any, *a: Any, **kw: Any) -> Any:
+        role = orig_assume_role(self, *a, **kw)
+        with state.LOCK:
+            state.SESSIONS[role.access_key_id] = (role.policy, role.expiration)
+        return role
+
+    sts_models.STSBackend.assume_role = assume_role
+
     IAMBackend = iam_models.IAMBackend
     IAMResponse = iam_responses.IamResponse
 

@@ -84,6 +84,8 @@ REFUSED: list[dict[str, Any]] = []
 # shipped s3-raw-writer.json (or the classic bucket policy) does. UploadPart and
 # CompleteMultipartUpload are authorised as s3:PutObject and cannot carry that header.
 DENY_UNENCRYPTED_BUCKETS: set[str] = set()
+# Assumed-role sessions by access key id: (session policy document or None, expiration as naive UTC).
+SESSIONS: dict[str, tuple[str | None, datetime]] = {}
 # Requests that reached the emulator through an HTTP proxy (absolute-form request target).
 PROXIED: Counter[str] = Counter()
 
@@ -182,3 +184,4 @@ def reset_all() -> None:
         MANIFEST.clear()
         DENY_UNENCRYPTED_BUCKETS.clear()
         PROXIED.clear()
+        SESSIONS.clear()
