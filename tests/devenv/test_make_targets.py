@@ -96,6 +96,7 @@ def _healthy(url: str) -> bool:
 
 
 @pytest.mark.e2e
+@pytest.mark.scheduler
 def test_state_survives_stop_and_airflow_and_ctrl_c_stops_airflow():
     state = TEST_STATE / f"devenv-{uuid.uuid4().hex[:8]}"
     try:
