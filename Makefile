@@ -7,11 +7,12 @@ INSTALLED := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/include
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo test test-ui install-ui lint run backfill airflow sql stop bench clean
+.PHONY: help install demo test test-scheduler test-ui install-ui lint run backfill airflow sql stop bench clean
 
 help:
 	@echo "make demo       embedded PostgreSQL + emulated AWS organisation, one DAG run, a compliance summary"
 	@echo "make test       install what is missing and run the whole test suite (ruff + pytest)"
+	@echo "make test-scheduler  the tests that start Airflow's scheduler: make backfill, make airflow/stop/Ctrl-C"
 	@echo "make lint       ruff check ."
 	@echo "make test-ui    the browser test of the Airflow UI (runs make install-ui first)"
 	@echo "make install-ui Debian chromium and playwright for the browser test"
@@ -45,7 +46,12 @@ lint: install
 	$(BIN)/ruff check .
 
 test: install lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not ui"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not ui and not scheduler"
+
+# Tests that start Airflow's own scheduler, DAG processor and API server: `make backfill` end to end,
+# and the embedded stack's lifecycle under `make stop` / `make airflow` / Ctrl-C. Minutes each.
+test-scheduler: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m scheduler
 
 # The browser test (tests/ui): Debian's Chromium driven by Playwright, which never downloads a browser.
 PLAYWRIGHT_VERSION := 1.65.2

@@ -14,7 +14,7 @@ from iam_audit.devenv.runner import metadata_url, run_dag
 from tests.conftest import account_of
 from tests.e2e.conftest import fetch_results
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.scheduler]
 
 
 def _runs(env, *days):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 
@@ -215,16 +214,21 @@ def test_bad_configuration_fails_before_any_extraction(clean_run, e2e_stack, run
 
 
 def _task_states(db, run_id=None):
-    with sqlite3.connect(db) as conn:
-        return dict(conn.execute(
+    from sqlalchemy import text
+
+    with db.connect() as conn:
+        return dict(conn.execute(text(
             "SELECT task_id || '[' || map_index || ']', state FROM task_instance "
             "WHERE dag_id = 'aws_iam_cis' AND run_id = (SELECT max(run_id) FROM dag_run WHERE dag_id = 'aws_iam_cis')"
-        ).fetchall())
+        )).fetchall())
 
 
 def test_sigkill_mid_run_then_rerun_converges(clean_run, e2e_stack, run, today):
     env = {**os.environ, **e2e_stack.env}
-    db = os.path.join(env["AIRFLOW_HOME"], "airflow.db")
+    from iam_audit.devenv.runner import metadata_url
+    from sqlalchemy import create_engine
+
+    db = create_engine(metadata_url(env))  # the Airflow metadata database
     log = open(TEST_STATE / "sigkill-run.log", "w")  # noqa: SIM115
     proc = subprocess.Popen([airflow_bin(), "dags", "test", "aws_iam_cis", today], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)

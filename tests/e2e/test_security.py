@@ -4,11 +4,12 @@ nothing mutates IAM or Organizations, and no secret reaches S3, Postgres, XCom o
 from __future__ import annotations
 
 import gzip
-import sqlite3
 
 import pytest
+from iam_audit.devenv.runner import metadata_url
 from iam_audit.devenv.stack import EMULATOR_SECRET_KEY
 from iam_audit.policies import allows, evaluate, iam_action, is_mutating, load_policy
+from sqlalchemy import create_engine, text
 
 from tests.old_policies import old_reader
 
@@ -100,18 +101,20 @@ def test_secrets_never_persist(first_run, e2e_stack):
                 scan(table, row)
 
     airflow_home = e2e_stack.env["AIRFLOW_HOME"]
-    with sqlite3.connect(f"{airflow_home}/airflow.db") as meta:
-        xcoms = meta.execute("SELECT task_id, CAST(value AS TEXT) FROM xcom").fetchall()
+    engine = create_engine(metadata_url(e2e_stack.env))  # the Airflow metadata database
+    with engine.connect() as meta:
+        xcoms = meta.execute(text("SELECT task_id, CAST(value AS TEXT) FROM xcom")).fetchall()
         assert xcoms
         for task_id, value in xcoms:
             scan(f"XCom of {task_id}", value or "")
-        for (conf,) in meta.execute("SELECT CAST(conf AS TEXT) FROM dag_run"):
+        for (conf,) in meta.execute(text("SELECT CAST(conf AS TEXT) FROM dag_run")):
             scan("dag_run.conf", conf or "")
-        rendered = meta.execute("SELECT task_id, CAST(rendered_fields AS TEXT) FROM rendered_task_instance_fields"
+        rendered = meta.execute(text("SELECT task_id, CAST(rendered_fields AS TEXT) FROM rendered_task_instance_fields")
                                 ).fetchall()
         assert any(task_id.startswith("check_") for task_id, _ in rendered)
         for task_id, fields in rendered:
             scan(f"rendered fields of {task_id}", fields or "")
+    engine.dispose()
 
     from pathlib import Path
 
