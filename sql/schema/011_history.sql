@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS aws_policy_evaluations (
 -- neighbouring evaluations of one (variant, account): the writer's and the views' walks
 CREATE INDEX IF NOT EXISTS aws_policy_evaluations_pair_idx
     ON aws_policy_evaluations (variant_id, account_id, snapshot_date);
+-- the dates the BI views walk: evaluated, with verdicts (aws_policy_evaluated_snapshots)
+CREATE INDEX IF NOT EXISTS aws_policy_evaluations_seq_idx
+    ON aws_policy_evaluations (variant_id, account_id, snapshot_date)
+    WHERE evaluated AND pass_count + fail_count + error_count > 0;
 
 CREATE TABLE IF NOT EXISTS aws_policy_verdicts (
     variant_id integer NOT NULL,
@@ -69,6 +73,8 @@ CREATE TABLE IF NOT EXISTS aws_policy_verdicts (
 );
 -- what covers a date: open intervals and those ending on or after it
 CREATE INDEX IF NOT EXISTS aws_policy_verdicts_to_idx ON aws_policy_verdicts (variant_id, account_id, valid_to);
+-- what started in a date range: arrivals of aws_policy_changes
+CREATE INDEX IF NOT EXISTS aws_policy_verdicts_from_idx ON aws_policy_verdicts (variant_id, account_id, valid_from);
 -- retention trims by valid_to
 CREATE INDEX IF NOT EXISTS aws_policy_verdicts_expiry_idx ON aws_policy_verdicts (valid_to) WHERE valid_to <> 'infinity';
 
@@ -285,5 +291,34 @@ BEGIN
     PERFORM aws_policy_store_evaluation(p_date, NULL);
     DELETE FROM aws_policy_evaluations
     WHERE snapshot_date = p_date AND variant_id = p_variant AND account_id = p_account;
+END
+$$;
+
+-- Retention (Variable iam_audit_retention_days): forget every snapshot date before
+-- p_before. Evaluations and scopes go one date at a time, intervals that ended
+-- before p_before in batches of p_batch rows through their valid_to index, each
+-- batch in its own transaction when CALLed outside a transaction block: no
+-- full-table DELETE, no lock beyond the rows of a batch. Intervals still running
+-- at p_before are kept whole (their valid_from may precede it; no date before
+-- p_before has an evaluation any more, so aws_policy_results shows none).
+CREATE OR REPLACE PROCEDURE aws_policy_expire_history(p_before date, p_batch integer DEFAULT 20000)
+LANGUAGE plpgsql AS $$
+DECLARE
+    d date;
+    n bigint;
+BEGIN
+    FOR d IN SELECT DISTINCT snapshot_date FROM aws_policy_scopes WHERE snapshot_date < p_before ORDER BY 1 LOOP
+        DELETE FROM aws_policy_evaluations WHERE snapshot_date = d;
+        DELETE FROM aws_policy_scopes WHERE snapshot_date = d;
+        COMMIT;
+    END LOOP;
+    LOOP
+        DELETE FROM aws_policy_verdicts
+        WHERE ctid = ANY(ARRAY(SELECT ctid FROM aws_policy_verdicts
+                               WHERE valid_to < p_before AND valid_to <> 'infinity' LIMIT p_batch));
+        GET DIAGNOSTICS n = ROW_COUNT;
+        COMMIT;
+        EXIT WHEN n < p_batch;
+    END LOOP;
 END
 $$;
