@@ -50,34 +50,24 @@ QUERIES = {
         ORDER BY account_id, snapshot_date DESC
     """,
     # newest snapshot of each account and framework, with its verdict counts
+    # (aws_policy_account_latest reads per-evaluation counts, not every verdict)
     "scores": """
-        WITH latest AS (
-            SELECT account_id, framework, max(snapshot_date) AS snapshot_date
-            FROM aws_policy_results
-            GROUP BY account_id, framework
-        )
-        SELECT r.account_id, r.framework, r.snapshot_date,
-               count(*) FILTER (WHERE r.status = 'pass') AS passed,
-               count(*) FILTER (WHERE r.status = 'fail') AS failed,
-               count(*) FILTER (WHERE r.status = 'error') AS errors,
-               max(r.run_id) AS run_id
-        FROM aws_policy_results r
-        JOIN latest l USING (account_id, framework, snapshot_date)
-        GROUP BY r.account_id, r.framework, r.snapshot_date
-        ORDER BY r.account_id, r.framework
+        SELECT account_id, framework, snapshot_date, pass_count AS passed, fail_count AS failed,
+               error_count AS errors, run_id
+        FROM aws_policy_account_latest
+        ORDER BY account_id, framework
     """,
     # failing verdicts of each account's newest snapshot, worst and newest first
+    # (LATERAL: each account and framework reads its one date of aws_policy_results)
     "open_findings": """
-        WITH latest AS (
-            SELECT account_id, framework, max(snapshot_date) AS snapshot_date
-            FROM aws_policy_results
-            GROUP BY account_id, framework
-        )
         SELECT r.snapshot_date, r.framework, r.check_id, r.title, r.severity, r.account_id,
                r.resource_id, r.resource_type, r.reason, r.run_id, r.evaluated_at
-        FROM aws_policy_results r
-        JOIN latest l USING (account_id, framework, snapshot_date)
-        WHERE r.status = 'fail'
+        FROM aws_policy_account_latest l
+        CROSS JOIN LATERAL (
+            SELECT * FROM aws_policy_results r
+            WHERE r.account_id = l.account_id AND r.framework = l.framework
+              AND r.snapshot_date = l.snapshot_date AND r.status = 'fail'
+        ) r
         ORDER BY r.evaluated_at DESC,
                  CASE r.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END,
                  r.framework DESC, r.account_id, r.check_id, r.resource_id
@@ -85,17 +75,13 @@ QUERIES = {
     """,
     # pass rate per framework over the newest snapshots (all accounts together)
     "trend": """
-        SELECT snapshot_date, framework,
-               count(*) FILTER (WHERE status = 'pass') AS passed,
-               count(*) FILTER (WHERE status = 'fail') AS failed,
-               count(*) FILTER (WHERE status = 'error') AS errors,
-               count(DISTINCT account_id) AS accounts
-        FROM aws_policy_results
+        SELECT snapshot_date, framework, pass_count AS passed, raw_fail_count AS failed,
+               error_count AS errors, accounts
+        FROM aws_policy_framework_scores
         WHERE snapshot_date IN (
-            SELECT DISTINCT snapshot_date FROM aws_policy_results
+            SELECT snapshot_date FROM aws_policy_snapshots
             ORDER BY snapshot_date DESC LIMIT %(snapshots)s
         )
-        GROUP BY snapshot_date, framework
         ORDER BY snapshot_date, framework
     """,
 }

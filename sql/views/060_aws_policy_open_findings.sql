@@ -14,10 +14,11 @@ SELECT s.framework, s.check_id, l.account_id, i.resource_id, l.snapshot_date,
        st.first_failing_date, l.snapshot_date - st.first_failing_date AS age_days,
        l.control_logic
 FROM (
-    SELECT DISTINCT ON (variant_id, account_id) variant_id, account_id, snapshot_date, control_logic
-    FROM aws_policy_evaluations
-    WHERE evaluated AND pass_count + fail_count + error_count > 0
-    ORDER BY variant_id, account_id, snapshot_date DESC
+    SELECT pl.variant_id, pl.account_id, pl.latest_evaluated_date AS snapshot_date, e.control_logic
+    FROM aws_policy_pair_latest pl
+    JOIN aws_policy_evaluations e
+      ON e.snapshot_date = pl.latest_evaluated_date AND e.variant_id = pl.variant_id
+     AND e.account_id = pl.account_id
 ) l
 JOIN aws_policy_scopes s ON s.snapshot_date = l.snapshot_date AND s.variant_id = l.variant_id
 JOIN aws_policy_verdicts i
