@@ -19,6 +19,7 @@ VAR_EXTERNAL_ID = "iam_audit_external_id"
 VAR_ACCOUNTS = "iam_audit_accounts"
 VAR_KMS_KEY_ID = "iam_audit_kms_key_id"
 VAR_PREFIX = "iam_audit_prefix"
+VAR_RETENTION_DAYS = "iam_audit_retention_days"
 
 DEFAULT_ROLE_NAME = "OrganizationAccountAccessRole"
 DEFAULT_PREFIX = "iam"
@@ -44,6 +45,7 @@ class AuditConfig:
     accounts: tuple[str, ...] | None = None  # None: discover through Organizations
     kms_key_id: str | None = None
     prefix: str = DEFAULT_PREFIX
+    retention_days: int | None = None  # None: keep the verdict history for ever
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def role_arn(self, account_id: str, partition: str = "aws") -> str:
@@ -124,12 +126,25 @@ def build_config(variables: dict) -> AuditConfig:
     if not PREFIX_RE.match(prefix):
         problems.append(f"Variable {VAR_PREFIX}={prefix!r} is not a usable S3 key prefix")
 
+    retention_days = None
+    raw_retention = variables.get(VAR_RETENTION_DAYS)
+    if raw_retention not in (None, ""):
+        text = str(raw_retention).strip()
+        if not text.isdigit() or int(text) < 1:
+            problems.append(
+                f"Variable {VAR_RETENTION_DAYS}={raw_retention!r} is not a whole number of days >= 1 "
+                "(how many days of verdict history to keep; unset it to keep everything)"
+            )
+        else:
+            retention_days = int(text)
+
     if problems:
         raise ConfigError("Invalid iam_audit configuration:\n  - " + "\n  - ".join(problems))
     for warning in warnings:
         log.warning(warning)
     return AuditConfig(
         bucket=bucket,
+        retention_days=retention_days,
         role_name=role_name,
         external_id=external_id,
         accounts=accounts,
@@ -143,5 +158,5 @@ def read_variables() -> dict:
     """The raw values of the pipeline's Airflow Variables (None when unset)."""
     from airflow.sdk import Variable
 
-    names = (VAR_BUCKET, VAR_ROLE_NAME, VAR_EXTERNAL_ID, VAR_ACCOUNTS, VAR_KMS_KEY_ID, VAR_PREFIX)
+    names = (VAR_BUCKET, VAR_ROLE_NAME, VAR_EXTERNAL_ID, VAR_ACCOUNTS, VAR_KMS_KEY_ID, VAR_PREFIX, VAR_RETENTION_DAYS)
     return {name: Variable.get(name, default=None) for name in names}

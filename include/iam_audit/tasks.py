@@ -58,6 +58,7 @@ def plan_run(context) -> dict:
             "bucket": config.bucket, "role_name": config.role_name, "external_id": config.external_id,
             "accounts": list(config.accounts) if config.accounts else None,
             "kms_key_id": config.kms_key_id, "prefix": config.prefix,
+            "retention_days": config.retention_days,
         },
     }
     log.info("snapshot %s, mode %s, frameworks %s, bucket %s", plan["snapshot_date"], mode,
@@ -211,3 +212,15 @@ def summarize(plan: dict, accounts: list[dict] | None, postgres_conn_id: str) ->
             "their affected controls are 'error' in aws_policy_results"
         )
     return {"snapshot_date": plan["snapshot_date"], **summary.totals, "accounts": len(summary.accounts)}
+
+
+def expire_history(plan: dict, postgres_conn_id: str) -> dict:
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from iam_audit.retention import expire_history as expire
+
+    conn = PostgresHook(postgres_conn_id=postgres_conn_id).get_conn()
+    try:
+        return expire(conn, plan["snapshot_date"], plan["config"].get("retention_days"))
+    finally:
+        conn.close()
