@@ -42,12 +42,12 @@ TILES = {
                    AS pass_rate_pct
         FROM aws_policy_scores s
         LEFT JOIN aws_policy_accounts a USING (snapshot_date, account_id)
-        WHERE s.snapshot_date = (SELECT max(snapshot_date) FROM aws_policy_results) AND s.framework = 'cis_v3.0.0'
+        WHERE s.snapshot_date = (SELECT max(snapshot_date) FROM aws_policy_snapshots) AND s.framework = 'cis_v3.0.0'
         GROUP BY 1, 2 ORDER BY pass_rate_pct NULLS FIRST, failing_resources DESC LIMIT 10""",
     "newly failing today": """
         SELECT account_id, framework, check_id, title, severity, resource_id, change_type, previous_status, reason
         FROM aws_policy_changes
-        WHERE snapshot_date = (SELECT max(snapshot_date) FROM aws_policy_results)
+        WHERE snapshot_date = (SELECT max(snapshot_date) FROM aws_policy_snapshots)
           AND current_status = 'fail' AND change_type IN ('newly_failing', 'new_resource')
         ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END,
                  account_id""",
@@ -58,10 +58,11 @@ TILES = {
         ORDER BY age_days DESC, severity LIMIT 20""",
     "muted findings expiring in 14 days": """
         SELECT exception_id, exception_expires_on, exception_reason, account_id, framework, check_id, resource_id
-        FROM aws_policy_latest
-        WHERE effective_status = 'muted' AND is_current
-          AND exception_expires_on < current_date + 14
+        FROM aws_policy_muted_verdicts
+        WHERE is_current AND exception_expires_on < current_date + 14
         ORDER BY exception_expires_on, account_id""",
+    "latest verdicts of one account": """
+        SELECT * FROM aws_policy_latest WHERE account_id = '100000000150' AND framework = 'cis_v3.0.0'""",
     "exceptions expiring in 14 days": """
         SELECT id, account_id, framework, check_id, resource_pattern, reason, expires_on, created_by
         FROM aws_policy_exceptions
