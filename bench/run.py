@@ -7,6 +7,8 @@ Stages (all on the benchmark's own PostgreSQL under bench/.state/ and fresh emul
   scale   discovery + extraction of a large organisation (real code, thread pool), wall and memory
   e2e     the DAG on LocalExecutor vs Prowler on the same emulated organisation
   curve   extraction and checks at several sizes (how cost grows with accounts and users)
+  history N days of verdict history with daily churn: bytes per day, check time against the
+          earlier design, tile and Compliance page query times, retention
 
 Prints one table and writes bench/results/latest.json and latest.md.
 """
@@ -25,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS_DIR, log, machine  # noqa: E402
 
-STAGES = ("calls", "load", "checks", "scale", "e2e", "curve")
+STAGES = ("calls", "load", "checks", "scale", "e2e", "curve", "history")
 
 
 def parse_args(argv):
@@ -54,6 +56,14 @@ def parse_args(argv):
     p.add_argument("--curve-users", default="10,100,1000", help="curve: users per account (checks, extraction)")
     p.add_argument("--curve-max-users", type=int, default=100_000,
                    help="curve: skip check sizes with more users in total (accounts x users)")
+    p.add_argument("--history-accounts", type=int, default=300, help="history: synthetic accounts")
+    p.add_argument("--history-users", type=int, default=100, help="history: synthetic users per account")
+    p.add_argument("--history-days", type=int, default=90, help="history: days of history")
+    p.add_argument("--history-churn", type=float, default=1.0, help="history: percent of verdicts changing daily")
+    p.add_argument("--history-keep", type=int, default=30,
+                   help="history: retention test keeps this many days (0: skip)")
+    p.add_argument("--history-tiles-only", action="store_true",
+                   help="history: only re-time the tile queries on the kept database")
     p.add_argument("--output", default=str(RESULTS_DIR / "latest.json"))
     return p.parse_args(argv)
 
@@ -112,6 +122,14 @@ def main(argv=None) -> int:
                 res = run_e2e(args.e2e_accounts, args.e2e_users, args.parallelism, prowler=not args.no_prowler)
             elif stage == "curve":
                 res = run_curve(args)
+            elif stage == "history":
+                from stage_history import retime_tiles, run_history
+
+                if args.history_tiles_only:
+                    res = retime_tiles()
+                else:
+                    res = run_history(args.history_accounts, args.history_users, args.history_days,
+                                      args.history_churn, args.history_keep or None)
         except Exception as exc:  # noqa: BLE001 - report and go on with the next stage
             traceback.print_exc()
             res = {"error": f"{type(exc).__name__}: {exc}"}

@@ -122,6 +122,13 @@ def aws_iam_cis():
 
         return publish(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
 
+    @task(trigger_rule="none_skipped")
+    def expire_history(plan: dict) -> dict:
+        """Drop verdict history and staged snapshots older than Variable iam_audit_retention_days (if set)."""
+        from iam_audit import tasks
+
+        return tasks.expire_history(plan, POSTGRES_CONN_ID)
+
     @task(trigger_rule="one_failed")
     def fail_run_on_task_failure() -> None:
         """Watcher: runs only when a task failed, and fails the run so alerting fires."""
@@ -156,7 +163,9 @@ def aws_iam_cis():
     report = publish_report(plan)
     loaded >> checks >> summary
     checks >> report
-    [plan, schema, accounts, extracted, loaded, *checks, summary, report] >> fail_run_on_task_failure()
+    retention = expire_history(plan)
+    [summary, report] >> retention
+    [plan, schema, accounts, extracted, loaded, *checks, summary, report, retention] >> fail_run_on_task_failure()
 
 
 aws_iam_cis()

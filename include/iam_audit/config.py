@@ -21,6 +21,7 @@ VAR_ACCOUNTS = "iam_audit_accounts"
 VAR_KMS_KEY_ID = "iam_audit_kms_key_id"
 VAR_PREFIX = "iam_audit_prefix"
 VAR_MAX_ACCOUNT_DROP = "iam_audit_max_account_drop_percent"
+VAR_RETENTION_DAYS = "iam_audit_retention_days"
 
 DEFAULT_ROLE_NAME = "OrganizationAccountAccessRole"
 DEFAULT_PREFIX = "iam"
@@ -53,6 +54,7 @@ class AuditConfig:
     prefix: str = DEFAULT_PREFIX
     role_path: str = DEFAULT_ROLE_PATH
     max_account_drop_percent: float = DEFAULT_MAX_ACCOUNT_DROP_PERCENT
+    retention_days: int | None = None  # None: keep the verdict history for ever
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def role_arn(self, account_id: str, partition: str = "aws") -> str:
@@ -151,6 +153,17 @@ def build_config(variables: dict) -> AuditConfig:
         if not 0 <= max_drop <= 100:
             problems.append(f"Variable {VAR_MAX_ACCOUNT_DROP}={raw_drop!r} must be a number from 0 to 100 "
                             "(the share of the previous snapshot's accounts a full run may lose; 100 disables)")
+    retention_days = None
+    raw_retention = variables.get(VAR_RETENTION_DAYS)
+    if raw_retention not in (None, ""):
+        text = str(raw_retention).strip()
+        if not text.isdigit() or int(text) < 1:
+            problems.append(
+                f"Variable {VAR_RETENTION_DAYS}={raw_retention!r} is not a whole number of days >= 1 "
+                "(how many days of verdict history to keep; unset it to keep everything)"
+            )
+        else:
+            retention_days = int(text)
 
     if problems:
         raise ConfigError("Invalid iam_audit configuration:\n  - " + "\n  - ".join(problems))
@@ -158,6 +171,7 @@ def build_config(variables: dict) -> AuditConfig:
         log.warning(warning)
     return AuditConfig(
         bucket=bucket,
+        retention_days=retention_days,
         role_name=role_name,
         role_path=role_path,
         external_id=external_id,
@@ -183,7 +197,7 @@ def read_variables() -> dict:
     from airflow.sdk import Variable
 
     names = (VAR_BUCKET, VAR_ROLE_NAME, VAR_ROLE_PATH, VAR_EXTERNAL_ID, VAR_ACCOUNTS, VAR_KMS_KEY_ID, VAR_PREFIX,
-             VAR_MAX_ACCOUNT_DROP)
+             VAR_MAX_ACCOUNT_DROP, VAR_RETENTION_DAYS)
     values = {name: Variable.get(name, default=None) for name in names}
     mask_external_id(values[VAR_EXTERNAL_ID])
     return values

@@ -86,6 +86,7 @@ def plan_run(context) -> dict:
             "accounts": list(config.accounts) if config.accounts else None,
             "kms_key_id": config.kms_key_id, "prefix": config.prefix,
             "max_account_drop_percent": config.max_account_drop_percent,
+            "retention_days": config.retention_days,
         },
     }
     log.info("snapshot %s, mode %s, frameworks %s, bucket %s", plan["snapshot_date"], mode,
@@ -280,3 +281,15 @@ def summarize(plan: dict, accounts: list[dict] | None, postgres_conn_id: str) ->
             "their affected controls are 'error' in aws_policy_results"
         )
     return {"snapshot_date": plan["snapshot_date"], **summary.totals, "accounts": len(summary.accounts)}
+
+
+def expire_history(plan: dict, postgres_conn_id: str) -> dict:
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from iam_audit.retention import expire_history as expire
+
+    conn = PostgresHook(postgres_conn_id=postgres_conn_id).get_conn()
+    try:
+        return expire(conn, plan["snapshot_date"], plan["config"].get("retention_days"))
+    finally:
+        conn.close()

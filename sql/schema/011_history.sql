@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS aws_policy_evaluations (
 -- neighbouring evaluations of one (variant, account): the writer's and the views' walks
 CREATE INDEX IF NOT EXISTS aws_policy_evaluations_pair_idx
     ON aws_policy_evaluations (variant_id, account_id, snapshot_date);
+-- the dates the BI views walk: evaluated, with verdicts (aws_policy_evaluated_snapshots)
+CREATE INDEX IF NOT EXISTS aws_policy_evaluations_seq_idx
+    ON aws_policy_evaluations (variant_id, account_id, snapshot_date)
+    WHERE evaluated AND pass_count + fail_count + error_count > 0;
 
 CREATE TABLE IF NOT EXISTS aws_policy_verdicts (
     variant_id integer NOT NULL,
@@ -69,6 +73,8 @@ CREATE TABLE IF NOT EXISTS aws_policy_verdicts (
 );
 -- what covers a date: open intervals and those ending on or after it
 CREATE INDEX IF NOT EXISTS aws_policy_verdicts_to_idx ON aws_policy_verdicts (variant_id, account_id, valid_to);
+-- what started in a date range: arrivals of aws_policy_changes
+CREATE INDEX IF NOT EXISTS aws_policy_verdicts_from_idx ON aws_policy_verdicts (variant_id, account_id, valid_from);
 -- retention trims by valid_to
 CREATE INDEX IF NOT EXISTS aws_policy_verdicts_expiry_idx ON aws_policy_verdicts (valid_to) WHERE valid_to <> 'infinity';
 
@@ -82,7 +88,9 @@ CREATE INDEX IF NOT EXISTS aws_policy_verdicts_expiry_idx ON aws_policy_verdicts
 CREATE OR REPLACE FUNCTION aws_policy_store_evaluation(p_date date, p_run_id text)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    DROP TABLE IF EXISTS pg_temp._eval_ctx, pg_temp._eval_window, pg_temp._eval_pieces;
+    DROP TABLE IF EXISTS pg_temp._eval_ctx, pg_temp._eval_window, pg_temp._eval_changed, pg_temp._eval_pieces;
+    -- the temporary tables below are analysed for their joins; a small sample is enough
+    SET LOCAL default_statistics_target = 10;
     -- neighbouring complete evaluations of each pair, other than p_date
     CREATE TEMP TABLE _eval_ctx ON COMMIT DROP AS
     SELECT p.variant_id, p.account_id, p.control_logic, p.error_reason, p.error_reason IS NULL AS ok,
@@ -93,6 +101,7 @@ BEGIN
             WHERE e.variant_id = p.variant_id AND e.account_id = p.account_id
               AND e.snapshot_date > p_date AND e.error_reason IS NULL) AS next_date
     FROM _eval_pairs p;
+    ANALYZE _eval_ctx;
 
     INSERT INTO aws_policy_evaluations AS e (snapshot_date, variant_id, account_id, control_logic, run_id,
         evaluated_at, error_reason, evaluated, pass_count, fail_count, error_count)
@@ -122,15 +131,33 @@ BEGIN
     JOIN aws_policy_verdicts i
       ON i.variant_id = c.variant_id AND i.account_id = c.account_id
      AND i.valid_to >= coalesce(c.prev_date, p_date) AND i.valid_from <= coalesce(c.next_date, 'infinity');
+    ANALYZE _eval_window;
+
+    -- Resources whose verdict of p_date is the one of an interval already covering
+    -- p_date keep all their intervals as they are (most resources on most days):
+    -- only the others are rebuilt below.
+    CREATE TEMP TABLE _eval_changed ON COMMIT DROP AS
+    SELECT w.variant_id, w.account_id, w.resource_id FROM _eval_window w
+    WHERE NOT EXISTS (
+        SELECT 1 FROM _eval_verdicts d
+        WHERE d.variant_id = w.variant_id AND d.account_id = w.account_id AND d.resource_id = w.resource_id
+          AND d.status = w.status AND d.reason = w.reason AND d.resource_type IS NOT DISTINCT FROM w.resource_type
+          AND w.valid_from <= p_date AND w.valid_to >= p_date)
+    UNION
+    SELECT d.variant_id, d.account_id, d.resource_id FROM _eval_verdicts d
+    WHERE NOT EXISTS (
+        SELECT 1 FROM _eval_window w
+        WHERE d.variant_id = w.variant_id AND d.account_id = w.account_id AND d.resource_id = w.resource_id
+          AND d.status = w.status AND d.reason = w.reason AND d.resource_type IS NOT DISTINCT FROM w.resource_type
+          AND w.valid_from <= p_date AND w.valid_to >= p_date);
+    ANALYZE _eval_changed;
 
     -- The new intervals of every resource in the window: the run covering the
     -- previous date, the verdict of p_date (when its data is complete) and the run
     -- covering the next date, merged where neighbours hold the same verdict.
     CREATE TEMP TABLE _eval_pieces ON COMMIT DROP AS
     WITH res AS (
-        SELECT variant_id, account_id, resource_id FROM _eval_window
-        UNION
-        SELECT variant_id, account_id, resource_id FROM _eval_verdicts
+        SELECT variant_id, account_id, resource_id FROM _eval_changed
     ),
     x AS (
         SELECT r.variant_id, r.account_id, r.resource_id, c.ok, c.prev_date, c.next_date,
@@ -185,9 +212,11 @@ BEGIN
                 THEN 'infinity'::date ELSE valid_to END AS valid_to,
            resource_type, status, reason
     FROM pieces;
+    ANALYZE _eval_pieces;
 
     DELETE FROM aws_policy_verdicts v
     USING _eval_window w
+    JOIN _eval_changed r ON r.variant_id = w.variant_id AND r.account_id = w.account_id AND r.resource_id = w.resource_id
     WHERE v.variant_id = w.variant_id AND v.account_id = w.account_id AND v.resource_id = w.resource_id
       AND v.valid_from = w.valid_from
       AND NOT EXISTS (
@@ -250,6 +279,7 @@ CREATE OR REPLACE FUNCTION aws_policy_finish_check(p_date date, p_logic text, p_
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     DROP TABLE IF EXISTS pg_temp._eval_pairs, pg_temp._eval_verdicts;
+    SET LOCAL default_statistics_target = 10;
     CREATE TEMP TABLE _eval_pairs ON COMMIT DROP AS
     SELECT v.variant_id, r.account_id, p_logic AS control_logic,
            CASE WHEN NOT r.ready THEN coalesce(r.reason, 'data not collected') END AS error_reason
@@ -285,5 +315,34 @@ BEGIN
     PERFORM aws_policy_store_evaluation(p_date, NULL);
     DELETE FROM aws_policy_evaluations
     WHERE snapshot_date = p_date AND variant_id = p_variant AND account_id = p_account;
+END
+$$;
+
+-- Retention (Variable iam_audit_retention_days): forget every snapshot date before
+-- p_before. Evaluations and scopes go one date at a time, intervals that ended
+-- before p_before in batches of p_batch rows through their valid_to index, each
+-- batch in its own transaction when CALLed outside a transaction block: no
+-- full-table DELETE, no lock beyond the rows of a batch. Intervals still running
+-- at p_before are kept whole (their valid_from may precede it; no date before
+-- p_before has an evaluation any more, so aws_policy_results shows none).
+CREATE OR REPLACE PROCEDURE aws_policy_expire_history(p_before date, p_batch integer DEFAULT 20000)
+LANGUAGE plpgsql AS $$
+DECLARE
+    d date;
+    n bigint;
+BEGIN
+    FOR d IN SELECT DISTINCT snapshot_date FROM aws_policy_scopes WHERE snapshot_date < p_before ORDER BY 1 LOOP
+        DELETE FROM aws_policy_evaluations WHERE snapshot_date = d;
+        DELETE FROM aws_policy_scopes WHERE snapshot_date = d;
+        COMMIT;
+    END LOOP;
+    LOOP
+        DELETE FROM aws_policy_verdicts
+        WHERE ctid = ANY(ARRAY(SELECT ctid FROM aws_policy_verdicts
+                               WHERE valid_to < p_before AND valid_to <> 'infinity' LIMIT p_batch));
+        GET DIAGNOSTICS n = ROW_COUNT;
+        COMMIT;
+        EXIT WHEN n < p_batch;
+    END LOOP;
 END
 $$;

@@ -7,44 +7,75 @@
 --   new_resource      present now, absent before (current_status says how it fares)
 --   removed_resource  present before, absent now (current_status is NULL)
 -- The first evaluated snapshot of a control in an account has no changes.
--- Window functions only (no self-join): the neighbouring evaluated snapshots of the
--- control in the account, and each resource's own previous/next verdict; every verdict yields at most
--- its arrival change and the removal at the next snapshot. Filters on framework,
--- check_id, account_id and resource_id are pushed below the windows.
+-- From interval boundaries: per evaluation and its previous evaluated date, only
+-- the resources whose interval started after the previous date or ended before
+-- this one, and the fails an exception could mute on either date, are compared;
+-- a filter on snapshot_date (and account_id, framework, check_id) reads one day.
+-- When a control's params change in the catalogue, its first date under the new
+-- params is compared with the previous date of the same params (none: no changes).
 CREATE OR REPLACE VIEW aws_policy_changes AS
-SELECT c.change_type, c.snapshot_date, c.previous_snapshot_date, h.framework, h.check_id, h.title,
-       h.severity, h.account_id, h.resource_id, h.resource_type, c.previous_status, c.current_status,
-       h.reason
+SELECT c.change_type, pr.snapshot_date, pr.previous_snapshot_date, s.framework, s.check_id,
+       CASE WHEN c.change_type = 'removed_resource' THEN sp.title ELSE s.title END AS title,
+       CASE WHEN c.change_type = 'removed_resource' THEN sp.severity ELSE s.severity END AS severity,
+       pr.account_id, k.resource_id,
+       coalesce(vd.resource_type, vp.resource_type) AS resource_type,
+       c.previous_status, c.current_status,
+       coalesce(vd.reason, vp.reason) AS reason
 FROM (
-    SELECT r.snapshot_date, r.framework, r.check_id, r.title, r.severity, r.account_id,
-           r.resource_id, r.resource_type, r.effective_status, r.reason,
-           max(r.snapshot_date) OVER (PARTITION BY r.framework, r.check_id, r.account_id ORDER BY r.snapshot_date
-                                      RANGE BETWEEN UNBOUNDED PRECEDING AND '1 day' PRECEDING)
-               AS previous_snapshot_date,
-           min(r.snapshot_date) OVER (PARTITION BY r.framework, r.check_id, r.account_id ORDER BY r.snapshot_date
-                                      RANGE BETWEEN '1 day' FOLLOWING AND UNBOUNDED FOLLOWING)
-               AS next_snapshot_date,
-           lag(r.snapshot_date) OVER w AS resource_previous_date,
-           lag(r.effective_status) OVER w AS resource_previous_status,
-           lead(r.snapshot_date) OVER w AS resource_next_date
-    FROM aws_policy_results_effective r
-    -- evaluated snapshots only: an account-level 'error' is the only verdict of its snapshot
-    WHERE NOT (r.status = 'error' AND r.resource_id = r.account_id)
-    WINDOW w AS (PARTITION BY r.framework, r.check_id, r.account_id, r.resource_id ORDER BY r.snapshot_date)
-) h
-CROSS JOIN LATERAL (VALUES
-    (CASE WHEN h.previous_snapshot_date IS NULL THEN NULL
-          WHEN h.resource_previous_date IS DISTINCT FROM h.previous_snapshot_date THEN 'new_resource'
-          WHEN h.effective_status = 'fail' AND h.resource_previous_status IN ('pass', 'muted')
-              THEN 'newly_failing'
-          WHEN h.effective_status = 'pass' AND h.resource_previous_status IN ('fail', 'muted')
-              THEN 'resolved'
-     END,
-     h.snapshot_date, h.previous_snapshot_date,
-     CASE WHEN h.resource_previous_date = h.previous_snapshot_date THEN h.resource_previous_status END,
-     h.effective_status),
-    (CASE WHEN h.next_snapshot_date IS NOT NULL
-               AND h.resource_next_date IS DISTINCT FROM h.next_snapshot_date THEN 'removed_resource' END,
-     h.next_snapshot_date, h.snapshot_date, h.effective_status, NULL)
-) AS c (change_type, snapshot_date, previous_snapshot_date, previous_status, current_status)
+    SELECT e.snapshot_date, e.variant_id, e.account_id,
+           (SELECT p.snapshot_date FROM aws_policy_evaluations p
+            WHERE p.variant_id = e.variant_id AND p.account_id = e.account_id AND p.snapshot_date < e.snapshot_date
+              AND p.evaluated AND p.pass_count + p.fail_count + p.error_count > 0
+            ORDER BY p.snapshot_date DESC LIMIT 1) AS previous_snapshot_date
+    FROM aws_policy_evaluations e
+    WHERE e.evaluated AND e.pass_count + e.fail_count + e.error_count > 0
+) pr
+CROSS JOIN LATERAL (
+    -- arrivals: intervals covering this date that started after the previous one
+    SELECT i.resource_id FROM aws_policy_verdicts i
+    WHERE i.variant_id = pr.variant_id AND i.account_id = pr.account_id
+      AND i.valid_from > pr.previous_snapshot_date AND i.valid_from <= pr.snapshot_date
+      AND i.valid_to >= pr.snapshot_date
+    UNION
+    -- departures: intervals covering the previous date that ended before this one
+    SELECT i.resource_id FROM aws_policy_verdicts i
+    WHERE i.variant_id = pr.variant_id AND i.account_id = pr.account_id
+      AND i.valid_to >= pr.previous_snapshot_date AND i.valid_to < pr.snapshot_date
+      AND i.valid_from <= pr.previous_snapshot_date
+    UNION
+    -- fails whose muting may differ between the two dates
+    SELECT m.resource_id FROM aws_policy_muted_verdicts m
+    WHERE m.variant_id = pr.variant_id AND m.account_id = pr.account_id
+      AND m.snapshot_date IN (pr.previous_snapshot_date, pr.snapshot_date)
+) k
+JOIN aws_policy_scopes s ON s.snapshot_date = pr.snapshot_date AND s.variant_id = pr.variant_id
+JOIN aws_policy_scopes sp
+  ON sp.snapshot_date = pr.previous_snapshot_date AND sp.framework = s.framework AND sp.check_id = s.check_id
+ AND sp.variant_id = pr.variant_id
+LEFT JOIN LATERAL (
+    SELECT i.resource_type, i.status, i.reason FROM aws_policy_verdicts i
+    WHERE i.variant_id = pr.variant_id AND i.account_id = pr.account_id AND i.resource_id = k.resource_id
+      AND i.valid_from <= pr.snapshot_date AND i.valid_to >= pr.snapshot_date
+) vd ON true
+LEFT JOIN LATERAL (
+    SELECT i.resource_type, i.status, i.reason FROM aws_policy_verdicts i
+    WHERE i.variant_id = pr.variant_id AND i.account_id = pr.account_id AND i.resource_id = k.resource_id
+      AND i.valid_from <= pr.previous_snapshot_date AND i.valid_to >= pr.previous_snapshot_date
+) vp ON true
+LEFT JOIN LATERAL aws_policy_matching_exception(
+    pr.snapshot_date, s.framework, s.check_id, pr.account_id, k.resource_id, vd.status) xd ON true
+LEFT JOIN LATERAL aws_policy_matching_exception(
+    pr.previous_snapshot_date, s.framework, s.check_id, pr.account_id, k.resource_id, vp.status) xp ON true
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN xd.exception_id IS NOT NULL THEN 'muted' ELSE vd.status END AS now_status,
+           CASE WHEN xp.exception_id IS NOT NULL THEN 'muted' ELSE vp.status END AS before_status
+) st
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN vd.status IS NOT NULL AND vp.status IS NULL THEN 'new_resource'
+                WHEN vd.status IS NULL AND vp.status IS NOT NULL THEN 'removed_resource'
+                WHEN st.now_status = 'fail' AND st.before_status IN ('pass', 'muted') THEN 'newly_failing'
+                WHEN st.now_status = 'pass' AND st.before_status IN ('fail', 'muted') THEN 'resolved'
+           END AS change_type,
+           st.before_status AS previous_status, st.now_status AS current_status
+) c
 WHERE c.change_type IS NOT NULL;

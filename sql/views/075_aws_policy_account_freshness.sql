@@ -6,17 +6,18 @@
 --   extracted_at          when the data of latest_snapshot_date was extracted
 --   snapshot_age_days     latest_run_date - latest_snapshot_date (0 = current)
 --   is_stale              latest_snapshot_date < latest_run_date (true when never evaluated)
--- account_name is the newest name staged for the account.
+-- account_name is the newest name staged for the account. Read from the
+-- evaluation records (sql/schema/011_history.sql).
 CREATE OR REPLACE VIEW aws_policy_account_freshness AS
 WITH per_account AS (
-    SELECT r.account_id,
-           max(r.snapshot_date) FILTER (WHERE NOT (r.status = 'error' AND r.resource_id = r.account_id))
-               AS latest_snapshot_date
-    FROM aws_policy_results r
-    GROUP BY r.account_id
+    SELECT e.account_id,
+           max(e.snapshot_date) FILTER (WHERE e.evaluated AND e.pass_count + e.fail_count
+                                        + e.error_count > 0) AS latest_snapshot_date
+    FROM aws_policy_evaluations e
+    GROUP BY e.account_id
 ),
 run AS (
-    SELECT max(snapshot_date) AS latest_run_date FROM aws_policy_results
+    SELECT max(snapshot_date) AS latest_run_date FROM aws_policy_evaluations
 )
 SELECT p.account_id,
        (SELECT n.account_name FROM iam_stage.accounts n

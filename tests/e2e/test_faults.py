@@ -86,13 +86,19 @@ def test_partial_failures_isolate_accounts_and_data_sets(clean_run, e2e_stack, r
 
 
 def _tries(stack, task_prefix: str) -> dict[str, int]:
-    db = os.path.join(stack.env["AIRFLOW_HOME"], "airflow.db")
-    with sqlite3.connect(db) as conn:
-        return dict(conn.execute(
-            "SELECT task_id || '[' || map_index || ']', try_number FROM task_instance "
-            "WHERE dag_id = 'aws_iam_cis' AND state = 'failed' AND task_id LIKE ? "
-            "AND run_id = (SELECT run_id FROM dag_run WHERE dag_id = 'aws_iam_cis' ORDER BY id DESC LIMIT 1)",
-            (task_prefix + "%",)).fetchall())
+    from iam_audit.devenv.runner import metadata_url
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(metadata_url(stack.env))
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(text(
+                "SELECT task_id || '[' || map_index || ']', try_number FROM task_instance "
+                "WHERE dag_id = 'aws_iam_cis' AND state = 'failed' AND task_id LIKE :prefix "
+                "AND run_id = (SELECT run_id FROM dag_run WHERE dag_id = 'aws_iam_cis' ORDER BY id DESC LIMIT 1)"),
+                {"prefix": task_prefix + "%"}).fetchall())
+    finally:
+        engine.dispose()
 
 
 def test_misconfigured_accounts_fail_fast_and_every_verdict_is_right(first_run, clean_run, e2e_stack, run, today):

@@ -157,3 +157,25 @@ def storage(conn) -> dict[str, list[tuple]]:
             "FROM aws_policy_scopes s JOIN aws_policy_variants v USING (variant_id) ORDER BY 1, 2, 3").fetchall(),
     }
     return {name: sorted(table, key=str) for name, table in tables.items()}
+
+
+VIEWS = {
+    # view -> columns compared (every column of the view; run_id and evaluated_at only where they are stored per date)
+    "evaluated_snapshots": "*",
+    "scores": "*",
+    "latest": ("framework, check_id, account_id, resource_id, snapshot_date, title, severity, resource_type, "
+               "status, effective_status, reason, exception_id, exception_reason, exception_expires_on, "
+               "is_current, control_logic"),
+    "changes": "*",
+    "open_findings": "*",
+}
+
+
+def create_legacy_views(conn) -> None:
+    conn.execute((HERE / "legacy_views.sql").read_text())
+    conn.commit()
+
+
+def view_rows(conn, view: str, prefix: str) -> list[tuple]:
+    columns = VIEWS[view]
+    return sorted(conn.execute(f"SELECT {columns} FROM {prefix}{view}").fetchall(), key=str)  # noqa: S608

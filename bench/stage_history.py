@@ -1,0 +1,293 @@
+"""History stage: N days of verdict history at A accounts x U users with C % daily churn.
+
+1. synthetic.sql stages day 1; every check runs through database.run_check (the real
+   check path); the same checks also run through the earlier design's macro
+   (tests/history/legacy_check.sql, one row per framework x control x resource into a
+   plain table with the earlier indexes) for the baseline of the same run;
+2. day 2 is staged as a copy of day 1 with C % of users flipping MFA and C % of access
+   keys rotated, and both designs run their checks again (check time per added day);
+3. days 3..N come from a synthetic generator documented as such: for every (variant,
+   account) the previous day's verdicts with C % of them flipped (pass <-> fail, new
+   reason), written through the real write path (aws_policy_store_evaluation) -- only
+   the check bodies are skipped;
+4. bytes per added day (history tables with their indexes, after VACUUM), the time of
+   each tile query of docs/data-dictionary.md and of the Compliance page (best of 3,
+   warm), and retention (aws_policy_expire_history) of the oldest days.
+The database iam_bench_history is kept for inspection (bench/.state/pg).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from datetime import date, timedelta
+
+from common import BENCH_DIR, fresh_database, log
+
+HISTORY_DB = "iam_bench_history"
+HISTORY_TABLES = ("aws_policy_verdicts", "aws_policy_evaluations", "aws_policy_scopes", "aws_policy_variants")
+
+TILES = {
+    "trend (org pass rate per framework, 90 days)": """
+        SELECT snapshot_date, framework,
+               round(100.0 * sum(pass_count) / nullif(sum(pass_count) + sum(fail_count), 0), 1) AS pass_rate_pct
+        FROM aws_policy_framework_scores
+        WHERE snapshot_date >= current_date - 90
+        GROUP BY 1, 2 ORDER BY 1, 2""",
+    "worst accounts today": """
+        SELECT s.account_id, a.account_name,
+               sum(s.fail_count) AS failing_resources,
+               count(*) FILTER (WHERE s.fail_count > 0) AS failing_controls,
+               round(100.0 * sum(s.pass_count) / nullif(sum(s.pass_count) + sum(s.fail_count), 0), 1)
+                   AS pass_rate_pct
+        FROM aws_policy_scores s
+        LEFT JOIN aws_policy_accounts a USING (snapshot_date, account_id)
+        WHERE s.snapshot_date = (SELECT max(snapshot_date) FROM aws_policy_snapshots) AND s.framework = 'cis_v3.0.0'
+        GROUP BY 1, 2 ORDER BY pass_rate_pct NULLS FIRST, failing_resources DESC LIMIT 10""",
+    "newly failing today": """
+        SELECT account_id, framework, check_id, title, severity, resource_id, change_type, previous_status, reason
+        FROM aws_policy_changes
+        WHERE snapshot_date = (SELECT max(snapshot_date) FROM aws_policy_snapshots)
+          AND current_status = 'fail' AND change_type IN ('newly_failing', 'new_resource')
+        ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END,
+                 account_id""",
+    "oldest open findings": """
+        SELECT account_id, framework, check_id, title, severity, resource_id, first_failing_date, age_days
+        FROM aws_policy_open_findings
+        WHERE framework = 'cis_v3.0.0'
+        ORDER BY age_days DESC, severity LIMIT 20""",
+    "muted findings expiring in 14 days": """
+        SELECT exception_id, exception_expires_on, exception_reason, account_id, framework, check_id, resource_id
+        FROM aws_policy_muted_verdicts
+        WHERE is_current AND exception_expires_on < current_date + 14
+        ORDER BY exception_expires_on, account_id""",
+    "latest verdicts of one account": """
+        SELECT * FROM aws_policy_latest WHERE account_id = '100000000150' AND framework = 'cis_v3.0.0'""",
+    "exceptions expiring in 14 days": """
+        SELECT id, account_id, framework, check_id, resource_pattern, reason, expires_on, created_by
+        FROM aws_policy_exceptions
+        WHERE expires_on BETWEEN current_date AND current_date + 14 ORDER BY expires_on""",
+    "account freshness": "SELECT * FROM aws_policy_account_freshness ORDER BY is_stale DESC, account_id",
+}
+
+
+def page_queries() -> dict[str, tuple[str, dict]]:
+    spec = importlib.util.spec_from_file_location("compliance_plugin", BENCH_DIR.parent / "plugins" /
+                                                  "compliance_plugin.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    params = {"limit": module.FINDINGS_LIMIT, "snapshots": module.TREND_SNAPSHOTS}
+    return {f"page: {name}": (sql, params) for name, sql in module.QUERIES.items()}
+
+
+def legacy_env():
+    import jinja2
+    from iam_audit.paths import SQL_DIR
+
+    legacy = (BENCH_DIR.parent / "tests" / "history" / "legacy_check.sql").read_text()
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader([jinja2.DictLoader({"macros/check.sql": legacy}),
+                                    jinja2.FileSystemLoader(str(SQL_DIR))]),
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+
+LEGACY_TABLE = """
+CREATE TABLE legacy_results (
+    snapshot_date date NOT NULL, framework text NOT NULL, check_id text NOT NULL, title text NOT NULL,
+    severity text NOT NULL, account_id text NOT NULL, resource_id text NOT NULL, resource_type text,
+    status text NOT NULL, reason text NOT NULL, run_id text, evaluated_at timestamptz NOT NULL DEFAULT now(),
+    control_logic text,
+    CONSTRAINT legacy_results_key UNIQUE (snapshot_date, framework, check_id, account_id, resource_id));
+CREATE INDEX ON legacy_results (snapshot_date, status);
+CREATE INDEX ON legacy_results (framework, check_id, account_id, resource_id, snapshot_date);
+CREATE INDEX ON legacy_results (account_id, snapshot_date);
+CREATE INDEX ON legacy_results (framework, check_id, account_id, resource_id, snapshot_date) WHERE status = 'fail';
+"""
+
+
+def vacuum(conn) -> None:
+    conn.commit()
+    conn.autocommit = True
+    conn.execute("VACUUM ANALYZE")
+    conn.autocommit = False
+
+
+def size(conn, tables) -> int:
+    return conn.execute("SELECT sum(pg_total_relation_size(t::regclass)) FROM unnest(%s::text[]) t",
+                        (list(tables),)).fetchone()[0]
+
+
+def run_checks_both(conn, day: date, env, logics, frameworks) -> dict:
+    from iam_audit.database import check_parameters, run_check, split_statements
+
+    params = check_parameters(day, f"bench-{day}", frameworks)
+    t0 = time.perf_counter()
+    for logic in logics:
+        run_check(conn, logic, day, f"bench-{day}", frameworks)
+    new = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for logic in logics:
+        with conn.cursor() as cur:
+            for statement in split_statements(env.get_template(f"checks/{logic}.sql").render()):
+                cur.execute(statement, params)
+        conn.commit()
+    old = time.perf_counter() - t0
+    return {"new_seconds": round(new, 2), "earlier_design_seconds": round(old, 2),
+            "speedup": round(old / new, 1) if new else None}
+
+
+def stage_copy(conn, source: date, target: date, churn_pct: float) -> None:
+    from iam_audit.load import STAGING_TABLES
+
+    with conn.transaction():
+        for table in STAGING_TABLES:
+            conn.execute(f"CREATE TEMP TABLE _copy ON COMMIT DROP AS SELECT * FROM iam_stage.{table} "  # noqa: S608
+                         "WHERE snapshot_date = %s", (source,))
+            conn.execute("UPDATE _copy SET snapshot_date = %s", (target,))
+            conn.execute(f"INSERT INTO iam_stage.{table} SELECT * FROM _copy")  # noqa: S608
+            conn.execute("DROP TABLE _copy")
+        share = churn_pct / 100.0
+        conn.execute("UPDATE iam_stage.credential_report SET mfa_active = NOT mfa_active "
+                     "WHERE snapshot_date = %s AND NOT is_root AND random() < %s", (target, share))
+        conn.execute("UPDATE iam_stage.access_keys SET create_date = now() - interval '1 day' "
+                     "WHERE snapshot_date = %s AND random() < %s", (target, share))
+
+
+SYNTHETIC_DAY = """
+DROP TABLE IF EXISTS pg_temp._eval_pairs, pg_temp._eval_verdicts;
+CREATE TEMP TABLE _eval_pairs ON COMMIT DROP AS
+SELECT variant_id, account_id, control_logic, error_reason
+FROM aws_policy_evaluations WHERE snapshot_date = %(prev)s;
+CREATE TEMP TABLE _eval_verdicts ON COMMIT DROP AS
+SELECT i.variant_id, i.account_id, i.resource_id, i.resource_type,
+       CASE WHEN flip THEN CASE i.status WHEN 'pass' THEN 'fail' ELSE 'pass' END ELSE i.status END AS status,
+       CASE WHEN flip THEN 'synthetic churn on ' || %(day)s || ': was ' || i.status ELSE i.reason END AS reason
+FROM aws_policy_evaluations e
+JOIN aws_policy_verdicts i
+  ON i.variant_id = e.variant_id AND i.account_id = e.account_id
+ AND i.valid_from <= e.snapshot_date AND i.valid_to >= e.snapshot_date
+CROSS JOIN LATERAL (SELECT random() < %(share)s AS flip) f
+WHERE e.snapshot_date = %(prev)s AND e.error_reason IS NULL;
+INSERT INTO aws_policy_scopes (snapshot_date, framework, check_id, variant_id, title, severity)
+SELECT %(day)s, framework, check_id, variant_id, title, severity FROM aws_policy_scopes WHERE snapshot_date = %(prev)s
+ON CONFLICT DO NOTHING;
+SELECT aws_policy_store_evaluation(%(day)s, 'synthetic-' || %(day)s);
+"""
+
+
+def run_history(accounts: int, users: int, days: int, churn_pct: float, retention_keep: int | None = None) -> dict:
+    from iam_audit.catalogue import load_catalogue
+    from stage_checks import build_snapshot
+
+    catalogue = load_catalogue()
+    logics = [c.logic for c in catalogue.checks]
+    frameworks = list(catalogue.frameworks)
+    env = legacy_env()
+    conn = fresh_database(HISTORY_DB)
+    conn.execute(LEGACY_TABLE)
+    conn.commit()
+    today = date.today()
+    day1 = today - timedelta(days=days - 1)
+    log(f"history: staging {accounts} x {users} for {day1}")
+    snapshot = build_snapshot(conn, accounts, users, day1.isoformat())
+    out: dict = {"accounts": accounts, "users": users, "days": days, "churn_pct": churn_pct, "snapshot": snapshot}
+
+    vacuum(conn)
+    log("history: day 1, both designs")
+    out["day1_checks"] = run_checks_both(conn, day1, env, logics, frameworks)
+    vacuum(conn)
+    out["day1_bytes"] = {"history": size(conn, HISTORY_TABLES), "earlier_design": size(conn, ["legacy_results"])}
+    out["day1_rows"] = {
+        "aws_policy_results": conn.execute("SELECT count(*) FROM aws_policy_results").fetchone()[0],
+        "intervals": conn.execute("SELECT count(*) FROM aws_policy_verdicts").fetchone()[0],
+        "evaluations": conn.execute("SELECT count(*) FROM aws_policy_evaluations").fetchone()[0]}
+
+    day2 = day1 + timedelta(days=1)
+    stage_copy(conn, day1, day2, churn_pct)
+    vacuum(conn)
+    before = conn.execute("SELECT count(*) FROM aws_policy_verdicts WHERE valid_to = 'infinity'").fetchone()[0]
+    log("history: day 2 (staged with churn), both designs")
+    out["day2_checks"] = run_checks_both(conn, day2, env, logics, frameworks)
+    changed = conn.execute("SELECT count(*) FROM aws_policy_verdicts WHERE valid_from = %s", (day2,)).fetchone()[0]
+    out["day2_changed_intervals"] = {"opened": changed, "open_before": before,
+                                     "share_pct": round(100.0 * changed / max(before, 1), 2)}
+    vacuum(conn)
+    out["day2_bytes"] = {"history": size(conn, HISTORY_TABLES), "earlier_design": size(conn, ["legacy_results"])}
+    # the earlier design's table is not needed further: drop it so later days measure the history alone
+    conn.execute("DROP TABLE legacy_results")
+    conn.commit()
+
+    per_day = []
+    base_bytes = out["day2_bytes"]["history"]
+    for n in range(3, days + 1):
+        day = day1 + timedelta(days=n - 1)
+        t0 = time.perf_counter()
+        with conn.transaction():
+            for statement in SYNTHETIC_DAY.strip().split(";\n"):
+                if statement.strip():
+                    conn.execute(statement, {"day": day, "prev": day - timedelta(days=1), "share": churn_pct / 100.0})
+        per_day.append(round(time.perf_counter() - t0, 2))
+        if n % 10 == 0 or n == days:
+            vacuum(conn)
+            log(f"history: day {n}/{days}, {per_day[-1]} s, history {size(conn, HISTORY_TABLES) / 2**20:.0f} MiB")
+    vacuum(conn)
+    final_bytes = size(conn, HISTORY_TABLES)
+    out["synthetic_day_seconds"] = {"mean": round(sum(per_day) / max(len(per_day), 1), 2),
+                                    "max": max(per_day) if per_day else None}
+    out["bytes"] = {
+        "history_after_all_days": final_bytes,
+        "per_added_day": round((final_bytes - base_bytes) / max(days - 2, 1)),
+        "earlier_design_one_day": out["day1_bytes"]["earlier_design"],
+        "per_table": {t: size(conn, [t]) for t in HISTORY_TABLES},
+    }
+    out["rows"] = {"intervals": conn.execute("SELECT count(*) FROM aws_policy_verdicts").fetchone()[0],
+                   "evaluations": conn.execute("SELECT count(*) FROM aws_policy_evaluations").fetchone()[0]}
+    out["tiles_seconds"] = time_tiles(conn)
+    if retention_keep:
+        cutoff = today - timedelta(days=retention_keep)
+        t0 = time.perf_counter()
+        conn.autocommit = True
+        conn.execute("CALL aws_policy_expire_history(%s)", (cutoff,))
+        out["retention"] = {"keep_days": retention_keep, "seconds": round(time.perf_counter() - t0, 2),
+                            "bytes_after_vacuum": None}
+        conn.execute("VACUUM ANALYZE")
+        conn.autocommit = False
+        out["retention"]["bytes_after_vacuum"] = size(conn, HISTORY_TABLES)
+    conn.close()
+    return out
+
+
+def time_tiles(conn, repeat: int = 3, timeout_s: int = 60) -> dict:
+    """Best of `repeat` runs of each query (the first run warms the cache); a query over
+    timeout_s is reported as such."""
+    import psycopg
+
+    out = {}
+    queries = {name: (sql, {}) for name, sql in TILES.items()} | page_queries()
+    for name, (sql, params) in queries.items():
+        best = None
+        rows = None
+        try:
+            conn.execute(f"SET statement_timeout = '{timeout_s}s'")
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                rows = len(conn.execute(sql, params).fetchall())
+                elapsed = time.perf_counter() - t0
+                best = elapsed if best is None else min(best, elapsed)
+            out[name] = {"seconds": round(best, 3), "rows": rows}
+            log(f"tile {name}: {best:.3f} s ({rows} rows)")
+        except psycopg.Error as exc:
+            out[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
+            log(f"tile {name}: {out[name]['error']}")
+        conn.rollback()
+    return out
+
+
+def retime_tiles() -> dict:
+    from common import postgres
+
+    conn = postgres().connect(HISTORY_DB)
+    try:
+        return {"tiles_seconds": time_tiles(conn)}
+    finally:
+        conn.close()
