@@ -173,7 +173,8 @@ def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_con
     _analyze(hook)
     if report.failed:
         raise LoadError(
-            f"{len(report.failed)} account(s) could not be loaded (their previous staging rows are unchanged):\n"
+            f"{len(report.failed)} account(s) could not be loaded; every check writes 'error' verdicts for "
+            f"them for {plan['snapshot_date']}, the other accounts were loaded and checked:\n"
             + "\n".join(f"  {a}: {why}" for a, why in sorted(report.failed.items()))
         )
     return {"loaded": len(report.loaded), "missing": sorted(report.missing), "rows": sum(report.loaded.values())}
