@@ -1,6 +1,8 @@
 {#-
   Wraps a check's verdict query so that every check writes aws_policy_results the
   same way, in one transaction:
+    0. wait for the snapshot date's lock (iam_audit_lock_for_check: no load or same
+       check of another run of the date writes at the same time);
     1. delete this snapshot's earlier verdicts of the check for the snapshot's accounts;
     2. insert one verdict per (framework, control, resource) from the body, plus one
        'error' verdict per account whose needed data sets were not collected.
@@ -15,6 +17,8 @@
   A literal percent sign in a body must be written %%.
 -#}
 {% macro check(logic, needs) -%}
+SELECT iam_audit_lock_for_check(%(snapshot_date)s::date, '{{ logic }}');
+
 DELETE FROM aws_policy_results
 WHERE snapshot_date = %(snapshot_date)s
   AND control_logic = '{{ logic }}'
