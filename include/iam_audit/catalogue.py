@@ -8,6 +8,8 @@ from functools import cache
 from pathlib import Path
 
 import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 
 from iam_audit.paths import CATALOGUE_FILE, CHECKS_DIR
 
@@ -52,17 +54,11 @@ class CheckLogic:
         return tuple(c.framework for c in self.controls)
 
     def doc_md(self) -> str:
-        """Markdown for the task docs: titles per version, what, why, audit, fix, severity, data sets."""
-        rows = "\n".join(
-            f"| {c.framework} | {c.check_id} | {_cell(c.title)} | {c.level or ''} | {c.assessment} |"
-            + (f" `{json.dumps(c.params, sort_keys=True)}` |" if c.params else " |")
-            for c in self.controls
-        )
+        """Markdown for the task docs (Airflow's narrow docs panel): what, why, audit, fix first, then
+        the control's number in each framework version on one line, titles, levels and params only where
+        versions differ."""
         parts = [
             f"### {self.title}\n",
-            "| framework | control | title | level | benchmark assessment | params |\n"
-            "|---|---|---|---|---|---|\n"
-            f"{rows}\n",
             f"**Checks:** {self.summary}\n",
             f"**Why:** {self.rationale}\n",
         ]
@@ -72,13 +68,53 @@ class CheckLogic:
             f"**Fix:** {self.remediation}\n",
             f"Severity **{self.severity}** · reads {', '.join(f'`{n}`' for n in self.needs)} · "
             f"logic `sql/checks/{self.logic}.sql`\n",
+            "**Numbers:** " + _version_line(self.controls, lambda c: c.check_id
+                                            + (" (manual)" if c.assessment == "manual" else "")) + "\n",
         ]
+        titles = _grouped(self.controls, lambda c: c.title)
+        if len(titles) > 1:
+            parts.append("**Titles:** " + " · ".join(f"{versions}: {title}" for title, versions in titles) + "\n")
+        levels = _grouped(self.controls, lambda c: c.level or "–")
+        if levels != [("–", levels[0][1])]:
+            parts.append("**Level:** " + (levels[0][0] if len(levels) == 1 else " · ".join(
+                f"{versions} {level}" for level, versions in levels)) + "\n")
+        params = _grouped(self.controls, lambda c: json.dumps(c.params, sort_keys=True) if c.params else "")
+        if any(value for value, _ in params):
+            parts.append("**Params:** " + (f"`{params[0][0]}`" if len(params) == 1 else " · ".join(
+                f"{versions} `{value}`" if value else f"{versions} none" for value, versions in params)) + "\n")
         return "\n".join(parts)
 
 
-def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell."""
-    return text.replace("|", "\\|").replace("\n", " ")
+def _short_version(framework: str) -> str:
+    return framework.removeprefix("cis_")
+
+
+def _version_line(controls: tuple[FrameworkControl, ...], label) -> str:
+    """'CIS v1.2.0 1.12 · v1.3.0 1.4 · … · iam_hygiene IH.1': each framework family named once."""
+    out, family = [], None
+    for control in sorted(controls, key=lambda c: framework_sort_key(c.framework)):
+        name = "CIS" if control.framework.startswith("cis_") else control.framework
+        head = _short_version(control.framework) if name == "CIS" else ""
+        if name != family:
+            head = f"{name} {head}".strip()
+        family = name
+        out.append(f"{head} {label(control)}")
+    return " · ".join(out)
+
+
+def _grouped(controls: tuple[FrameworkControl, ...], key) -> list[tuple[str, str]]:
+    """(value, versions) pairs: the versions sharing each key(control) value, as 'v1.4.0–v6.0.0' when
+    consecutive, in version order of their first member."""
+    ordered = sorted(controls, key=lambda c: framework_sort_key(c.framework))
+    groups: dict[str, list[int]] = {}
+    for i, control in enumerate(ordered):
+        groups.setdefault(key(control), []).append(i)
+    out = []
+    for value, idx in groups.items():
+        names = [_short_version(ordered[i].framework) for i in idx]
+        consecutive = len(idx) > 2 and idx[-1] - idx[0] == len(idx) - 1
+        out.append((value, f"{names[0]}–{names[-1]}" if consecutive else ", ".join(names)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -119,6 +155,46 @@ class CatalogueError(ValueError):
     pass
 
 
+def _params_validator(logic: str, schema: dict | None, source: str) -> Draft202012Validator | None:
+    """The JSON Schema every control of `logic` must meet with its params.
+
+    Every property the schema declares is required and no other is allowed, so a
+    version that forgets a param is a load error, never a NULL in the check's SQL.
+    """
+    if schema is None:
+        return None
+    if not isinstance(schema, dict) or schema.get("type", "object") != "object":
+        raise CatalogueError(f"{source}: {logic}: params_schema must be a JSON Schema of type object")
+    full = {
+        "type": "object",
+        **schema,
+        "required": sorted(schema.get("properties", {})),
+        "additionalProperties": False,
+    }
+    try:
+        Draft202012Validator.check_schema(full)
+    except SchemaError as exc:
+        raise CatalogueError(f"{source}: {logic}: params_schema is not a valid JSON Schema: {exc.message}") from None
+    return Draft202012Validator(full)
+
+
+def _check_params(validator: Draft202012Validator | None, params, logic: str, framework: str, check_id: str,
+                  source: str) -> dict:
+    where = f"{source}: {framework} control {check_id} ({logic})"
+    if validator is None:
+        if params:
+            raise CatalogueError(f"{where}: has params {sorted(params)} but the logic declares no params_schema")
+        return {}
+    params = {} if params is None else params
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.path))
+    if errors:
+        details = "; ".join(
+            (f"params.{'.'.join(str(p) for p in e.path)}: " if e.path else "params: ") + e.message for e in errors
+        )
+        raise CatalogueError(f"{where}: {details}")
+    return params
+
+
 def parse_catalogue(data: dict, source: str = "catalogue") -> Catalogue:
     checks = []
     seen: set[tuple[str, str]] = set()
@@ -127,6 +203,7 @@ def parse_catalogue(data: dict, source: str = "catalogue") -> Catalogue:
         severity = entry["severity"]
         if severity not in SEVERITIES:
             raise CatalogueError(f"{source}: {logic}: severity {severity!r} is not one of {SEVERITIES}")
+        validator = _params_validator(logic, entry.get("params_schema"), source)
         controls = []
         for framework, spec in entry["frameworks"].items():
             key = (framework, str(spec["id"]))
@@ -142,7 +219,8 @@ def parse_catalogue(data: dict, source: str = "catalogue") -> Catalogue:
                     assessment=spec.get("assessment", "automated"),
                     logic=logic,
                     severity=severity,
-                    params=spec.get("params") or {},
+                    params=_check_params(validator, spec.get("params"), logic, framework, str(spec["id"]),
+                                         source),
                 )
             )
         checks.append(

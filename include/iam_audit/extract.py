@@ -78,22 +78,28 @@ def _paginate(client, operation: str, result_keys: tuple[str, ...], **kwargs) ->
 def get_credential_report(iam, poll_budget_seconds: float = 120.0, sleep: Callable = time.sleep) -> dict:
     """Generate (or reuse AWS's cached) credential report, then poll GetCredentialReport until it is ready.
 
-    Polling with Get rather than Generate costs 2 calls for a fresh report instead of 3.
+    Polling with Get rather than Generate costs 2 calls for a fresh report instead of 3. Within the
+    one budget: ReportExpired / ReportNotPresent from Get mean generate again, and LimitExceeded from
+    Generate (too many generations in progress; botocore does not retry it) means wait and generate again.
     """
     deadline = time.monotonic() + poll_budget_seconds
-    state = iam.generate_credential_report().get("State")
-    delay = 0.0 if state == "COMPLETE" else 1.0
+    delay, generate = 0.0, True
     while True:
         if delay:
             sleep(delay)
         try:
+            if generate:
+                generate = False
+                if iam.generate_credential_report().get("State") != "COMPLETE":
+                    delay = 1.0
+                    continue
             response = iam.get_credential_report()
             break
         except ClientError as exc:
             code = error_code(exc)
-            if code == "ReportExpired":
-                raise DatasetUnavailable(code, f"GetCredentialReport: {exc}") from None
-            if code not in ("ReportInProgress", "ReportNotPresent"):
+            if code in ("LimitExceeded", "ReportExpired", "ReportNotPresent"):
+                generate = True
+            elif code != "ReportInProgress":
                 raise
             delay = min(max(delay * 2, 1.0), 10.0)
             if time.monotonic() + delay > deadline:

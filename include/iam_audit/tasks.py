@@ -79,9 +79,9 @@ def discover(plan: dict, aws_conn_id: str) -> list[dict]:
     from iam_audit.aws import target_from_connection
 
     store = _store(plan, aws_conn_id)
-    if not store.bucket_exists():
-        raise ConfigError(f"Variable iam_audit_bucket names bucket {store.bucket!r}, which does not exist "
-                          "or is not readable with the aws_default connection")
+    unreadable = store.check_readable(plan["config"]["prefix"])
+    if unreadable:
+        raise ConfigError(f"Variable iam_audit_bucket names bucket {store.bucket!r}: {unreadable}")
     if plan["mode"] == "replay":
         accounts = _replay_accounts(store, plan)
         _check_map_length(len(accounts))

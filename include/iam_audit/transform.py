@@ -41,7 +41,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "require_uppercase_characters", "require_lowercase_characters", "allow_users_to_change_password",
         "expire_passwords", "max_password_age", "password_reuse_prevention", "hard_expiry",
     ),
-    "account_summary": ("account_mfa_enabled", "account_access_keys_present", "summary"),
+    "account_summary": ("account_mfa_enabled", "account_access_keys_present", "summary", "account_password_present"),
     "virtual_mfa_devices": ("serial_number", "user_arn", "user_name", "enable_date"),
     "access_keys": (
         "user_name", "user_arn", "access_key_id", "status", "create_date", "last_used_date",
@@ -223,7 +223,8 @@ def password_policy(payload: dict) -> dict[str, list[tuple]]:
 
 def account_summary(payload: dict) -> dict[str, list[tuple]]:
     s = payload["SummaryMap"]
-    return {"account_summary": [(s.get("AccountMFAEnabled"), s.get("AccountAccessKeysPresent"), _json(s))]}
+    return {"account_summary": [(s.get("AccountMFAEnabled"), s.get("AccountAccessKeysPresent"), _json(s),
+                                 s.get("AccountPasswordPresent"))]}
 
 
 def virtual_mfa_devices(payload: dict) -> dict[str, list[tuple]]:

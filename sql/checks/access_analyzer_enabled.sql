@@ -1,42 +1,78 @@
 -- access_analyzer_enabled · cis_v1.3.0 1.21 · cis_v1.4.0 1.20 · cis_v1.5.0 1.20 · cis_v2.0.0 1.20 · cis_v3.0.0 1.20 · cis_v4.0.0 1.20 · cis_v5.0.0 1.19 · cis_v6.0.0 2.19 · severity medium
--- IAM Access Analyzer has an active analyzer in every enabled region.
--- Audit: for every region of DescribeRegions that is enabled (OptInStatus
--- 'opt-in-not-required' or 'opted-in', or NULL), accessanalyzer ListAnalyzers must
--- return an analyzer with status ACTIVE. Analyzers of any type count (ACCOUNT or
--- ORGANIZATION zone of trust, unused-access analyzers too).
+-- IAM Access Analyzer has an active external access analyzer (in every enabled
+-- region from v1.4.0 on).
+-- Audit: the enabled regions are those of DescribeRegions with OptInStatus
+-- 'opt-in-not-required' or 'opted-in' (or NULL); an analyzer counts when ListAnalyzers
+-- shows it with status ACTIVE and a type in params.analyzer_types.
+--   params.scope = any_region (v1.3.0 1.21, "Ensure that IAM Access analyzer is
+--     enabled"): one counting analyzer in any enabled region passes;
+--   params.scope = all_regions (v1.4.0 on, "... for all regions"): every enabled
+--     region needs one.
+-- DECISION: params.analyzer_types is [ACCOUNT, ORGANIZATION] (external access) in
+-- every version. v5.0.0 and v6.0.0 ask for an *external access* analyzer in words;
+-- the earlier versions predate the unused-access (2023) and internal-access (2025)
+-- types, and their rationale is finding resources shared with an external entity,
+-- which only external access analyzers report. An unused- or internal-access
+-- analyzer therefore never counts; the reason names it when it is all a region has.
 -- DECISION: an account with no enabled region recorded fails (coverage cannot be
 -- shown) instead of passing vacuously. Analyzers in regions that are not enabled are
--- ignored.
--- Reads: regions, access_analyzers. Resource: the 12-digit account id (account-level).
+-- ignored. An analyzer whose status or type is NULL does not count (unknown never
+-- passes).
+-- Reads: regions, access_analyzers (region_name, analyzer_type, status). Resource:
+-- the 12-digit account id (account-level).
 {% from 'macros/check.sql' import check %}
 {% call check('access_analyzer_enabled', needs=['regions', 'access_analyzers']) %}
-SELECT c.framework, c.check_id, r.account_id, r.account_id, 'account',
-       CASE WHEN coalesce(g.enabled, 0) > 0 AND g.missing = 0 THEN 'pass' ELSE 'fail' END,
-       CASE WHEN coalesce(g.enabled, 0) = 0
-            THEN 'No enabled region was recorded for the account, so Access Analyzer coverage cannot be shown; check DescribeRegions and create an analyzer in every enabled region.'
-            WHEN g.missing = 0
-            THEN format('IAM Access Analyzer has an active analyzer in all %%s enabled regions.', g.enabled)
-            ELSE format('IAM Access Analyzer has no active analyzer in %%s of %%s enabled regions: %%s%%s. Create an analyzer in each of them.',
-                        g.missing, g.enabled,
-                        array_to_string(g.missing_regions[1:10], ', '),
-                        CASE WHEN g.missing > 10 THEN format(' and %%s more', g.missing - 10) ELSE '' END)
+SELECT framework, check_id, account_id, account_id, 'account',
+       CASE WHEN enabled = 0 THEN 'fail'
+            WHEN scope = 'all_regions' AND missing = 0 THEN 'pass'
+            WHEN scope = 'any_region' AND enabled > missing THEN 'pass'
+            ELSE 'fail' END,
+       CASE WHEN enabled = 0
+            THEN 'No enabled region was recorded for the account, so Access Analyzer coverage cannot be shown; check DescribeRegions and create an external access analyzer (type ' || types || ').'
+            WHEN scope = 'all_regions' AND missing = 0
+            THEN format('IAM Access Analyzer has an active analyzer of type %%s in all %%s enabled regions.', types, enabled)
+            WHEN scope = 'any_region' AND enabled > missing
+            THEN format('IAM Access Analyzer has an active analyzer of type %%s in %%s of %%s enabled regions (%%s%%s).',
+                        types, enabled - missing, enabled, array_to_string(covered_regions[1:10], ', '),
+                        CASE WHEN enabled - missing > 10 THEN format(' and %%s more', enabled - missing - 10) ELSE '' END)
+            WHEN scope = 'any_region'
+            THEN format('No enabled region (of %%s) has an active IAM Access Analyzer of type %%s%%s; create an external access analyzer.',
+                        enabled, types, coalesce('; not counted: ' || others, ''))
+            ELSE format('IAM Access Analyzer has no active analyzer of type %%s in %%s of %%s enabled regions: %%s%%s%%s. Create an external access analyzer in each of them.',
+                        types, missing, enabled,
+                        array_to_string(missing_regions[1:10], ', '),
+                        CASE WHEN missing > 10 THEN format(' and %%s more', missing - 10) ELSE '' END,
+                        coalesce(' (not counted: ' || others || ')', ''))
        END
-FROM controls c
-CROSS JOIN ready_accounts r
-LEFT JOIN (
-    SELECT reg.account_id,
-           count(*) AS enabled,
-           count(*) FILTER (WHERE NOT reg.has_active) AS missing,
-           array_agg(reg.region_name ORDER BY reg.region_name) FILTER (WHERE NOT reg.has_active) AS missing_regions
-    FROM (
-        SELECT g.account_id, g.region_name,
+FROM (
+    SELECT c.framework, c.check_id, r.account_id, c.params->>'scope' AS scope,
+           array_to_string(t.types, ' or ') AS types,
+           count(reg.region_name) AS enabled,
+           count(reg.region_name) FILTER (WHERE NOT reg.counted) AS missing,
+           array_agg(reg.region_name ORDER BY reg.region_name) FILTER (WHERE NOT reg.counted) AS missing_regions,
+           array_agg(reg.region_name ORDER BY reg.region_name) FILTER (WHERE reg.counted) AS covered_regions,
+           string_agg(reg.region_name || ' has only ' || reg.other_types, '; ' ORDER BY reg.region_name)
+               FILTER (WHERE NOT reg.counted AND reg.other_types IS NOT NULL) AS others
+    FROM controls c
+    CROSS JOIN LATERAL (
+        SELECT array_agg(x ORDER BY x) AS types FROM jsonb_array_elements_text(c.params -> 'analyzer_types') AS x
+    ) AS t
+    CROSS JOIN ready_accounts r
+    LEFT JOIN LATERAL (
+        SELECT g.region_name,
                EXISTS (SELECT 1 FROM iam_stage.access_analyzers a
                        WHERE a.snapshot_date = g.snapshot_date AND a.account_id = g.account_id
-                         AND a.region_name = g.region_name AND upper(a.status) = 'ACTIVE') AS has_active
+                         AND a.region_name = g.region_name AND upper(a.status) = 'ACTIVE'
+                         AND upper(a.analyzer_type) = ANY(t.types)) AS counted,
+               (SELECT string_agg(DISTINCT format('%%s analyzer %%s (%%s)', coalesce(a.analyzer_type, 'an untyped'),
+                                                  a.analyzer_name, coalesce(a.status, 'no status')), ', ')
+                FROM iam_stage.access_analyzers a
+                WHERE a.snapshot_date = g.snapshot_date AND a.account_id = g.account_id
+                  AND a.region_name = g.region_name) AS other_types
         FROM iam_stage.regions g
-        WHERE g.snapshot_date = %(snapshot_date)s
+        WHERE g.snapshot_date = %(snapshot_date)s AND g.account_id = r.account_id
           AND (g.opt_in_status IS NULL OR g.opt_in_status IN ('opt-in-not-required', 'opted-in'))
-    ) AS reg
-    GROUP BY reg.account_id
-) AS g ON g.account_id = r.account_id
+    ) AS reg ON true
+    GROUP BY c.framework, c.check_id, c.params, t.types, r.account_id
+) AS per_account
 {% endcall %}

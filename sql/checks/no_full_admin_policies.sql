@@ -8,11 +8,14 @@
 --                              attached or not;
 --   attached (v1.3.0 on):      every policy with attachment_count > 0, customer or
 --                              AWS managed.
--- DECISION: v1.2.0's title says "are not created" and its audit runs list-policies
--- --scope Local, so it evaluates customer-managed policies whether attached or not
--- (AWS-managed policies are not created by the account). v3.0.0's title says "are not
--- attached" and its audit runs list-policies --only-attached, so it evaluates every
--- attached policy, including the AWS-managed AdministratorAccess.
+-- DECISION: v1.2.0's title says "are not created"; its audit runs
+-- `aws iam list-policies --output text` (every policy, no scope filter) and then reads
+-- each default version. We take the title's word: only the account can create a
+-- policy, so v1.2.0 evaluates customer-managed policies whether attached or not
+-- (AWS-managed policies, AdministratorAccess included, are not created by the
+-- account). v3.0.0's title says "are not attached" and its audit runs list-policies
+-- --only-attached, so it evaluates every attached policy, including the AWS-managed
+-- AdministratorAccess.
 -- DECISION: a policy in scope whose document was not collected fails (it cannot be
 -- shown to be free of "*:*"), with a reason that says so.
 -- Reads: authorization_details (managed_policies). Resource: the policy's ARN.

@@ -3,6 +3,9 @@
 -- Audit: the <root_account> row of the credential report; password_last_used,
 -- access_key_1_last_used_date and access_key_2_last_used_date must all be older than
 -- params.max_days_since_use days before as_of (or never used: NULL).
+-- DECISION: N (params.max_days_since_use, 90) is this tool's choice: no version's
+-- audit names a number of days (it shows the last-use dates for a person to judge);
+-- Steampipe uses 90, Prowler 1. It stays a catalogue param, set per version.
 -- DECISION: "within N days" is inclusive: a use exactly N days before as_of fails,
 -- N+1 days passes. Access-key use counts whether or not the key is still active
 -- (root_access_keys reports the keys themselves).

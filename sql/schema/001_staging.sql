@@ -185,6 +185,10 @@ CREATE TABLE IF NOT EXISTS iam_stage.account_summary (
     summary jsonb NOT NULL,
     PRIMARY KEY (snapshot_date, account_id)
 );
+-- AccountPasswordPresent (1: root has a console password, 0: none, e.g. removed
+-- by centralized root access). NULL: the response had no such key (older
+-- snapshots, emulators), which is unknown, not "no password".
+ALTER TABLE iam_stage.account_summary ADD COLUMN IF NOT EXISTS account_password_present integer;
 
 CREATE TABLE IF NOT EXISTS iam_stage.virtual_mfa_devices (
     snapshot_date date NOT NULL,

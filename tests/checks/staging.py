@@ -161,10 +161,15 @@ class Snapshot:
         """GetAccountPasswordPolicy answered NoSuchEntity."""
         return self.row("password_policy", account_id, has_policy=False)
 
-    def account_summary(self, account_id: str, *, mfa: int | None = 1, root_keys: int | None = 0) -> Snapshot:
+    def account_summary(self, account_id: str, *, mfa: int | None = 1, root_keys: int | None = 0,
+                        password_present: int | None = 1) -> Snapshot:
+        """GetAccountSummary; password_present None: the response had no AccountPasswordPresent key."""
         summary = {"AccountMFAEnabled": mfa, "AccountAccessKeysPresent": root_keys, "Users": 1}
+        if password_present is not None:
+            summary["AccountPasswordPresent"] = password_present
         return self.row("account_summary", account_id, account_mfa_enabled=mfa,
-                        account_access_keys_present=root_keys, summary=summary)
+                        account_access_keys_present=root_keys, account_password_present=password_present,
+                        summary=summary)
 
     def virtual_mfa(self, account_id: str, serial_name: str, user_arn: str | None = None,
                     user_name: str | None = None) -> Snapshot:

@@ -51,6 +51,37 @@ def test_root_without_password_passes_from_v5(db):
         assert "ReportInProgress" in got[(framework, check_id, NO_REPORT, NO_REPORT)][1]
         if framework in WITHOUT_PASSWORD_PASSES:
             assert "no password" in got[(framework, check_id, NO_PW, NO_PW)][1]
-            assert "does not show its password removed" in got[(framework, check_id, UNKNOWN_PW, UNKNOWN_PW)][1]
+            assert "is not shown removed" in got[(framework, check_id, UNKNOWN_PW, UNKNOWN_PW)][1]
         else:
             assert "no MFA device" in got[(framework, check_id, NO_PW, NO_PW)][1]
+
+
+SUMMARY_NO_PW, SUMMARY_UNKNOWN, SUMMARY_HAS_PW, BOTH_NO_PW = (f"{n:012d}" for n in range(21, 25))
+
+
+def test_account_password_present_zero_passes_from_v5(db):
+    """The benchmark's command-line audit: GetAccountSummary AccountPasswordPresent = 0."""
+    s = Snapshot(db)
+    # AWS's usual root row says password_enabled 'not_supported' (NULL): the summary decides
+    s.account(SUMMARY_NO_PW).account_summary(SUMMARY_NO_PW, mfa=0, password_present=0)
+    s.user(SUMMARY_NO_PW, "<root_account>", is_root=True)
+    # no AccountPasswordPresent key and no password_enabled: unknown, never a pass
+    s.account(SUMMARY_UNKNOWN).account_summary(SUMMARY_UNKNOWN, mfa=0, password_present=None)
+    s.user(SUMMARY_UNKNOWN, "<root_account>", is_root=True)
+    s.account(SUMMARY_HAS_PW).account_summary(SUMMARY_HAS_PW, mfa=0, password_present=1)
+    s.user(SUMMARY_HAS_PW, "<root_account>", is_root=True)
+    s.account(BOTH_NO_PW).account_summary(BOTH_NO_PW, mfa=0, password_present=0)
+    s.user(BOTH_NO_PW, "<root_account>", is_root=True, password_enabled=False)
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    for framework, check_id in ALL_IDS.items():
+        passes = framework in WITHOUT_PASSWORD_PASSES
+        assert statuses(db, LOGIC, framework) == {
+            SUMMARY_NO_PW: "pass" if passes else "fail", SUMMARY_UNKNOWN: "fail", SUMMARY_HAS_PW: "fail",
+            BOTH_NO_PW: "pass" if passes else "fail",
+        }, framework
+        if passes:
+            got = verdicts(db, LOGIC, framework)
+            assert "AccountPasswordPresent = 0" in got[(framework, check_id, SUMMARY_NO_PW, SUMMARY_NO_PW)][1]
+            both = got[(framework, check_id, BOTH_NO_PW, BOTH_NO_PW)][1]
+            assert "AccountPasswordPresent = 0 and credential report password_enabled = false" in both

@@ -51,10 +51,38 @@ def fetch_results(stack, snapshot_date) -> dict:
     return {(f, c, a, r): (s, why) for f, c, a, r, s, why in rows}
 
 
+class FirstRun(tuple):
+    """(DagRunResult, verdicts, AWS calls); .requests: the authorisation requests of the run,
+    .refused: those the enforced shipped policies refused."""
+
+    requests: list[dict]
+    refused: list[dict]
+
+
+def shipped_policies(bucket: str, prefix: str = "iam", role_name: str = "OrganizationAccountAccessRole"):
+    """The emulator's enforcement rules: include/policies/ for the pipeline's key and the audit role."""
+    from iam_audit.devenv.stack import EMULATOR_ACCESS_KEY
+    from iam_audit.policies import load_policy
+
+    values = {"AuditRoleName": role_name, "Bucket": bucket, "Prefix": prefix}
+    pipeline = [load_policy(n, **values) for n in ("pipeline-discovery.json", "s3-raw-writer.json",
+                                                   "s3-raw-reader.json")]
+    return [{"access_key": EMULATOR_ACCESS_KEY, "policies": pipeline},
+            {"role_name": role_name, "policies": [load_policy("audit-role-permissions.json", **values)]}]
+
+
 @pytest.fixture(scope="session")
 def first_run(e2e_stack, run, today):
-    """One clean run: (DagRunResult, verdicts, AWS calls it made)."""
-    e2e_stack.emulator.clear_faults()
-    e2e_stack.emulator.reset_calls()
-    result = run(today)
-    return result, fetch_results(e2e_stack, today), e2e_stack.emulator.calls()
+    """One clean run under the shipped least-privilege policies, enforced by the emulator."""
+    emulator = e2e_stack.emulator
+    emulator.clear_faults()
+    emulator.reset_calls()
+    emulator.enforce(shipped_policies(e2e_stack.bucket))
+    try:
+        result = run(today)
+        refused = emulator.refused()
+    finally:
+        emulator.clear_enforcement()
+    out = FirstRun((result, fetch_results(e2e_stack, today), emulator.calls()))
+    out.requests, out.refused = emulator.requests(), refused
+    return out

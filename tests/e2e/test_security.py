@@ -8,27 +8,49 @@ import sqlite3
 
 import pytest
 from iam_audit.devenv.stack import EMULATOR_SECRET_KEY
-from iam_audit.policies import allows, iam_action, is_mutating, load_policy
+from iam_audit.policies import allows, evaluate, iam_action, is_mutating, load_policy
+
+from tests.old_policies import old_reader
 
 pytestmark = pytest.mark.e2e
 MANAGEMENT = "123456789012"
 
 
-def test_every_operation_is_allowed_and_read_only(first_run):
+def test_every_operation_is_allowed_and_read_only(first_run, e2e_stack):
+    """The run succeeded with the shipped policies enforced, and each authorisation request it made
+    (action, resource ARN, condition keys, with the run's real bucket and prefix) is allowed by them."""
     result, _, calls = first_run
-    assert result.state == "success"
-    values = {"AuditRoleName": "OrganizationAccountAccessRole", "Bucket": "b", "Prefix": "iam"}
+    assert result.state == "success", (result.failed_tasks, first_run.refused)
+    assert first_run.refused == []
+    values = {"AuditRoleName": "OrganizationAccountAccessRole", "Bucket": e2e_stack.bucket, "Prefix": "iam"}
     audit_role = [load_policy("audit-role-permissions.json", **values)]
     pipeline = [load_policy(name, **values)
                 for name in ("pipeline-discovery.json", "s3-raw-writer.json", "s3-raw-reader.json")]
+    requests = first_run.requests
+    assert len({r["action"] for r in requests}) > 10, requests
+    for r in requests:
+        policies = audit_role if r["principal"].endswith(":role/OrganizationAccountAccessRole") else pipeline
+        decision = evaluate(policies, r["action"], r["resource"], r["context"])
+        assert decision.allowed, f"{r} is refused by include/policies/ ({decision.decision})"
+        assert not is_mutating(r["action"]), f"{r['action']} mutates IAM or Organizations"
+    bucket_arn = f"arn:aws:s3:::{e2e_stack.bucket}"
+    listings = [r for r in requests if r["action"] == "s3:ListBucket"]
+    assert listings and all(r["resource"] == bucket_arn and r["context"]["s3:prefix"].startswith("iam/")
+                            for r in listings), listings
+    puts = [r for r in requests if r["action"] == "s3:PutObject"]
+    assert puts and all(r["resource"].startswith(bucket_arn + "/iam/") for r in puts)
     actions = {(c["account_id"], iam_action(c["service"], c["action"])) for c in calls}
-    assert len(actions) > 10, actions
-    for account_id, action in sorted(actions):
-        policies = audit_role + pipeline if account_id == MANAGEMENT else audit_role
-        assert allows(policies, action), f"{action} in {account_id} is not allowed by include/policies/"
-        assert not is_mutating(action), f"{action} mutates IAM or Organizations"
     member_actions = {a for acct, a in actions if acct != MANAGEMENT}
     assert "iam:GetAccountAuthorizationDetails" in member_actions and "sts:AssumeRole" not in member_actions
+
+
+def test_the_old_reader_policy_would_have_refused_the_bucket_check(first_run, e2e_stack):
+    """Negative case: HeadBucket's request (s3:ListBucket, no s3:prefix) under the reader policy of before."""
+    bucket_arn = f"arn:aws:s3:::{e2e_stack.bucket}"
+    assert not evaluate([old_reader(e2e_stack.bucket, "iam")], "s3:ListBucket", bucket_arn, {}).allowed
+    # the run's own bucket check is a listing under the prefix, which both allow
+    check = next(r for r in first_run.requests if r["action"] == "s3:ListBucket" and r["context"].get("s3:max-keys"))
+    assert evaluate([old_reader(e2e_stack.bucket, "iam")], check["action"], check["resource"], check["context"]).allowed
 
 
 def test_policies_refuse_what_the_pipeline_must_not_do():

@@ -167,6 +167,19 @@ def test_root_mfa_strong_vs_weak(emulator: Emulator, manifest: dict[str, Any]) -
     assert rows[0]["access_key_1_active"] == "false"
 
 
+def test_account_summary_reports_root_password_presence(emulator: Emulator, manifest: dict[str, Any]) -> None:
+    weak = account_by_profile(manifest, "weak")
+    iam = member_session(emulator, weak["id"]).client("iam", endpoint_url=emulator.url)
+    assert iam.get_account_summary()["SummaryMap"]["AccountPasswordPresent"] == 1
+    assert credential_report(emulator, weak["id"])[0]["password_enabled"] == "not_supported"
+    emulator.set_root(account_id=weak["id"], password=False)
+    try:
+        assert iam.get_account_summary()["SummaryMap"]["AccountPasswordPresent"] == 0
+        assert credential_report(emulator, weak["id"])[0]["password_enabled"] == "false"
+    finally:
+        emulator.set_root(account_id=weak["id"], password=True)
+
+
 def test_none_profile_account(emulator: Emulator, manifest: dict[str, Any]) -> None:
     none = account_by_profile(manifest, "none")
     iam = member_session(emulator, none["id"]).client("iam", endpoint_url=emulator.url)

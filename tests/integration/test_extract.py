@@ -87,6 +87,20 @@ def test_credential_report_that_never_becomes_ready(emulator):
     assert results["authorization_details"].ok
 
 
+@pytest.mark.parametrize("fault", [
+    {"action": "GetCredentialReport", "error": "ReportExpired", "times": 1},
+    {"action": "GenerateCredentialReport", "error": "LimitExceeded", "times": 2},
+])
+def test_expired_report_and_generation_limit_regenerate_within_the_budget(emulator, fault):
+    account_id = account_of(emulator.manifest, "weak")
+    emulator.set_faults([{"account_id": account_id, "service": "iam", **fault}])
+    results = extract(emulator, account_id, poll_budget_seconds=30)
+    assert results["credential_report"].ok, results["credential_report"].error_message
+    assert results["access_keys"].ok
+    calls = {c["action"]: c["count"] for c in emulator.calls() if c["account_id"] == account_id}
+    assert calls["GenerateCredentialReport"] >= 2
+
+
 def test_assume_role_denied_is_reported_for_the_account(emulator):
     account_id = account_of(emulator.manifest, "weak")
     emulator.set_faults([{"service": "sts", "action": "AssumeRole", "error": "AccessDenied",

@@ -82,6 +82,22 @@ def test_raw_objects_can_use_kms(emulator, bucket):
     assert head["ServerSideEncryption"] == "aws:kms" and key_id in head["SSEKMSKeyId"]
 
 
+def test_objects_over_8_mib_are_one_encrypted_put_under_the_writer_deny(emulator, bucket):
+    """The writer policy denies s3:PutObject without the SSE header; a multipart upload's UploadPart
+    never carries it, so a large GetAccountAuthorizationDetails object must go in one PutObject."""
+    import os
+
+    emulator.deny_unencrypted_puts(bucket)
+    with pytest.raises(Exception, match="AccessDenied"):
+        s3(emulator).put_object(Bucket=bucket, Key="iam/plain.json", Body=b"{}")
+    data = os.urandom(9 * 1024 * 1024)
+    S3RawStore(bucket).put("iam/big.json.gz", data)
+    assert s3(emulator).get_object(Bucket=bucket, Key="iam/big.json.gz")["Body"].read() == data
+    assert s3(emulator).head_object(Bucket=bucket, Key="iam/big.json.gz")["ServerSideEncryption"] == "AES256"
+    s3_actions = {c["action"] for c in emulator.calls() if c["service"] == "s3"}
+    assert "UploadPart" not in s3_actions and "CreateMultipartUpload" not in s3_actions
+
+
 def test_corrupt_object_fails_that_account_only(emulator, bucket, db, postgres, database):
     weak, strong = account_of(emulator.manifest, "weak"), account_of(emulator.manifest, "strong")
     for account_id in (weak, strong):

@@ -67,3 +67,15 @@ def test_every_cis_logic_explains_itself():
                 assert text in doc, (check.logic, text)
             for control in check.controls:
                 assert control.title in doc
+
+
+def test_titles_as_the_benchmarks_write_them():
+    def title(logic, framework):
+        return next(c.title for c in CATALOGUE.check(logic).controls if c.framework == framework)
+
+    for framework in ("cis_v4.0.0", "cis_v5.0.0", "cis_v6.0.0"):
+        assert title("policies_on_groups_or_roles_only", framework) == (
+            "Ensure IAM users receive permissions only through groups")
+    assert title("access_analyzer_enabled", "cis_v4.0.0") == (
+        "Ensure that IAM Access Analyzer is enabled for all regions")
+    assert title("access_analyzer_enabled", "cis_v1.3.0") == "Ensure that IAM Access analyzer is enabled"

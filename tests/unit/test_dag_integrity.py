@@ -33,7 +33,7 @@ def test_one_task_per_check_file(dag):
         assert task.sql.startswith(f"-- {logic}")  # the file, resolved from template_searchpath
         assert task.conn_id == "postgres_default"
         assert task.trigger_rule == "none_skipped"
-        assert task.doc_md and "|" in task.doc_md
+        assert task.doc_md and "**Numbers:**" in task.doc_md
 
 
 def test_flow(dag):

@@ -99,3 +99,14 @@ def test_authorization_details_attachments_and_unused_aws_policies():
     assert '"Action": "*"' in policies["Mine"]["document"]
     assert out["group_memberships"] == [("arn:aws:iam::1:user/u", "g")]
     assert out["inline_policies"][0][3:] == ("inline", '{"Statement": []}')  # URL-encoded JSON is decoded
+
+
+def test_account_summary_keeps_account_password_present():
+    summary = {"SummaryMap": {"AccountMFAEnabled": 0, "AccountAccessKeysPresent": 0, "AccountPasswordPresent": 0}}
+    (row,) = transform.account_summary(summary)["account_summary"]
+    values = dict(zip(COLUMNS["account_summary"], row, strict=True))
+    assert values["account_password_present"] == 0 and values["account_mfa_enabled"] == 0
+    # moto and older responses have no such key: unknown, stored NULL
+    (row,) = transform.account_summary({"SummaryMap": {"AccountMFAEnabled": 1, "AccountAccessKeysPresent": 0}})[
+        "account_summary"]
+    assert dict(zip(COLUMNS["account_summary"], row, strict=True))["account_password_present"] is None

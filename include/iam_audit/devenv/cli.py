@@ -106,7 +106,7 @@ def sql(argv: list[str]) -> int:
 
     pg = start_postgres(STATE_DIR / "pg")
     psql = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
-    cmd = [str(psql), "-h", pg.socket_dir, "-U", "postgres", "-d", COMPLIANCE_DB]
+    cmd = [str(psql), "-h", pg.socket_dir, "-p", str(pg.port), "-U", "postgres", "-d", COMPLIANCE_DB]
     if argv and argv[0]:
         cmd += ["-c", argv[0]]
     return subprocess.call(cmd)

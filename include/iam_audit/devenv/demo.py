@@ -52,11 +52,15 @@ def main(argv: list[str] | None = None) -> int:
 
         report_path = stack.state_dir / "report.html"
         write_report(conn, row[0], report_path)
+    bi_login = "bi_reader"  # a login in role compliance_reader, for BI tools over TCP
+    bi_password = stack.postgres.ensure_login(bi_login, "compliance_reader", stack.state_dir / f"{bi_login}.password")
     example = 'make sql Q="SELECT framework, check_id, status, count(*) FROM aws_policy_results GROUP BY 1,2,3"'
     print(f"""
 Where the data is
   Verdicts   PostgreSQL table aws_policy_results (database {stack.database}, socket dir {stack.postgres.socket_dir})
              {example}
+  BI tools   {stack.postgres.tcp_uri(bi_login, bi_password, stack.database)}
+             (read-only login in role compliance_reader; make superset serves a dashboard on it)
   Staging    schema iam_stage (credential_report, users, roles, managed_policies, ...)
   Raw JSON   s3://{stack.bucket}/iam/snapshot_date=YYYY-MM-DD/account_id=.../ on the emulator at {stack.emulator_url}
   Report     {_shown(report_path)} (open it in a browser; the DAG also stores it next to the raw data in S3)

@@ -1,21 +1,33 @@
 """An embedded PostgreSQL server from the pgserver wheel: a real server, no system packages.
 
-It listens on a Unix socket inside its data directory. As root, pgserver runs the
-server as an unprivileged user it creates.
+It listens on a Unix socket inside its data directory and, when asked (the demo
+stack asks), on TCP at 127.0.0.1 for BI tools. TCP connections must give a
+password (scram-sha-256); the socket stays trust for the local tools. As root,
+pgserver runs the server as an unprivileged user it creates.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+# Port of the TCP listener unless IAM_AUDIT_PG_PORT says otherwise; when it is taken,
+# a free port is chosen once and remembered next to the data directory.
+DEFAULT_TCP_PORT = 15432
+TCP_HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True)
 class EmbeddedPostgres:
     data_dir: Path
     uri: str
+    port: int = 5432
+    tcp_host: str | None = None
 
     @property
     def socket_dir(self) -> str:
@@ -23,11 +35,12 @@ class EmbeddedPostgres:
 
     def airflow_conn_json(self, database: str = "postgres") -> str:
         return json.dumps(
-            {"conn_type": "postgres", "host": self.socket_dir, "login": "postgres", "schema": database, "port": 5432}
+            {"conn_type": "postgres", "host": self.socket_dir, "login": "postgres", "schema": database,
+             "port": self.port}
         )
 
     def conninfo(self, database: str = "postgres") -> str:
-        return f"host={self.socket_dir} user=postgres dbname={database}"
+        return f"host={self.socket_dir} port={self.port} user=postgres dbname={database}"
 
     def connect(self, database: str = "postgres", **kwargs):
         import psycopg
@@ -42,17 +55,102 @@ class EmbeddedPostgres:
             if not exists:
                 conn.execute(f'CREATE DATABASE "{name}"')
 
+    def ensure_login(self, login: str, in_role: str, password_file: Path) -> str:
+        """A LOGIN role member of in_role, with a generated password kept in password_file (mode 0600).
+
+        Idempotent: the stored password is reused and (re)set on the role. Returns the password.
+        """
+        from psycopg import sql
+
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", login):
+            raise ValueError(f"login {login!r}: use lower-case letters, digits and underscores")
+        password_file = Path(password_file)
+        password = password_file.read_text().strip() if password_file.exists() else ""
+        if not password:
+            password = secrets.token_urlsafe(18)
+            password_file.parent.mkdir(parents=True, exist_ok=True)
+            password_file.touch(mode=0o600)
+            password_file.write_text(password + "\n")
+        with self.connect(autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (in_role,)).fetchone():
+                raise RuntimeError(f"role {in_role} does not exist yet: run the pipeline once (make demo) first")
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(login),
+                                                                             sql.Literal(password)))
+            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(in_role), sql.Identifier(login)))
+        return password
+
+    def tcp_uri(self, login: str, password: str, database: str) -> str:
+        """A libpq/SQLAlchemy-style URI over the TCP listener, for BI tools."""
+        from urllib.parse import quote
+
+        if self.tcp_host is None:
+            raise RuntimeError(f"the PostgreSQL server in {self.data_dir} has no TCP listener")
+        return f"postgresql://{quote(login)}:{quote(password, safe='')}@{self.tcp_host}:{self.port}/{database}"
+
     def stop(self) -> None:
         import pgserver
 
         pgserver.get_server(self.data_dir, cleanup_mode="stop").cleanup()
 
 
-def start_postgres(data_dir: str | os.PathLike) -> EmbeddedPostgres:
-    """Start (or reuse) the server in data_dir; it keeps running after this process exits."""
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((TCP_HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _choose_tcp_port(data_dir: Path) -> int:
+    if os.environ.get("IAM_AUDIT_PG_PORT"):
+        return int(os.environ["IAM_AUDIT_PG_PORT"])
+    remembered = data_dir.parent / f"{data_dir.name}.tcp_port"
+    if remembered.exists():
+        return int(remembered.read_text())
+    port = DEFAULT_TCP_PORT
+    if not _port_is_free(port):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((TCP_HOST, 0))
+            port = sock.getsockname()[1]
+    remembered.write_text(f"{port}\n")
+    return port
+
+
+def _require_passwords_over_tcp(data_dir: Path) -> None:
+    """initdb wrote `trust` for every connection; TCP ones must log in with a password."""
+    hba = data_dir / "pg_hba.conf"
+    text = hba.read_text()
+    fixed = re.sub(r"^(host\S*\s.*\s)trust\s*$", r"\1scram-sha-256", text, flags=re.MULTILINE)
+    if fixed != text:
+        hba.write_text(fixed)
+
+
+def start_postgres(data_dir: str | os.PathLike, tcp: bool = False) -> EmbeddedPostgres:
+    """Start (or reuse) the server in data_dir; it keeps running after this process exits.
+
+    tcp: also listen on 127.0.0.1 (port: IAM_AUDIT_PG_PORT, else 15432 or a remembered free one);
+    a server already running without it is restarted once with it.
+    """
     import pgserver
+    from pgserver._commands import pg_ctl
+    from pgserver.utils import PostmasterInfo
 
     data_dir = Path(data_dir).resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(data_dir, cleanup_mode=None)
-    return EmbeddedPostgres(data_dir=data_dir, uri=server.get_uri())
+    info = PostmasterInfo.read_from_pgdata(data_dir)
+    if tcp and info.hostname != TCP_HOST:
+        port = _choose_tcp_port(data_dir)
+        _require_passwords_over_tcp(data_dir)
+        socket_dir = info.socket_dir or data_dir
+        pg_ctl(["-w", "-o", f"-h {TCP_HOST} -p {port} -k {socket_dir}", "-l", str(data_dir / "log"), "restart"],
+               pgdata=data_dir, user=server.system_user, timeout=60)
+        info = PostmasterInfo.read_from_pgdata(data_dir)
+        if info is None or info.hostname != TCP_HOST:
+            raise RuntimeError(f"PostgreSQL in {data_dir} did not start listening on {TCP_HOST}:{port}; "
+                               f"see {data_dir / 'log'}")
+    return EmbeddedPostgres(data_dir=data_dir, uri=info.get_uri(), port=info.port or 5432,
+                            tcp_host=info.hostname if info.hostname == TCP_HOST else None)

@@ -97,7 +97,7 @@ def up(state_dir: Path = STATE_DIR, accounts: int = 5, users: int = 8, seed: int
     from iam_audit.emulator.process import start_emulator
 
     state_dir.mkdir(parents=True, exist_ok=True)
-    postgres = start_postgres(state_dir / "pg")
+    postgres = start_postgres(state_dir / "pg", tcp=True)  # TCP on 127.0.0.1 for BI tools
     postgres.create_database(COMPLIANCE_DB)
     if fresh_emulator:
         stop_emulator(state_dir)

@@ -39,6 +39,9 @@ STATUS = {
     "InternalServerException": 500,
     "NoSuchEntity": 404,
     "ReportInProgress": 404,
+    "ReportExpired": 410,
+    "ReportNotPresent": 410,
+    "LimitExceeded": 409,
     "ResourceNotFoundException": 404,
 }
 
@@ -175,6 +178,35 @@ def identify(environ: dict[str, Any]) -> RequestInfo:
     )
 
 
+# ---------------------------------------------------------------------------- S3 encryption Deny
+
+# S3 operations authorised as s3:PutObject.
+_S3_PUT_ACTIONS = {"PutObject", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload", "CopyObject",
+                   "CreateMultipartUpload"}
+
+
+def _s3_bucket(environ: dict[str, Any]) -> str:
+    host = (environ.get("HTTP_HOST") or "").split(":")[0]
+    path = environ.get("PATH_INFO", "/").lstrip("/")
+    if host and not host[0].isdigit() and "." in host and host.split(".")[0] in state.DENY_UNENCRYPTED_BUCKETS:
+        return host.split(".")[0]  # virtual-hosted style
+    return path.split("/", 1)[0]
+
+
+def unencrypted_write(info: RequestInfo, environ: dict[str, Any]) -> str | None:
+    """The bucket, if this is an s3:PutObject request without x-amz-server-side-encryption into a
+    bucket whose policy denies that (UploadPart never carries the header: multipart writes fail)."""
+    if info.service != "s3" or info.action not in _S3_PUT_ACTIONS:
+        return None
+    with state.LOCK:
+        if not state.DENY_UNENCRYPTED_BUCKETS:
+            return None
+        bucket = _s3_bucket(environ)
+        if bucket not in state.DENY_UNENCRYPTED_BUCKETS:
+            return None
+    return None if environ.get("HTTP_X_AMZ_SERVER_SIDE_ENCRYPTION") else bucket
+
+
 # ---------------------------------------------------------------------------- faults
 
 
@@ -185,6 +217,9 @@ def _rule_matches(rule: dict[str, Any], info: RequestInfo) -> bool:
     if svc and svc != info.service:
         return False
     if rule.get("action") and rule["action"] != info.action:
+        return False
+    region = rule.get("region")
+    if region and info.region not in (region if isinstance(region, list) else [region]):
         return False
     target = rule.get("target_account_id")
     if target:
@@ -238,9 +273,25 @@ def never_ready_rule(info: RequestInfo) -> dict[str, Any] | None:
     return None
 
 
+def denied_code(info: RequestInfo) -> str:
+    """The code each protocol answers an authorisation failure with."""
+    if info.protocol == "ec2":
+        return "UnauthorizedOperation"
+    if info.protocol in ("json", "rest-json"):
+        return "AccessDeniedException"
+    return "AccessDenied"
+
+
 def error_response(
     info: RequestInfo, code: str, message: str | None = None, status: int | None = None
 ) -> tuple[int, list[tuple[str, str]], bytes]:
+    if code == "SCPDenied":
+        # a service control policy's explicit deny (e.g. a region-deny SCP), as the service reports it
+        code = denied_code(info)
+        message = message or (
+            f"User: arn:aws:sts::{info.account_id}:assumed-role/audit/iam-audit is not authorized to perform: "
+            f"{info.scope_service}:{info.action} in region {info.region} with an explicit deny in a service "
+            "control policy")
     status = status or STATUS.get(code, 400)
     request_id = str(uuid.uuid4())
     if message is None:
@@ -309,11 +360,73 @@ def _json_reply(start_response: StartResponse, obj: Any, status: int = 200) -> I
     )
 
 
+# ---------------------------------------------------------------------------- policy enforcement
+
+
+def _s3_target(environ: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(bucket, key) of an S3 request, path-style or virtual-hosted."""
+    path = unquote(environ.get("PATH_INFO", "")).lstrip("/")
+    host = (environ.get("HTTP_HOST") or "").rsplit(":", 1)[0]
+    label, _, rest = host.partition(".")
+    if rest in ("localhost", "127.0.0.1") or rest.startswith("s3."):
+        return label, path or None
+    bucket, _, key = path.partition("/")
+    return bucket or None, key or None
+
+
+def authorisation_request(info: RequestInfo, environ: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """(IAM action, resource ARN, condition keys) that AWS would authorise this request as."""
+    from iam_audit.policies import iam_action
+
+    action, resource, context = iam_action(info.service, info.action), "*", {}
+    if info.service == "s3":
+        bucket, key = _s3_target(environ)
+        if bucket:
+            resource = f"arn:aws:s3:::{bucket}" + (f"/{key}" if key else "")
+        if info.action in ("ListObjects", "ListObjectsV2"):
+            qs = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+            for param, condition_key in (("prefix", "s3:prefix"), ("delimiter", "s3:delimiter"),
+                                         ("max-keys", "s3:max-keys")):
+                if param in qs:
+                    context[condition_key] = qs[param][0]
+        sse = environ.get("HTTP_X_AMZ_SERVER_SIDE_ENCRYPTION")
+        if sse and info.action in ("PutObject", "CreateMultipartUpload", "UploadPart", "CopyObject"):
+            context["s3:x-amz-server-side-encryption"] = sse
+    elif info.service == "sts" and info.action == "AssumeRole":
+        resource = info.params.get("RoleArn") or "*"
+    return action, resource, context
+
+
+def principal_of(info: RequestInfo) -> str:
+    """The role ARN of assumed-role credentials, else the access key id."""
+    if not info.access_key:
+        return "anonymous"
+    try:
+        from moto.iam.models import iam_backends
+
+        key = iam_backends[info.account_id]["aws"].access_keys.get(info.access_key)
+        role_arn = getattr(key, "role_arn", None)
+    except Exception:  # noqa: BLE001 - unknown key: report the key
+        role_arn = None
+    return role_arn or f"access-key/{info.access_key}"
+
+
+def enforced_policies(principal: str, info: RequestInfo) -> list[dict[str, Any]] | None:
+    with state.LOCK:
+        for rule in state.ENFORCED:
+            if rule.get("access_key") and rule["access_key"] == info.access_key:
+                return rule["policies"]
+            if rule.get("role_name") and principal.startswith("arn:") and principal.endswith(
+                    "/" + rule["role_name"]):
+                return rule["policies"]
+    return None
+
+
 # ---------------------------------------------------------------------------- root control
 
 
 def set_root(spec: dict[str, Any]) -> dict[str, Any]:
-    """POST /_emulator/root: {"account_id", "mfa": none|virtual|hardware,
+    """POST /_emulator/root: {"account_id", "mfa": none|virtual|hardware, "password": bool,
     "password_last_used_days_ago": N|null, "keys": [{"active", "created_days_ago",
     "last_used_days_ago", "region", "service"}]} -- omitted fields are left unchanged."""
     from datetime import timedelta
@@ -329,6 +442,8 @@ def set_root(spec: dict[str, Any]) -> dict[str, Any]:
         if "mfa" in spec:
             root.mfa = spec["mfa"]
             root.mfa_enable_date = now
+        if "password" in spec:
+            root.password = bool(spec["password"])
         if "password_last_used_days_ago" in spec:
             root.password_last_used = ago(spec["password_last_used_days_ago"])
         if "keys" in spec:
@@ -368,6 +483,17 @@ class EmulatorMiddleware:
 
         info = identify(environ)
         state.count_call(info.account_id, info.service, info.action)
+        if (environ.get("RAW_URI") or "").startswith(("http://", "https://")):
+            with state.LOCK:
+                state.PROXIED[info.service] += 1
+
+        bucket = unencrypted_write(info, environ)
+        if bucket is not None:
+            status, headers, body = error_response(
+                info, "AccessDenied",
+                f"User is not authorized to perform: s3:PutObject on arn:aws:s3:::{bucket} with an explicit deny "
+                "(s3:x-amz-server-side-encryption is null)")
+            return _reply(start_response, status, headers, body)
 
         nr = never_ready_rule(info)
         if nr is not None:
@@ -379,6 +505,27 @@ class EmulatorMiddleware:
                 info, rule["error"], rule.get("message"), rule.get("status")
             )
             return _reply(start_response, status, headers, body)
+
+        principal = principal_of(info)
+        action, resource, context = authorisation_request(info, environ)
+        state.record_request((info.account_id, principal, action, resource, json.dumps(context, sort_keys=True)))
+        policies = enforced_policies(principal, info)
+        if policies is not None and action != "sts:GetCallerIdentity":  # AWS needs no permission for it
+            from iam_audit.policies import evaluate
+
+            decision = evaluate(policies, action, resource, context)
+            if not decision.allowed:
+                with state.LOCK:
+                    state.REFUSED.append({"account_id": info.account_id, "principal": principal, "action": action,
+                                          "resource": resource, "context": context, "decision": decision.decision})
+                why = ("an explicit deny in an identity-based policy" if decision.decision == "ExplicitDeny"
+                       else "no identity-based policy allows the action")
+                status, headers, body = error_response(
+                    info, denied_code(info),
+                    f"User: {principal} is not authorized to perform: {action} on resource: {resource} because {why}")
+                if environ.get("REQUEST_METHOD") == "HEAD":
+                    body = b""
+                return _reply(start_response, status, headers, body)
 
         if info.service == "accessanalyzer":
             return self.access_analyzer(info, environ, start_response)
@@ -471,11 +618,33 @@ class EmulatorMiddleware:
                 return _json_reply(start_response, {"rules": []})
             with state.LOCK:
                 return _json_reply(start_response, {"rules": list(state.FAULTS)})
+        if route == "/s3/deny-unencrypted":
+            if method == "POST":
+                with state.LOCK:
+                    state.DENY_UNENCRYPTED_BUCKETS.update(body().get("buckets", []))
+            elif method == "DELETE":
+                with state.LOCK:
+                    state.DENY_UNENCRYPTED_BUCKETS.clear()
+            with state.LOCK:
+                return _json_reply(start_response, {"buckets": sorted(state.DENY_UNENCRYPTED_BUCKETS)})
+        if route == "/proxied":
+            with state.LOCK:
+                return _json_reply(start_response, {"requests": dict(state.PROXIED)})
         if route == "/calls":
             if method == "DELETE":
                 state.reset_calls()
                 return _json_reply(start_response, {"calls": []})
             return _json_reply(start_response, {"calls": state.calls_json()})
+        if route == "/requests":
+            return _json_reply(start_response, {"requests": state.requests_json()})
+        if route == "/enforce":
+            if method == "POST":
+                state.set_enforced(body().get("principals", []))
+            elif method == "DELETE":
+                state.set_enforced([])
+            with state.LOCK:
+                return _json_reply(start_response, {"principals": len(state.ENFORCED),
+                                                    "refused": list(state.REFUSED)})
         if route == "/seed" and method == "POST":
             from .seed import seed_organisation
 

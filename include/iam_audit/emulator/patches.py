@@ -305,9 +305,21 @@ def apply() -> None:
         root = state.root_state(self.account_id)
         summary._account_mfa_enabled = 1 if root.mfa in ("virtual", "hardware") else 0
         summary._account_access_keys_present = 1 if root.keys else 0
+        summary._account_password_present = 1 if root.password else 0
         return summary
 
     IAMBackend.get_account_summary = get_account_summary
+
+    # moto's SummaryMap has no AccountPasswordPresent key; real AWS reports it
+    orig_summary_map = iam_models.AccountSummary.summary_map.fget
+
+    def summary_map(self: Any) -> dict[str, Any]:
+        result = orig_summary_map(self)
+        if hasattr(self, "_account_password_present"):
+            result["AccountPasswordPresent"] = self._account_password_present
+        return result
+
+    iam_models.AccountSummary.summary_map = property(summary_map)
 
     # ---- virtual MFA devices incl. root --------------------------------------
     def list_virtual_mfa_devices(

@@ -71,8 +71,33 @@ class Emulator:
         self._request("DELETE", "/_emulator/calls")
 
     def set_root(self, **spec: Any) -> dict[str, Any]:
-        """See middleware.set_root: account_id, mfa, password_last_used_days_ago, keys."""
+        """See middleware.set_root: account_id, mfa, password, password_last_used_days_ago, keys."""
         return self._request("POST", "/_emulator/root", spec)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Distinct authorisation requests since the last reset_calls: account, principal, action, resource, context."""
+        return self._request("GET", "/_emulator/requests")["requests"]
+
+    def enforce(self, principals: list[dict[str, Any]]) -> None:
+        """Enforce identity policies: [{"access_key": K | "role_name": R, "policies": [...]}]."""
+        self._request("POST", "/_emulator/enforce", {"principals": principals})
+
+    def refused(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/_emulator/enforce")["refused"]
+
+    def clear_enforcement(self) -> None:
+        self._request("DELETE", "/_emulator/enforce")
+
+    def deny_unencrypted_puts(self, *buckets: str) -> None:
+        """Deny s3:PutObject without x-amz-server-side-encryption in these buckets (as the writer policy does)."""
+        self._request("POST", "/_emulator/s3/deny-unencrypted", {"buckets": list(buckets)})
+
+    def allow_unencrypted_puts(self) -> None:
+        self._request("DELETE", "/_emulator/s3/deny-unencrypted")
+
+    def proxied_requests(self) -> dict[str, int]:
+        """Requests per service that came through an HTTP proxy."""
+        return self._request("GET", "/_emulator/proxied")["requests"]
 
     def issued_credentials(self) -> list[dict[str, Any]]:
         return self._request("GET", "/_emulator/issued-credentials")["credentials"]

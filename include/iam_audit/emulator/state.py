@@ -73,6 +73,19 @@ FAULTS: list[dict[str, Any]] = []
 CALLS: Counter[tuple[str, str, str]] = Counter()
 # last seed manifest
 MANIFEST: dict[str, Any] = {}
+# identity policies enforced per principal: [{"access_key"?, "role_name"?, "policies": [...]}]
+ENFORCED: list[dict[str, Any]] = []
+# distinct authorisation requests seen: (account_id, principal, iam action, resource, context json)
+REQUESTS: set[tuple[str, str, str, str, str]] = set()
+# authorisation requests refused by ENFORCED policies, same shape plus the decision
+REFUSED: list[dict[str, Any]] = []
+
+# Buckets where s3:PutObject without the x-amz-server-side-encryption header is denied, as the
+# shipped s3-raw-writer.json (or the classic bucket policy) does. UploadPart and
+# CompleteMultipartUpload are authorised as s3:PutObject and cannot carry that header.
+DENY_UNENCRYPTED_BUCKETS: set[str] = set()
+# Requests that reached the emulator through an HTTP proxy (absolute-form request target).
+PROXIED: Counter[str] = Counter()
 
 
 def root_state(account_id: str) -> RootState:
@@ -110,6 +123,7 @@ def set_faults(rules: list[dict[str, Any]]) -> None:
             rule.setdefault("error", "AccessDenied")
             rule.setdefault("times", None)
             rule.setdefault("target_account_id", None)
+            rule.setdefault("region", None)
             FAULTS.append(rule)
 
 
@@ -134,12 +148,37 @@ def calls_json() -> list[dict[str, Any]]:
 def reset_calls() -> None:
     with LOCK:
         CALLS.clear()
+        REQUESTS.clear()
+
+
+def set_enforced(rules: list[dict[str, Any]]) -> None:
+    with LOCK:
+        ENFORCED[:] = [dict(r) for r in rules]
+        REFUSED.clear()
+
+
+def record_request(entry: tuple[str, str, str, str, str]) -> None:
+    with LOCK:
+        REQUESTS.add(entry)
+
+
+def requests_json() -> list[dict[str, Any]]:
+    import json
+
+    with LOCK:
+        return [{"account_id": a, "principal": p, "action": act, "resource": r, "context": json.loads(c)}
+                for a, p, act, r, c in sorted(REQUESTS)]
 
 
 def reset_all() -> None:
     with LOCK:
+        ENFORCED.clear()
+        REQUESTS.clear()
+        REFUSED.clear()
         ROOT.clear()
         ANALYZERS.clear()
         FAULTS.clear()
         CALLS.clear()
         MANIFEST.clear()
+        DENY_UNENCRYPTED_BUCKETS.clear()
+        PROXIED.clear()

@@ -1,0 +1,83 @@
+"""The pipeline's S3 calls under the shipped policies, enforced by the emulator (IAM conditions and Deny)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from iam_audit.policies import load_policy
+from iam_audit.raw_store import S3RawStore
+
+from tests.old_policies import old_reader
+
+KEY_ID, SECRET = "AKIALEASTPRIVILEGE01", "least-privilege-test-secret"
+PREFIX = "iam"
+
+
+@pytest.fixture()
+def bucket(emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
+        "conn_type": "aws", "login": KEY_ID, "password": SECRET,
+        "extra": {"endpoint_url": emulator.url, "region_name": "us-east-1"}}))
+    name = f"lp-{datetime.now(UTC).strftime('%H%M%S%f')}"
+    s3(emulator).create_bucket(Bucket=name)
+    yield name
+    emulator.clear_enforcement()
+
+
+def s3(emulator):
+    return boto3.client("s3", endpoint_url=emulator.url, region_name="us-east-1",
+                        aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
+
+
+def enforce(emulator, bucket, reader: dict | None = None):
+    values = {"Bucket": bucket, "Prefix": PREFIX}
+    reader = reader or load_policy("s3-raw-reader.json", **values)
+    emulator.enforce([{"access_key": KEY_ID, "policies": [reader, load_policy("s3-raw-writer.json", **values)]}])
+
+
+def test_bucket_check_passes_under_the_shipped_reader_policy(emulator, bucket):
+    store = S3RawStore(bucket)
+    enforce(emulator, bucket)
+    assert store.check_readable(PREFIX) is None, emulator.refused()
+    # HeadBucket (S3Hook.check_for_bucket) is authorised as s3:ListBucket without s3:prefix: refused
+    assert store.hook.check_for_bucket(bucket) is False
+    refused = emulator.refused()
+    assert [(r["action"], r["context"]) for r in refused] == [("s3:ListBucket", {})]
+    store.put(f"{PREFIX}/snapshot_date=2026-11-01/x.json", b"{}")
+    assert store.get(f"{PREFIX}/snapshot_date=2026-11-01/x.json") == b"{}"
+
+
+def test_the_old_reader_policy_refused_head_bucket(emulator, bucket):
+    """The check before issue 10 (HeadBucket) under the reader policy shipped then: refused."""
+    enforce(emulator, bucket, reader=old_reader(bucket, PREFIX))
+    assert S3RawStore(bucket).hook.check_for_bucket(bucket) is False
+    # and it let the reader list the whole bucket, which the shipped policy no longer does
+    s3(emulator).list_objects_v2(Bucket=bucket, Prefix="")
+    enforce(emulator, bucket)
+    with pytest.raises(ClientError) as denied:
+        s3(emulator).list_objects_v2(Bucket=bucket, Prefix="")
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_denied_listing_and_missing_bucket_say_what_to_fix(emulator, bucket):
+    enforce(emulator, bucket)
+    why = S3RawStore(bucket).check_readable("other-prefix")
+    assert "s3:ListBucket" in why and "s3:prefix other-prefix/*" in why and "s3-raw-reader.json" in why
+    emulator.clear_enforcement()
+    assert "does not exist" in S3RawStore("no-such-bucket-lp").check_readable(PREFIX)
+
+
+def test_unencrypted_put_is_denied_explicitly(emulator, bucket):
+    enforce(emulator, bucket)
+    client = s3(emulator)
+    with pytest.raises(ClientError) as denied:
+        client.put_object(Bucket=bucket, Key=f"{PREFIX}/plain", Body=b"x")
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    assert emulator.refused()[-1]["decision"] == "ExplicitDeny"
+    client.put_object(Bucket=bucket, Key=f"{PREFIX}/sealed", Body=b"x", ServerSideEncryption="AES256")
+    with pytest.raises(ClientError):
+        client.put_object(Bucket=bucket, Key="elsewhere/sealed", Body=b"x", ServerSideEncryption="AES256")
