@@ -153,3 +153,58 @@ def test_checks_of_one_run_still_run_in_parallel(postgres, database, db):
         b.execute("SELECT iam_audit_lock_for_check(%s::date, 'root_mfa')", (DATE,))     # the same check
     a.close()
     b.close()
+
+
+def test_two_concurrent_loads_of_one_date_do_not_interleave(emulator, bucket, postgres, database, db,
+                                                             monkeypatch):
+    """Two real load tasks (tasks.load, through Airflow connections) of the same date at once: every
+    staging write happens while its own run holds the date, and one run's writes all come first."""
+    from dataclasses import asdict
+
+    from iam_audit import tasks
+    from iam_audit.config import AuditConfig
+
+    from tests.conftest import account_of
+    from tests.integration.test_storage_and_load_faults import SNAPSHOT, extract
+
+    monkeypatch.setenv("AIRFLOW_CONN_POSTGRES_DEFAULT", postgres.airflow_conn_json(database))
+    accounts = [account_of(emulator.manifest, "weak"), account_of(emulator.manifest, "strong")]
+    for account_id in accounts:
+        extract(emulator, bucket, account_id, "run-1")
+    # Every row written to iam_stage.accounts records the writing session and the session holding
+    # the date's exclusive lock at that moment (NULL: nobody).
+    db.execute("""
+        CREATE TABLE write_log (seq bigserial, pid int, holder int);
+        CREATE FUNCTION log_write() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO write_log (pid, holder) SELECT pg_backend_pid(), (
+                SELECT l.pid FROM pg_locks l
+                WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock'
+                  AND ((l.classid::bigint << 32) | l.objid::bigint) = iam_audit_date_lock_key(NEW.snapshot_date));
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER log_write BEFORE INSERT ON iam_stage.accounts FOR EACH ROW EXECUTE FUNCTION log_write();
+    """)
+    db.commit()
+    plans = [{"snapshot_date": SNAPSHOT, "run_id": run_id, "mode": "replay", "frameworks": [],
+              "requested_accounts": None, "config": asdict(AuditConfig(bucket=bucket))}
+             for run_id in ("run-a", "run-b")]
+    outcomes = []
+    threads = [threading.Thread(target=lambda p=plan: outcomes.append(in_thread(
+        tasks.load, p, [{"account_id": a} for a in accounts], "aws_default", "postgres_default")))
+        for plan in plans]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert [o.get("error") for o in outcomes] == [None, None], outcomes
+    log = db.execute("SELECT pid, holder FROM write_log ORDER BY seq").fetchall()
+    assert len(log) == 2 * len(accounts) and all(holder is not None for _, holder in log), log
+    # each run's writes happen under its own hold of the date (two writers, two distinct holders,
+    # never one holder for both), and one run's writes all come before the other's
+    holder_of = {}
+    for pid, holder in log:
+        assert holder_of.setdefault(pid, holder) == holder
+    assert len(set(holder_of.values())) == len(holder_of) == 2
+    holders = [holder for _, holder in log]
+    assert holders == sorted(holders, key=holders.index)
