@@ -1,17 +1,25 @@
-# The project's Airflow image for docker-compose.yaml: the official image plus this
-# project's pinned dependencies. DAGs, plugins, include/ and sql/ are mounted, not copied.
-FROM apache/airflow:3.3.2-python3.11
+# The project's images for docker-compose.yaml. DAGs, plugins, include/ and sql/ are mounted,
+# not copied (.dockerignore keeps tests and local state out of the build context).
+#
+#   runtime   the official Airflow image plus what the pipeline runs with
+#             (requirements-runtime.in, at the versions locked in requirements.txt)
+#   emulator  runtime plus moto, for the stand-in AWS of the compose file only
+FROM apache/airflow:3.3.2-python3.11 AS runtime
 
-# requirements.txt is the project's full lock (pip freeze of a working venv). Airflow
-# itself stays exactly as the image ships it: the three core distributions are left out
-# of the install and `apache-airflow==${AIRFLOW_VERSION}` is named in the same pip
-# command, so pip can neither upgrade nor downgrade it while installing the providers and
-# libraries at the versions the project is tested with. pgserver (the embedded database
-# of `make demo`) is not needed here: PostgreSQL is a service of the compose file.
-COPY requirements.txt /tmp/requirements.txt
-RUN grep -vE '^(apache-airflow|apache-airflow-core|apache-airflow-task-sdk|pgserver)==' /tmp/requirements.txt \
-        > /tmp/requirements-image.txt \
-    && pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /tmp/requirements-image.txt \
-    && rm /tmp/requirements.txt /tmp/requirements-image.txt
+# requirements.txt is the project's full lock (pip freeze of the development venv, test
+# tools included); here it only constrains versions, so nothing outside
+# requirements-runtime.in and its dependencies is installed. `apache-airflow==${AIRFLOW_VERSION}`
+# in the same pip command keeps Airflow exactly as the image ships it.
+COPY requirements-runtime.in requirements.txt /tmp/
+RUN grep -vE '^(pgserver)==' /tmp/requirements.txt > /tmp/constraints.txt \
+    && pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /tmp/requirements-runtime.in \
+        -c /tmp/constraints.txt \
+    && rm /tmp/requirements-runtime.in /tmp/requirements.txt /tmp/constraints.txt \
+    && mkdir -p /opt/airflow/auth && chmod 0770 /opt/airflow/auth
 
 ENV PYTHONPATH=/opt/airflow/include
+
+FROM runtime AS emulator
+
+COPY requirements.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir "moto[server]==5.2.5" -c /tmp/requirements.txt && rm /tmp/requirements.txt

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from iam_audit.catalogue import load_catalogue
+from iam_audit.database import session_options
 from iam_audit.notify import on_run_failure
 from iam_audit.paths import SQL_DIR
 from iam_audit.run_modes import AUTO_RULE, OVERRIDE_HELP, OVERRIDE_PARAM
@@ -24,6 +25,9 @@ RESULTS_ASSET = Asset(name="aws_policy_results", uri="iam-audit://postgres_defau
 CATALOGUE = load_catalogue()
 # Concurrent AWS API work across all runs: `airflow pools set iam_audit_aws <slots> "AWS API concurrency"`.
 AWS_POOL = os.environ.get("IAM_AUDIT_AWS_POOL", "iam_audit_aws")
+# No run or task may hang forever (a stuck AWS call, a lock): both bounds are configurable.
+DAGRUN_TIMEOUT = timedelta(minutes=int(os.environ.get("IAM_AUDIT_DAGRUN_TIMEOUT_MINUTES", "360")))
+TASK_TIMEOUT = timedelta(minutes=int(os.environ.get("IAM_AUDIT_TASK_TIMEOUT_MINUTES", "60")))
 
 DOC = """
 ### CIS AWS Foundations audit of IAM, every account, every day
@@ -45,6 +49,7 @@ Backfills (`make backfill`, the Backfill form, `airflow backfill create`) replay
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
+    dagrun_timeout=DAGRUN_TIMEOUT,
     tags=["security", "compliance", "aws", "iam", "cis"],
     doc_md=DOC.replace("{auto_rule}", AUTO_RULE),
     description="CIS AWS Foundations Benchmark IAM controls across the organisation",
@@ -54,6 +59,7 @@ Backfills (`make backfill`, the Backfill form, `airflow backfill create`) replay
         "owner": "security-data",
         "retries": int(os.environ.get("IAM_AUDIT_TASK_RETRIES", "2")),
         "retry_delay": timedelta(seconds=int(os.environ.get("IAM_AUDIT_RETRY_DELAY_SECONDS", "60"))),
+        "execution_timeout": TASK_TIMEOUT,
     },
     params={
         "accounts": Param([], type="array", items={"type": "string", "pattern": "^[0-9]{12}$"},
@@ -148,6 +154,8 @@ def aws_iam_cis():
         SQLExecuteQueryOperator(
             task_id=f"check_{check.logic}",
             conn_id=POSTGRES_CONN_ID,
+            # lock_timeout, statement_timeout and the date lock's wait (iam_audit.database.timeouts)
+            hook_params={"options": session_options()},
             sql=f"checks/{check.logic}.sql",
             parameters=plan["check_params"],
             split_statements=True,

@@ -6,17 +6,72 @@ so that the DAG, the tests and the demo share one code path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 
 import jinja2
+import psycopg
+from tenacity import RetryError, retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from iam_audit.catalogue import Catalogue, catalogue_rows, load_catalogue
 from iam_audit.paths import SCHEMA_DIR, SQL_DIR, VIEWS_DIR
 
+log = logging.getLogger(__name__)
+
 # Serialises concurrent schema changes from parallel DAG runs.
 _SCHEMA_LOCK_KEY = 0x1A4A_5C15
 
+
+class SchemaLocked(RuntimeError):
+    """prepare_database could not take the locks its DDL needs within its lock_timeout."""
+
+
+class SnapshotDateLocked(RuntimeError):
+    """Another run is writing the same snapshot date."""
+
+
+# ---- session settings ---------------------------------------------------------------
+
+def timeouts() -> dict[str, str]:
+    """The pipeline's database timeouts (PostgreSQL interval strings), from the environment.
+
+    IAM_AUDIT_DB_LOCK_TIMEOUT       longest wait for a table lock (default 1min)
+    IAM_AUDIT_DB_STATEMENT_TIMEOUT  longest statement (default 30min)
+    IAM_AUDIT_SCHEMA_LOCK_TIMEOUT   longest wait of prepare_database's DDL for one lock (default 5s):
+                                    readers queue behind a waiting DDL, so this bounds their wait
+    IAM_AUDIT_DATE_LOCK_TIMEOUT     longest wait for another run writing the same date (default 10min)
+    """
+    return {
+        "lock_timeout": os.environ.get("IAM_AUDIT_DB_LOCK_TIMEOUT", "1min"),
+        "statement_timeout": os.environ.get("IAM_AUDIT_DB_STATEMENT_TIMEOUT", "30min"),
+        "schema_lock_timeout": os.environ.get("IAM_AUDIT_SCHEMA_LOCK_TIMEOUT", "5s"),
+        "date_lock_timeout": os.environ.get("IAM_AUDIT_DATE_LOCK_TIMEOUT", "10min"),
+    }
+
+
+def session_options() -> str:
+    """libpq `options` for every pipeline session (PostgresHook(options=...), hook_params of the checks)."""
+    t = timeouts()
+    for name, value in t.items():
+        if not value.replace(" ", "").isalnum():
+            raise ValueError(f"{name}={value!r} is not a PostgreSQL interval such as 30s, 5min or 1h")
+    return (f"-c lock_timeout={t['lock_timeout']} -c statement_timeout={t['statement_timeout']} "
+            f"-c iam_audit.date_lock_timeout={t['date_lock_timeout']} -c application_name=aws_iam_cis")
+
+
+def pipeline_hook(postgres_conn_id: str):
+    """The PostgresHook of the pipeline's tasks: every session carries the timeouts above."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    return PostgresHook(postgres_conn_id=postgres_conn_id, options=session_options())
+
+
+# ---- schema -------------------------------------------------------------------------
 
 def schema_files() -> list:
     files = sorted(SCHEMA_DIR.glob("*.sql"))
@@ -25,12 +80,63 @@ def schema_files() -> list:
     return files
 
 
-def apply_schema(conn, catalogue: Catalogue | None = None) -> list[str]:
-    """Apply sql/schema/*.sql then sql/views/*.sql in order and sync the catalogue, in one transaction."""
+def schema_fingerprint(catalogue: Catalogue | None = None) -> str:
+    """SHA-256 of sql/schema, sql/views (names and text, in order) and the catalogue rows."""
+    digest = hashlib.sha256()
+    for path in schema_files():
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    rows = catalogue_rows(catalogue or load_catalogue())
+    digest.update(json.dumps(rows, default=str, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def apply_schema(conn, catalogue: Catalogue | None = None, *, force: bool = False,
+                 lock_timeout: str | None = None, attempts: int = 3) -> list[str]:
+    """Apply sql/schema/*.sql then sql/views/*.sql in order and sync the catalogue, in one transaction,
+    only when they changed since the last apply (iam_audit_schema_state holds the fingerprint).
+
+    Returns the files applied ([] when nothing changed: no DDL at all). Each DDL waits at most
+    `lock_timeout` for its lock (so readers queue behind it no longer than that), then the whole
+    apply is rolled back and retried; after `attempts`, SchemaLocked names the sessions in the way.
+    """
     catalogue = catalogue or load_catalogue()
+    fingerprint = schema_fingerprint(catalogue)
+    wait = lock_timeout or timeouts()["schema_lock_timeout"]
+
+    @retry(retry=retry_if_exception_type(psycopg.errors.LockNotAvailable), stop=stop_after_attempt(attempts),
+           wait=wait_exponential(multiplier=1, max=10), reraise=False)
+    def attempt() -> list[str]:
+        try:
+            return _apply_schema(conn, catalogue, fingerprint, force, wait)
+        except psycopg.errors.LockNotAvailable:
+            conn.rollback()
+            log.warning("prepare_database: a lock was not free within %s; rolled back, will retry", wait)
+            raise
+
+    try:
+        return attempt()
+    except RetryError:
+        raise SchemaLocked(
+            f"the schema could not be updated: its DDL waited {wait} for a lock, {attempts} times "
+            f"(readers are never kept waiting longer than that). Sessions holding locks on the "
+            f"compliance tables and views: {_lock_holders(conn)}. End them (pg_terminate_backend(pid)) "
+            "or let them finish, then re-run; an unchanged schema needs no lock at all."
+        ) from None
+
+
+def _apply_schema(conn, catalogue: Catalogue, fingerprint: str, force: bool, wait: str) -> list[str]:
     applied = []
     with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT set_config('lock_timeout', %s, true)", (wait,))
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        if not force:
+            cur.execute("SELECT to_regclass('iam_audit_schema_state') IS NOT NULL")
+            if cur.fetchone()[0]:
+                cur.execute("SELECT fingerprint FROM iam_audit_schema_state WHERE id")
+                row = cur.fetchone()
+                if row and row[0] == fingerprint:
+                    log.info("schema and catalogue unchanged (%s): no DDL", fingerprint[:12])
+                    return []
         for path in schema_files():
             cur.execute(path.read_text(encoding="utf-8"))
             applied.append(path.name)
@@ -54,8 +160,73 @@ def apply_schema(conn, catalogue: Catalogue | None = None) -> list[str]:
             "DELETE FROM aws_policy_controls c WHERE NOT EXISTS "
             "(SELECT 1 FROM _catalogue n WHERE n.framework = c.framework AND n.check_id = c.check_id)"
         )
+        cur.execute(
+            "INSERT INTO iam_audit_schema_state (id, fingerprint, applied_at) VALUES (true, %s, now()) "
+            "ON CONFLICT (id) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, applied_at = EXCLUDED.applied_at",
+            (fingerprint,),
+        )
     conn.commit()
+    log.info("applied %d schema files and the catalogue (%s)", len(applied), fingerprint[:12])
     return applied
+
+
+_HOLDERS_SQL = """
+    SELECT DISTINCT ON (a.pid) 'pid ' || a.pid || ' (' || coalesce(a.usename, '?') || ', '
+           || coalesce(nullif(a.application_name, ''), 'no application_name') || ', '
+           || coalesce(a.state, '?')
+           || coalesce(' for ' || date_trunc('second', now() - a.state_change)::text, '') || '): '
+           || left(regexp_replace(coalesce(a.query, ''), '[[:space:]]+', ' ', 'g'), 120)
+    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE {where} AND l.granted AND a.pid <> pg_backend_pid()
+    ORDER BY a.pid
+    LIMIT 10
+"""
+
+
+def _lock_holders(conn, where: str = "l.locktype = 'relation' AND l.database = "
+                  "(SELECT oid FROM pg_database WHERE datname = current_database()) AND l.relation IN "
+                  "(SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                  "WHERE n.nspname IN ('public', 'iam_stage'))", params=()) -> str:
+    try:
+        rows = conn.execute(_HOLDERS_SQL.format(where=where), params).fetchall()  # noqa: S608
+        conn.rollback()
+    except psycopg.Error as exc:
+        return f"(could not list them: {exc})"
+    return "; ".join(r[0] for r in rows) or "none found any more"
+
+
+# ---- concurrent runs of one date ----------------------------------------------------------
+
+@contextmanager
+def snapshot_date_lock(connect: Callable, snapshot_date, wait: str | None = None) -> Iterator[None]:
+    """Hold the date's exclusive advisory lock (the load of a run) for the duration of the block.
+
+    The checks take the same lock shared (iam_audit_lock_for_check), so a load never overlaps a
+    check or another load of the same date; waits at most `wait`, then SnapshotDateLocked names
+    the session holding it.
+    """
+    wait = wait or timeouts()["date_lock_timeout"]
+    conn = connect()
+    conn.autocommit = True
+    try:
+        conn.execute("SELECT set_config('lock_timeout', %s, false)", (wait,))
+        try:
+            conn.execute("SELECT pg_advisory_lock(iam_audit_date_lock_key(%s::date))", (str(snapshot_date),))
+        except psycopg.errors.LockNotAvailable:
+            holders = _lock_holders(
+                conn, "l.locktype = 'advisory' AND (l.classid::bigint << 32) | l.objid::bigint = "
+                      "iam_audit_date_lock_key(%s::date)", (str(snapshot_date),))
+            raise SnapshotDateLocked(
+                f"another run is writing snapshot {snapshot_date} and did not finish within {wait}: "
+                f"{holders}. Runs of one date never write at the same time; re-run this one once it is done."
+            ) from None
+        conn.execute("RESET lock_timeout")
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(iam_audit_date_lock_key(%s::date))", (str(snapshot_date),))
+    finally:
+        conn.close()
 
 
 _jinja = jinja2.Environment(

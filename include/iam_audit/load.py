@@ -1,14 +1,17 @@
 """Load: one account's raw snapshot from S3 into the staging tables with COPY.
 
-Everything is read and transformed before the database is touched; the account's
-rows for the date are then replaced in one transaction, so a failure (corrupt
-object, dropped connection) leaves the previous rows untouched.
+Everything is read, checked (manifest layout, SHA-256 of each object) and transformed
+before the database is touched; the account's rows for the date are then replaced in
+one transaction. An account whose snapshot cannot be loaded is recorded as such
+(iam_stage.accounts.load_error), so every check writes 'error' verdicts for it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 
 import psycopg
@@ -25,6 +28,16 @@ class SnapshotMissing(LookupError):
     """No complete raw snapshot (manifest) for an account and date."""
 
 
+class ChecksumMismatch(layout.CorruptObjectError):
+    """A raw object's SHA-256 differs from the one its manifest recorded."""
+
+
+# Manifests of format 1 (written before checksums were recorded) carry no sha256; from
+# format 2 on every collected data set must have one.
+CHECKSUM_FORMAT = 2
+ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+
+
 @dataclass
 class PreparedAccount:
     account_id: str
@@ -34,6 +47,7 @@ class PreparedAccount:
     raw_prefix: str
     status_rows: list[tuple]
     tables: dict[str, list[tuple]]
+    load_error: str | None = None
 
     @property
     def row_count(self) -> int:
@@ -70,6 +84,7 @@ def prepare_account(store, prefix: str, snapshot_date, account_id: str,
             f"stopped while writing ({store.url(manifest_key)} is an 'incomplete' marker)"
         )
 
+    _check_manifest(manifest, store.url(manifest_key), prefix, snapshot_date, account_id)
     payloads = {}
     for dataset, entry in manifest["datasets"].items():
         if entry["status"] == "ok":
@@ -79,6 +94,12 @@ def prepare_account(store, prefix: str, snapshot_date, account_id: str,
             except RawObjectMissing:
                 raise layout.CorruptObjectError(
                     f"{store.url(key)} is listed in {store.url(manifest_key)} but does not exist") from None
+            expected = entry.get("sha256")
+            if expected is not None and hashlib.sha256(blob).hexdigest() != expected:
+                raise ChecksumMismatch(
+                    f"{store.url(key)} does not match the SHA-256 recorded in {store.url(manifest_key)} "
+                    f"(recorded {expected}, read {hashlib.sha256(blob).hexdigest()}): the object was changed "
+                    "or replaced after extraction")
             payloads[dataset] = layout.decode(blob, store.url(key))
 
     tables: dict[str, list[tuple]] = {table: [] for table in transform.COLUMNS}
@@ -94,7 +115,7 @@ def prepare_account(store, prefix: str, snapshot_date, account_id: str,
                 status_rows.append((dataset, "error", "MalformedPayload",
                                     f"{exc.detail} (in {store.url(entry['key'])})", None))
                 continue
-            except (KeyError, TypeError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any unexpected shape fails this account, not the load
                 raise layout.CorruptObjectError(
                     f"{store.url(entry['key'])} does not have the expected shape for {dataset}: {exc!r}"
                 ) from None
@@ -115,6 +136,46 @@ def prepare_account(store, prefix: str, snapshot_date, account_id: str,
     )
 
 
+def _check_manifest(manifest, where: str, prefix: str, snapshot_date, account_id: str) -> None:
+    """The manifest must describe this account and date and list only this account's own objects."""
+    from iam_audit.extract import DATASETS
+
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("datasets"), dict):
+        raise layout.CorruptObjectError(f"{where} is not a snapshot manifest (no 'datasets' object)")
+    if manifest.get("account_id") != account_id:
+        raise layout.CorruptObjectError(
+            f"{where} describes account {manifest.get('account_id')!r}, not {account_id}: stray manifest")
+    if manifest.get("snapshot_date") not in (None, str(snapshot_date)):
+        raise layout.CorruptObjectError(
+            f"{where} describes snapshot {manifest.get('snapshot_date')!r}, not {snapshot_date}: stray manifest")
+    if "extracted_at" not in manifest:
+        raise layout.CorruptObjectError(f"{where} has no extracted_at")
+    checksums_required = int(manifest.get("format") or 1) >= CHECKSUM_FORMAT
+    for dataset, entry in manifest["datasets"].items():
+        if dataset not in DATASETS:
+            raise layout.CorruptObjectError(f"{where} lists an unknown data set {dataset!r}")
+        if not isinstance(entry, dict) or entry.get("status") not in ("ok", "error"):
+            raise layout.CorruptObjectError(f"{where}: the entry of {dataset} has no status 'ok' or 'error'")
+        if entry["status"] != "ok":
+            continue
+        expected = layout.dataset_key(prefix, snapshot_date, account_id, dataset)
+        if entry.get("key") != expected:
+            raise layout.CorruptObjectError(
+                f"{where}: {dataset} points at {entry.get('key')!r}, not at {expected}: stray key")
+        if checksums_required and not isinstance(entry.get("sha256"), str):
+            raise layout.CorruptObjectError(f"{where}: {dataset} has no SHA-256 (manifest format "
+                                            f"{manifest.get('format')} requires one)")
+
+
+def load_failed(account_id: str, account_name: str | None, reason: str, run_id: str | None,
+                extracted_at: str) -> PreparedAccount:
+    """The staging record of an account whose snapshot could not be loaded: no data, and a
+    load_error that iam_audit_account_readiness reports, so every check says 'error'."""
+    return PreparedAccount(account_id=account_id, account_name=account_name, extracted_at=extracted_at,
+                           run_id=run_id, raw_prefix="", status_rows=[], tables={},
+                           load_error=reason[:4000] or "unknown load failure")
+
+
 def write_accounts(conn, snapshot_date, batch: list[PreparedAccount]) -> None:
     """Replace the staging rows of the date of every account of the batch, in one transaction.
 
@@ -132,8 +193,10 @@ def write_accounts(conn, snapshot_date, batch: list[PreparedAccount]) -> None:
                 f"DELETE FROM iam_stage.{table} WHERE snapshot_date = %s AND account_id = ANY(%s)",  # noqa: S608
                 (snapshot_date, ids),
             )
-        _copy(cur, "accounts", ("account_name", "extracted_at", "run_id", "raw_prefix"), snapshot_date,
-              ((p.account_id, (p.account_name, p.extracted_at, p.run_id, p.raw_prefix)) for p in batch))
+        _copy(cur, "accounts", ("account_name", "extracted_at", "run_id", "raw_prefix", "load_error"),
+              snapshot_date,
+              ((p.account_id, (p.account_name, p.extracted_at, p.run_id, p.raw_prefix, p.load_error))
+               for p in batch))
         _copy(cur, "extraction_status", ("dataset", "status", "error_code", "error_message", "row_count"),
               snapshot_date, ((p.account_id, row) for p in batch for row in p.status_rows))
         for table, columns in transform.COLUMNS.items():

@@ -8,13 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from iam_audit import layout
 from iam_audit.aws import AwsTarget, assume_role_remedy, dataset_remedy, error_code, is_permanent
 from iam_audit.config import AuditConfig, ConfigError
 from iam_audit.extract import extract_account_datasets, unreachable_account
-from iam_audit.load import SnapshotMissing, prepare_account, write_accounts_with_retry
+from iam_audit.load import ACCOUNT_ID, SnapshotMissing, prepare_account, write_accounts_with_retry
+from iam_audit.raw_store import RawStoreError
 from iam_audit.run_modes import run_mode  # noqa: F401 - re-exported: the rule lives in run_modes
 from iam_audit.snapshot import write_account_snapshot
 
@@ -111,6 +113,11 @@ def stored_accounts(store, prefix: str, snapshot_date) -> list[dict]:
     keys = store.hook.list_keys(bucket_name=store.bucket, prefix=base) or []
     ids = sorted({k[len(base):].split("/")[0].removeprefix("account_id=") for k in keys
                   if k.endswith(layout.MANIFEST)})
+    stray = [i for i in ids if not ACCOUNT_ID.match(i)]
+    if stray:
+        log.warning("ignoring manifests under %s that are not in an account_id=<12 digits>/ folder: %s",
+                    base, ", ".join(stray))
+    ids = [i for i in ids if ACCOUNT_ID.match(i)]
     return [{"account_id": i, "account_name": ""} for i in ids]
 
 
@@ -178,7 +185,12 @@ def load_snapshot(store, prefix: str, snapshot_date, accounts: list[dict], conne
     live: an account with no snapshot written by this run (its extraction failed) gets an
           'error' record for every data set, so its checks say error.
     replay: such an account is skipped with the reason and gets no verdicts.
+    Any other per-account failure (unreadable or denied object, KMS, checksum mismatch, a stray
+    key, a shape the transform does not expect, rows the database refuses) records the account
+    as failed to load (report.failed): its checks say error, and the other accounts load.
     """
+    from iam_audit.load import load_failed
+
     report = LoadReport()
 
     def prepare(account: dict):
@@ -188,13 +200,24 @@ def load_snapshot(store, prefix: str, snapshot_date, accounts: list[dict], conne
                                                          written_by_run=run_id if mode == "live" else None)
         except SnapshotMissing as exc:
             return account_id, "missing", str(exc)
-        except layout.CorruptObjectError as exc:
+        except (layout.CorruptObjectError, RawStoreError) as exc:
             return account_id, "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 - one account's surprise must not abort the others
+            log.exception("account %s: unexpected failure while reading its snapshot", account_id)
+            return account_id, "failed", f"{type(exc).__name__}: {exc}"
+
+    def failed(account: dict, reason: str):
+        report.failed[account["account_id"]] = reason
+        log.error("account %s: %s", account["account_id"], reason)
+        return load_failed(account["account_id"], account.get("account_name"), reason, run_id,
+                           datetime.now(UTC).isoformat())
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, len(accounts), batch_size):
+            chunk = accounts[start:start + batch_size]
+            by_id = {a["account_id"]: a for a in chunk}
             batch, loaded = [], {}
-            for account_id, outcome, detail in pool.map(prepare, accounts[start:start + batch_size]):
+            for account_id, outcome, detail in pool.map(prepare, chunk):
                 if outcome == "loaded":
                     batch.append(detail)
                     loaded[account_id] = detail.row_count
@@ -202,12 +225,29 @@ def load_snapshot(store, prefix: str, snapshot_date, accounts: list[dict], conne
                     report.missing[account_id] = detail
                     log.warning("account %s: %s", account_id, detail)
                     if mode == "live":
-                        account = next(a for a in accounts[start:start + batch_size] if a["account_id"] == account_id)
-                        batch.append(_unreachable(account, detail, run_id))
+                        batch.append(_unreachable(by_id[account_id], detail, run_id))
                 else:
-                    report.failed[account_id] = detail
-                    log.error("account %s: %s", account_id, detail)
-            write_accounts_with_retry(connect, snapshot_date, batch)
+                    batch.append(failed(by_id[account_id], detail))
+            try:
+                write_accounts_with_retry(connect, snapshot_date, batch)
+            except psycopg.OperationalError:
+                raise  # the database itself is unavailable: nothing account-specific to record
+            except psycopg.Error as exc:
+                # One account's rows were refused (a constraint, a value of the wrong type):
+                # write the batch account by account so only that account fails.
+                log.warning("batch of %d accounts refused (%s): writing them one by one", len(batch),
+                            type(exc).__name__)
+                for prepared in batch:
+                    try:
+                        write_accounts_with_retry(connect, snapshot_date, [prepared])
+                    except psycopg.OperationalError:
+                        raise
+                    except psycopg.Error as one:
+                        loaded.pop(prepared.account_id, None)
+                        reason = (f"the database refused its staging rows: {type(one).__name__}: "
+                                  f"{str(one).strip().splitlines()[0] if str(one).strip() else ''}")
+                        write_accounts_with_retry(connect, snapshot_date,
+                                                  [failed(by_id[prepared.account_id], reason)])
             for account_id, rows in loaded.items():
                 report.loaded[account_id] = rows
                 log.info("account %s: loaded %s staging rows", account_id, rows)

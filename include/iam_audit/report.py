@@ -1,7 +1,10 @@
 """A self-contained HTML compliance report of one snapshot (inline CSS, no script, no external link).
 
-Reads the BI views (aws_policy_scores, aws_policy_results_effective) so the page
-shows the same numbers as the dashboards, muted findings included.
+Reads the BI views (aws_policy_scores, aws_policy_results_effective,
+aws_policy_account_freshness) so the page shows the same numbers as the dashboards,
+muted findings included. Pass rate is pass / (pass + fail) everywhere; errors and
+muted findings are always shown as their own counts next to it. Accounts whose newest
+evaluated snapshot is older than the newest run are marked stale.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ class Counts:
     def describe(self) -> str:
         return f"{self.passed} pass, {self.failed} fail, {self.errors} error, {self.muted} muted"
 
+    def side_counts(self) -> str:
+        """What the pass rate leaves out, shown next to it."""
+        return f"{self.errors} error · {self.muted} muted"
+
 
 @dataclass
 class ReportData:
@@ -56,6 +63,11 @@ class ReportData:
     failing: list[dict] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     muted: list[dict] = field(default_factory=list)
+    freshness: dict[str, dict] = field(default_factory=dict)   # account_id -> aws_policy_account_freshness row
+
+    def is_stale(self, account_id: str) -> bool:
+        row = self.freshness.get(account_id)
+        return row is None or row["is_stale"] is not False
 
     def account_framework(self, account_id: str, framework: str) -> Counts:
         total = Counts()
@@ -127,7 +139,9 @@ def load_report_data(conn, snapshot_date: date | str) -> ReportData:
         FROM aws_policy_results_effective
         WHERE snapshot_date = %s AND effective_status = 'muted'
         ORDER BY exception_expires_on, account_id, framework, check_id, resource_id""", (day,))
-    return ReportData(day, accounts, frameworks, controls, cells, failing, errors, muted)
+    freshness = {r["account_id"]: r for r in _rows(
+        conn, "SELECT * FROM aws_policy_account_freshness WHERE account_id = ANY(%s)", (list(accounts),))}
+    return ReportData(day, accounts, frameworks, controls, cells, failing, errors, muted, freshness)
 
 
 # ---- rendering ---------------------------------------------------------------------
@@ -171,6 +185,9 @@ table.heat td.title{color:var(--soft);max-width:420px;overflow:hidden;text-overf
 .sev.low{background:#6e7781}
 code{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all}
 .empty{color:var(--soft);font-style:italic}
+.side{color:var(--soft);font-size:11px;white-space:nowrap}
+.stale{display:inline-block;padding:1px 8px;border-radius:10px;font-size:11px;font-weight:600;color:#fff;
+background:var(--error)}
 footer{color:var(--soft);font-size:12px;text-align:center;padding-bottom:24px}
 """
 
@@ -181,7 +198,8 @@ def _pct(rate: float | None) -> str:
 
 def _rate_cell(counts: Counts) -> str:
     width = 0 if counts.pass_rate is None else round(100 * counts.pass_rate)
-    return (f'<td><span class="rate">{_pct(counts.pass_rate)}</span>'
+    return (f'<td><span class="rate">{_pct(counts.pass_rate)}</span> <small class="side">'
+            f"{escape(counts.side_counts())}</small>"
             f'<div class="bar" title="{escape(counts.describe())}"><span style="width:{width}%"></span></div></td>')
 
 
@@ -215,9 +233,10 @@ def _cell_label(counts: Counts) -> str:
 
 def _summary_tiles(data: ReportData) -> str:
     total = data.overall()
+    stale = sum(data.is_stale(a) for a in data.accounts)
     tiles = [("pass rate", _pct(total.pass_rate)), ("accounts", str(len(data.accounts))),
              ("failing", str(total.failed)), ("passing", str(total.passed)),
-             ("errors", str(total.errors)), ("muted", str(total.muted))]
+             ("errors", str(total.errors)), ("muted", str(total.muted)), ("stale accounts", str(stale))]
     return '<div class="tiles">' + "".join(
         f'<div class="tile"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>'
         for k, v in tiles) + "</div>"
@@ -233,14 +252,43 @@ def _pass_rates(data: ReportData) -> str:
     rows = []
     for account_id, name in data.accounts.items():
         cells = "".join(_rate_cell(data.account_framework(account_id, f)) for f in data.frameworks)
-        rows.append(f"<tr><td><code>{escape(account_id)}</code></td><td>{escape(name)}</td>{cells}</tr>")
+        badge = ' <span class="stale">stale</span>' if data.is_stale(account_id) else ""
+        rows.append(f"<tr><td><code>{escape(account_id)}</code>{badge}</td><td>{escape(name)}</td>{cells}</tr>")
     overall = "".join(_rate_cell(data.overall(f)) for f in data.frameworks)
     rows.append(f"<tr><th>all accounts</th><th></th>{overall}</tr>")
     return (
         "<section><h2>Pass rate per account and framework</h2>"
-        '<p class="note">pass / (pass + fail). Errors (not evaluable) and muted findings are left out; '
-        "hover a bar for the counts.</p>"
+        '<p class="note">pass / (pass + fail). Errors (not evaluable) and muted findings are not in the '
+        "rate; their counts stand next to it. Hover a bar for all counts.</p>"
         f'<div class="wrap"><table><thead><tr><th>account</th><th>name</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div></section>"
+    )
+
+
+def _freshness(data: ReportData) -> str:
+    rows = []
+    for account_id, name in data.accounts.items():
+        row = data.freshness.get(account_id) or {}
+        latest = row.get("latest_snapshot_date")
+        age = row.get("snapshot_age_days")
+        if data.is_stale(account_id):
+            state = ('<span class="stale">stale</span> newest evaluated snapshot is older than the newest run'
+                     if latest else '<span class="stale">stale</span> never evaluated')
+        else:
+            state = "current"
+        rows.append(
+            f"<tr><td><code>{escape(account_id)}</code></td><td>{escape(name)}</td>"
+            f"<td>{escape(str(latest) if latest else '–')}</td>"
+            f"<td class='num'>{escape('–' if age is None else str(age))}</td>"
+            f"<td>{escape(str(row.get('extracted_at') or '–'))}</td><td>{state}</td></tr>")
+    newest = next((r.get("latest_run_date") for r in data.freshness.values() if r.get("latest_run_date")), None)
+    return (
+        "<section><h2>Snapshot age per account</h2>"
+        f"<p class='note'>Against the newest run ({escape(str(newest or '–'))}). A stale account's verdicts "
+        "are not current: its newest snapshot could not be evaluated (see Errors explained), or it was not "
+        "audited since.</p>"
+        "<div class='wrap'><table><thead><tr><th>account</th><th>name</th><th>newest evaluated snapshot</th>"
+        "<th class='num'>age (days)</th><th>extracted at</th><th>state</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div></section>"
     )
 
@@ -341,7 +389,7 @@ def render_report(data: ReportData) -> str:
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
         f"<header><h1>{escape(title)}</h1><p>CIS AWS Foundations Benchmark, IAM controls · {escape(frameworks)}"
         f" · {len(data.accounts)} account(s)</p></header><main>"
-        f"{_summary_tiles(data)}{_pass_rates(data)}{_heat_map(data)}{_failing(data)}{_errors(data)}"
+        f"{_summary_tiles(data)}{_pass_rates(data)}{_freshness(data)}{_heat_map(data)}{_failing(data)}{_errors(data)}"
         f"{_muted(data)}{_manual(data)}</main>"
         f"<footer>Generated from aws_policy_results (snapshot {escape(data.snapshot_date)}).</footer>"
         "</body></html>\n"

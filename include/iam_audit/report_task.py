@@ -24,13 +24,12 @@ def upload_html(store, key: str, html: str) -> None:
 
 def publish_report(plan: dict, postgres_conn_id: str, aws_conn_id: str) -> str:
     """Render the report of plan['snapshot_date'] and upload it; returns its s3:// URL."""
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
+    from iam_audit.database import pipeline_hook
     from iam_audit.raw_store import S3RawStore
     from iam_audit.report import build_report_html
 
     config = plan["config"]
-    conn = PostgresHook(postgres_conn_id=postgres_conn_id).get_conn()
+    conn = pipeline_hook(postgres_conn_id).get_conn()
     try:
         html = build_report_html(conn, plan["snapshot_date"])
     finally:

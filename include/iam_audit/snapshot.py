@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 
@@ -17,6 +18,7 @@ def write_account_snapshot(store, prefix: str, snapshot_date, account_id: str, a
     The manifest is first overwritten with an 'incomplete' marker, so a failure
     half-way leaves no usable manifest and the loader loads nothing of this account
     for the date. (Overwriting rather than deleting keeps the writer PutObject-only.)
+    The manifest records the SHA-256 of every object it lists; load and replay verify it.
     """
     manifest_key = layout.manifest_key(prefix, snapshot_date, account_id)
     store.put(manifest_key, json.dumps({"format": 1, "account_id": account_id, "incomplete": True}).encode())
@@ -25,14 +27,16 @@ def write_account_snapshot(store, prefix: str, snapshot_date, account_id: str, a
         entry = {"status": result.status}
         if result.ok:
             key = layout.dataset_key(prefix, snapshot_date, account_id, name)
-            store.put(key, layout.encode(result.payload))
+            blob = layout.encode(result.payload)
+            store.put(key, blob)
             entry["key"] = key
+            entry["sha256"] = hashlib.sha256(blob).hexdigest()
         else:
             entry["error_code"] = result.error_code
             entry["error_message"] = (result.error_message or "")[:2000]
         datasets[name] = entry
     manifest = {
-        "format": 1,
+        "format": 2,
         "account_id": account_id,
         "account_name": account_name,
         "snapshot_date": str(snapshot_date),

@@ -1,4 +1,9 @@
-"""A readable compliance summary of one snapshot, from aws_policy_results."""
+"""A readable compliance summary of one snapshot, from aws_policy_results_effective.
+
+Pass rate is pass / (pass + fail), as in aws_policy_scores and the HTML report; errors
+and muted fails are counted on their own, next to it. Each account's snapshot age comes
+from aws_policy_account_freshness; accounts behind the newest run are marked stale.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +17,20 @@ SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 @dataclass
 class Summary:
     snapshot_date: str
-    controls: list[dict]   # framework, check_id, title, pass, fail, error, manual
-    accounts: list[dict]   # account_id, account_name, pass, fail, error, score
+    controls: list[dict]   # framework, check_id, title, pass, fail, error, muted, manual
+    accounts: list[dict]   # account_id, account_name, pass, fail, error, muted, score, snapshot age, stale
     worst: list[dict]      # account_id, framework, check_id, severity, resource_id, reason
     extraction_errors: list[dict]
     logics: list[dict] = field(default_factory=list)  # logic, severity, title, ids {framework: id}, pass/fail/error
+    load_errors: list[dict] = field(default_factory=list)   # account_id, load_error
 
     @property
     def totals(self) -> dict:
-        return {k: sum(c[k] for c in self.controls) for k in ("pass", "fail", "error")}
+        return {k: sum(c[k] for c in self.controls) for k in ("pass", "fail", "error", "muted")}
+
+    @property
+    def stale_accounts(self) -> list[str]:
+        return [a["account_id"] for a in self.accounts if a["stale"]]
 
     @property
     def frameworks(self) -> list[dict]:
@@ -35,28 +45,33 @@ class Summary:
         return sorted(rows.values(), key=lambda r: framework_sort_key(r["framework"]))
 
 
-def _score(passed: int, failed: int) -> float | None:
+def pass_rate(passed: int, failed: int) -> float | None:
+    """pass / (pass + fail) in percent; None when nothing was decided."""
     return round(100.0 * passed / (passed + failed), 1) if passed + failed else None
+
+
+_score = pass_rate
+
+_COUNTS = """count(*) FILTER (WHERE effective_status = 'pass'), count(*) FILTER (WHERE effective_status = 'fail'),
+             count(*) FILTER (WHERE effective_status = 'error'), count(*) FILTER (WHERE effective_status = 'muted')"""
 
 
 def build_summary(conn, snapshot_date, account_ids: list[str] | None = None, worst_per_account: int = 3) -> Summary:
     where = "snapshot_date = %s" + (" AND account_id = ANY(%s)" if account_ids else "")
     params = [str(snapshot_date)] + ([list(account_ids)] if account_ids else [])
     counts = conn.execute(
-        f"""SELECT framework, check_id, title,
-                   count(*) FILTER (WHERE status = 'pass'), count(*) FILTER (WHERE status = 'fail'),
-                   count(*) FILTER (WHERE status = 'error')
-            FROM aws_policy_results WHERE {where} GROUP BY 1, 2, 3""",  # noqa: S608
+        f"""SELECT framework, check_id, title, {_COUNTS}
+            FROM aws_policy_results_effective WHERE {where} GROUP BY 1, 2, 3""",  # noqa: S608
         params,
     ).fetchall()
-    by_key = {(f, c): (t, p, fl, e) for f, c, t, p, fl, e in counts}
+    by_key = {(f, c): (t, p, fl, e, m) for f, c, t, p, fl, e, m in counts}
     controls = []
     for control in load_catalogue().all_controls():
-        title, passed, failed, errors = by_key.get((control.framework, control.check_id),
-                                                   (control.title, 0, 0, 0))
+        title, passed, failed, errors, muted = by_key.get((control.framework, control.check_id),
+                                                          (control.title, 0, 0, 0, 0))
         controls.append({
             "framework": control.framework, "check_id": control.check_id, "title": title,
-            "pass": passed, "fail": failed, "error": errors, "manual": control.logic is None,
+            "pass": passed, "fail": failed, "error": errors, "muted": muted, "manual": control.logic is None,
         })
     controls.sort(key=lambda c: (framework_sort_key(c["framework"]), control_sort_key(c["check_id"])))
 
@@ -84,18 +99,19 @@ def build_summary(conn, snapshot_date, account_ids: list[str] | None = None, wor
         })
 
     accounts = []
-    for account_id, name, passed, failed, errors in conn.execute(
-        f"""SELECT r.account_id, max(a.account_name),
-                   count(*) FILTER (WHERE status = 'pass'), count(*) FILTER (WHERE status = 'fail'),
-                   count(*) FILTER (WHERE status = 'error')
-            FROM aws_policy_results r
+    for account_id, name, passed, failed, errors, muted, latest, age, stale in conn.execute(
+        f"""SELECT r.account_id, max(a.account_name), {_COUNTS},
+                   max(f.latest_snapshot_date), max(f.snapshot_age_days), bool_or(f.is_stale IS NOT FALSE)
+            FROM aws_policy_results_effective r
             LEFT JOIN iam_stage.accounts a USING (snapshot_date, account_id)
+            LEFT JOIN aws_policy_account_freshness f ON f.account_id = r.account_id
             WHERE r.{where.replace(' AND account_id', ' AND r.account_id')} GROUP BY 1 ORDER BY 1""",  # noqa: S608
         params,
     ).fetchall():
         accounts.append({
             "account_id": account_id, "account_name": name or "", "pass": passed, "fail": failed,
-            "error": errors, "score": _score(passed, failed),
+            "error": errors, "muted": muted, "score": pass_rate(passed, failed),
+            "latest_snapshot_date": latest, "snapshot_age_days": age, "stale": bool(stale),
         })
 
     worst = [
@@ -108,8 +124,8 @@ def build_summary(conn, snapshot_date, account_ids: list[str] | None = None, wor
                                              WHEN 'medium' THEN 2 ELSE 3 END, framework DESC, check_id,
                                resource_id) AS n
                   FROM (SELECT DISTINCT ON (account_id, control_logic, resource_id) *
-                        FROM aws_policy_results
-                        WHERE {where} AND status = 'fail'
+                        FROM aws_policy_results_effective
+                        WHERE {where} AND effective_status = 'fail'
                         ORDER BY account_id, control_logic, resource_id, framework DESC) d
                 ) ranked WHERE n <= %s ORDER BY account_id, n""",  # noqa: S608
             params + [worst_per_account],
@@ -123,7 +139,15 @@ def build_summary(conn, snapshot_date, account_ids: list[str] | None = None, wor
             params,
         ).fetchall()
     ]
-    return Summary(str(snapshot_date), controls, accounts, worst, extraction_errors, logics)
+    load_errors = [
+        {"account_id": account_id, "load_error": load_error}
+        for account_id, load_error in conn.execute(
+            f"""SELECT account_id, load_error FROM iam_stage.accounts
+                WHERE {where} AND load_error IS NOT NULL ORDER BY 1""",  # noqa: S608
+            params,
+        ).fetchall()
+    ]
+    return Summary(str(snapshot_date), controls, accounts, worst, extraction_errors, logics, load_errors)
 
 
 def clip(text: str, width: int) -> str:
@@ -141,8 +165,10 @@ def format_summary(summary: Summary, width: int = 160, raw_location: str | None 
     if raw_location:
         lines.append(f"Raw snapshots: {raw_location}")
     t = summary.totals
-    lines += ["", f"Verdicts: {t['pass']} pass, {t['fail']} fail, {t['error']} error "
-                  "(one per framework, control and resource)", ""]
+    rate = pass_rate(t["pass"], t["fail"])
+    lines += ["", f"Verdicts: {t['pass']} pass, {t['fail']} fail, {t['error']} error, {t['muted']} muted; "
+                  f"pass rate {'n/a' if rate is None else f'{rate:.0f}%'} (pass / (pass + fail)); "
+                  "one verdict per framework, control and resource", ""]
 
     frameworks = summary.frameworks
     names = [f["framework"] for f in frameworks]
@@ -173,17 +199,28 @@ def format_summary(summary: Summary, width: int = 160, raw_location: str | None 
         for framework, ids in manual.items():
             lines.append(clip(f"  {framework:<12} " + ", ".join(ids), width))
 
-    lines += ["", "Score per account: pass / (pass + fail)",
-              f"{'account':<14} {'name':<24} {'score':>6} {'pass':>5} {'fail':>5} {'error':>5}"]
+    lines += ["", "Score per account: pass / (pass + fail); errors and muted fails counted apart",
+              f"{'account':<14} {'name':<24} {'score':>6} {'pass':>5} {'fail':>5} {'error':>5} {'muted':>5}  "
+              f"{'evaluated':<10} {'age':>4}  state"]
     for a in summary.accounts:
         score = "n/a" if a["score"] is None else f"{a['score']:.0f}%"
+        latest = str(a["latest_snapshot_date"] or "never")
+        age = "-" if a["snapshot_age_days"] is None else f"{a['snapshot_age_days']}d"
         lines.append(f"{a['account_id']:<14} {clip(a['account_name'], 24):<24} {score:>6} "
-                     f"{a['pass']:>5} {a['fail']:>5} {a['error']:>5}")
+                     f"{a['pass']:>5} {a['fail']:>5} {a['error']:>5} {a['muted']:>5}  {latest:<10} {age:>4}  "
+                     f"{'STALE' if a['stale'] else 'current'}")
+    if summary.stale_accounts:
+        lines += ["", f"{len(summary.stale_accounts)} account(s) STALE: their newest evaluated snapshot is older "
+                      "than the newest run, so their verdicts are not current: " + ", ".join(summary.stale_accounts)]
     if summary.worst:
         lines += ["", "Worst findings per account:"]
         for w in summary.worst:
             prefix = f"  {w['account_id']} [{w['severity']}] {w['framework']} {w['check_id']}: "
             lines.append(prefix + clip(w["reason"], width - len(prefix)))
+    if summary.load_errors:
+        lines += ["", "Accounts whose raw snapshot could not be loaded (every check says 'error'):"]
+        for e in summary.load_errors:
+            lines.append(clip(f"  {e['account_id']}: {e['load_error']}", width))
     if summary.extraction_errors:
         lines += ["", "Data that could not be collected (checks needing it say 'error'):"]
         for e in summary.extraction_errors:

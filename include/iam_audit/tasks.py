@@ -95,11 +95,9 @@ def plan_run(context) -> dict:
 
 
 def prepare_database(postgres_conn_id: str) -> list[str]:
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
+    from iam_audit.database import apply_schema, pipeline_hook
 
-    from iam_audit.database import apply_schema
-
-    conn = PostgresHook(postgres_conn_id=postgres_conn_id).get_conn()
+    conn = pipeline_hook(postgres_conn_id).get_conn()
     try:
         return apply_schema(conn)
     finally:
@@ -214,28 +212,31 @@ def extract(plan: dict, account: dict, aws_conn_id: str) -> dict:
 
 
 def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_conn_id: str) -> dict:
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
+    from iam_audit.database import pipeline_hook, snapshot_date_lock
 
     if accounts is None:
         raise LoadError("account discovery did not finish: nothing to load")
-    hook = PostgresHook(postgres_conn_id=postgres_conn_id)
+    hook = pipeline_hook(postgres_conn_id)
     store = _store(plan, aws_conn_id)
     shrink = None
-    if plan["mode"] == "live" and not plan["requested_accounts"]:
-        keep = [a["account_id"] for a in accounts]
-        max_drop = plan["config"].get("max_account_drop_percent", 100.0)
-        shrink = account_set_shrink(plan["snapshot_date"], keep, hook.get_conn, max_drop)
-        if shrink:
-            log.error("%s", shrink.message(max_drop))  # loaded below, failed at the end, nothing pruned
-        else:
-            prune_other_accounts(plan["snapshot_date"], keep, hook.get_conn)
-    load_organization(store, plan["config"]["prefix"], plan["snapshot_date"], hook.get_conn)
-    report = load_snapshot(store, plan["config"]["prefix"], plan["snapshot_date"], accounts,
-                           hook.get_conn, mode=plan["mode"], run_id=plan["run_id"])
+    # Another run of the same date (scheduler, make run, a backfill) must not write in between.
+    with snapshot_date_lock(hook.get_conn, plan["snapshot_date"]):
+        if plan["mode"] == "live" and not plan["requested_accounts"]:
+            keep = [a["account_id"] for a in accounts]
+            max_drop = plan["config"].get("max_account_drop_percent", 100.0)
+            shrink = account_set_shrink(plan["snapshot_date"], keep, hook.get_conn, max_drop)
+            if shrink:
+                log.error("%s", shrink.message(max_drop))  # loaded below, failed at the end, nothing pruned
+            else:
+                prune_other_accounts(plan["snapshot_date"], keep, hook.get_conn)
+        load_organization(store, plan["config"]["prefix"], plan["snapshot_date"], hook.get_conn)
+        report = load_snapshot(store, plan["config"]["prefix"], plan["snapshot_date"], accounts,
+                               hook.get_conn, mode=plan["mode"], run_id=plan["run_id"])
     _analyze(hook)
     if report.failed:
         raise LoadError(
-            f"{len(report.failed)} account(s) could not be loaded (their previous staging rows are unchanged):\n"
+            f"{len(report.failed)} account(s) could not be loaded; every check writes 'error' verdicts for "
+            f"them for {plan['snapshot_date']}, the other accounts were loaded and checked:\n"
             + "\n".join(f"  {a}: {why}" for a, why in sorted(report.failed.items()))
         )
     if shrink:
@@ -260,12 +261,11 @@ def _analyze(hook) -> None:
 
 
 def summarize(plan: dict, accounts: list[dict] | None, postgres_conn_id: str) -> dict:
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
+    from iam_audit.database import pipeline_hook
     from iam_audit.summary import build_summary, format_summary
 
     account_ids = [a["account_id"] for a in accounts or []]
-    conn = PostgresHook(postgres_conn_id=postgres_conn_id).get_conn()
+    conn = pipeline_hook(postgres_conn_id).get_conn()
     try:
         summary = build_summary(conn, plan["snapshot_date"], account_ids or None)
     finally:

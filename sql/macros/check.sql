@@ -1,6 +1,8 @@
 {#-
   Wraps a check's verdict query so that every check writes its verdicts the same
   way, in one transaction (sql/schema/011_history.sql):
+    0. wait for the snapshot date's lock (iam_audit_lock_for_check: no load or same
+       check of another run of the date writes at the same time);
     1. aws_policy_begin_check registers the logic's variants (one per distinct
        params of the requested frameworks) and the date's scopes;
     2. the body evaluates one representative control per variant;
@@ -24,6 +26,8 @@
 {%- set needs_array -%}
 ARRAY[{% for dataset in needs %}'{{ dataset }}'{% if not loop.last %}, {% endif %}{% endfor %}]::text[]
 {%- endset -%}
+SELECT iam_audit_lock_for_check(%(snapshot_date)s::date, '{{ logic }}');
+
 SELECT aws_policy_begin_check(%(snapshot_date)s::date, '{{ logic }}', %(frameworks)s::text[]);
 
 INSERT INTO _check_body (framework, check_id, account_id, resource_id, resource_type, status, reason)

@@ -13,8 +13,10 @@ CREATE TABLE IF NOT EXISTS iam_stage.accounts (
     run_id text,
     raw_prefix text,
     loaded_at timestamptz NOT NULL DEFAULT now(),
+    load_error text,                   -- set: the raw snapshot could not be loaded (no data rows)
     PRIMARY KEY (snapshot_date, account_id)
 );
+ALTER TABLE iam_stage.accounts ADD COLUMN IF NOT EXISTS load_error text;
 
 -- The organisation's member accounts as discovered for the snapshot (all of
 -- them, not only the audited subset): "inside the organisation" for trust checks.

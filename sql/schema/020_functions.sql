@@ -24,15 +24,17 @@ $$;
 -- 030_policy_functions.sql, next to the action matching it uses.
 
 -- Accounts of a snapshot and, for each, whether every data set a check needs
--- was collected and understood; reason names the data sets that were not (for a
--- malformed one, the field at fault, as the loader recorded it).
+-- was collected, understood and loaded; reason names the data sets that were not (for a
+-- malformed one, the field at fault, as the loader recorded it), or why the account's raw
+-- snapshot could not be loaded (iam_stage.accounts.load_error).
 CREATE OR REPLACE FUNCTION iam_audit_account_readiness(p_snapshot_date date, p_datasets text[])
 RETURNS TABLE (account_id text, as_of timestamptz, ready boolean, reason text)
 LANGUAGE sql STABLE AS $$
     SELECT a.account_id,
            a.extracted_at,
-           bool_and(s.status IS NOT DISTINCT FROM 'ok'),
-           string_agg(
+           a.load_error IS NULL AND bool_and(s.status IS NOT DISTINCT FROM 'ok'),
+           CASE WHEN a.load_error IS NOT NULL THEN 'the raw snapshot could not be loaded: ' || a.load_error
+           ELSE string_agg(
                CASE WHEN s.status IS DISTINCT FROM 'ok' AND s.error_code = 'MalformedPayload' THEN
                    format('%s was collected but is malformed, so nothing in it is trusted (%s)', d.dataset,
                           coalesce(s.error_message, 'no detail recorded'))
@@ -41,6 +43,7 @@ LANGUAGE sql STABLE AS $$
                           coalesce(s.error_code || ': ' || s.error_message, s.error_code,
                                    s.error_message, 'no extraction record'))
                END, '; ' ORDER BY d.dataset)
+           END
     FROM iam_stage.accounts a
     CROSS JOIN unnest(p_datasets) AS d(dataset)
     LEFT JOIN iam_stage.extraction_status s
@@ -48,5 +51,5 @@ LANGUAGE sql STABLE AS $$
           AND s.account_id = a.account_id
           AND s.dataset = d.dataset
     WHERE a.snapshot_date = p_snapshot_date
-    GROUP BY a.account_id, a.extracted_at
+    GROUP BY a.account_id, a.extracted_at, a.load_error
 $$;

@@ -1,7 +1,17 @@
 -- Muted findings: accepted risks that dashboards should not count as open fails.
 -- A fail verdict is shown as effective_status 'muted' (views in sql/views) while
--- an exception matches it and the verdict's snapshot_date <= expires_on.
+-- an exception matches it and created_at (UTC date) <= the verdict's snapshot_date
+-- <= expires_on: an exception never rewrites snapshots taken before it existed.
 -- aws_policy_results itself is never changed.
+--
+-- Guarantees (enforced by the table, whoever writes it):
+--   * at least one scope column (account_id, framework, check_id, resource_pattern)
+--     is set, or all_scope is true: muting everything is never an accident;
+--   * created_at is the database's clock at INSERT and never changes, so an
+--     exception cannot be back-dated to mute history;
+--   * expires_on is at most max_expiry_days (aws_policy_exception_policy, default
+--     365) after the creation date; an UPDATE cannot extend past that either.
+--     Change the cap with: UPDATE aws_policy_exception_policy SET max_expiry_days = 180;
 --
 -- Matching: every non-NULL column must match, NULL matches anything.
 -- resource_pattern is a SQL LIKE pattern on resource_id: '%' any run of
@@ -17,8 +27,80 @@ CREATE TABLE IF NOT EXISTS aws_policy_exceptions (
     reason text NOT NULL CHECK (btrim(reason) <> ''),
     expires_on date NOT NULL,                                 -- last snapshot_date that is muted
     created_by text NOT NULL DEFAULT current_user,
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    all_scope boolean NOT NULL DEFAULT false                  -- true: mutes every fail (all scope NULL)
 );
+
+-- One row: the longest an exception may last, in days from its creation.
+CREATE TABLE IF NOT EXISTS aws_policy_exception_policy (
+    id boolean PRIMARY KEY DEFAULT true CHECK (id),
+    max_expiry_days integer NOT NULL DEFAULT 365 CHECK (max_expiry_days > 0)
+);
+INSERT INTO aws_policy_exception_policy (id) VALUES (true) ON CONFLICT (id) DO NOTHING;
+
+-- Migration of tables created before these guarantees: rows that mute everything
+-- keep doing so, now explicitly (all_scope); expiries beyond the cap are shortened
+-- to it (the safe direction: fails reappear rather than stay hidden).
+ALTER TABLE aws_policy_exceptions ADD COLUMN IF NOT EXISTS all_scope boolean NOT NULL DEFAULT false;
+DO $$
+DECLARE
+    v_count integer;
+    v_cap integer := (SELECT max_expiry_days FROM aws_policy_exception_policy);
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'aws_policy_exceptions_scope'
+                   AND conrelid = 'aws_policy_exceptions'::regclass) THEN
+        UPDATE aws_policy_exceptions SET all_scope = true
+        WHERE account_id IS NULL AND framework IS NULL AND check_id IS NULL AND resource_pattern IS NULL;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        IF v_count > 0 THEN
+            RAISE NOTICE 'aws_policy_exceptions: % row(s) with no scope now say all_scope = true', v_count;
+        END IF;
+        UPDATE aws_policy_exceptions
+        SET expires_on = (created_at AT TIME ZONE 'UTC')::date + v_cap
+        WHERE expires_on > (created_at AT TIME ZONE 'UTC')::date + v_cap;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        IF v_count > 0 THEN
+            RAISE NOTICE 'aws_policy_exceptions: % row(s) expired more than % days after creation: shortened',
+                         v_count, v_cap;
+        END IF;
+        ALTER TABLE aws_policy_exceptions ADD CONSTRAINT aws_policy_exceptions_scope CHECK (
+            all_scope = (account_id IS NULL AND framework IS NULL AND check_id IS NULL
+                         AND resource_pattern IS NULL));
+    END IF;
+END
+$$;
+
+-- created_at is the server's clock at INSERT and immutable; expires_on is capped.
+-- SECURITY DEFINER: writers of exceptions need no access to the policy table.
+CREATE OR REPLACE FUNCTION aws_policy_exceptions_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    v_cap integer := coalesce((SELECT max_expiry_days FROM aws_policy_exception_policy), 365);
+    v_created date;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NEW.created_at IS DISTINCT FROM now() THEN
+            RAISE EXCEPTION 'aws_policy_exceptions.created_at is set by the database (now()), not by the writer'
+                  USING ERRCODE = 'check_violation',
+                        HINT = 'Leave created_at out: an exception only mutes snapshots from its creation on.';
+        END IF;
+    ELSIF NEW.created_at IS DISTINCT FROM OLD.created_at THEN
+        RAISE EXCEPTION 'aws_policy_exceptions.created_at cannot change (exception %)', OLD.id
+              USING ERRCODE = 'check_violation';
+    END IF;
+    v_created := (NEW.created_at AT TIME ZONE 'UTC')::date;
+    IF NEW.expires_on > v_created + v_cap THEN
+        RAISE EXCEPTION 'exception expires on %, more than % days after its creation on % (the cap)',
+                        NEW.expires_on, v_cap, v_created
+              USING ERRCODE = 'check_violation',
+                    HINT = 'Choose an earlier expires_on, or raise aws_policy_exception_policy.max_expiry_days.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE OR REPLACE TRIGGER aws_policy_exceptions_guard
+    BEFORE INSERT OR UPDATE ON aws_policy_exceptions
+    FOR EACH ROW EXECUTE FUNCTION aws_policy_exceptions_guard();
 
 -- The exception muting one verdict, if any (the one expiring last, then the
 -- lowest id). A single-SELECT SQL table function: the planner inlines it into
@@ -32,6 +114,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     FROM aws_policy_exceptions e
     WHERE p_status = 'fail'
       AND p_snapshot_date <= e.expires_on
+      AND (e.created_at AT TIME ZONE 'UTC')::date <= p_snapshot_date
       AND (e.account_id IS NULL OR e.account_id = p_account_id)
       AND (e.framework IS NULL OR e.framework = p_framework)
       AND (e.check_id IS NULL OR e.check_id = p_check_id)

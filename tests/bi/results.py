@@ -58,13 +58,26 @@ def query(conn, sql: str, params=()) -> list[dict]:
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
+# Exceptions of the tests exist from before D1, so they may mute every snapshot of history().
+CREATED = date(2026, 10, 1)
+
+
 def add_exception(conn, *, expires_on: date, reason: str = "accepted risk", account_id=None, framework=None,
-                  check_id=None, resource_pattern=None) -> int:
+                  check_id=None, resource_pattern=None, all_scope: bool = False,
+                  created_on: date | None = CREATED) -> int:
+    """Insert an exception created on `created_on` (as the table's owner, who alone can back-date one:
+    the guard trigger sets created_at to now() for everyone else); None: created now."""
+    backdate = created_on is not None
+    if backdate:
+        conn.execute("ALTER TABLE aws_policy_exceptions DISABLE TRIGGER aws_policy_exceptions_guard")
     exception_id = conn.execute(
         """INSERT INTO aws_policy_exceptions (account_id, framework, check_id, resource_pattern, reason,
-                                              expires_on, created_by)
-           VALUES (%s, %s, %s, %s, %s, %s, 'tests') RETURNING id""",
-        (account_id, framework, check_id, resource_pattern, reason, expires_on),
+                                              expires_on, created_by, all_scope, created_at)
+           VALUES (%s, %s, %s, %s, %s, %s, 'tests', %s, coalesce(%s::timestamptz, now())) RETURNING id""",
+        (account_id, framework, check_id, resource_pattern, reason, expires_on, all_scope,
+         f"{created_on} 12:00:00+00" if backdate else None),
     ).fetchone()[0]
+    if backdate:
+        conn.execute("ALTER TABLE aws_policy_exceptions ENABLE TRIGGER aws_policy_exceptions_guard")
     conn.commit()
     return exception_id

@@ -97,3 +97,33 @@ def test_cell_colours():
     assert cell_colour(Counts(passed=3)) == "#1a7f37"
     assert cell_colour(Counts(passed=1, failed=1)) != cell_colour(Counts(failed=1))
     assert cell_colour(Counts(errors=1)) == "#bf8700"
+
+
+def test_report_marks_stale_accounts_and_shows_snapshot_age(db):
+    from .results import D2 as evaluated
+    from .results import put_error
+
+    stale = "333333333333"
+    put(db, evaluated, stale, user(stale, "ivan"), "pass")
+    put_error(db, D3, stale)            # its newest snapshot could not be evaluated
+    db.commit()
+    Snapshot(db, D3).account(stale, name="legacy")
+    page = report(db)
+    text = " ".join(parse(page).text)
+    section = page.split("<h2>Snapshot age per account</h2>")[1].split("</section>")[0]
+    rows = {r.split("</code>")[0]: r for r in section.split("<tr><td><code>")[1:]}
+    assert set(rows) == {A, B, stale}
+    assert "stale</span>" in rows[stale] and f"<td>{evaluated}</td>" in rows[stale]
+    assert f"<td class='num'>{(D3 - evaluated).days}</td>" in rows[stale]
+    assert "<td>current</td>" in rows[A] and "<td class='num'>0</td>" in rows[A]
+    # the pass-rate table flags it too, and the tiles count it
+    assert f'{stale}</code> <span class="stale">stale</span>' in page
+    assert f'{A}</code> <span class="stale">' not in page
+    assert "stale accounts" in text
+
+
+def test_pass_rate_excludes_errors_and_muted_and_shows_them_beside_it(db):
+    page = report(db)
+    # A in cis_v3.0.0: 0 pass, 4 fail (erin muted): 0%, with its error and muted counts next to it
+    assert '<span class="rate">0%</span> <small class="side">0 error · 1 muted</small>' in page
+    assert Counts(passed=3, failed=1, errors=5, muted=2).pass_rate == 0.75

@@ -87,7 +87,7 @@ def test_healthchecks_present():
 def test_environment_follows_the_contract():
     import json
 
-    env = SERVICES["airflow-scheduler"]["environment"]
+    env = SERVICES["airflow-worker"]["environment"]
     assert env["PYTHONPATH"] == "/opt/airflow/include"
     assert int(env["AIRFLOW__CORE__MAX_MAP_LENGTH"]) > 1024
     aws = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])
@@ -99,8 +99,167 @@ def test_environment_follows_the_contract():
     assert "CREATE DATABASE compliance" in init_sql
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (Debian package) not installed")
+REQUIRED_SECRETS = ("AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY", "COMPLIANCE_READER_PASSWORD")
+needs_compose = pytest.mark.skipif(shutil.which("docker-compose") is None,
+                                   reason="docker-compose (Debian package) not installed")
+
+
+def compose_config(**env) -> subprocess.CompletedProcess:
+    import os
+
+    clean = {k: v for k, v in os.environ.items() if k not in REQUIRED_SECRETS}
+    return subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yaml"), "config"],
+                          cwd=ROOT, capture_output=True, text=True, env={**clean, **env})
+
+
+@needs_compose
 def test_docker_compose_config_is_valid():
-    result = subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yaml"), "config", "-q"],
-                            cwd=ROOT, capture_output=True, text=True)
+    result = compose_config(**{name: "set-by-the-test" for name in REQUIRED_SECRETS})
     assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    assert config["services"]["airflow-apiserver"]["ports"] == ["127.0.0.1:8080:8080/tcp"]
+
+
+@needs_compose
+@pytest.mark.parametrize("missing", REQUIRED_SECRETS)
+def test_refuses_to_start_without_each_secret(missing):
+    result = compose_config(**{name: "set-by-the-test" for name in REQUIRED_SECRETS if name != missing})
+    assert result.returncode != 0
+    assert f"set {missing}" in result.stderr
+
+
+def test_secrets_have_no_defaults():
+    text = (ROOT / "docker-compose.yaml").read_text()
+    for name in ("AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY"):
+        assert re.search(r"\$\{" + name + r":\?[^}]+\}", text), name
+        assert not re.search(r"\$\{" + name + r":?-", text), f"{name} has a default"
+    assert "change-me" not in text
+
+
+def _published(port: str | dict) -> str:
+    return port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port.get('published')}"
+
+
+def test_every_published_port_is_bound_to_localhost():
+    assert SERVICES["airflow-apiserver"]["ports"] == ["127.0.0.1:8080:8080"]
+    for name, service in SERVICES.items():
+        for port in service.get("ports", []):
+            assert _published(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_admin_password_is_generated_not_shipped():
+    env = SERVICES["airflow-apiserver"]["environment"]
+    passwords = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    # on a named volume of the API server, not in the repository or a bind mount
+    assert any(v.startswith("airflow-auth:") and passwords.startswith(v.split(":")[1] + "/")
+               for v in SERVICES["airflow-apiserver"]["volumes"])
+    assert "airflow-auth" in COMPOSE["volumes"]
+    assert not list(ROOT.glob("docker/*password*"))
+    for name, service in SERVICES.items():
+        if name != "airflow-apiserver":
+            assert "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" not in service.get("environment", {}), name
+    readme = (ROOT / "README.md").read_text()
+    assert "admin / admin" not in readme and "simple_auth_manager_passwords.json" in readme
+    assert "/opt/airflow/auth" in (ROOT / "Dockerfile").read_text()   # writable by the airflow user
+
+
+def test_postgres_and_redis_are_pinned_exactly():
+    assert re.fullmatch(r"postgres:\d+\.\d+(-[a-z]+)?(@sha256:[0-9a-f]{64})?", SERVICES["postgres"]["image"])
+    assert re.fullmatch(r"redis:\d+\.\d+\.\d+(-[a-z]+)?(@sha256:[0-9a-f]{64})?", SERVICES["redis"]["image"])
+
+
+def _stages() -> dict[str, str]:
+    text = (ROOT / "Dockerfile").read_text()
+    parts = re.split(r"^FROM\s+\S+\s+AS\s+(\S+)\s*$", text, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+TEST_TOOLS = ("moto", "pytest", "ruff", "pgserver", "playwright", "responses")
+
+
+def test_test_tools_stay_out_of_the_runtime_image():
+    stages = _stages()
+    assert set(stages) == {"runtime", "emulator"}
+    runtime = stages["runtime"]
+    for tool in TEST_TOOLS:
+        assert tool not in runtime.replace("pgserver)==", ""), f"the runtime stage installs {tool}"
+    assert "moto[server]" in stages["emulator"]
+    for name, service in SERVICES.items():
+        if name in AIRFLOW_SERVICES:
+            assert service["build"]["target"] == "runtime", name
+        elif name in ("moto", "moto-init"):
+            assert service["build"]["target"] == "emulator", name
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {"tests", ".venv", ".devenv", ".git"} <= set(ignored)
+
+
+def _closure(requirements: list[str]) -> set[str]:
+    """Distributions a pip install of `requirements` pulls in, from the installed metadata."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    seen: dict[str, set[str]] = {}
+    stack = [Requirement(r) for r in requirements]
+    while stack:
+        req = stack.pop()
+        key = norm(req.name)
+        if key in seen and set(req.extras) <= seen[key]:
+            continue
+        extras = seen.setdefault(key, set())
+        extras.update(req.extras)
+        try:
+            dist = distribution(req.name)
+        except PackageNotFoundError:
+            continue
+        for raw in dist.requires or []:
+            dep = Requirement(raw)
+            if dep.marker and not any(dep.marker.evaluate({**default_environment(), "extra": e})
+                                      for e in extras | {""}):
+                continue
+            stack.append(dep)
+    return set(seen)
+
+
+def test_runtime_requirements_cover_the_pipeline_and_exclude_test_tools():
+    import ast
+    from importlib.metadata import packages_distributions
+
+    listed = [line.strip() for line in (ROOT / "requirements-runtime.in").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    closure = _closure(listed)
+    assert not closure & set(TEST_TOOLS), closure & set(TEST_TOOLS)
+    # every third-party module the DAG, the plugin and include/iam_audit import at run time
+    # (the emulator and the developer tools aside) comes from a distribution of the closure
+    providers = packages_distributions()
+    sources = [*ROOT.glob("dags/*.py"), *ROOT.glob("plugins/*.py"), *ROOT.glob("include/iam_audit/*.py")]
+    missing = set()
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                     else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top in providers and not {re.sub(r"[-_.]+", "-", d).lower() for d in providers[top]} & closure:
+                    missing.add(f"{path.relative_to(ROOT)}: {top}")
+    assert not missing, sorted(missing)
+
+
+def test_each_service_gets_only_the_connections_it_needs():
+    def connections(name: str) -> set[str]:
+        return {k for k in SERVICES[name].get("environment", {}) if k.startswith("AIRFLOW_CONN_")}
+
+    assert connections("airflow-worker") == {"AIRFLOW_CONN_AWS_DEFAULT", "AIRFLOW_CONN_POSTGRES_DEFAULT"}
+    assert connections("airflow-apiserver") == {"AIRFLOW_CONN_COMPLIANCE_READER"}
+    for name in ("airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-init", "moto",
+                 "moto-init", "postgres", "redis"):
+        assert connections(name) == set(), name
+    reader = SERVICES["airflow-apiserver"]["environment"]["AIRFLOW_CONN_COMPLIANCE_READER"]
+    assert '"login": "compliance_page"' in reader and "${COMPLIANCE_READER_PASSWORD}" in reader
+    init = (ROOT / "docker" / "postgres-init" / "02-compliance-reader.sh").read_text()
+    assert "IN ROLE compliance_reader" in init and "COMPLIANCE_READER_PASSWORD" in init

@@ -51,7 +51,18 @@ def test_backfill_is_an_airflow_backfill_that_replays_and_reports(first_run, e2e
     for key in keys:
         if f"account_id={without_snapshot}/" in key:
             continue  # this account has no stored snapshot for the past date
-        s3.copy_object(Bucket=e2e_stack.bucket, Key=key.replace(source, f"iam/snapshot_date={past}/"),
+        target = key.replace(source, f"iam/snapshot_date={past}/")
+        if key.endswith("/_manifest.json"):
+            # the past date's own manifest: its date and keys (the loader refuses a stray manifest)
+            manifest = json.loads(s3.get_object(Bucket=e2e_stack.bucket, Key=key)["Body"].read())
+            manifest["snapshot_date"] = past
+            for entry in manifest["datasets"].values():
+                if "key" in entry:
+                    entry["key"] = entry["key"].replace(source, f"iam/snapshot_date={past}/")
+            s3.put_object(Bucket=e2e_stack.bucket, Key=target, Body=json.dumps(manifest).encode(),
+                          ServerSideEncryption="AES256")
+            continue
+        s3.copy_object(Bucket=e2e_stack.bucket, Key=target,
                        CopySource={"Bucket": e2e_stack.bucket, "Key": key}, ServerSideEncryption="AES256")
 
     for name, value in env.items():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -16,24 +15,9 @@ from iam_audit.pipeline import extract_one, load_snapshot
 from iam_audit.raw_store import RawStoreError, S3RawStore
 
 from tests.conftest import account_of
+from tests.integration.conftest import KEY_ID, SECRET, s3
 
 SNAPSHOT = "2026-11-01"
-KEY_ID, SECRET = "AKIASTORAGETEST00001", "storage-test-secret-value"
-
-
-@pytest.fixture()
-def bucket(emulator, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
-        "conn_type": "aws", "login": KEY_ID, "password": SECRET,
-        "extra": {"endpoint_url": emulator.url, "region_name": "us-east-1"}}))
-    name = f"faults-{datetime.now(UTC).strftime('%H%M%S%f')}"
-    s3(emulator).create_bucket(Bucket=name)
-    return name
-
-
-def s3(emulator):
-    return boto3.client("s3", endpoint_url=emulator.url, region_name="us-east-1",
-                        aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
 
 
 def target(emulator) -> AwsTarget:
@@ -130,8 +114,12 @@ def test_corrupt_object_fails_that_account_only(emulator, bucket, db, postgres, 
     db.commit()
     report = load_snapshot(store, "iam", SNAPSHOT, [{"account_id": weak}, {"account_id": strong}],
                            connect_to(postgres, database), mode="live", run_id="run-1")
-    assert f"s3://{bucket}/{key}" in report.failed[weak] and "corrupt or truncated" in report.failed[weak]
-    assert staged_users(db, weak) == before  # untouched
+    assert f"s3://{bucket}/{key}" in report.failed[weak] and "SHA-256" in report.failed[weak]
+    # the account's rows of the date are replaced by a load failure record: its checks say error
+    assert staged_users(db, weak) == 0
+    (load_error,) = db.execute("SELECT load_error FROM iam_stage.accounts WHERE snapshot_date = %s "
+                               "AND account_id = %s", (SNAPSHOT, weak)).fetchone()
+    assert f"s3://{bucket}/{key}" in load_error
     assert strong in report.loaded and staged_users(db, strong) > 0
 
 

@@ -74,3 +74,27 @@ def test_checks_get_only_snapshot_date_run_id_and_frameworks(dag):
     for task in dag.tasks:
         if task.task_id.startswith("check_"):
             assert task.parameters.operator is plan_run and task.parameters.key == "check_params"
+def test_no_run_or_task_can_hang_forever(dag):
+    assert dag.dagrun_timeout is not None and dag.dagrun_timeout.total_seconds() > 0
+    for task in dag.tasks:
+        assert task.execution_timeout is not None, f"{task.task_id} has no execution_timeout"
+    for task in (t for t in dag.tasks if t.task_id.startswith("check_")):
+        options = task.hook_params["options"]
+        assert "lock_timeout=" in options and "statement_timeout=" in options, task.task_id
+        assert "iam_audit.date_lock_timeout=" in options
+
+
+def test_timeouts_are_configurable(monkeypatch):
+    import importlib.util
+
+    from iam_audit.paths import PROJECT_ROOT
+
+    monkeypatch.setenv("IAM_AUDIT_DAGRUN_TIMEOUT_MINUTES", "90")
+    monkeypatch.setenv("IAM_AUDIT_TASK_TIMEOUT_MINUTES", "7")
+    monkeypatch.setenv("IAM_AUDIT_DB_STATEMENT_TIMEOUT", "2min")
+    spec = importlib.util.spec_from_file_location("aws_iam_cis_timeouts", PROJECT_ROOT / "dags" / "aws_iam_cis.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.DAGRUN_TIMEOUT.total_seconds() == 90 * 60
+    assert module.TASK_TIMEOUT.total_seconds() == 7 * 60
+    assert "statement_timeout=2min" in module.session_options()
