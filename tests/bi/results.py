@@ -15,13 +15,13 @@ def user(account_id: str, name: str) -> str:
 
 def put(conn, snapshot_date: date, account_id: str, resource_id: str, status: str, *,
         framework: str = FW, check_id: str = CHECK, severity: str = "high",
-        resource_type: str = "iam_user", title: str = "MFA for console users") -> None:
+        resource_type: str = "iam_user", title: str = "MFA for console users", reason: str | None = None) -> None:
     conn.execute(
         """INSERT INTO aws_policy_results (snapshot_date, framework, check_id, title, severity, account_id,
                                            resource_id, resource_type, status, reason, run_id, control_logic)
            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'test', 'console_users_mfa')""",
         (snapshot_date, framework, check_id, title, severity, account_id, resource_id, resource_type, status,
-         f"{resource_id.rsplit('/', 1)[-1]} is {status} on {snapshot_date}"),
+         reason or f"{resource_id.rsplit('/', 1)[-1]} is {status} on {snapshot_date}"),
     )
 
 
