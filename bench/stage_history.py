@@ -195,6 +195,7 @@ def run_history(accounts: int, users: int, days: int, churn_pct: float, retentio
     vacuum(conn)
     log("history: day 1, both designs")
     out["day1_checks"] = run_checks_both(conn, day1, env, logics, frameworks)
+    log(f"history: day 1 checks {out['day1_checks']}")
     vacuum(conn)
     out["day1_bytes"] = {"history": size(conn, HISTORY_TABLES), "earlier_design": size(conn, ["legacy_results"])}
     out["day1_rows"] = {
@@ -208,6 +209,7 @@ def run_history(accounts: int, users: int, days: int, churn_pct: float, retentio
     before = conn.execute("SELECT count(*) FROM aws_policy_verdicts WHERE valid_to = 'infinity'").fetchone()[0]
     log("history: day 2 (staged with churn), both designs")
     out["day2_checks"] = run_checks_both(conn, day2, env, logics, frameworks)
+    log(f"history: day 2 checks {out['day2_checks']}")
     changed = conn.execute("SELECT count(*) FROM aws_policy_verdicts WHERE valid_from = %s", (day2,)).fetchone()[0]
     out["day2_changed_intervals"] = {"opened": changed, "open_before": before,
                                      "share_pct": round(100.0 * changed / max(before, 1), 2)}
