@@ -7,17 +7,28 @@ INSTALLED := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/include
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo test test-ui install-ui lint run airflow sql stop bench clean
+.PHONY: help install demo test test-ui install-ui lint run backfill airflow sql stop bench clean
 
 help:
-	@echo "make demo     embedded PostgreSQL + emulated AWS organisation, one DAG run, a compliance summary"
-	@echo "make test     install what is missing and run the whole test suite (ruff + pytest)"
-	@echo "make test-ui  the browser test of the Airflow UI (installs Debian chromium and playwright)"
-	@echo "make run      one DAG run for today against the environment's connections and variables"
-	@echo "make backfill START=YYYY-MM-DD END=YYYY-MM-DD   re-evaluate stored snapshots (no IAM call)"
-	@echo "make airflow  the Airflow UI on the embedded services"
-	@echo "make sql Q=\"SELECT ...\"   query the embedded compliance database"
-	@echo "make stop     stop the embedded services"
+	@echo "make demo       embedded PostgreSQL + emulated AWS organisation, one DAG run, a compliance summary"
+	@echo "make test       install what is missing and run the whole test suite (ruff + pytest)"
+	@echo "make lint       ruff check ."
+	@echo "make test-ui    the browser test of the Airflow UI (runs make install-ui first)"
+	@echo "make install-ui Debian chromium and playwright for the browser test"
+	@echo "make run        one DAG run for today against the environment's connections and variables"
+	@echo "make backfill START=YYYY-MM-DD END=YYYY-MM-DD [REPROCESS=completed|failed|none]"
+	@echo "                an Airflow backfill re-evaluating stored snapshots (no IAM call); REPROCESS: what to"
+	@echo "                do with dates that already have a run (completed: rerun all, the default)"
+	@echo "make airflow    Airflow UI on the embedded services, http://127.0.0.1:8080 (every user is admin)"
+	@echo "make sql Q=\"SELECT ...\" | make sql F=query.sql | make sql < query.sql"
+	@echo "                query the embedded compliance database (no argument: interactive psql)"
+	@echo "make stop       stop make airflow, the emulator (its S3 saved to disk) and PostgreSQL"
+	@echo "make bench      the benchmarks of docs/performance.md (installs Prowler in bench/.prowler-venv)"
+	@echo "make clean      make stop, then delete .devenv (databases, raw snapshots, Airflow state)"
+	@echo "make superset   Apache Superset (own venv bi/.venv) with the compliance dashboard on http://127.0.0.1:8088"
+	@echo "make test-bi    the browser test of the Superset dashboard (installs Debian chromium and playwright)"
+	@echo "make install    create .venv and install requirements.txt"
+	@echo "make help       this list"
 
 $(INSTALLED): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 12), "Python 3.11 or 3.12 is required (pgserver has no wheels for newer versions); set PYTHON=/path/to/python3.11"'
@@ -48,15 +59,19 @@ test-ui: install-ui
 run: install
 	$(BIN)/python -m iam_audit.devenv.cli run
 
+REPROCESS ?= completed
 backfill: install
-	@test -n "$(START)" -a -n "$(END)" || { echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD"; exit 2; }
-	$(BIN)/python -m iam_audit.devenv.cli backfill $(START) $(END)
+	@test -n "$(START)" -a -n "$(END)" || { echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD [REPROCESS=completed|failed|none]"; exit 2; }
+	$(BIN)/python -m iam_audit.devenv.cli backfill $(START) $(END) --reprocess $(REPROCESS)
 
 airflow: install
 	$(BIN)/python -m iam_audit.devenv.cli ui
 
+# Q= one query; F= a file; neither: standard input when it is not a terminal, else interactive psql.
+# Q travels in the environment, never through the shell: quotes and newlines in it are safe.
+sql: export IAM_AUDIT_SQL_QUERY := $(Q)
 sql: install
-	$(BIN)/python -m iam_audit.devenv.cli sql "$(Q)"
+	@$(BIN)/python -m iam_audit.devenv.cli sql $(if $(Q),--command "$$IAM_AUDIT_SQL_QUERY") $(if $(F),--file "$(F)")
 
 stop: install
 	$(BIN)/python -m iam_audit.devenv.cli stop
@@ -67,3 +82,18 @@ bench: install
 
 clean: stop
 	rm -rf .devenv
+
+# Apache Superset with the dashboard of bi/superset/dashboard, in its own virtualenv (never requirements.txt).
+.PHONY: superset test-bi
+SUPERSET_VENV := bi/.venv
+$(SUPERSET_VENV)/.installed: bi/superset/requirements.txt
+	test -x $(SUPERSET_VENV)/bin/python || $(PYTHON) -m venv $(SUPERSET_VENV)
+	$(SUPERSET_VENV)/bin/pip install -q -r bi/superset/requirements.txt
+	touch $@
+
+superset: install $(SUPERSET_VENV)/.installed
+	$(BIN)/python bi/superset/serve.py
+
+# The dashboard in a real browser: demo data, Superset, Debian's Chromium through Playwright.
+test-bi: install-ui $(SUPERSET_VENV)/.installed
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m ui tests/bi/test_superset_browser.py

@@ -16,6 +16,7 @@ from iam_audit.catalogue import load_catalogue
 from iam_audit.database import session_options
 from iam_audit.notify import on_run_failure
 from iam_audit.paths import SQL_DIR
+from iam_audit.run_modes import AUTO_RULE, OVERRIDE_HELP, OVERRIDE_PARAM
 
 AWS_CONN_ID = "aws_default"
 POSTGRES_CONN_ID = "postgres_default"
@@ -36,8 +37,9 @@ Assumes `iam_audit_role_name` in each account, stores raw IAM state in
 `iam_stage.*` and writes one verdict per control and resource into
 **aws_policy_results** (pass / fail / error).
 
-A run for a past date (mode `auto` or `replay`) re-evaluates the stored snapshot
-of that date and makes no IAM call.
+Param `mode`: live reads IAM now; replay re-evaluates the snapshot stored for the
+logical date and makes no IAM call. {auto_rule}
+Backfills (`make backfill`, the Backfill form, `airflow backfill create`) replay.
 """
 
 
@@ -49,7 +51,7 @@ of that date and makes no IAM call.
     max_active_runs=1,
     dagrun_timeout=DAGRUN_TIMEOUT,
     tags=["security", "compliance", "aws", "iam", "cis"],
-    doc_md=DOC,
+    doc_md=DOC.replace("{auto_rule}", AUTO_RULE),
     description="CIS AWS Foundations Benchmark IAM controls across the organisation",
     template_searchpath=[str(SQL_DIR)],
     on_failure_callback=on_run_failure,
@@ -67,7 +69,8 @@ of that date and makes no IAM call.
                             description="Frameworks to evaluate."),
         "mode": Param("auto", type="string", enum=["auto", "live", "replay"],
                       description="live: read IAM now; replay: re-evaluate the stored snapshot of the "
-                                  "logical date; auto: live for today, replay for past dates."),
+                                  "logical date. " + AUTO_RULE),
+        OVERRIDE_PARAM: Param(False, type="boolean", description=OVERRIDE_HELP),
     },
 )
 def aws_iam_cis():
@@ -102,7 +105,7 @@ def aws_iam_cis():
     @task(trigger_rule="all_done")
     def load_staging() -> dict:
         """Load every account whose extraction wrote a snapshot, whatever happened to the others."""
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
         from iam_audit import tasks
 
         ti = get_current_context()["ti"]
@@ -128,7 +131,7 @@ def aws_iam_cis():
     @task(trigger_rule="one_failed")
     def fail_run_on_task_failure() -> None:
         """Watcher: runs only when a task failed, and fails the run so alerting fires."""
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException("a task of this run failed; see the failed tasks (per account) in the grid")
 

@@ -1,111 +1,137 @@
-"""The "Compliance" page of the Airflow UI: CIS verdicts from aws_policy_results, inside Airflow.
+"""The "Compliance" page of the Airflow UI: CIS verdicts from the BI views, inside Airflow.
 
 A FastAPI app mounted by the API server under /compliance (``fastapi_apps``) renders
 one server-side HTML page; an ``external_views`` entry puts it in the UI's navigation,
-where the UI shows it in a frame at /plugin/compliance. The page reads the compliance
-database through the ``postgres_default`` connection and shows:
+where the UI shows it in a frame at /plugin/compliance. Only users who may read the DAG
+``aws_iam_cis`` see it; when Airflow's authorization cannot be imported the page refuses
+to serve (503) rather than serve without it.
 
-- the latest pass rate per account and framework (pass / all verdicts of the newest snapshot),
-- the newest failing findings, each linked to the DAG run that found it,
+The page reads the compliance database through the connection ``compliance_reader``
+(a login role granted the ``compliance_reader`` database role; ``postgres_default`` only
+as a fallback, with a warning on the page and in the log), in one read-only transaction
+per request, and only from the documented views (sql/views): it shows
+
+- each account's snapshot age, with accounts whose newest evaluated snapshot is older than
+  the newest run marked stale (aws_policy_account_freshness),
+- the pass rate per account and framework of that snapshot: pass / (pass + fail), with error
+  and muted counts beside it (aws_policy_scores),
+- the open failing findings, worst severity first, then oldest, one row per problem (control
+  logic, account, resource) with the framework numbers it violates, filterable by framework,
+  account and severity (aws_policy_open_findings),
 - the trend of the pass rate per framework over the last snapshots.
 
-All SQL is in QUERIES below: switching to views is a change of that dict only.
-``GET /compliance/api/summary`` returns the same data as JSON.
+``GET /compliance/api/summary`` returns the same data as JSON (same filters).
 """
 
 from __future__ import annotations
 
 import html
 import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 log = logging.getLogger(__name__)
 
 DAG_ID = "aws_iam_cis"
-POSTGRES_CONN_ID = "postgres_default"
+READER_CONN_ID = "compliance_reader"
+FALLBACK_CONN_ID = "postgres_default"
 URL_PREFIX = "/compliance"
 STATIC_DIR = Path(__file__).resolve().parent / "compliance"
 TREND_SNAPSHOTS = 30
 FINDINGS_LIMIT = 50
+SEVERITIES = ("critical", "high", "medium", "low")
+ACCOUNT_ID = re.compile(r"\d{12}")
+VIEWS = ("aws_policy_scores", "aws_policy_open_findings", "aws_policy_accounts", "aws_policy_account_freshness",
+         "aws_policy_controls")
 
-# Every statement the page runs. The results table is the contract; views over it
-# (sql/views/) can replace these statements one by one without touching the rest.
+# Every statement the page runs: values only as bind parameters. The findings statement gets
+# its optional filters as fixed fragments (FINDING_FILTERS), never as text from the request.
 QUERIES = {
-    "relations": """
-        SELECT to_regclass('public.aws_policy_results') IS NOT NULL,
-               to_regclass('iam_stage.accounts') IS NOT NULL
+    "relations": "SELECT name, to_regclass(name) IS NOT NULL FROM unnest(%(names)s::text[]) AS name",
+    "frameworks": "SELECT DISTINCT framework FROM aws_policy_controls",
+    "freshness": """
+        SELECT account_id, account_name, latest_snapshot_date, latest_run_date, extracted_at,
+               snapshot_age_days, is_stale
+        FROM aws_policy_account_freshness
+        ORDER BY account_id
     """,
-    # account_id -> newest known account name
-    "account_names": """
-        SELECT DISTINCT ON (account_id) account_id, account_name
-        FROM iam_stage.accounts
-        WHERE account_name IS NOT NULL
-        ORDER BY account_id, snapshot_date DESC
-    """,
-    # newest snapshot of each account and framework, with its verdict counts
+    # counts of each account's newest evaluated snapshot (the caller keeps the right account/date pairs)
     "scores": """
-        WITH latest AS (
-            SELECT account_id, framework, max(snapshot_date) AS snapshot_date
-            FROM aws_policy_results
-            GROUP BY account_id, framework
-        )
-        SELECT r.account_id, r.framework, r.snapshot_date,
-               count(*) FILTER (WHERE r.status = 'pass') AS passed,
-               count(*) FILTER (WHERE r.status = 'fail') AS failed,
-               count(*) FILTER (WHERE r.status = 'error') AS errors,
-               max(r.run_id) AS run_id
-        FROM aws_policy_results r
-        JOIN latest l USING (account_id, framework, snapshot_date)
-        GROUP BY r.account_id, r.framework, r.snapshot_date
-        ORDER BY r.account_id, r.framework
+        SELECT account_id, framework, snapshot_date,
+               sum(pass_count), sum(fail_count), sum(error_count), sum(muted_count)
+        FROM aws_policy_scores
+        WHERE snapshot_date = ANY(%(dates)s::date[]) AND account_id = ANY(%(accounts)s::text[])
+        GROUP BY account_id, framework, snapshot_date
     """,
-    # failing verdicts of each account's newest snapshot, worst and newest first
-    "open_findings": """
-        WITH latest AS (
-            SELECT account_id, framework, max(snapshot_date) AS snapshot_date
-            FROM aws_policy_results
-            GROUP BY account_id, framework
-        )
-        SELECT r.snapshot_date, r.framework, r.check_id, r.title, r.severity, r.account_id,
-               r.resource_id, r.resource_type, r.reason, r.run_id, r.evaluated_at
-        FROM aws_policy_results r
-        JOIN latest l USING (account_id, framework, snapshot_date)
-        WHERE r.status = 'fail'
-        ORDER BY r.evaluated_at DESC,
-                 CASE r.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END,
-                 r.framework DESC, r.account_id, r.check_id, r.resource_id
+    # the run that wrote an account's verdicts of a date, for links to the run in the UI
+    "run_ids": """
+        SELECT k.account_id, k.snapshot_date,
+               (SELECT r.run_id FROM aws_policy_results r
+                WHERE r.account_id = k.account_id AND r.snapshot_date = k.snapshot_date
+                ORDER BY r.evaluated_at DESC LIMIT 1)
+        FROM unnest(%(accounts)s::text[], %(dates)s::date[]) AS k (account_id, snapshot_date)
+    """,
+    # one row per problem: control logic x account x resource, over every framework it violates
+    "findings": """
+        SELECT problem, account_id, resource_id, severity_rank, first_failing_date, age_days, snapshot_date,
+               frameworks, check_ids, titles, reasons, resource_type, count(*) OVER () AS total
+        FROM (
+            SELECT coalesce(control_logic, framework || ' ' || check_id) AS problem, account_id, resource_id,
+                   min(CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2
+                                     WHEN 'low' THEN 3 ELSE 4 END) AS severity_rank,
+                   min(first_failing_date) AS first_failing_date, max(age_days) AS age_days,
+                   max(snapshot_date) AS snapshot_date,
+                   array_agg(framework ORDER BY framework) AS frameworks,
+                   array_agg(check_id ORDER BY framework) AS check_ids,
+                   array_agg(title ORDER BY framework) AS titles,
+                   array_agg(reason ORDER BY framework) AS reasons,
+                   min(resource_type) AS resource_type
+            FROM aws_policy_open_findings
+            WHERE true {filters}
+            GROUP BY 1, 2, 3
+            {having}
+        ) problems
+        ORDER BY severity_rank, age_days DESC, first_failing_date, account_id, problem, resource_id
         LIMIT %(limit)s
     """,
-    # pass rate per framework over the newest snapshots (all accounts together)
+    "trend_dates": """
+        SELECT DISTINCT snapshot_date FROM aws_policy_accounts ORDER BY snapshot_date DESC LIMIT %(snapshots)s
+    """,
     "trend": """
-        SELECT snapshot_date, framework,
-               count(*) FILTER (WHERE status = 'pass') AS passed,
-               count(*) FILTER (WHERE status = 'fail') AS failed,
-               count(*) FILTER (WHERE status = 'error') AS errors,
-               count(DISTINCT account_id) AS accounts
-        FROM aws_policy_results
-        WHERE snapshot_date IN (
-            SELECT DISTINCT snapshot_date FROM aws_policy_results
-            ORDER BY snapshot_date DESC LIMIT %(snapshots)s
-        )
+        SELECT snapshot_date, framework, sum(pass_count), sum(fail_count), sum(error_count), sum(muted_count),
+               count(DISTINCT account_id)
+        FROM aws_policy_scores
+        WHERE snapshot_date = ANY(%(dates)s::date[])
         GROUP BY snapshot_date, framework
         ORDER BY snapshot_date, framework
     """,
 }
+FINDING_FILTERS = {
+    "account": ("AND account_id = %(account)s", ""),
+    "severity": ("AND severity = %(severity)s", ""),
+    # keep every framework number of a problem that violates the chosen framework
+    "framework": ("", "HAVING bool_or(framework = %(framework)s)"),
+}
+
+
+class FilterError(ValueError):
+    """A query parameter of the page that is not a known framework, account id or severity."""
 
 
 # -- data -------------------------------------------------------------------------------------------
 
-def _rate(passed: int, failed: int, errors: int) -> float | None:
-    total = passed + failed + errors
-    return round(100.0 * passed / total, 1) if total else None
+def rate(passed: int, failed: int) -> float | None:
+    """Pass rate in percent: pass / (pass + fail), as aws_policy_scores defines it; errors and muted are apart."""
+    return round(100.0 * passed / (passed + failed), 1) if passed + failed else None
 
 
 def run_url(run_id: str | None) -> str | None:
@@ -115,50 +141,168 @@ def run_url(run_id: str | None) -> str | None:
     return f"dags/{DAG_ID}/runs/{quote(run_id, safe='')}"
 
 
-def load_compliance(hook: Any = None) -> dict[str, Any]:
-    """Everything the page shows, as plain data. ``available`` is False before the first run."""
+def reader_hook() -> tuple[Any, str | None]:
+    """The hook the page reads with, and a warning when it is the pipeline's own connection."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    hook = PostgresHook(postgres_conn_id=READER_CONN_ID)
+    try:
+        hook.get_connection(READER_CONN_ID)
+    except AirflowNotFoundException:
+        warning = (f"The connection {READER_CONN_ID} is not defined: the page reads through {FALLBACK_CONN_ID}, "
+                   f"the pipeline's read-write connection (still in read-only transactions). Define "
+                   f"{READER_CONN_ID} with a login role granted the database role compliance_reader.")
+        log.warning(warning)
+        return PostgresHook(postgres_conn_id=FALLBACK_CONN_ID), warning
+    return hook, None
+
+
+@contextmanager
+def read_only_cursor(hook: Any) -> Iterator[Any]:
+    """A cursor in a read-only, repeatable-read transaction (one consistent view), rolled back after."""
+    conn = hook.get_conn()
+    try:
+        conn.autocommit = False
+        cur = conn.cursor()
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cur.execute("SET LOCAL statement_timeout = '60s'")
+        yield cur
+    finally:
+        try:
+            conn.rollback()
+        finally:
+            conn.close()
+
+
+def _records(cur: Any, name: str, sql: str | None = None, **params: Any) -> list[tuple]:
+    cur.execute(sql or QUERIES[name], params)
+    return cur.fetchall()
+
+
+def parse_filters(params: dict[str, str], frameworks: list[str]) -> dict[str, str]:
+    """The findings filters of a request, validated; empty values mean no filter."""
+    wanted = {k: (params.get(k) or "").strip() for k in FINDING_FILTERS}
+    unknown = sorted(set(params) - set(FINDING_FILTERS))
+    if unknown:
+        raise FilterError(f"unknown query parameter {unknown[0]!r}: use framework, account or severity")
+    if wanted["framework"] and wanted["framework"] not in frameworks:
+        raise FilterError(f"framework {wanted['framework']!r} is not in the catalogue: one of {', '.join(frameworks)}")
+    if wanted["account"] and not ACCOUNT_ID.fullmatch(wanted["account"]):
+        raise FilterError(f"account {wanted['account']!r} is not a 12-digit AWS account id")
+    if wanted["severity"] and wanted["severity"] not in SEVERITIES:
+        raise FilterError(f"severity {wanted['severity']!r} is not one of {', '.join(SEVERITIES)}")
+    return {k: v for k, v in wanted.items() if v}
+
+
+def load_compliance(hook: Any = None, params: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything the page shows, as plain data. ``available`` is False before the first run.
+
+    Raises FilterError for a bad filter parameter."""
+    warning = None
     if hook is None:
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
+        hook, warning = reader_hook()
+    data: dict[str, Any] = {"available": False, "warning": warning, "missing_views": [], "filters": {},
+                            "catalogue_frameworks": [], "accounts": [], "frameworks": [], "scores": [],
+                            "findings": [], "findings_total": 0, "trend": []}
+    with read_only_cursor(hook) as cur:
+        present = dict(_records(cur, "relations", names=list(VIEWS)))
+        data["missing_views"] = [v for v in VIEWS if not present.get(v)]
+        if data["missing_views"]:
+            return data
+        catalogue = sorted((f for (f,) in _records(cur, "frameworks")), key=framework_key)
+        data["catalogue_frameworks"] = catalogue
+        data["filters"] = parse_filters(params or {}, catalogue)
+        accounts = [dict(zip(("account_id", "account_name", "latest_snapshot_date", "latest_run_date",
+                              "extracted_at", "snapshot_age_days", "is_stale"), row, strict=True))
+                    for row in _records(cur, "freshness")]
+        if not accounts:
+            return data
+        evaluated = [a for a in accounts if a["latest_snapshot_date"] is not None]
+        latest = {(a["account_id"], a["latest_snapshot_date"]) for a in evaluated}
+        scores = []
+        for account_id, framework, snapshot, passed, failed, errors, muted in _records(
+            cur, "scores", dates=sorted({d for _, d in latest}), accounts=[a for a, _ in latest]
+        ):
+            if (account_id, snapshot) in latest:
+                scores.append({"account_id": account_id, "framework": framework, "snapshot_date": snapshot,
+                               "pass": int(passed), "fail": int(failed), "error": int(errors), "muted": int(muted),
+                               "pass_rate": rate(int(passed), int(failed))})
+        findings, total = _findings(cur, data["filters"])
+        pairs = sorted(latest | {(f["account_id"], f["snapshot_date"]) for f in findings})
+        run_ids = {(a, d): r for a, d, r in _records(cur, "run_ids", accounts=[a for a, _ in pairs],
+                                                     dates=[d for _, d in pairs])}
+        dates = [d for (d,) in _records(cur, "trend_dates", snapshots=TREND_SNAPSHOTS)]
+        trend = [{"snapshot_date": snapshot, "framework": framework, "pass": int(p), "fail": int(f),
+                  "error": int(e), "muted": int(m), "accounts": n, "pass_rate": rate(int(p), int(f))}
+                 for snapshot, framework, p, f, e, m, n in _records(cur, "trend", dates=dates)]
+    names = {a["account_id"]: a["account_name"] or "" for a in accounts}
+    stale = {a["account_id"] for a in accounts if a["is_stale"]}
+    for a in accounts:
+        a["run_id"] = run_ids.get((a["account_id"], a["latest_snapshot_date"]))
+        a["run_url"] = run_url(a["run_id"])
+    for f in findings:
+        f["account_name"] = names.get(f["account_id"], "")
+        f["account_stale"] = f["account_id"] in stale
+        f["run_id"] = run_ids.get((f["account_id"], f["snapshot_date"]))
+        f["run_url"] = run_url(f["run_id"])
+    data.update(accounts=accounts, scores=scores, findings=findings, findings_total=total, trend=trend,
+                frameworks=sorted({s["framework"] for s in scores}, key=framework_key),
+                available=bool(scores))
+    return _plain(data)
 
-        hook = PostgresHook(postgres_conn_id=POSTGRES_CONN_ID)
-    has_results, has_accounts = hook.get_first(QUERIES["relations"])
-    data: dict[str, Any] = {"available": False, "scores": [], "findings": [], "trend": [], "frameworks": []}
-    if not has_results:
-        return data
-    names = dict(hook.get_records(QUERIES["account_names"])) if has_accounts else {}
-    for account_id, framework, snapshot, passed, failed, errors, run_id in hook.get_records(QUERIES["scores"]):
-        data["scores"].append({
-            "account_id": account_id, "account_name": names.get(account_id) or "", "framework": framework,
-            "snapshot_date": str(snapshot), "pass": passed, "fail": failed, "error": errors,
-            "pass_rate": _rate(passed, failed, errors), "run_id": run_id, "run_url": run_url(run_id),
+
+def _findings(cur: Any, filters: dict[str, str]) -> tuple[list[dict[str, Any]], int]:
+    where = " ".join(FINDING_FILTERS[k][0] for k in FINDING_FILTERS if k in filters)
+    having = " ".join(FINDING_FILTERS[k][1] for k in FINDING_FILTERS if k in filters)
+    sql = QUERIES["findings"].format(filters=where, having=having)
+    rows = _records(cur, "findings", sql, limit=FINDINGS_LIMIT, **filters)
+    findings = []
+    for (problem, account_id, resource_id, severity_rank, first_failing, age_days, snapshot, frameworks, check_ids,
+         titles, reasons, resource_type, _total) in rows:
+        violated = sorted(zip(frameworks, check_ids, titles, reasons, strict=True), key=lambda v: framework_key(v[0]))
+        # the newest CIS version's wording, else the newest of any framework
+        newest = max(violated, key=lambda v: (v[0].startswith("cis_"), framework_key(v[0])))
+        findings.append({
+            "problem": problem, "account_id": account_id, "resource_id": resource_id,
+            "resource_type": resource_type,
+            "severity": SEVERITIES[severity_rank] if severity_rank < len(SEVERITIES) else "unknown",
+            "first_failing_date": first_failing, "age_days": age_days, "snapshot_date": snapshot,
+            "title": newest[2], "reason": newest[3],
+            "controls": [{"framework": f, "check_id": c} for f, c, _, _ in violated],
+            "numbers": framework_numbers([(f, c) for f, c, _, _ in violated]),
         })
-    columns = ("snapshot_date", "framework", "check_id", "title", "severity", "account_id", "resource_id",
-               "resource_type", "reason", "run_id", "evaluated_at")
-    for row in hook.get_records(QUERIES["open_findings"], parameters={"limit": FINDINGS_LIMIT}):
-        finding = {k: _plain(v) for k, v in zip(columns, row, strict=True)}
-        finding["account_name"] = names.get(finding["account_id"]) or ""
-        finding["run_url"] = run_url(finding["run_id"])
-        data["findings"].append(finding)
-    for snapshot, framework, passed, failed, errors, accounts in hook.get_records(
-        QUERIES["trend"], parameters={"snapshots": TREND_SNAPSHOTS}
-    ):
-        data["trend"].append({
-            "snapshot_date": str(snapshot), "framework": framework, "pass": passed, "fail": failed,
-            "error": errors, "accounts": accounts, "pass_rate": _rate(passed, failed, errors),
-        })
-    data["frameworks"] = sorted({s["framework"] for s in data["scores"]}, key=_framework_key)
-    data["available"] = bool(data["scores"])
-    return data
+    return findings, (rows[0][-1] if rows else 0)
 
 
-def _framework_key(name: str) -> tuple:
+def framework_key(name: str) -> tuple:
     """cis_v1.2.0 < cis_v3.0.0 < ... ; other frameworks after the CIS versions."""
     prefix, _, version = name.partition("_v")
     parts = tuple(int(p) if p.isdigit() else 0 for p in version.split(".")) if version else ()
     return (prefix != "cis", prefix, parts)
 
 
+def framework_label(name: str) -> str:
+    return f"CIS {name.removeprefix('cis_')}" if name.startswith("cis_") else name
+
+
+def framework_numbers(controls: list[tuple[str, str]]) -> str:
+    """'CIS v1.2.0 1.12 · v6.0.0 2.3 · iam_hygiene IH.1': each framework family named once."""
+    out, family = [], None
+    for framework, check_id in sorted(controls, key=lambda c: framework_key(c[0])):
+        name = "CIS" if framework.startswith("cis_") else framework
+        version = framework.removeprefix("cis_") if name == "CIS" else ""
+        head = version if name == family else f"{name} {version}".strip()
+        family = name
+        out.append(f"{head} {check_id}")
+    return " · ".join(out)
+
+
 def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
     return value.isoformat() if isinstance(value, date | datetime) else value
 
 
@@ -173,62 +317,134 @@ def _shorten(text: str | None, limit: int = 180) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _rate_cell(rate: float | None) -> str:
-    if rate is None:
-        return '<td class="num">n/a</td>'
-    tone = "good" if rate >= 90 else "warn" if rate >= 60 else "bad"
-    return (f'<td class="num rate {tone}"><span class="bar"><span style="width:{rate:.0f}%"></span></span>'
-            f"{rate:.1f}%</td>")
+def _tone(value: float | None) -> str:
+    return "" if value is None else "good" if value >= 90 else "warn" if value >= 60 else "bad"
 
 
 def _run_link(url: str | None, run_id: str | None) -> str:
-    if not url:
+    """A run id on at most two unwrapped lines: its kind, then its time (the full id in the title)."""
+    if not url or not run_id:
         return ""
+    kind, sep, rest = run_id.partition("__")
+    when = rest if sep else ""
+    match = re.match(r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d)", when)
+    if match:
+        when = f"{match[1]} {match[2]}"
+    text = f'<span class="nowrap">{_e(kind)}</span>' + (f'<br><span class="nowrap">{_e(when)}</span>' if when else "")
     # The page lives in a frame of the UI: open runs in the whole window, relative to the UI's base URL.
-    return f'<a href="../{_e(url)}" target="_top" title="{_e(run_id)}">{_e(run_id)}</a>'
+    return f'<a class="run" href="../{_e(url)}" target="_top" title="{_e(run_id)}">{text}</a>'
+
+
+def _age(days: int | None) -> str:
+    if days is None:
+        return ""
+    return "current" if days == 0 else "1 day old" if days == 1 else f"{days} days old"
 
 
 def _scores_table(data: dict[str, Any]) -> str:
     frameworks = data["frameworks"]
-    by_account: dict[str, dict[str, Any]] = {}
+    cells_of: dict[str, dict[str, Any]] = {}
     for s in data["scores"]:
-        by_account.setdefault(s["account_id"], {"name": s["account_name"], "cells": {}})["cells"][s["framework"]] = s
-    head = "".join(f"<th>{_e(f)}</th>" for f in frameworks)
+        cells_of.setdefault(s["account_id"], {})[s["framework"]] = s
+    head = "".join(f'<th class="fw">{_e(framework_label(f))}</th>' for f in frameworks)
     rows = []
-    for account_id, entry in sorted(by_account.items()):
+    for a in data["accounts"]:
+        snapshot = a["latest_snapshot_date"]
+        if snapshot is None:
+            fresh = (f'<span class="badge stale">stale</span><div class="detail">never evaluated · latest run '
+                     f'<span class="nowrap">{_e(a["latest_run_date"])}</span></div>')
+        elif a["is_stale"]:
+            fresh = (f'<span class="badge stale">stale</span> <span class="nowrap">{_e(snapshot)}</span>'
+                     f'<div class="detail">{_e(_age(a["snapshot_age_days"]))}: latest run '
+                     f'<span class="nowrap">{_e(a["latest_run_date"])}</span></div>')
+        else:
+            fresh = f'<span class="nowrap">{_e(snapshot)}</span><div class="detail">current</div>'
+        fresh += f'<div class="detail">{_run_link(a["run_url"], a["run_id"])}</div>'
         cells = []
         for framework in frameworks:
-            s = entry["cells"].get(framework)
+            s = cells_of.get(a["account_id"], {}).get(framework)
             if s is None:
                 cells.append('<td class="num">–</td>')
                 continue
-            cell = _rate_cell(s["pass_rate"])
-            errors = f" · {s['error']} error" if s["error"] else ""
-            total = s["pass"] + s["fail"] + s["error"]
-            detail = (f'<div class="detail" title="snapshot {_e(s["snapshot_date"])}">'
-                      f'{s["fail"]} fail{errors} / {total}</div>')
-            cells.append(cell.replace("</td>", detail + "</td>"))
-        rows.append(f'<tr data-account="{_e(account_id)}"><td class="mono">{_e(account_id)}</td>'
-                    f'<td>{_e(entry["name"])}</td>{"".join(cells)}</tr>')
-    return (f'<table id="scores"><thead><tr><th>account</th><th>name</th>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+            r = s["pass_rate"]
+            title = (f'{framework} · snapshot {s["snapshot_date"]}: pass {s["pass"]} · fail {s["fail"]} · '
+                     f'error {s["error"]} · muted {s["muted"]}')
+            extra = "".join(f'<div class="detail {cls}">{n} {label}</div>' for n, label, cls in (
+                (s["error"], "error", "err"), (s["muted"], "muted", "")) if n)
+            value = "n/a" if r is None else f"{r:.1f}%"
+            bar = "" if r is None else f'<span class="bar"><span style="width:{r:.0f}%"></span></span>'
+            cells.append(f'<td class="num rate {_tone(r)}" title="{_e(title)}"><b>{value}</b>{bar}'
+                         f'<div class="detail">{s["fail"]} fail</div>{extra}</td>')
+        stale = " stale" if a["is_stale"] else ""
+        rows.append(f'<tr class="account{stale}" data-account="{_e(a["account_id"])}">'
+                    f'<td><div class="name">{_e(a["account_name"])}</div>'
+                    f'<div class="mono detail">{_e(a["account_id"])}</div></td><td class="fresh">{fresh}</td>'
+                    f'{"".join(cells)}</tr>')
+    return ('<div class="scroll"><table id="scores"><thead><tr><th>account</th><th>snapshot</th>'
+            f'{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _filter_form(data: dict[str, Any]) -> str:
+    chosen = data["filters"]
+
+    def options(name: str, values: list[tuple[str, str]]) -> str:
+        opts = ['<option value="">all</option>'] + [
+            f'<option value="{_e(v)}"{" selected" if chosen.get(name) == v else ""}>{_e(label)}</option>'
+            for v, label in values]
+        return f'<label>{name} <select name="{name}">{"".join(opts)}</select></label>'
+
+    accounts = [(a["account_id"], f'{a["account_id"]} {a["account_name"] or ""}'.strip()) for a in data["accounts"]]
+    return ('<form id="filters" method="get" action="">'
+            + options("framework", [(f, framework_label(f)) for f in data["catalogue_frameworks"]])
+            + options("account", accounts) + options("severity", [(s, s) for s in SEVERITIES])
+            + '<button type="submit">filter</button>'
+            + (' <a href="./">clear</a>' if chosen else "") + "</form>")
 
 
 def _findings_table(data: dict[str, Any]) -> str:
     if not data["findings"]:
-        return '<p class="empty">No failing findings in the latest snapshots.</p>'
+        return '<p class="empty" id="no-findings">No open failing findings' + (
+            " match these filters." if data["filters"] else " in the latest snapshots.") + "</p>"
     rows = []
     for f in data["findings"]:
+        stale = ' <span class="badge stale">stale</span>' if f["account_stale"] else ""
         rows.append(
-            f'<tr class="finding"><td><span class="sev {_e(f["severity"])}">{_e(f["severity"])}</span></td>'
-            f'<td class="mono">{_e(f["account_id"])}<div class="detail">{_e(f["account_name"])}</div></td>'
-            f'<td>{_e(f["framework"])} <b>{_e(f["check_id"])}</b><div class="detail">{_e(f["title"])}</div></td>'
-            f'<td class="mono wrap">{_e(f["resource_id"])}</td><td class="reason" title="{_e(f["reason"])}">'
-            f'{_e(_shorten(f["reason"]))}</td>'
-            f'<td>{_e(f["snapshot_date"])}</td><td class="wrap">{_run_link(f["run_url"], f["run_id"])}</td></tr>'
+            f'<tr class="finding" data-severity="{_e(f["severity"])}" data-account="{_e(f["account_id"])}">'
+            f'<td><span class="sev {_e(f["severity"])}">{_e(f["severity"])}</span></td>'
+            f'<td><span class="mono">{_e(f["account_id"])}</span>{stale}<div class="detail">{_e(f["account_name"])}'
+            f'</div></td>'
+            f'<td>{_e(f["title"])}<div class="detail numbers">{_e(f["numbers"])}</div></td>'
+            f'<td class="mono wrap">{_e(f["resource_id"])}</td>'
+            f'<td class="reason" title="{_e(f["reason"])}">{_e(_shorten(f["reason"]))}</td>'
+            f'<td><span class="nowrap">{_e(f["first_failing_date"])}</span>'
+            f'<div class="detail">{_e(_open_for(f["age_days"]))}</div></td>'
+            f'<td>{_run_link(f["run_url"], f["run_id"])}</td></tr>'
         )
-    return ('<table id="findings"><thead><tr><th>severity</th><th>account</th><th>control</th><th>resource</th>'
-            f'<th>reason</th><th>snapshot</th><th>DAG run</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+    return ('<div class="scroll"><table id="findings"><thead><tr><th>severity</th><th>account</th><th>problem</th>'
+            '<th>resource</th><th>reason</th><th>failing since</th><th>DAG run</th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _open_for(days: int | None) -> str:
+    if days is None:
+        return ""
+    return "new in the latest snapshot" if days == 0 else f"open {days} day{'s' if days != 1 else ''}"
+
+
+# Ten well-separated hues (Tableau 10), then the same hues again with dash patterns: every
+# series gets its own (colour, dash) pair, and lines stay apart where colours are close.
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+           "#4b4b4b")
+DASHES = ("", "6 3", "2 3", "8 3 2 3")
+
+
+def series_style(index: int) -> tuple[str, str]:
+    """(colour, stroke-dasharray) of the index-th series: distinct for len(PALETTE) * len(DASHES) series,
+    then generated hues (golden angle) with the dash patterns."""
+    if index < len(PALETTE) * len(DASHES):
+        return PALETTE[index % len(PALETTE)], DASHES[index // len(PALETTE)]
+    hue = (index * 137.508) % 360
+    return f"hsl({hue:.1f}, 65%, {40 + 12 * (index % 2)}%)", DASHES[index % len(DASHES)]
 
 
 def _trend_chart(data: dict[str, Any]) -> str:
@@ -237,10 +453,9 @@ def _trend_chart(data: dict[str, Any]) -> str:
     if not trend:
         return ""
     dates = sorted({t["snapshot_date"] for t in trend})
-    frameworks = sorted({t["framework"] for t in trend}, key=_framework_key)
-    width, height, pad = 640, 180, 30
+    frameworks = sorted({t["framework"] for t in trend}, key=framework_key)
+    width, height, pad = 720, 200, 34
     step = (width - 2 * pad) / max(len(dates) - 1, 1)
-    colours = ["#2563eb", "#d97706", "#059669", "#7c3aed", "#dc2626"]
     parts = [f'<svg id="trend-chart" viewBox="0 0 {width} {height}" role="img" aria-label="pass rate trend">']
     for pct in (0, 50, 100):
         y = height - pad - (height - 2 * pad) * pct / 100
@@ -248,36 +463,54 @@ def _trend_chart(data: dict[str, Any]) -> str:
                      f'<text x="2" y="{y + 4:.1f}" class="axis">{pct}%</text>')
     legend = []
     for i, framework in enumerate(frameworks):
-        colour = colours[i % len(colours)]
+        colour, dash = series_style(i)
         points = []
         for t in trend:
             if t["framework"] == framework and t["pass_rate"] is not None:
                 x = pad + step * dates.index(t["snapshot_date"]) if len(dates) > 1 else width / 2
                 y = height - pad - (height - 2 * pad) * t["pass_rate"] / 100
                 points.append((x, y))
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        series = [f'<g class="series" data-framework="{_e(framework)}" data-colour="{colour}" data-dash="{dash}">']
         if len(points) > 1:
             path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-            parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}"/>' for x, y in points]
-        legend.append(f'<span><i style="background:{colour}"></i>{_e(framework)}</span>')
-    parts.append(f'<text x="{pad}" y="{height - 6}" class="axis">{_e(dates[0])}</text>')
+            series.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash_attr}/>')
+        series += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"><title>{_e(framework)}</title></circle>'
+                   for x, y in points]
+        parts += series + ["</g>"]
+        legend.append(f'<span class="key"><svg width="22" height="10"><line x1="0" x2="22" y1="5" y2="5" '
+                      f'stroke="{colour}" stroke-width="3"{dash_attr}/></svg>{_e(framework_label(framework))}</span>')
+    parts.append(f'<text x="{pad}" y="{height - 8}" class="axis">{_e(dates[0])}</text>')
     if len(dates) > 1:
-        parts.append(f'<text x="{width - pad}" y="{height - 6}" class="axis" text-anchor="end">{_e(dates[-1])}</text>')
+        parts.append(f'<text x="{width - pad}" y="{height - 8}" class="axis" text-anchor="end">{_e(dates[-1])}</text>')
     parts.append("</svg>")
-    return "".join(parts) + f'<div class="legend">{"".join(legend)}</div>'
+    return '<div class="trend">' + "".join(parts) + f'<div class="legend">{"".join(legend)}</div></div>'
 
 
 def _trend_table(data: dict[str, Any]) -> str:
     if not data["trend"]:
         return ""
-    rows = "".join(
-        f'<tr><td>{_e(t["snapshot_date"])}</td><td>{_e(t["framework"])}</td>{_rate_cell(t["pass_rate"])}'
-        f'<td class="num">{t["pass"]}</td><td class="num">{t["fail"]}</td><td class="num">{t["error"]}</td>'
-        f'<td class="num">{t["accounts"]}</td></tr>'
-        for t in reversed(data["trend"])
-    )
-    return ('<table id="trend"><thead><tr><th>snapshot</th><th>framework</th><th>pass rate</th><th>pass</th>'
-            f'<th>fail</th><th>error</th><th>accounts</th></tr></thead><tbody>{rows}</tbody></table>')
+    frameworks = sorted({t["framework"] for t in data["trend"]}, key=framework_key)
+    by_date: dict[str, dict[str, Any]] = {}
+    for t in data["trend"]:
+        by_date.setdefault(t["snapshot_date"], {})[t["framework"]] = t
+    rows = []
+    for day in sorted(by_date, reverse=True):
+        cells = []
+        for framework in frameworks:
+            t = by_date[day].get(framework)
+            if t is None:
+                cells.append('<td class="num">–</td>')
+                continue
+            r = t["pass_rate"]
+            title = f'pass {t["pass"]} · fail {t["fail"]} · error {t["error"]} · muted {t["muted"]} · ' \
+                    f'{t["accounts"]} accounts'
+            cells.append(f'<td class="num rate {_tone(r)}" title="{_e(title)}">'
+                         f'{"n/a" if r is None else f"{r:.1f}%"}</td>')
+        rows.append(f'<tr><td class="nowrap">{_e(day)}</td>{"".join(cells)}</tr>')
+    head = "".join(f'<th class="fw">{_e(framework_label(f))}</th>' for f in frameworks)
+    return ('<details><summary>pass rate per snapshot (table)</summary><div class="scroll"><table id="trend">'
+            f'<thead><tr><th>snapshot</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div></details>')
 
 
 def _css() -> str:
@@ -287,23 +520,41 @@ def _css() -> str:
         return ""
 
 
-def render_page(data: dict[str, Any] | None, error: str | None = None) -> str:
+def _stale_notice(data: dict[str, Any]) -> str:
+    stale = [a for a in data["accounts"] if a["is_stale"]]
+    if not stale:
+        return ""
+    names = ", ".join(f'{a["account_id"]} {a["account_name"] or ""}'.strip() for a in stale)
+    return (f'<div class="notice warn" id="stale">{len(stale)} account{"s are" if len(stale) > 1 else " is"} '
+            f"stale: no evaluated snapshot from the latest run ({_e(stale[0]['latest_run_date'])}), so "
+            f"{'their' if len(stale) > 1 else 'its'} verdicts below are older: {_e(names)}. "
+            "See the failed tasks of the latest run.</div>")
+
+
+def render_page(data: dict[str, Any] | None, error: str | None = None, warning: str | None = None) -> str:
     body: list[str] = ['<header><h1>CIS compliance</h1>'
                        f'<p class="sub">DAG <a href="../dags/{DAG_ID}" target="_top">{DAG_ID}</a> · '
-                       'table <code>aws_policy_results</code> · pass rate = pass verdicts / all verdicts of the '
-                       'newest snapshot</p></header>']
+                       'pass rate = pass / (pass + fail) of each account\'s newest evaluated snapshot; errors '
+                       'and muted fails (accepted exceptions) are counted beside it, not in it</p></header>']
+    warning = warning or (data or {}).get("warning")
+    if warning:
+        body.append(f'<div class="notice warn" id="connection-warning">{_e(warning)}</div>')
     if error:
-        body.append(f'<div class="notice bad" id="error">The compliance database could not be read: {_e(error)}'
-                    f'<br>Check the <code>{POSTGRES_CONN_ID}</code> connection.</div>')
+        body.append(f'<div class="notice bad" id="error">{_e(error)}</div>')
+    elif data and data["missing_views"]:
+        body.append(f'<div class="notice" id="no-results">The compliance views are missing '
+                    f'({_e(", ".join(data["missing_views"]))}). Trigger the <a href="../dags/{DAG_ID}" '
+                    f'target="_top">{DAG_ID}</a> DAG: its first task creates them.</div>')
     elif not data or not data["available"]:
         body.append(f'<div class="notice" id="no-results">No results yet. Trigger the <a href="../dags/{DAG_ID}" '
                     f'target="_top">{DAG_ID}</a> DAG; its verdicts appear here when the run has finished.</div>')
     else:
+        shown, total = len(data["findings"]), data["findings_total"]
         body += [
-            "<section><h2>Latest pass rate per account and framework</h2>", _scores_table(data), "</section>",
-            f'<section><h2>Newest failing findings <span class="count">({len(data["findings"])}'
-            f'{"+" if len(data["findings"]) >= FINDINGS_LIMIT else ""})</span></h2>',
-            _findings_table(data), "</section>",
+            _stale_notice(data),
+            "<section><h2>Pass rate per account and framework</h2>", _scores_table(data), "</section>",
+            f'<section><h2>Open failing findings <span class="count">(worst severity first, then oldest; '
+            f'{shown} of {total} problems)</span></h2>', _filter_form(data), _findings_table(data), "</section>",
             f"<section><h2>Trend over the last {TREND_SNAPSHOTS} snapshots</h2>",
             _trend_chart(data), _trend_table(data), "</section>",
         ]
@@ -333,11 +584,20 @@ document.addEventListener('click', function (ev) {
 # -- the app ----------------------------------------------------------------------------------------
 
 def _authorize() -> Any:
-    """Who may see the page: whoever may read the DAG (the UI's session cookie is sent to the frame)."""
+    """Who may see the page: whoever may read the DAG (the UI's session cookie is sent to the frame).
+
+    Without Airflow's authorization the page must not be served at all (fail closed)."""
     try:
         from airflow.api_fastapi.core_api.security import requires_access_dag
-    except ImportError:  # pragma: no cover - other Airflow versions
-        return lambda: None
+    except ImportError as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("Compliance page disabled: Airflow's authorization could not be imported (%s)", reason)
+
+        def refuse() -> None:
+            raise HTTPException(status_code=503, detail="The Compliance page is disabled: Airflow's authorization "
+                                                        "is unavailable in this API server (see its log).")
+
+        return refuse
     return requires_access_dag("GET", param_dag_id=DAG_ID)
 
 
@@ -345,23 +605,26 @@ def create_app() -> FastAPI:
     app = FastAPI(title="CIS compliance", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(_authorize())])
 
-    def _load() -> tuple[dict[str, Any] | None, str | None]:
+    def _load(request: Request) -> tuple[dict[str, Any] | None, str | None, int]:
         try:
-            return load_compliance(), None
+            return load_compliance(params=dict(request.query_params)), None, 200
+        except FilterError as exc:
+            return None, f"Bad filter: {exc}", 400
         except Exception as exc:  # the page must say what is wrong rather than fail
             log.exception("reading the compliance database failed")
-            return None, f"{type(exc).__name__}: {exc}"
+            return None, (f"The compliance database could not be read: {type(exc).__name__}: {exc}. Check the "
+                          f"{READER_CONN_ID} connection (or {FALLBACK_CONN_ID} when it is not defined)."), 503
 
     @app.get("/", response_class=HTMLResponse)
-    def page() -> HTMLResponse:
-        data, error = _load()
-        return HTMLResponse(render_page(data, error), status_code=200 if error is None else 503)
+    def page(request: Request) -> HTMLResponse:
+        data, error, status = _load(request)
+        return HTMLResponse(render_page(data, error), status_code=status)
 
     @app.get("/api/summary")
-    def summary() -> JSONResponse:
-        data, error = _load()
+    def summary(request: Request) -> JSONResponse:
+        data, error, status = _load(request)
         if error is not None:
-            return JSONResponse({"error": error}, status_code=503)
+            return JSONResponse({"error": error}, status_code=status)
         return JSONResponse(data)
 
     @app.get("/icon.svg", include_in_schema=False)

@@ -86,3 +86,37 @@ def target_from_connection(aws_conn_id: str = "aws_default") -> AwsTarget:
 def error_code(exc: BaseException) -> str:
     response = getattr(exc, "response", None) or {}
     return response.get("Error", {}).get("Code") or type(exc).__name__
+
+
+# Errors a retry cannot fix: the caller lacks a permission (IAM policy, SCP), the role is
+# missing or does not trust the caller, or the credentials are invalid. Throttling, 5xx and
+# network errors are transient: botocore's retry mode and then Airflow's task retries handle them.
+PERMANENT_ERRORS = frozenset({
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedException",
+    "InvalidClientTokenId", "UnrecognizedClientException", "AuthFailure", "SignatureDoesNotMatch",
+    "OptInRequired", "NoSuchEntity", "AWSOrganizationsNotInUseException",
+})
+
+
+def is_permanent(code: str | None) -> bool:
+    return code in PERMANENT_ERRORS
+
+
+def assume_role_remedy(role_arn: str, code: str) -> str:
+    """What to fix when the audit role cannot be assumed."""
+    if code in ("InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch"):
+        return "the aws_default connection's credentials are not valid: fix its access key or role"
+    return (f"{role_arn} does not exist or does not trust the pipeline's principal with the configured "
+            "ExternalId. OrganizationAccountAccessRole exists only in accounts that Organizations created "
+            "(never in the management account or in accounts that joined by invitation): deploy the audit "
+            "role with deploy/cloudformation/ (a StackSet for member accounts, a stack for the management "
+            "account), or set iam_audit_role_name to a role that exists everywhere; also allow sts:AssumeRole "
+            "on it to the pipeline's principal (include/policies/pipeline-discovery.json)")
+
+
+def dataset_remedy(code: str) -> str:
+    """What to fix when an account-level read is refused."""
+    if code in ("InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken"):
+        return "the assumed role's credentials were rejected"
+    return ("the audit role lacks this permission or a service control policy denies it: attach "
+            "include/policies/audit-role-permissions.json to the audit role and exempt it from the SCP")

@@ -19,9 +19,12 @@ VAR_EXTERNAL_ID = "iam_audit_external_id"
 VAR_ACCOUNTS = "iam_audit_accounts"
 VAR_KMS_KEY_ID = "iam_audit_kms_key_id"
 VAR_PREFIX = "iam_audit_prefix"
+VAR_MAX_ACCOUNT_DROP = "iam_audit_max_account_drop_percent"
 
 DEFAULT_ROLE_NAME = "OrganizationAccountAccessRole"
 DEFAULT_PREFIX = "iam"
+# A full run auditing this share of the previous snapshot's accounts fewer fails loudly and keeps their history.
+DEFAULT_MAX_ACCOUNT_DROP_PERCENT = 30.0
 
 ACCOUNT_ID_RE = re.compile(r"^[0-9]{12}$")
 # IAM role names: 1-64 of letters, digits and + = , . @ _ -
@@ -44,6 +47,7 @@ class AuditConfig:
     accounts: tuple[str, ...] | None = None  # None: discover through Organizations
     kms_key_id: str | None = None
     prefix: str = DEFAULT_PREFIX
+    max_account_drop_percent: float = DEFAULT_MAX_ACCOUNT_DROP_PERCENT
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def role_arn(self, account_id: str, partition: str = "aws") -> str:
@@ -124,6 +128,17 @@ def build_config(variables: dict) -> AuditConfig:
     if not PREFIX_RE.match(prefix):
         problems.append(f"Variable {VAR_PREFIX}={prefix!r} is not a usable S3 key prefix")
 
+    max_drop = DEFAULT_MAX_ACCOUNT_DROP_PERCENT
+    raw_drop = variables.get(VAR_MAX_ACCOUNT_DROP)
+    if raw_drop not in (None, ""):
+        try:
+            max_drop = float(raw_drop)
+        except (TypeError, ValueError):
+            max_drop = -1.0
+        if not 0 <= max_drop <= 100:
+            problems.append(f"Variable {VAR_MAX_ACCOUNT_DROP}={raw_drop!r} must be a number from 0 to 100 "
+                            "(the share of the previous snapshot's accounts a full run may lose; 100 disables)")
+
     if problems:
         raise ConfigError("Invalid iam_audit configuration:\n  - " + "\n  - ".join(problems))
     for warning in warnings:
@@ -135,6 +150,7 @@ def build_config(variables: dict) -> AuditConfig:
         accounts=accounts,
         kms_key_id=variables.get(VAR_KMS_KEY_ID) or None,
         prefix=prefix,
+        max_account_drop_percent=max_drop,
         warnings=tuple(warnings),
     )
 
@@ -143,5 +159,6 @@ def read_variables() -> dict:
     """The raw values of the pipeline's Airflow Variables (None when unset)."""
     from airflow.sdk import Variable
 
-    names = (VAR_BUCKET, VAR_ROLE_NAME, VAR_EXTERNAL_ID, VAR_ACCOUNTS, VAR_KMS_KEY_ID, VAR_PREFIX)
+    names = (VAR_BUCKET, VAR_ROLE_NAME, VAR_EXTERNAL_ID, VAR_ACCOUNTS, VAR_KMS_KEY_ID, VAR_PREFIX,
+             VAR_MAX_ACCOUNT_DROP)
     return {name: Variable.get(name, default=None) for name in names}

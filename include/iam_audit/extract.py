@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from iam_audit.aws import AwsTarget, error_code
+from iam_audit.aws import DEFAULT_REGION, AwsTarget, dataset_remedy, error_code, is_permanent
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,10 @@ def _paginate(client, operation: str, result_keys: tuple[str, ...], **kwargs) ->
     merged: dict[str, list] = {key: [] for key in result_keys}
     for page in client.get_paginator(operation).paginate(**kwargs):
         for key in result_keys:
-            merged[key].extend(page.get(key, []))
+            # a page without a documented list is a drifted response, not an empty one
+            if not isinstance(page.get(key), list):
+                raise DatasetUnavailable("MalformedResponse", f"{operation}: a response page has no {key} list")
+            merged[key].extend(page[key])
     return merged
 
 
@@ -195,27 +198,48 @@ def get_alternate_contacts(account) -> dict:
     return {"SECURITY": contact}
 
 
-def get_regions(ec2) -> dict:
-    return {"Regions": ec2.describe_regions(AllRegions=False)["Regions"]}
+def get_regions(ec2, fallback_ec2=None) -> dict:
+    """DescribeRegions in the connection's region, else in us-east-1 (a region-deny SCP may refuse the first)."""
+    try:
+        return {"Regions": ec2.describe_regions(AllRegions=False)["Regions"],
+                "DescribedIn": ec2.meta.region_name}
+    except ClientError as exc:
+        if fallback_ec2 is None or not is_permanent(error_code(exc)):
+            raise
+        log.warning("DescribeRegions refused in %s (%s): asking %s", ec2.meta.region_name, error_code(exc),
+                    fallback_ec2.meta.region_name)
+        return {"Regions": fallback_ec2.describe_regions(AllRegions=False)["Regions"],
+                "DescribedIn": fallback_ec2.meta.region_name}
 
 
 def get_access_analyzers(make_client: Callable[[str], object], regions: list[str], workers: int = 8) -> dict:
+    """ListAnalyzers in every enabled region, kept per region.
+
+    A region that refuses the call for good (a region-deny SCP answers AccessDeniedException) is
+    recorded with its reason in RegionErrors and the other regions still count; a transient
+    failure (throttling past retries, 5xx, network) fails the data set so that the task retries.
+    """
     def one(region):
         try:
             return region, _paginate(make_client(region), "list_analyzers", ("analyzers",))["analyzers"], None
-        except (ClientError, BotoCoreError) as exc:
-            return region, None, f"{error_code(exc)}: {exc}"
+        except ClientError as exc:
+            return region, None, (error_code(exc), str(exc))
+        except BotoCoreError as exc:
+            return region, None, (type(exc).__name__, str(exc))
 
     with ThreadPoolExecutor(max_workers=min(workers, max(1, len(regions)))) as pool:
         results = list(pool.map(one, regions))
-    failed = {region: err for region, _, err in results if err}
-    if failed:
+    transient = {region: err for region, _, err in results if err and not is_permanent(err[0])}
+    if transient:
         raise DatasetUnavailable(
             "AccessAnalyzerUnavailable",
-            f"ListAnalyzers failed in {len(failed)} of {len(regions)} regions: "
-            + "; ".join(f"{r}: {e}" for r, e in sorted(failed.items())[:5]),
+            f"ListAnalyzers failed in {len(transient)} of {len(regions)} regions: "
+            + "; ".join(f"{r}: {code}: {msg}" for r, (code, msg) in sorted(transient.items())[:5]),
         )
-    return {"AnalyzersByRegion": {region: analyzers for region, analyzers, _ in results}}
+    return {
+        "AnalyzersByRegion": {region: analyzers for region, analyzers, err in results if not err},
+        "RegionErrors": {region: {"Code": err[0], "Message": err[1]} for region, _, err in results if err},
+    }
 
 
 # ---- orchestration ---------------------------------------------------------------
@@ -226,7 +250,9 @@ def _collect(name: str, fn: Callable[[], object]) -> DatasetResult:
     except DatasetUnavailable as exc:
         return DatasetResult(name, "error", error_code=exc.code, error_message=str(exc))
     except ClientError as exc:
-        return DatasetResult(name, "error", error_code=error_code(exc), error_message=str(exc))
+        code = error_code(exc)
+        message = f"{exc}. Fix: {dataset_remedy(code)}" if is_permanent(code) else str(exc)
+        return DatasetResult(name, "error", error_code=code, error_message=message)
     except BotoCoreError as exc:
         return DatasetResult(name, "error", error_code=type(exc).__name__, error_message=str(exc))
 
@@ -245,6 +271,8 @@ def extract_account_datasets(target: AwsTarget, session, poll_budget_seconds: fl
     iam = target.client("iam", session=session)
     account = target.client("account", session=session)
     ec2 = target.client("ec2", session=session)
+    ec2_fallback = (target.client("ec2", region_name=DEFAULT_REGION, session=session)
+                    if target.region_name != DEFAULT_REGION else None)
 
     def access_analyzer(region):
         return target.client("accessanalyzer", region_name=region, session=session)
@@ -271,7 +299,7 @@ def extract_account_datasets(target: AwsTarget, session, poll_budget_seconds: fl
         return [report, keys]
 
     def regions_and_analyzers():
-        regions = _collect("regions", lambda: get_regions(ec2))
+        regions = _collect("regions", lambda: get_regions(ec2, ec2_fallback))
         if regions.ok:
             analyzers = _collect("access_analyzers",
                                  lambda: get_access_analyzers(access_analyzer, _enabled_regions(regions)))

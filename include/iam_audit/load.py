@@ -108,6 +108,13 @@ def prepare_account(store, prefix: str, snapshot_date, account_id: str,
         if entry["status"] == "ok":
             try:
                 produced = transform.transform_dataset(dataset, payloads[dataset], account_id, payloads)
+            except transform.MalformedPayload as exc:
+                # collected but not understood: the data set is unusable, so the checks that
+                # need it give 'error' naming the field, and the other data sets still load
+                log.warning("account %s: %s", account_id, exc)
+                status_rows.append((dataset, "error", "MalformedPayload",
+                                    f"{exc.detail} (in {store.url(entry['key'])})", None))
+                continue
             except Exception as exc:  # noqa: BLE001 - any unexpected shape fails this account, not the load
                 raise layout.CorruptObjectError(
                     f"{store.url(entry['key'])} does not have the expected shape for {dataset}: {exc!r}"

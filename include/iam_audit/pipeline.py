@@ -6,26 +6,40 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 
 import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from iam_audit import layout
-from iam_audit.aws import AwsTarget, error_code
+from iam_audit.aws import AwsTarget, assume_role_remedy, dataset_remedy, error_code, is_permanent
 from iam_audit.config import AuditConfig, ConfigError
 from iam_audit.extract import extract_account_datasets, unreachable_account
 from iam_audit.load import ACCOUNT_ID, SnapshotMissing, prepare_account, write_accounts_with_retry
 from iam_audit.raw_store import RawStoreError
+from iam_audit.run_modes import run_mode  # noqa: F401 - re-exported: the rule lives in run_modes
 from iam_audit.snapshot import write_account_snapshot
 
 log = logging.getLogger(__name__)
 
-NOT_IN_ORG_ERRORS = {"AWSOrganizationsNotInUseException", "AccessDeniedException", "AccessDenied"}
+NOT_IN_ORG_ERRORS = {"AWSOrganizationsNotInUseException"}
+ORG_DENIED_ERRORS = {"AccessDeniedException", "AccessDenied"}
+
+
+class OrganizationsAccessDenied(ConfigError):
+    pass
 
 
 class AccountExtractionError(RuntimeError):
-    pass
+    """The account's data is incomplete; a retry may help (throttling, 5xx, network)."""
+
+
+class PermanentExtractionError(AccountExtractionError):
+    """The account's data is incomplete for reasons a retry cannot fix (access denied, missing role)."""
+
+
+# Codes of data sets that were not collected because another data set failed: the other one decides.
+DEPENDENT_ERRORS = {"CredentialReportUnavailable", "RegionsUnavailable"}
 
 
 class LoadError(RuntimeError):
@@ -33,19 +47,6 @@ class LoadError(RuntimeError):
 
 
 # ---- plan ------------------------------------------------------------------------
-
-def run_mode(requested: str, snapshot_date: date, today: date | None = None) -> str:
-    """'live' reads IAM now; 'replay' re-evaluates the snapshot already in S3 (backfills).
-
-    auto: live for the last two days (a daily run may start late), replay before.
-    """
-    if requested in ("live", "replay"):
-        return requested
-    if requested != "auto":
-        raise ConfigError(f"param mode={requested!r} must be one of auto, live, replay")
-    today = today or datetime.now(UTC).date()
-    return "live" if snapshot_date >= today - timedelta(days=1) else "replay"
-
 
 def select_frameworks(requested: list[str] | None, available: tuple[str, ...]) -> list[str]:
     if not requested:
@@ -59,16 +60,29 @@ def select_frameworks(requested: list[str] | None, available: tuple[str, ...]) -
 # ---- discover --------------------------------------------------------------------
 
 def list_organization_accounts(target: AwsTarget) -> list[dict] | None:
-    """Every account of the organisation (Organizations ListAccounts), or None when not in an organisation."""
+    """Every account of the organisation (Organizations ListAccounts), or None when the caller's
+    account is not in an organisation (AWSOrganizationsNotInUseException).
+
+    AccessDenied is not "standalone": it is a configuration error, raised as OrganizationsAccessDenied.
+    """
     try:
         accounts: list[dict] = []
         for page in target.client("organizations").get_paginator("list_accounts").paginate():
             accounts += page["Accounts"]
         return accounts
     except ClientError as exc:
-        if error_code(exc) not in NOT_IN_ORG_ERRORS:
+        code = error_code(exc)
+        if code in ORG_DENIED_ERRORS:
+            raise OrganizationsAccessDenied(
+                f"organizations:ListAccounts was refused ({code}) for the aws_default connection, so the "
+                "organisation's accounts cannot be discovered. Only the organisation's management account or a "
+                "delegated administrator account may list accounts: run the pipeline's principal there with "
+                "include/policies/pipeline-discovery.json attached (and no SCP denying it), or set Variable "
+                "iam_audit_accounts to the account ids to audit"
+            ) from None
+        if code not in NOT_IN_ORG_ERRORS:
             raise
-        log.warning("Organizations is not available (%s): auditing the caller's own account", error_code(exc))
+        log.warning("the caller's account is not in an organisation (%s): auditing that account only", code)
         return None
 
 
@@ -119,9 +133,12 @@ def extract_one(target: AwsTarget, config: AuditConfig, store, snapshot_date, ac
     except (ClientError, BotoCoreError) as exc:
         code = error_code(exc)
         message = f"could not assume {role_arn}: {code}: {exc}"
+        if is_permanent(code):
+            message += f". Fix: {assume_role_remedy(role_arn, code)}"
         write_account_snapshot(store, config.prefix, snapshot_date, account_id, account_name,
                                unreachable_account(code, message), run_id, extracted_at)
-        raise AccountExtractionError(f"account {account_id}: {message}") from None
+        error = PermanentExtractionError if is_permanent(code) else AccountExtractionError
+        raise error(f"account {account_id}: {message}") from None
 
     results = extract_account_datasets(target, session, poll_budget_seconds=poll_budget_seconds)
     write_account_snapshot(store, config.prefix, snapshot_date, account_id, account_name,
@@ -137,10 +154,13 @@ def extract_one(target: AwsTarget, config: AuditConfig, store, snapshot_date, ac
         log.info("account %s: %-22s %s%s", account_id, name, r.status,
                  f" ({r.error_code}: {r.error_message})" if not r.ok else "")
     if failed:
-        raise AccountExtractionError(
+        codes = {r.error_code for r in failed.values()} - DEPENDENT_ERRORS
+        permanent = bool(codes) and all(is_permanent(c) for c in codes)
+        raise (PermanentExtractionError if permanent else AccountExtractionError)(
             f"account {account_id}: {len(failed)} of {len(results)} data sets not collected: "
             + "; ".join(f"{n} ({r.error_code})" for n, r in sorted(failed.items()))
             + f". What was collected is stored under {summary['manifest_key'].rsplit('/', 1)[0]}/"
+            + (f". Not retried, a retry cannot fix it: {dataset_remedy(min(codes))}" if permanent else "")
         )
     return summary
 
@@ -231,6 +251,44 @@ def load_snapshot(store, prefix: str, snapshot_date, accounts: list[dict], conne
                 report.loaded[account_id] = rows
                 log.info("account %s: loaded %s staging rows", account_id, rows)
     return report
+
+
+@dataclass
+class AccountSetShrink:
+    previous_date: str
+    previous: int
+    current: int
+    missing: list[str]
+
+    def message(self, max_drop_percent: float) -> str:
+        return (f"the audited accounts dropped from {self.previous} (snapshot {self.previous_date}) to "
+                f"{self.current}, more than the {max_drop_percent:g}% allowed by Variable "
+                f"iam_audit_max_account_drop_percent; missing: {', '.join(self.missing[:20])}"
+                + (f" and {len(self.missing) - 20} more" if len(self.missing) > 20 else "")
+                + ". Their verdicts of this date were kept. If accounts really left, raise the threshold for "
+                "one run; otherwise check Organizations access (organizations:ListAccounts) and "
+                "Variable iam_audit_accounts")
+
+
+def account_set_shrink(snapshot_date, keep: list[str], connect: Callable,
+                       max_drop_percent: float) -> AccountSetShrink | None:
+    """The sharp shrink of this run's accounts against the latest stored snapshot (this date's on a rerun)."""
+    conn = connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT max(snapshot_date) FROM iam_stage.accounts WHERE snapshot_date <= %s",
+                        (str(snapshot_date),))
+            previous_date = cur.fetchone()[0]
+            if previous_date is None:
+                return None
+            cur.execute("SELECT account_id FROM iam_stage.accounts WHERE snapshot_date = %s", (previous_date,))
+            previous = {row[0] for row in cur.fetchall()}
+    finally:
+        conn.close()
+    missing = sorted(previous - set(keep))
+    if not previous or len(missing) * 100 <= max_drop_percent * len(previous):
+        return None
+    return AccountSetShrink(str(previous_date), len(previous), len(set(keep)), missing)
 
 
 def prune_other_accounts(snapshot_date, keep: list[str], connect: Callable) -> list[str]:

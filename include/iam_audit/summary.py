@@ -1,8 +1,9 @@
 """A readable compliance summary of one snapshot, from aws_policy_results_effective.
 
-Pass rate is pass / (pass + fail), as in aws_policy_scores and the HTML report; errors
-and muted fails are counted on their own, next to it. Each account's snapshot age comes
-from aws_policy_account_freshness; accounts behind the newest run are marked stale.
+Pass rate (score) is pass / (pass + fail), as in aws_policy_scores and the HTML report;
+errors and muted fails are counted on their own, next to it. Each account's snapshot
+age comes from aws_policy_account_freshness; accounts behind the newest run are marked
+stale, and accounts whose raw snapshot could not be loaded are named.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class Summary:
     accounts: list[dict]   # account_id, account_name, pass, fail, error, muted, score, snapshot age, stale
     worst: list[dict]      # account_id, framework, check_id, severity, resource_id, reason
     extraction_errors: list[dict]
+    logics: list[dict] = field(default_factory=list)  # logic, severity, title, ids {framework: id}, pass/fail/error
     load_errors: list[dict] = field(default_factory=list)   # account_id, load_error
 
     @property
@@ -31,11 +33,26 @@ class Summary:
     def stale_accounts(self) -> list[str]:
         return [a["account_id"] for a in self.accounts if a["stale"]]
 
+    @property
+    def frameworks(self) -> list[dict]:
+        """Per framework: verdict counts and score = pass / (pass + fail); errors counted apart."""
+        rows = {}
+        for c in self.controls:
+            row = rows.setdefault(c["framework"], {"framework": c["framework"], "pass": 0, "fail": 0, "error": 0,
+                                                   "muted": 0})
+            for k in ("pass", "fail", "error", "muted"):
+                row[k] += c[k]
+        for row in rows.values():
+            row["score"] = _score(row["pass"], row["fail"])
+        return sorted(rows.values(), key=lambda r: framework_sort_key(r["framework"]))
 
-def pass_rate(passed: int, failed: int) -> float | None:
+
+def _score(passed: int, failed: int) -> float | None:
     """pass / (pass + fail) in percent; None when nothing was decided."""
     return round(100.0 * passed / (passed + failed), 1) if passed + failed else None
 
+
+pass_rate = _score
 
 _COUNTS = """count(*) FILTER (WHERE effective_status = 'pass'), count(*) FILTER (WHERE effective_status = 'fail'),
              count(*) FILTER (WHERE effective_status = 'error'), count(*) FILTER (WHERE effective_status = 'muted')"""
@@ -60,6 +77,29 @@ def build_summary(conn, snapshot_date, account_ids: list[str] | None = None, wor
         })
     controls.sort(key=lambda c: (framework_sort_key(c["framework"]), control_sort_key(c["check_id"])))
 
+    # One row per control logic: each resource counted once, at its worst verdict over the frameworks
+    # (a key unused for 60 days fails the 45-day versions and passes the 90-day ones: it counts as a fail).
+    worst_counts = {logic: (p, f, e) for logic, p, f, e in conn.execute(
+        f"""SELECT control_logic, count(*) FILTER (WHERE worst = 1), count(*) FILTER (WHERE worst = 2),
+                   count(*) FILTER (WHERE worst = 3)
+            FROM (SELECT control_logic, account_id, resource_id,
+                         max(CASE status WHEN 'pass' THEN 1 WHEN 'fail' THEN 2 WHEN 'error' THEN 3 END) AS worst
+                  FROM aws_policy_results WHERE {where} GROUP BY 1, 2, 3) r
+            GROUP BY 1""",  # noqa: S608
+        params,
+    ).fetchall()}
+    catalogue = load_catalogue()
+    logics = []
+    for check in catalogue.checks:
+        passed, failed, errors = worst_counts.get(check.logic, (0, 0, 0))
+        cis = [c for c in check.controls if c.framework.startswith("cis_")]
+        newest = max(cis, key=lambda c: framework_sort_key(c.framework)) if cis else check.controls[0]
+        logics.append({
+            "logic": check.logic, "severity": check.severity, "title": newest.title,
+            "ids": {c.framework: c.check_id for c in check.controls},
+            "pass": passed, "fail": failed, "error": errors,
+        })
+
     accounts = []
     for account_id, name, passed, failed, errors, muted, latest, age, stale in conn.execute(
         f"""SELECT r.account_id, max(a.account_name), {_COUNTS},
@@ -72,7 +112,7 @@ def build_summary(conn, snapshot_date, account_ids: list[str] | None = None, wor
     ).fetchall():
         accounts.append({
             "account_id": account_id, "account_name": name or "", "pass": passed, "fail": failed,
-            "error": errors, "muted": muted, "score": pass_rate(passed, failed),
+            "error": errors, "muted": muted, "score": _score(passed, failed),
             "latest_snapshot_date": latest, "snapshot_age_days": age, "stale": bool(stale),
         })
 
@@ -109,33 +149,69 @@ def build_summary(conn, snapshot_date, account_ids: list[str] | None = None, wor
             params,
         ).fetchall()
     ]
-    return Summary(str(snapshot_date), controls, accounts, worst, extraction_errors, load_errors)
+    return Summary(str(snapshot_date), controls, accounts, worst, extraction_errors, logics=logics,
+                   load_errors=load_errors)
 
 
-def format_summary(summary: Summary, width: int = 100) -> str:
-    lines = [f"Compliance summary for snapshot {summary.snapshot_date}", ""]
+def clip(text: str, width: int) -> str:
+    """text cut to width characters, with an ellipsis when something was cut."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _short(framework: str) -> str:
+    return framework.removeprefix("cis_") if framework.startswith("cis_") else framework.replace("iam_", "")
+
+
+def format_summary(summary: Summary, width: int = 160, raw_location: str | None = None) -> str:
+    lines = [f"Compliance summary for snapshot {summary.snapshot_date}"]
+    if raw_location:
+        lines.append(f"Raw snapshots: {raw_location}")
     t = summary.totals
-    rate = pass_rate(t["pass"], t["fail"])
-    lines.append(f"Verdicts: {t['pass']} pass, {t['fail']} fail, {t['error']} error, {t['muted']} muted; "
-                 f"pass rate {'n/a' if rate is None else f'{rate:.0f}%'} (pass / (pass + fail))")
-    framework = None
+    rate = _score(t["pass"], t["fail"])
+    lines += ["", f"Verdicts: {t['pass']} pass, {t['fail']} fail, {t['error']} error, {t['muted']} muted "
+                  "(one per framework, control and resource); "
+                  f"pass rate {'n/a' if rate is None else f'{rate:.0f}%'} (pass / (pass + fail))", ""]
+
+    frameworks = summary.frameworks
+    names = [f["framework"] for f in frameworks]
+    cols = [max(len(_short(n)), 6) for n in names]
+    lines.append("Score per framework: pass / (pass + fail); errors are counted apart, never as passes")
+    lines.append(" ".join(f"{_short(n):>{w}}" for n, w in zip(names, cols, strict=True)))
+    lines.append(" ".join(f"{'n/a' if f['score'] is None else format(f['score'], '.0f') + '%':>{w}}"
+                          for f, w in zip(frameworks, cols, strict=True)))
+    lines.append(" ".join(f"{str(f['error']) + ' err':>{w}}" for f, w in zip(frameworks, cols, strict=True)))
+    lines.append(" ".join(f"{str(f['muted']) + ' mut':>{w}}" for f, w in zip(frameworks, cols, strict=True)))
+
+    lines += ["", "Controls: one row per check logic with its number in each framework (- : not in that version);",
+              "each resource counted once, at its worst verdict over the frameworks"]
+    logic_width = max([len(r["logic"]) for r in summary.logics] + [11])
+    columns = " ".join(f"{_short(n):<{w}}" for n, w in zip(names, cols, strict=True))
+    head = f"{'check logic':<{logic_width}} {'severity':<8} {columns} {'pass':>5} {'fail':>5} {'error':>5}  "
+    title_width = max(width - len(head), 20)
+    lines.append(head + "title (newest CIS version)")
+    for row in summary.logics:
+        ids = " ".join(f"{row['ids'].get(n, '-'):<{w}}" for n, w in zip(names, cols, strict=True))
+        lines.append(f"{row['logic']:<{logic_width}} {row['severity']:<8} {ids} "
+                     f"{row['pass']:>5} {row['fail']:>5} {row['error']:>5}  {clip(row['title'], title_width)}")
+    manual = {}
     for c in summary.controls:
-        if c["framework"] != framework:
-            framework = c["framework"]
-            lines += ["", f"{framework:<12} {'control':<8} {'pass':>5} {'fail':>5} {'error':>5} {'muted':>5}  title"]
-        title = c["title"][: width - 48]
         if c["manual"]:
-            lines.append(f"{'':<12} {c['check_id']:<8} {'manual':>23}  {title}")
-        else:
-            lines.append(f"{'':<12} {c['check_id']:<8} {c['pass']:>5} {c['fail']:>5} {c['error']:>5} "
-                         f"{c['muted']:>5}  {title}")
-    lines += ["", f"{'account':<14} {'name':<18} {'pass%':>6} {'pass':>5} {'fail':>5} {'error':>5} "
-                  f"{'muted':>5}  {'evaluated':<10} {'age':>4}  state"]
+            manual.setdefault(c["framework"], []).append(c["check_id"])
+    if manual:
+        lines += ["", "Manual controls (a person must assess them; never counted as passes):"]
+        for framework, ids in manual.items():
+            lines.append(clip(f"  {framework:<12} " + ", ".join(ids), width))
+
+    lines += ["", "Score per account: pass / (pass + fail); evaluated = newest snapshot with verdicts, "
+                  "age against the newest run",
+              f"{'account':<14} {'name':<24} {'score':>6} {'pass':>5} {'fail':>5} {'error':>5} {'muted':>5}  "
+              f"{'evaluated':<10} {'age':>4}  state"]
     for a in summary.accounts:
         score = "n/a" if a["score"] is None else f"{a['score']:.0f}%"
         latest = str(a["latest_snapshot_date"] or "never")
         age = "-" if a["snapshot_age_days"] is None else f"{a['snapshot_age_days']}d"
-        lines.append(f"{a['account_id']:<14} {a['account_name'][:18]:<18} {score:>6} "
+        lines.append(f"{a['account_id']:<14} {clip(a['account_name'], 24):<24} {score:>6} "
                      f"{a['pass']:>5} {a['fail']:>5} {a['error']:>5} {a['muted']:>5}  {latest:<10} {age:>4}  "
                      f"{'STALE' if a['stale'] else 'current'}")
     if summary.stale_accounts:
@@ -144,12 +220,12 @@ def format_summary(summary: Summary, width: int = 100) -> str:
     if summary.worst:
         lines += ["", "Worst findings per account:"]
         for w in summary.worst:
-            lines.append(f"  {w['account_id']} [{w['severity']}] {w['framework']} {w['check_id']}: "
-                         f"{w['reason'][: width - 40]}")
+            prefix = f"  {w['account_id']} [{w['severity']}] {w['framework']} {w['check_id']}: "
+            lines.append(prefix + clip(w["reason"], width - len(prefix)))
     if summary.load_errors:
         lines += ["", "Accounts whose raw snapshot could not be loaded (every check says 'error'):"]
         for e in summary.load_errors:
-            lines.append(f"  {e['account_id']}: {e['load_error'][: width - 18]}")
+            lines.append(clip(f"  {e['account_id']}: {e['load_error']}", width))
     if summary.extraction_errors:
         lines += ["", "Data that could not be collected (checks needing it say 'error'):"]
         for e in summary.extraction_errors:

@@ -9,6 +9,9 @@ from iam_audit.config import AuditConfig, ConfigError, build_config, read_variab
 from iam_audit.pipeline import (
     AccountExtractionError,
     LoadError,
+    OrganizationsAccessDenied,
+    PermanentExtractionError,
+    account_set_shrink,
     account_state,
     discover_accounts,
     extract_one,
@@ -20,6 +23,7 @@ from iam_audit.pipeline import (
     select_frameworks,
     stored_accounts,
 )
+from iam_audit.run_modes import OVERRIDE_PARAM
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +45,8 @@ def plan_run(context) -> dict:
     # Runs triggered without a logical date (allowed in Airflow 3) are snapshots of when they run.
     moment = context.get("logical_date") or context["dag_run"].run_after
     snapshot_date = moment.date()
-    mode = run_mode(params.get("mode", "auto"), snapshot_date)
+    mode = run_mode(params.get("mode", "auto"), snapshot_date,
+                    overwrite_past_snapshot=bool(params.get(OVERRIDE_PARAM, False)))
     frameworks = select_frameworks(params.get("frameworks"), load_catalogue().frameworks)
     from iam_audit.config import parse_account_ids
 
@@ -58,6 +63,7 @@ def plan_run(context) -> dict:
             "bucket": config.bucket, "role_name": config.role_name, "external_id": config.external_id,
             "accounts": list(config.accounts) if config.accounts else None,
             "kms_key_id": config.kms_key_id, "prefix": config.prefix,
+            "max_account_drop_percent": config.max_account_drop_percent,
         },
     }
     log.info("snapshot %s, mode %s, frameworks %s, bucket %s", plan["snapshot_date"], mode,
@@ -89,7 +95,13 @@ def discover(plan: dict, aws_conn_id: str) -> list[dict]:
     from iam_audit import layout
 
     target = target_from_connection(aws_conn_id)
-    org_accounts = list_organization_accounts(target)
+    try:
+        org_accounts = list_organization_accounts(target)
+    except OrganizationsAccessDenied as exc:
+        if not (plan["requested_accounts"] or plan["config"]["accounts"]):
+            raise
+        log.warning("%s; auditing the configured account ids without their names", exc)
+        org_accounts = None
     if org_accounts is not None:
         store.put(layout.organization_key(plan["config"]["prefix"], plan["snapshot_date"]), layout.encode(org_accounts))
     accounts = discover_accounts(target, _config(plan), plan["requested_accounts"], org_accounts)
@@ -134,14 +146,24 @@ def _replay_accounts(store, plan: dict) -> list[dict]:
             log.warning("account %s: no stored snapshot for %s: skipped, no verdicts written",
                         account_id, snapshot_date)
             accounts.append({"account_id": account_id, "account_name": name, "missing_snapshot": True})
-    log.info("replay of %s: %d of %d accounts have a stored snapshot", snapshot_date,
-             sum(not a.get("missing_snapshot") for a in accounts), len(accounts))
+    found = sum(not a.get("missing_snapshot") for a in accounts)
+    log.info("replay of %s: %d of %d accounts have a stored snapshot", snapshot_date, found, len(accounts))
+    if not found:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        # Nothing to re-evaluate must not look like a successful run (no retry: S3 will not change).
+        raise AirflowFailException(
+            f"replay of {snapshot_date}: nothing to replay, no stored snapshot under "
+            f"s3://{store.bucket}/{prefix}/snapshot_date={snapshot_date}/"
+            + (f" for any of the {len(accounts)} expected account(s)" if accounts else "")
+            + ". Only dates audited live can be replayed; "
+            "check Variable iam_audit_bucket if this date was audited.")
     return accounts
 
 
 def extract(plan: dict, account: dict, aws_conn_id: str) -> dict:
     if plan["mode"] == "replay":
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         if account.get("missing_snapshot"):
             raise AirflowSkipException(f"account {account['account_id']}: no stored snapshot for "
@@ -149,11 +171,17 @@ def extract(plan: dict, account: dict, aws_conn_id: str) -> dict:
         raise AirflowSkipException(f"replay of {plan['snapshot_date']}: data comes from the stored snapshot")
     import os
 
+    from airflow.sdk.exceptions import AirflowFailException
+
     from iam_audit.aws import target_from_connection
 
     budget = float(os.environ.get("IAM_AUDIT_CREDENTIAL_REPORT_BUDGET_SECONDS", "120"))
-    return extract_one(target_from_connection(aws_conn_id), _config(plan), _store(plan, aws_conn_id),
-                       plan["snapshot_date"], account, plan["run_id"], poll_budget_seconds=budget)
+    try:
+        return extract_one(target_from_connection(aws_conn_id), _config(plan), _store(plan, aws_conn_id),
+                           plan["snapshot_date"], account, plan["run_id"], poll_budget_seconds=budget)
+    except PermanentExtractionError as exc:
+        # A retry would re-read every data set and be refused again: fail now, the verdicts say error.
+        raise AirflowFailException(str(exc)) from None
 
 
 def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_conn_id: str) -> dict:
@@ -165,8 +193,15 @@ def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_con
     store = _store(plan, aws_conn_id)
     # Another run of the same date (scheduler, make run, a backfill) must not write in between.
     with snapshot_date_lock(hook.get_conn, plan["snapshot_date"]):
+        shrink = None
         if plan["mode"] == "live" and not plan["requested_accounts"]:
-            prune_other_accounts(plan["snapshot_date"], [a["account_id"] for a in accounts], hook.get_conn)
+            keep = [a["account_id"] for a in accounts]
+            max_drop = plan["config"].get("max_account_drop_percent", 100.0)
+            shrink = account_set_shrink(plan["snapshot_date"], keep, hook.get_conn, max_drop)
+            if shrink:
+                log.error("%s", shrink.message(max_drop))  # loaded below, failed at the end, nothing pruned
+            else:
+                prune_other_accounts(plan["snapshot_date"], keep, hook.get_conn)
         load_organization(store, plan["config"]["prefix"], plan["snapshot_date"], hook.get_conn)
         report = load_snapshot(store, plan["config"]["prefix"], plan["snapshot_date"], accounts,
                                hook.get_conn, mode=plan["mode"], run_id=plan["run_id"])
@@ -177,6 +212,11 @@ def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_con
             f"them for {plan['snapshot_date']}, the other accounts were loaded and checked:\n"
             + "\n".join(f"  {a}: {why}" for a, why in sorted(report.failed.items()))
         )
+    if shrink:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        # not retried: the same discovery gives the same set; the checks still run on what was loaded
+        raise AirflowFailException(shrink.message(plan["config"]["max_account_drop_percent"]))
     return {"loaded": len(report.loaded), "missing": sorted(report.missing), "rows": sum(report.loaded.values())}
 
 

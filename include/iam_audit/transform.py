@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import datetime
 
 # Columns after (snapshot_date, account_id), in COPY order.
@@ -50,6 +51,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "server_certificates": ("arn", "certificate_name", "certificate_id", "path", "upload_date", "expiration"),
     "regions": ("region_name", "opt_in_status"),
     "access_analyzers": ("region_name", "analyzer_arn", "analyzer_name", "analyzer_type", "status"),
+    "access_analyzer_regions": ("region_name", "status", "error_code", "error_message", "analyzer_count"),
     "alternate_contacts": ("contact_type", "is_set", "contact_name", "email_address", "title"),
     "identity_providers": ("arn", "provider_type", "create_date", "valid_until"),
 }
@@ -67,13 +69,115 @@ DATASET_TABLES: dict[str, tuple[str, ...]] = {
     "access_keys": ("access_keys",),
     "server_certificates": ("server_certificates",),
     "regions": ("regions",),
-    "access_analyzers": ("access_analyzers",),
+    "access_analyzers": ("access_analyzers", "access_analyzer_regions"),
     "alternate_contacts": ("alternate_contacts",),
     "identity_providers": ("identity_providers",),
 }
 
 # Credential report values that mean "no value".
 _NO_VALUE = {"N/A", "no_information", "not_supported", ""}
+
+
+class MalformedPayload(ValueError):
+    """A raw payload does not have the documented shape; the message names the field.
+
+    The loader records the data set as not usable ('error') for the account, so every
+    check that needs it gives 'error' verdicts naming the field instead of reading
+    NULLs or empty lists as facts.
+    """
+
+    def __init__(self, dataset: str, detail: str):
+        super().__init__(f"{dataset}: {detail}")
+        self.dataset = dataset
+        self.detail = detail
+
+
+def _require(payload, dataset: str, keys: tuple[str, ...], kind: type = list, where: str = "the response") -> None:
+    """The documented keys must be present with the documented type (an empty list is fine, absence is not)."""
+    if not isinstance(payload, dict):
+        raise MalformedPayload(dataset, f"{where} is a {type(payload).__name__}, not an object")
+    for key in keys:
+        if key not in payload:
+            raise MalformedPayload(dataset, f"{where} has no {key}")
+        if not isinstance(payload[key], kind):
+            raise MalformedPayload(dataset, f"{where}: {key} is a {type(payload[key]).__name__}, not a {kind.__name__}")
+
+
+def _field(item: dict, key: str, dataset: str, where: str):
+    """A field every item of the list documents: missing or empty is malformed."""
+    value = item.get(key) if isinstance(item, dict) else None
+    if value in (None, ""):
+        raise MalformedPayload(dataset, f"{where} has no {key}")
+    return value
+
+
+# The credential report's documented columns (IAM User Guide, "Getting credential reports").
+CREDENTIAL_REPORT_HEADER = (
+    "user", "arn", "user_creation_time", "password_enabled", "password_last_used", "password_last_changed",
+    "password_next_rotation", "mfa_active", "access_key_1_active", "access_key_1_last_rotated",
+    "access_key_1_last_used_date", "access_key_1_last_used_region", "access_key_1_last_used_service",
+    "access_key_2_active", "access_key_2_last_rotated", "access_key_2_last_used_date",
+    "access_key_2_last_used_region", "access_key_2_last_used_service", "cert_1_active", "cert_1_last_rotated",
+    "cert_2_active", "cert_2_last_rotated",
+)
+_REPORT_BOOLEANS = ("password_enabled", "mfa_active", "access_key_1_active", "access_key_2_active",
+                    "cert_1_active", "cert_2_active")
+_REPORT_TIMESTAMPS = ("user_creation_time", "password_last_used", "password_last_changed", "password_next_rotation",
+                      "access_key_1_last_rotated", "access_key_1_last_used_date", "access_key_2_last_rotated",
+                      "access_key_2_last_used_date", "cert_1_last_rotated", "cert_2_last_rotated")
+_REPORT_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:(root|user/.+)$")
+
+
+def _is_timestamp(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _validate_report_row(row: dict, line: int, header_length: int) -> None:
+    """Every value of a credential report row in its column's domain, or MalformedPayload naming it."""
+    if None in row:
+        raise MalformedPayload("credential_report", f"line {line} has more values than the header's {header_length}")
+    missing = [column for column, value in row.items() if value is None]
+    if missing:
+        raise MalformedPayload("credential_report", f"line {line} is short: no value for {', '.join(missing)}")
+    user = row["user"]
+    where = f"line {line} (user {user!r})"
+    if not user:
+        raise MalformedPayload("credential_report", f"line {line}: column user is empty")
+    if not _REPORT_ARN.match(row["arn"]):
+        raise MalformedPayload("credential_report",
+                               f"{where}: column arn {row['arn']!r} is not an IAM user or root ARN")
+    is_root = user == "<root_account>"
+    for column in _REPORT_BOOLEANS:
+        value = row[column]
+        allowed = ("true", "false", "not_supported") if is_root and column == "password_enabled" else ("true", "false")
+        if value not in allowed:
+            raise MalformedPayload("credential_report",
+                                   f"{where}: column {column} is {value!r}, not one of {', '.join(allowed)}")
+    for column in _REPORT_TIMESTAMPS:
+        value = row[column].strip()
+        if value not in _NO_VALUE and not _is_timestamp(value):
+            raise MalformedPayload("credential_report",
+                                   f"{where}: column {column} is {value!r}, neither a timestamp nor N/A")
+    if row["user_creation_time"].strip() in _NO_VALUE:
+        raise MalformedPayload("credential_report", f"{where}: column user_creation_time is empty")
+
+
+def _report_rows(payload) -> list[dict]:
+    """The credential report's rows, validated: documented header, full rows, values in their domains."""
+    _require(payload, "credential_report", ("Content",), str)
+    reader = csv.DictReader(io.StringIO(payload["Content"]))
+    header = reader.fieldnames or []
+    missing = [column for column in CREDENTIAL_REPORT_HEADER if column not in header]
+    if missing:
+        raise MalformedPayload("credential_report", f"the header lacks column(s) {', '.join(missing)}")
+    rows = list(reader)
+    for number, row in enumerate(rows, start=2):
+        _validate_report_row(row, number, len(header))
+    return rows
 
 
 def _ts(value) -> str | None:
@@ -109,9 +213,10 @@ def _text(value) -> str | None:
 
 
 def credential_report(payload: dict) -> dict[str, list[tuple]]:
-    generated = _ts(payload.get("GeneratedTime"))
     rows = []
-    for r in csv.DictReader(io.StringIO(payload["Content"])):
+    report = _report_rows(payload)
+    generated = _ts(payload.get("GeneratedTime"))
+    for r in report:
         is_root = r["user"] == "<root_account>"
         rows.append((
             r["user"], r["arn"], is_root, generated, _ts(r.get("user_creation_time")),
@@ -148,6 +253,22 @@ def _document(value):
 
 
 def authorization_details(payload: dict) -> dict[str, list[tuple]]:
+    _require(payload, "authorization_details", ("UserDetailList", "GroupDetailList", "RoleDetailList", "Policies"))
+    for key, fields in (("UserDetailList", ("Arn", "UserName")), ("GroupDetailList", ("Arn", "GroupName")),
+                        ("RoleDetailList", ("Arn", "RoleName")), ("Policies", ("Arn",))):
+        for index, item in enumerate(payload[key]):
+            for name in fields:
+                _field(item, name, "authorization_details", f"{key}[{index}]")
+            for nested in ("GroupList", "AttachedManagedPolicies", "UserPolicyList", "GroupPolicyList",
+                           "RolePolicyList", "PolicyVersionList"):
+                if nested in item and not isinstance(item[nested], list):
+                    raise MalformedPayload("authorization_details", f"{key}[{index}].{nested} is not a list")
+            for n, attached in enumerate(item.get("AttachedManagedPolicies", [])):
+                _field(attached, "PolicyArn", "authorization_details",
+                       f"{key}[{index}].AttachedManagedPolicies[{n}]")
+            for nested in ("UserPolicyList", "GroupPolicyList", "RolePolicyList"):
+                for n, inline in enumerate(item.get(nested, [])):
+                    _field(inline, "PolicyName", "authorization_details", f"{key}[{index}].{nested}[{n}]")
     out: dict[str, list[tuple]] = {t: [] for t in DATASET_TABLES["authorization_details"]}
     for u in payload.get("UserDetailList", []):
         out["users"].append((
@@ -210,7 +331,18 @@ def authorization_details(payload: dict) -> dict[str, list[tuple]]:
 
 
 def password_policy(payload: dict) -> dict[str, list[tuple]]:
-    p = payload.get("PasswordPolicy")
+    if not isinstance(payload, dict) or "PasswordPolicy" not in payload:
+        raise MalformedPayload("password_policy", "the response has no PasswordPolicy (null when there is none)")
+    p = payload["PasswordPolicy"]
+    if p is not None and not isinstance(p, dict):
+        raise MalformedPayload("password_policy", f"PasswordPolicy is a {type(p).__name__}, not an object")
+    for key in ("MinimumPasswordLength", "MaxPasswordAge", "PasswordReusePrevention"):
+        if p is not None and key in p and not (isinstance(p[key], int) and not isinstance(p[key], bool)):
+            raise MalformedPayload("password_policy", f"PasswordPolicy.{key} is {p[key]!r}, not an integer")
+    for key in ("RequireSymbols", "RequireNumbers", "RequireUppercaseCharacters", "RequireLowercaseCharacters",
+                "AllowUsersToChangePassword", "ExpirePasswords", "HardExpiry"):
+        if p is not None and key in p and not isinstance(p[key], bool):
+            raise MalformedPayload("password_policy", f"PasswordPolicy.{key} is {p[key]!r}, not true/false")
     if p is None:
         return {"password_policy": [(False,) + (None,) * 10]}
     return {"password_policy": [(
@@ -222,15 +354,26 @@ def password_policy(payload: dict) -> dict[str, list[tuple]]:
 
 
 def account_summary(payload: dict) -> dict[str, list[tuple]]:
+    _require(payload, "account_summary", ("SummaryMap",), dict)
     s = payload["SummaryMap"]
+    for key in ("AccountMFAEnabled", "AccountAccessKeysPresent", "AccountPasswordPresent"):
+        if key in s and s[key] not in (0, 1):
+            raise MalformedPayload("account_summary", f"SummaryMap.{key} is {s[key]!r}, not 0 or 1")
+    for key in ("AccountMFAEnabled", "AccountAccessKeysPresent"):
+        if key not in s:
+            raise MalformedPayload("account_summary", f"SummaryMap has no {key}")
     return {"account_summary": [(s.get("AccountMFAEnabled"), s.get("AccountAccessKeysPresent"), _json(s),
                                  s.get("AccountPasswordPresent"))]}
 
 
 def virtual_mfa_devices(payload: dict) -> dict[str, list[tuple]]:
+    _require(payload, "virtual_mfa_devices", ("VirtualMFADevices",))
     rows = []
-    for d in payload.get("VirtualMFADevices", []):
+    for index, d in enumerate(payload["VirtualMFADevices"]):
+        _field(d, "SerialNumber", "virtual_mfa_devices", f"VirtualMFADevices[{index}]")
         user = d.get("User") or {}
+        if not isinstance(user, dict) or (user and not user.get("Arn")):
+            raise MalformedPayload("virtual_mfa_devices", f"VirtualMFADevices[{index}].User has no Arn")
         rows.append((d["SerialNumber"], user.get("Arn"), user.get("UserName"), _ts(d.get("EnableDate"))))
     return {"virtual_mfa_devices": rows}
 
@@ -241,9 +384,20 @@ def access_keys(payload: dict, report_payload: dict | None, account_id: str) -> 
     The report's access_key_N_last_rotated is the key's creation time, which is how
     a report slot is matched to a key id without a GetAccessKeyLastUsed call per key.
     """
+    _require(payload, "access_keys", ("AccessKeyMetadata",))
+    for index, k in enumerate(payload["AccessKeyMetadata"]):
+        for name in ("UserName", "AccessKeyId", "Status"):
+            _field(k, name, "access_keys", f"AccessKeyMetadata[{index}]")
+        if k["Status"] not in ("Active", "Inactive", "Expired"):
+            raise MalformedPayload("access_keys", f"AccessKeyMetadata[{index}].Status is {k['Status']!r}")
     last_used: dict[tuple[str, str], tuple] = {}
     if report_payload:
-        for r in csv.DictReader(io.StringIO(report_payload["Content"])):
+        try:
+            report = _report_rows(report_payload)
+        except MalformedPayload as exc:
+            raise MalformedPayload("access_keys", f"last use comes from the credential report, which is malformed "
+                                                  f"({exc.detail})") from None
+        for r in report:
             for slot in ("1", "2"):
                 rotated = _ts(r.get(f"access_key_{slot}_last_rotated"))
                 if rotated:
@@ -253,7 +407,7 @@ def access_keys(payload: dict, report_payload: dict | None, account_id: str) -> 
                         _text(r.get(f"access_key_{slot}_last_used_service")),
                     )
     rows = []
-    for k in payload.get("AccessKeyMetadata", []):
+    for k in payload["AccessKeyMetadata"]:
         created = _ts(k.get("CreateDate"))
         used = last_used.get((k["UserName"], _normalise_ts(created)), (None, None, None))
         rows.append((
@@ -273,23 +427,40 @@ def _normalise_ts(value: str | None) -> str | None:
 
 
 def server_certificates(payload: dict) -> dict[str, list[tuple]]:
+    _require(payload, "server_certificates", ("ServerCertificateMetadataList",))
+    for index, c in enumerate(payload["ServerCertificateMetadataList"]):
+        for name in ("Arn", "ServerCertificateName", "Expiration"):
+            _field(c, name, "server_certificates", f"ServerCertificateMetadataList[{index}]")
     return {"server_certificates": [
         (c["Arn"], c["ServerCertificateName"], c.get("ServerCertificateId"), c.get("Path"),
          _ts(c.get("UploadDate")), _ts(c.get("Expiration")))
-        for c in payload.get("ServerCertificateMetadataList", [])
+        for c in payload["ServerCertificateMetadataList"]
     ]}
 
 
 def regions(payload: dict) -> dict[str, list[tuple]]:
-    return {"regions": [(r["RegionName"], r.get("OptInStatus")) for r in payload.get("Regions", [])]}
+    _require(payload, "regions", ("Regions",))
+    for index, r in enumerate(payload["Regions"]):
+        _field(r, "RegionName", "regions", f"Regions[{index}]")
+    return {"regions": [(r["RegionName"], r.get("OptInStatus")) for r in payload["Regions"]]}
 
 
 def access_analyzers(payload: dict) -> dict[str, list[tuple]]:
-    rows = []
-    for region, analyzers in sorted(payload.get("AnalyzersByRegion", {}).items()):
-        for a in analyzers or []:
+    """Analyzers, and per region whether ListAnalyzers could be read (a region-deny SCP refuses it)."""
+    _require(payload, "access_analyzers", ("AnalyzersByRegion",), dict)
+    rows, region_rows = [], []
+    for region, analyzers in sorted(payload["AnalyzersByRegion"].items()):
+        if not isinstance(analyzers, list):
+            raise MalformedPayload("access_analyzers", f"AnalyzersByRegion.{region} is not a list of analyzers")
+        for index, a in enumerate(analyzers):
+            for name in ("arn", "type", "status"):
+                _field(a, name, "access_analyzers", f"AnalyzersByRegion.{region}[{index}]")
+        region_rows.append((region, "ok", None, None, len(analyzers)))
+        for a in analyzers:
             rows.append((region, a["arn"], a.get("name"), a.get("type"), a.get("status")))
-    return {"access_analyzers": rows}
+    for region, err in sorted((payload.get("RegionErrors") or {}).items()):
+        region_rows.append((region, "error", err.get("Code"), err.get("Message"), None))
+    return {"access_analyzers": rows, "access_analyzer_regions": region_rows}
 
 
 def alternate_contacts(payload: dict) -> dict[str, list[tuple]]:
@@ -303,17 +474,27 @@ def alternate_contacts(payload: dict) -> dict[str, list[tuple]]:
 
 
 def identity_providers(payload: dict) -> dict[str, list[tuple]]:
+    _require(payload, "identity_providers", ("SAMLProviderList", "OpenIDConnectProviderList"))
     rows = [(p["Arn"], "saml", _ts(p.get("CreateDate")), _ts(p.get("ValidUntil")))
-            for p in payload.get("SAMLProviderList", [])]
-    rows += [(p["Arn"], "oidc", None, None) for p in payload.get("OpenIDConnectProviderList", [])]
+            for p in payload["SAMLProviderList"]]
+    rows += [(p["Arn"], "oidc", None, None) for p in payload["OpenIDConnectProviderList"]]
     return {"identity_providers": rows}
 
 
 def transform_dataset(dataset: str, payload, account_id: str, raw: dict) -> dict[str, list[tuple]]:
-    """Rows for one data set; `raw` holds the account's other payloads (access keys need the report)."""
-    if dataset == "access_keys":
-        return access_keys(payload, raw.get("credential_report"), account_id)
-    return _TRANSFORMS[dataset](payload)
+    """Rows for one data set; `raw` holds the account's other payloads (access keys need the report).
+
+    Raises MalformedPayload, naming the field, when the payload does not have the documented shape.
+    """
+    transform = _TRANSFORMS[dataset] if dataset != "access_keys" else None
+    try:
+        if transform is None:
+            return access_keys(payload, raw.get("credential_report"), account_id)
+        return transform(payload)
+    except MalformedPayload:
+        raise
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise MalformedPayload(dataset, f"unexpected shape ({type(exc).__name__}: {exc})") from None
 
 
 _TRANSFORMS = {

@@ -10,6 +10,8 @@
 -- Users without a console password, or with MFA, pass whatever they hold; a console
 -- user without MFA and without administrator rights passes here (CIS
 -- console_users_mfa reports the missing MFA).
+-- "*:*" includes Allow + NotAction on Resource "*" whose list leaves every IAM action
+-- allowed (iam_audit_is_full_admin): a hidden administrator.
 -- DECISION: permissions boundaries, SCPs and Deny statements are not subtracted: a
 -- user holding a "*:*" policy is treated as an administrator.
 -- Set-based: administrator grants are found once per snapshot and expanded to users

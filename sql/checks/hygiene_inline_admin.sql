@@ -5,6 +5,9 @@
 -- Resource "*" (iam_audit_is_full_admin, as the CIS full-admin check uses for
 -- managed policies; Statement one object or an array, Action/Resource a string or
 -- a list).
+-- DECISION: Allow + NotAction on Resource "*" counts as full admin when its list
+-- leaves every IAM action allowed, as in no_full_admin_policies
+-- (iam_audit_is_full_admin).
 -- DECISION: an inline policy whose document was not collected fails (it cannot be
 -- shown to be free of "*:*"), with a reason saying so.
 -- Reads: authorization_details (inline_policies). Resource: "<entity ARN>#<policy
@@ -19,7 +22,7 @@ SELECT c.framework, c.check_id, p.account_id, p.entity_arn || '#' || p.policy_na
             WHEN s.admin_statements IS NULL
             THEN format('Inline policy %%s of %%s %%s does not allow Action "*" on Resource "*".',
                         p.policy_name, p.entity_type, p.entity_name)
-            ELSE format('Inline policy %%s of %%s %%s allows full "*:*" administrative privileges (Effect Allow, Action "*", Resource "*") in %%s; delete it and grant a managed policy with only the actions needed.',
+            ELSE format('Inline policy %%s of %%s %%s allows full "*:*" administrative privileges in %%s; delete it and grant a managed policy with only the actions needed.',
                         p.policy_name, p.entity_type, p.entity_name, s.admin_statements)
        END
 FROM controls c
@@ -27,9 +30,10 @@ CROSS JOIN ready_accounts r
 JOIN iam_stage.inline_policies p
   ON p.snapshot_date = %(snapshot_date)s AND p.account_id = r.account_id
 LEFT JOIN LATERAL (
-    SELECT string_agg(format('statement %%s%%s', st.statement_index,
-                             CASE WHEN st.statement ? 'Sid' THEN format(' (Sid %%s)', st.statement ->> 'Sid') ELSE '' END),
-                      ', ' ORDER BY st.statement_index) AS admin_statements
+    SELECT string_agg(format('statement %%s%%s: %%s', st.statement_index,
+                             CASE WHEN st.statement ? 'Sid' THEN format(' (Sid %%s)', st.statement ->> 'Sid') ELSE '' END,
+                             iam_audit_full_admin_grant(st.statement)),
+                      '; ' ORDER BY st.statement_index) AS admin_statements
     FROM iam_audit_statements(p.document) AS st
     WHERE iam_audit_is_full_admin(st.statement)
 ) AS s ON true

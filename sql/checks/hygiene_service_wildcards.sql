@@ -6,8 +6,12 @@
 -- DECISION: "*" alone is not counted here: a statement with Action "*" is the
 -- full-admin case that the CIS full-admin controls (and hygiene_inline_admin) report.
 -- Partial wildcards ("s3:Get*", "ec2:Describe*") pass: they name a family of actions.
--- Allow statements with NotAction are not evaluated here (hygiene_privilege_escalation
--- evaluates NotAction for the dangerous actions). Deny statements are never findings.
+-- DECISION: an Allow statement with NotAction grants every action of every service
+-- its list does not name, which is wider than any "<service>:*": it fails here,
+-- reported as 'NotAction [...]'. Two exceptions keep one finding per grant: a
+-- NotAction that is itself "*" (grants nothing), and a statement that
+-- iam_audit_is_full_admin already counts as full "*:*" (the full-admin checks
+-- report it, as they do Action "*"). Deny statements are never findings.
 -- DECISION: AWS-managed policies are skipped: their content is AWS's, and many of them
 -- are service-wide by design (AmazonS3FullAccess, ...); attaching them is a choice the
 -- CIS and access reviews cover.
@@ -42,6 +46,14 @@ LEFT JOIN LATERAL (
         WHERE coalesce(st.statement ->> 'Effect', '') = 'Allow'
           AND a.pattern ~* '^[a-z0-9-]+:\*+$'
         GROUP BY st.statement_index, st.statement ->> 'Sid'
+        UNION ALL
+        SELECT st.statement_index, st.statement ->> 'Sid',
+               format('NotAction %%s (every action of every service not listed)', (st.statement -> 'NotAction')::text)
+        FROM iam_audit_statements(p.document) AS st
+        WHERE coalesce(st.statement ->> 'Effect', '') = 'Allow'
+          AND jsonb_typeof(st.statement) = 'object' AND st.statement ? 'NotAction'
+          AND NOT iam_audit_as_array(st.statement -> 'NotAction') @> '["*"]'::jsonb
+          AND NOT iam_audit_is_full_admin(st.statement)
     ) AS s
 ) AS w ON true
 {% endcall %}

@@ -3,6 +3,12 @@
 -- Audit: for each managed policy in scope, the default version's document has no
 -- statement with Effect Allow, Action "*" and Resource "*" (iam_audit_is_full_admin;
 -- Statement may be one object or an array, Action/Resource a string or a list).
+-- DECISION: an Allow statement with NotAction on Resource "*" whose list leaves every
+-- IAM action allowed (e.g. NotAction "s3:*") counts as "*:*" too: it grants every
+-- action but a few, including all of IAM, so its holder can grant itself the rest;
+-- it is the classic way to hide an administrator policy from a literal "*:*" search.
+-- A NotAction that excludes IAM actions (AWS's PowerUserAccess: iam:*,
+-- organizations:*, account:*) is not "*:*" and passes here.
 -- params.scope picks the policies evaluated:
 --   customer_managed (v1.2.0): every customer-managed policy (is_aws_managed = false),
 --                              attached or not;
@@ -29,7 +35,7 @@ SELECT c.framework, c.check_id, p.account_id, p.arn, 'iam_policy',
             WHEN s.admin_statements IS NULL
             THEN format('%%s policy %%s does not allow Action "*" on Resource "*".',
                         CASE WHEN p.is_aws_managed THEN 'AWS-managed' ELSE 'Customer-managed' END, p.policy_name)
-            ELSE format('%%s policy %%s%%s allows full "*:*" administrative privileges (Effect Allow, Action "*", Resource "*") in %%s; %%s',
+            ELSE format('%%s policy %%s%%s allows full "*:*" administrative privileges in %%s; %%s',
                         CASE WHEN p.is_aws_managed THEN 'AWS-managed' ELSE 'Customer-managed' END, p.policy_name,
                         CASE WHEN coalesce(p.attachment_count, 0) > 0
                              THEN format(' (attached to %%s %%s)', p.attachment_count,
@@ -45,9 +51,10 @@ CROSS JOIN ready_accounts r
 JOIN iam_stage.managed_policies p
   ON p.snapshot_date = %(snapshot_date)s AND p.account_id = r.account_id
 LEFT JOIN LATERAL (
-    SELECT string_agg(format('statement %%s%%s', st.statement_index,
-                             CASE WHEN st.statement ? 'Sid' THEN format(' (Sid %%s)', st.statement ->> 'Sid') ELSE '' END),
-                      ', ' ORDER BY st.statement_index) AS admin_statements
+    SELECT string_agg(format('statement %%s%%s: %%s', st.statement_index,
+                             CASE WHEN st.statement ? 'Sid' THEN format(' (Sid %%s)', st.statement ->> 'Sid') ELSE '' END,
+                             iam_audit_full_admin_grant(st.statement)),
+                      '; ' ORDER BY st.statement_index) AS admin_statements
     FROM iam_audit_statements(p.document) AS st
     WHERE iam_audit_is_full_admin(st.statement)
 ) AS s ON true

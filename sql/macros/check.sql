@@ -1,15 +1,21 @@
 {#-
-  Wraps a check's verdict query so that every check writes aws_policy_results the
-  same way, in one transaction:
-    0. wait for the snapshot date's lock (iam_audit_lock_for_check: no load or same
-       check of another run of the date writes at the same time);
-    1. delete this snapshot's earlier verdicts of the check for the snapshot's accounts;
-    2. insert one verdict per (framework, control, resource) from the body, plus one
-       'error' verdict per account whose needed data sets were not collected.
+  Wraps a check's verdict query so that every check writes its verdicts the same
+  way, in one transaction (sql/schema/011_history.sql):
+    0. wait for the snapshot date's lock (iam_audit_lock_for_check: no load and
+       no run of the same check of the date writes at the same time);
+    1. aws_policy_begin_check registers the logic's variants (one per distinct
+       params of the requested frameworks) and the date's scopes;
+    2. the body evaluates one representative control per variant;
+    3. aws_policy_finish_check records one evaluation per (variant, account) of
+       the snapshot ('error' when the needed data sets were not collected) and
+       rewrites only the verdict intervals that change.
+  aws_policy_results (a view) expands each variant's verdicts to every framework
+  control that uses it.
   The body is a SELECT returning (framework, check_id, account_id, resource_id,
   resource_type, status, reason). It may use the CTEs
-    controls       - catalogue rows of this logic for the requested frameworks,
-                     with their per-version params (jsonb);
+    controls       - one row per distinct params of this logic among the requested
+                     frameworks (a representative framework and check_id), with
+                     the params (jsonb);
     ready_accounts - (account_id, as_of) of the snapshot's accounts whose data is
                      complete; as_of is the extraction time, the "now" of every
                      age computation, so re-evaluating a stored snapshot is stable.
@@ -17,43 +23,29 @@
   A literal percent sign in a body must be written %%.
 -#}
 {% macro check(logic, needs) -%}
+{%- set needs_array -%}
+ARRAY[{% for dataset in needs %}'{{ dataset }}'{% if not loop.last %}, {% endif %}{% endfor %}]::text[]
+{%- endset -%}
 SELECT iam_audit_lock_for_check(%(snapshot_date)s::date, '{{ logic }}');
 
-DELETE FROM aws_policy_results
-WHERE snapshot_date = %(snapshot_date)s
-  AND control_logic = '{{ logic }}'
-  AND framework = ANY(%(frameworks)s)
-  AND account_id IN (SELECT account_id FROM iam_stage.accounts WHERE snapshot_date = %(snapshot_date)s);
+SELECT aws_policy_begin_check(%(snapshot_date)s::date, '{{ logic }}', %(frameworks)s::text[]);
 
-INSERT INTO aws_policy_results (
-    snapshot_date, framework, check_id, title, severity, account_id, resource_id,
-    resource_type, status, reason, run_id, evaluated_at, control_logic)
+INSERT INTO _check_body (framework, check_id, account_id, resource_id, resource_type, status, reason)
 WITH controls AS (
     SELECT framework, check_id, title, severity, params
-    FROM aws_policy_controls
-    WHERE logic = '{{ logic }}' AND framework = ANY(%(frameworks)s)
+    FROM _check_controls
+    WHERE representative
 ),
 readiness AS (
-    SELECT * FROM iam_audit_account_readiness(
-        %(snapshot_date)s::date,
-        ARRAY[{% for dataset in needs %}'{{ dataset }}'{% if not loop.last %}, {% endif %}{% endfor %}]::text[])
+    SELECT * FROM iam_audit_account_readiness(%(snapshot_date)s::date, {{ needs_array }})
 ),
 ready_accounts AS (
     SELECT account_id, as_of FROM readiness WHERE ready
 ),
 verdicts (framework, check_id, account_id, resource_id, resource_type, status, reason) AS (
 {{ caller() }}
-),
-errors AS (
-    SELECT c.framework, c.check_id, r.account_id, r.account_id AS resource_id,
-           'account' AS resource_type, 'error' AS status,
-           'Could not evaluate: ' || r.reason AS reason
-    FROM controls c CROSS JOIN readiness r
-    WHERE NOT r.ready
 )
-SELECT %(snapshot_date)s::date, c.framework, c.check_id, c.title, c.severity,
-       v.account_id, v.resource_id, v.resource_type, v.status, v.reason,
-       %(run_id)s, now(), '{{ logic }}'
-FROM (SELECT * FROM verdicts UNION ALL SELECT * FROM errors) AS v
-JOIN controls c USING (framework, check_id);
+SELECT framework, check_id, account_id, resource_id, resource_type, status, reason FROM verdicts;
+
+SELECT aws_policy_finish_check(%(snapshot_date)s::date, '{{ logic }}', {{ needs_array }}, %(run_id)s);
 {%- endmacro %}

@@ -245,6 +245,19 @@ CREATE TABLE IF NOT EXISTS iam_stage.access_analyzers (
     PRIMARY KEY (snapshot_date, account_id, analyzer_arn)
 );
 
+-- Per enabled region: whether ListAnalyzers could be read there ('ok'), or why not
+-- ('error': a region-deny SCP answers AccessDeniedException).
+CREATE TABLE IF NOT EXISTS iam_stage.access_analyzer_regions (
+    snapshot_date date NOT NULL,
+    account_id text NOT NULL,
+    region_name text NOT NULL,
+    status text NOT NULL CHECK (status IN ('ok', 'error')),
+    error_code text,
+    error_message text,
+    analyzer_count integer,
+    PRIMARY KEY (snapshot_date, account_id, region_name)
+);
+
 CREATE TABLE IF NOT EXISTS iam_stage.alternate_contacts (
     snapshot_date date NOT NULL,
     account_id text NOT NULL,

@@ -1,6 +1,6 @@
--- The control catalogue (loaded from sql/catalogue.yaml) and the verdicts table
--- that BI tools read. aws_policy_results is part of the public contract:
--- extend it, never rename its columns.
+-- The control catalogue (loaded from sql/catalogue.yaml). aws_policy_results, the
+-- verdicts BI tools read, is part of the public contract: extend it, never rename
+-- its columns.
 CREATE TABLE IF NOT EXISTS aws_policy_controls (
     framework text NOT NULL,
     check_id text NOT NULL,
@@ -14,22 +14,6 @@ CREATE TABLE IF NOT EXISTS aws_policy_controls (
 );
 CREATE INDEX IF NOT EXISTS aws_policy_controls_logic_idx ON aws_policy_controls (logic);
 
-CREATE TABLE IF NOT EXISTS aws_policy_results (
-    snapshot_date date NOT NULL,
-    framework text NOT NULL,
-    check_id text NOT NULL,
-    title text NOT NULL,
-    severity text NOT NULL,
-    account_id text NOT NULL,
-    resource_id text NOT NULL,
-    resource_type text,
-    status text NOT NULL CHECK (status IN ('pass', 'fail', 'error')),
-    reason text NOT NULL,
-    run_id text,
-    evaluated_at timestamptz NOT NULL DEFAULT now(),
-    control_logic text,
-    CONSTRAINT aws_policy_results_key
-        UNIQUE (snapshot_date, framework, check_id, account_id, resource_id)
-);
-CREATE INDEX IF NOT EXISTS aws_policy_results_status_idx
-    ON aws_policy_results (snapshot_date, status);
+-- aws_policy_results is a view over the verdict history (sql/schema/011_history.sql,
+-- sql/views/005_aws_policy_results.sql); databases of the earlier design, where it
+-- was a table, are migrated by sql/schema/012_migrate_results.sql.

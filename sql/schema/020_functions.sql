@@ -20,17 +20,12 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     FROM jsonb_array_elements(iam_audit_as_array(document -> 'Statement')) WITH ORDINALITY
 $$;
 
--- True when a statement grants every action on every resource ("*:*"):
--- Effect Allow, Action "*" (alone or in a list), Resource "*".
-CREATE OR REPLACE FUNCTION iam_audit_is_full_admin(statement jsonb) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(statement ->> 'Effect', '') = 'Allow'
-       AND iam_audit_as_array(statement -> 'Action') @> '["*"]'::jsonb
-       AND iam_audit_as_array(statement -> 'Resource') @> '["*"]'::jsonb
-$$;
+-- iam_audit_is_full_admin (does a statement grant administrator rights) lives in
+-- 030_policy_functions.sql, next to the action matching it uses.
 
 -- Accounts of a snapshot and, for each, whether every data set a check needs
--- was collected and loaded; reason names the data sets that were not, or why the
+-- was collected, understood and loaded; reason names the data sets that were not
+-- (for a malformed one, the field at fault, as the loader recorded it), or why the
 -- account's raw snapshot could not be loaded (iam_stage.accounts.load_error).
 CREATE OR REPLACE FUNCTION iam_audit_account_readiness(p_snapshot_date date, p_datasets text[])
 RETURNS TABLE (account_id text, as_of timestamptz, ready boolean, reason text)
@@ -40,7 +35,10 @@ LANGUAGE sql STABLE AS $$
            a.load_error IS NULL AND bool_and(s.status IS NOT DISTINCT FROM 'ok'),
            CASE WHEN a.load_error IS NOT NULL THEN 'the raw snapshot could not be loaded: ' || a.load_error
            ELSE string_agg(
-               CASE WHEN s.status IS DISTINCT FROM 'ok' THEN
+               CASE WHEN s.status IS DISTINCT FROM 'ok' AND s.error_code = 'MalformedPayload' THEN
+                   format('%s was collected but is malformed, so nothing in it is trusted (%s)', d.dataset,
+                          coalesce(s.error_message, 'no detail recorded'))
+                    WHEN s.status IS DISTINCT FROM 'ok' THEN
                    format('%s not collected (%s)', d.dataset,
                           coalesce(s.error_code || ': ' || s.error_message, s.error_code,
                                    s.error_message, 'no extraction record'))

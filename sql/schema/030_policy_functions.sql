@@ -153,6 +153,53 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     ORDER BY m.ord
 $$;
 
+-- True when a NotAction list leaves out at least one IAM action: a pattern whose
+-- service part matches "iam" ("iam:*", "iam:Get*", "*:Delete*", "*") or that has
+-- no service part at all.
+CREATE OR REPLACE FUNCTION iam_audit_not_action_spares_iam(not_action jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT EXISTS (
+        SELECT 1
+        FROM jsonb_array_elements(iam_audit_as_array(not_action)) AS p(pattern)
+        WHERE jsonb_typeof(p.pattern) <> 'string'
+           OR iam_audit_action_matches(split_part(p.pattern #>> '{}', ':', 1), 'iam')
+    )
+$$;
+
+-- True when a statement grants administrator rights on every resource: Effect Allow,
+-- Resource "*" (alone or in a list), and either
+--   Action "*" or "*:*" (alone or in a list): every action ("*:*"); or
+--   NotAction whose list leaves every IAM action allowed ("Allow everything except
+--   s3:*"): the classic hidden administrator, who can grant itself anything left
+--   out. A NotAction that excludes IAM actions (PowerUserAccess excludes iam:*)
+--   is not counted: it cannot manage IAM (hygiene_privilege_escalation evaluates
+--   what it still allows).
+-- Statement one object; Action/NotAction/Resource a string or a list.
+CREATE OR REPLACE FUNCTION iam_audit_is_full_admin(statement jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT jsonb_typeof(statement) = 'object'
+       AND coalesce(statement ->> 'Effect', '') = 'Allow'
+       AND iam_audit_as_array(statement -> 'Resource') @> '["*"]'::jsonb
+       AND CASE WHEN statement ? 'Action'
+                THEN EXISTS (SELECT 1 FROM jsonb_array_elements_text(
+                                 CASE WHEN jsonb_typeof(statement -> 'Action') IN ('array', 'string')
+                                      THEN iam_audit_as_array(statement -> 'Action') ELSE '[]'::jsonb END) AS a(pattern)
+                             WHERE a.pattern ~ '^\*+(:\*+)?$')
+                WHEN statement ? 'NotAction'
+                THEN NOT iam_audit_not_action_spares_iam(statement -> 'NotAction')
+                ELSE false
+           END
+$$;
+
+-- How a full-admin statement grants: 'Action "*"' or 'NotAction [...]', for reasons.
+CREATE OR REPLACE FUNCTION iam_audit_full_admin_grant(statement jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN statement ? 'Action' THEN 'Allow Action "*" on Resource "*"'
+                ELSE format('Allow NotAction %s on Resource "*": every action except those, IAM included',
+                            (statement -> 'NotAction')::text)
+           END
+$$;
+
 -- True when any statement of a document allows "*" on "*" (iam_audit_is_full_admin).
 CREATE OR REPLACE FUNCTION iam_audit_document_is_full_admin(document jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$

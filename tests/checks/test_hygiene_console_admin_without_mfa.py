@@ -65,3 +65,20 @@ def test_administrator_access_counts_even_without_its_document(db):
     s.commit()
     run_check(db, LOGIC, SNAPSHOT)
     assert statuses(db, LOGIC, FW) == {user("dora"): "fail"}
+
+
+def test_allow_not_action_on_every_resource_is_an_administrator(db):
+    """The classic hidden admin: Allow everything except a few actions, IAM included."""
+    hidden = {"Version": "2012-10-17",
+              "Statement": [{"Effect": "Allow", "NotAction": "s3:DeleteBucket", "Resource": "*"}]}
+    power_user = {"Version": "2012-10-17",
+                  "Statement": [{"Effect": "Allow", "NotAction": ["iam:*", "organizations:*"], "Resource": "*"}]}
+    s = Snapshot(db).account(A)
+    s.managed_policy(A, "hidden-admin", hidden, attachments=1)
+    s.managed_policy(A, "power-user", power_user, attachments=1)
+    s.user(A, "erin", password=True).attach(A, "user", "erin", Snapshot.arn(A, "policy", "hidden-admin"))
+    s.user(A, "gus", password=True).inline_policy(A, "user", "gus", "all-but-s3", hidden)
+    s.user(A, "pat", password=True).attach(A, "user", "pat", Snapshot.arn(A, "policy", "power-user"))
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    assert statuses(db, LOGIC, FW) == {user("erin"): "fail", user("gus"): "fail", user("pat"): "pass"}

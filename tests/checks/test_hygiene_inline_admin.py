@@ -46,3 +46,18 @@ def test_inline_full_admin_fails_for_users_groups_and_roles(db):
     assert "admin-list" in reason and "group ops" in reason and "statement 1 (Sid All)" in reason
     assert "statement 0" not in reason
     assert "not collected" in got[(FW, ID, A, inline("user", "carol", "lost"))][1]
+
+
+def test_allow_not_action_on_every_resource_counts_as_full_admin(db):
+    s = Snapshot(db).account(A)
+    s.inline_policy(A, "role", "ci", "all-but-s3",
+                    doc({"Effect": "Allow", "NotAction": ["s3:*"], "Resource": "*", "Sid": "Hidden"}))
+    s.inline_policy(A, "role", "ci", "power-user",
+                    doc({"Effect": "Allow", "NotAction": ["iam:*", "organizations:*"], "Resource": "*"}))
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    assert statuses(db, LOGIC, FW) == {
+        inline("role", "ci", "all-but-s3"): "fail", inline("role", "ci", "power-user"): "pass",
+    }
+    reason = verdicts(db, LOGIC, FW)[(FW, ID, A, inline("role", "ci", "all-but-s3"))][1]
+    assert 'statement 0 (Sid Hidden): Allow NotAction ["s3:*"]' in reason

@@ -22,7 +22,13 @@ CASES = {
     "star-alone": ("pass", doc(allow("*"))),
     "partial-wildcard": ("pass", doc(allow(["s3:Get*", "ec2:Describe*"]))),
     "deny-service-star": ("pass", doc({"Effect": "Deny", "Action": "iam:*", "Resource": "*"})),
-    "not-action": ("pass", doc({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})),
+    # NotAction grants every service it does not list: wider than any "<service>:*"
+    "not-action": ("fail", doc({"Effect": "Allow", "NotAction": ["iam:*", "organizations:*"], "Resource": "*"})),
+    "not-action-on-a-bucket": ("fail", doc({"Effect": "Allow", "NotAction": "iam:*",
+                                            "Resource": "arn:aws:s3:::b"})),
+    "not-action-star": ("pass", doc({"Effect": "Allow", "NotAction": "*", "Resource": "*"})),
+    # full "*:*" through NotAction is the full-admin checks' finding, like Action "*"
+    "not-action-full-admin": ("pass", doc({"Effect": "Allow", "NotAction": "s3:*", "Resource": "*"})),
     "not-collected": ("fail", None),
 }
 
@@ -48,3 +54,7 @@ def test_service_wildcards_in_managed_and_inline_policies(db):
     assert "sqs:*, sns:* in statement 0; kms:* in statement 1" in reason and "role app" in reason
     dashed = got[(FW, ID, A, Snapshot.arn(A, "policy", "dashed-service"))][1]
     assert "resource-groups:* in statement 1 (Sid Rg)" in dashed
+
+    not_action = got[(FW, ID, A, Snapshot.arn(A, "policy", "not-action"))][1]
+    assert ('NotAction ["iam:*", "organizations:*"] (every action of every service not listed) in statement 0'
+            in not_action)

@@ -83,3 +83,28 @@ def test_statement_and_action_shapes(db):
     got = verdicts(db, LOGIC, V1)
     assert "Sid All" in got[(V1, "1.22", A, customer("star-among-resources"))][1]
     assert "not collected" in got[(V1, "1.22", A, customer("not-collected"))][1]
+
+
+HIDDEN_ADMIN = {"Effect": "Allow", "NotAction": ["s3:*", "ec2:TerminateInstances"], "Resource": "*"}
+POWER_USER = {"Effect": "Allow", "NotAction": ["iam:*", "organizations:*", "account:*"], "Resource": "*"}
+
+
+def test_allow_not_action_on_every_resource_is_a_hidden_admin(db):
+    """Allow + NotAction on Resource "*" that leaves IAM allowed grants "*:*" minus a few actions."""
+    s = Snapshot(db).account(A)
+    s.managed_policy(A, "hidden-admin", doc([S3_READ, HIDDEN_ADMIN]), attachments=1)
+    s.managed_policy(A, "hidden-admin-star-star", doc({"Effect": "Allow", "Action": "*:*", "Resource": ["*"]}),
+                     attachments=1)
+    s.managed_policy(A, "power-user", doc(POWER_USER), attachments=1)
+    s.managed_policy(A, "not-action-one-bucket", doc({**HIDDEN_ADMIN, "Resource": "arn:aws:s3:::b"}), attachments=1)
+    s.managed_policy(A, "iam-wildcard-excluded", doc({**HIDDEN_ADMIN, "NotAction": "*:Delete*"}), attachments=1)
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    for framework in (V1, V3):
+        assert statuses(db, LOGIC, framework) == {
+            customer("hidden-admin"): "fail", customer("hidden-admin-star-star"): "fail",
+            customer("power-user"): "pass", customer("not-action-one-bucket"): "pass",
+            customer("iam-wildcard-excluded"): "pass",
+        }
+    reason = verdicts(db, LOGIC, V3)[(V3, "1.16", A, customer("hidden-admin"))][1]
+    assert 'statement 1: Allow NotAction ["s3:*", "ec2:TerminateInstances"] on Resource "*"' in reason

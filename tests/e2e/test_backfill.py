@@ -1,4 +1,6 @@
-"""Backfills re-evaluate stored snapshots: no IAM call, accounts without a snapshot skipped, idempotent."""
+"""`make backfill` is an Airflow backfill run by a real scheduler: replay only (no IAM call), backfill
+runs with real start dates, existing runs rerun as REPROCESS says and never deleted, and a date with
+nothing to replay fails with the reason readable in its task log."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from datetime import date, timedelta
 
 import pytest
 from iam_audit.devenv import cli
+from iam_audit.devenv.runner import metadata_url, run_dag
 
 from tests.conftest import account_of
 from tests.e2e.conftest import fetch_results
@@ -14,9 +17,32 @@ from tests.e2e.conftest import fetch_results
 pytestmark = pytest.mark.e2e
 
 
-def test_backfill_replays_stored_snapshots_without_iam_calls(first_run, e2e_stack, today, monkeypatch, capsys):
+def _runs(env, *days):
+    from sqlalchemy import bindparam, create_engine, text
+
+    query = text("SELECT id, run_type, state, start_date, logical_date, backfill_id FROM dag_run "
+                 "WHERE dag_id = 'aws_iam_cis' AND CAST(logical_date AS DATE) IN :days")
+    engine = create_engine(metadata_url(env))
+    with engine.connect() as conn:
+        rows = conn.execute(query.bindparams(bindparam("days", expanding=True)), {"days": list(days)}).fetchall()
+    engine.dispose()
+    return {r.logical_date.date().isoformat(): r for r in rows}
+
+
+def test_backfill_is_an_airflow_backfill_that_replays_and_reports(first_run, e2e_stack, today, monkeypatch,
+                                                                  capsys):
     _, live_verdicts, _ = first_run
-    past = (date.fromisoformat(today) - timedelta(days=20)).isoformat()
+    past = date.fromisoformat(today) - timedelta(days=20)
+    empty = past - timedelta(days=1)
+    env = e2e_stack.env
+
+    # An earlier run of `past`, before its snapshot existed: it failed, and a backfill with
+    # REPROCESS=failed must rerun that same run, not delete it.
+    earlier = run_dag(env, logical_date=past.isoformat(), conf=json.dumps({"mode": "replay"}),
+                      log_file=e2e_stack.state_dir / f"earlier-{past}.log", progress=None)
+    assert earlier.state == "failed"
+    earlier_id = _runs(env, past)[past.isoformat()].id
+
     s3 = e2e_stack.boto3_client("s3")
     source = f"iam/snapshot_date={today}/"
     keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=e2e_stack.bucket, Prefix=source)
@@ -39,21 +65,31 @@ def test_backfill_replays_stored_snapshots_without_iam_calls(first_run, e2e_stac
         s3.copy_object(Bucket=e2e_stack.bucket, Key=target,
                        CopySource={"Bucket": e2e_stack.bucket, "Key": key}, ServerSideEncryption="AES256")
 
-    for name, value in e2e_stack.env.items():
+    for name, value in env.items():
         monkeypatch.setenv(name, value)
     emulator = e2e_stack.emulator
     emulator.reset_calls()
-    assert cli.backfill([past, past]) == 0
-    assert f"{past}: success" in capsys.readouterr().out
+    capsys.readouterr()
+    assert cli.backfill([empty.isoformat(), past.isoformat(), "--reprocess", "failed"]) == 1
+    out = capsys.readouterr().out
     services = {c["service"] for c in emulator.calls()}
     assert services <= {"s3"}, f"a backfill must make no IAM, STS or Organizations call: {services}"
 
-    replayed = fetch_results(e2e_stack, past)
-    assert replayed and not any(k[2] == without_snapshot for k in replayed)
+    # Per date: what was replayed, skipped and why, written; the empty date's reason from its task log.
+    replayed = fetch_results(e2e_stack, past.isoformat())
     expected = {(f, c, a, r): v for (f, c, a, r), v in live_verdicts.items() if a != without_snapshot}
+    accounts = len({k[2] for k in expected})
+    assert f"{past}: success: {accounts} account(s) replayed, {len(expected)} verdicts written" in out
+    assert f"1 skipped (no stored snapshot): {without_snapshot}" in out
+    assert f"{empty}: failed: 0 account(s) replayed, 0 verdicts written" in out
+    assert f"discover_accounts failed: AirflowFailException: replay of {empty}: nothing to replay" in out
+    assert f"1 date(s) not re-evaluated: {empty}" in out
     assert {k: s for k, (s, _) in replayed.items()} == {k: s for k, (s, _) in expected.items()}
-    log = (e2e_stack.state_dir / f"airflow-{e2e_stack.database}" / f"backfill-{past}.log").read_text()
-    assert f"account {without_snapshot}: no stored snapshot for {past}" in log
 
-    assert cli.backfill([past, past]) == 0  # idempotent
-    assert fetch_results(e2e_stack, past) == replayed
+    runs = _runs(env, past, empty)
+    assert runs[past.isoformat()].id == earlier_id, "the failed run was rerun in place, not replaced"
+    for day, state in ((past, "success"), (empty, "failed")):
+        row = runs[day.isoformat()]
+        assert (row.run_type, row.state) == ("backfill", state)
+        assert row.backfill_id is not None
+        assert row.start_date.date() == date.fromisoformat(today), "a real start date, not the logical date"

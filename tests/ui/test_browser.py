@@ -1,13 +1,15 @@
 """The Airflow UI in a real browser: the grid's account labels and the Compliance page.
 
 Starts the embedded services (own state dir), runs the DAG once with `airflow dags test`,
-serves the UI with `airflow api-server`, and drives Debian's Chromium through Playwright.
-Saves docs/ui-grid.png and docs/ui-compliance.png. Skips when Chromium or Playwright is
-missing (`make test-ui` installs both).
+serves the UI with `airflow api-server` (the Compliance page reading through its own
+`compliance_reader` connection), and drives Debian's Chromium through Playwright, at
+1280, 1440 and 1920 px wide. Saves docs/ui-grid.png and docs/ui-compliance.png. Skips when
+Chromium or Playwright is missing (`make test-ui` installs both).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -101,6 +103,14 @@ def airflow_ui():
         assert result.state in ("success", "failed"), f"DAG run did not finish: see {result.log_file}"
         failed_extracts = [t for t in result.failed_tasks if t.startswith(("extract_account", "load_staging"))]
         assert not failed_extracts, f"DAG run {result.run_id}: {failed_extracts} failed; see {result.log_file}"
+        # The page's own login role, with only the database role compliance_reader the run created.
+        with stack.postgres.connect(stack.database, autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'ui_test_page'").fetchone():
+                conn.execute("CREATE ROLE ui_test_page LOGIN")
+            conn.execute("GRANT compliance_reader TO ui_test_page")
+        env["AIRFLOW_CONN_COMPLIANCE_READER"] = json.dumps(
+            {"conn_type": "postgres", "host": stack.postgres.socket_dir, "login": "ui_test_page",
+             "schema": stack.database})
         log = STATE_DIR / "api-server.log"
         with open(log, "w") as out:
             api_proc = subprocess.Popen(
@@ -151,31 +161,106 @@ def test_grid_shows_mapped_extract_tasks_with_account_labels(airflow_ui, page):
     page.screenshot(path=str(DOCS_DIR / "ui-grid.png"))
 
 
+def _compliance_frame(page):
+    page.goto("/plugin/compliance")
+    frame_el = page.wait_for_selector("iframe")
+    frame = frame_el.content_frame()
+    frame.wait_for_selector("#scores")
+    return frame
+
+
+# What the layout must hold at each width: nothing wider than the window (top document and the
+# page's frame), the scores table whole (its last column, iam_hygiene, inside the frame), dates
+# on one line, run links on at most two lines.
+LAYOUT = """() => {
+  const d = document.documentElement, wrap = document.querySelector('#scores').parentElement;
+  const lines = el => { const r = el.getBoundingClientRect(); const lh = parseFloat(getComputedStyle(el).lineHeight);
+                        return Math.round(r.height / lh); };
+  const last = [...document.querySelectorAll('#scores thead th')].pop();
+  return {
+    scrollWidth: d.scrollWidth, clientWidth: d.clientWidth,
+    scoresWidth: wrap.scrollWidth, scoresBox: wrap.clientWidth,
+    lastHeader: last.textContent, lastHeaderRight: last.getBoundingClientRect().right,
+    nowrapMaxLines: Math.max(0, ...[...document.querySelectorAll('.nowrap')].map(el => el.getClientRects().length)),
+    runLinkMaxLines: Math.max(0, ...[...document.querySelectorAll('a.run')].map(lines)),
+    findingRows: document.querySelectorAll('#findings tr.finding').length,
+  };
+}"""
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_compliance_page_layout(airflow_ui, page, width):
+    page.set_viewport_size({"width": width, "height": 1000})
+    frame = _compliance_frame(page)
+    top = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert top[0] <= top[1], f"the UI overflows horizontally at {width} px: {top}"
+    m = frame.evaluate(LAYOUT)
+    assert m["scrollWidth"] <= m["clientWidth"], f"the page overflows horizontally at {width} px: {m}"
+    assert m["scoresWidth"] <= m["scoresBox"], f"the scores table is cut at {width} px: {m}"
+    assert m["lastHeader"] == "iam_hygiene" and m["lastHeaderRight"] <= m["clientWidth"], m
+    assert m["nowrapMaxLines"] == 1 and 1 <= m["runLinkMaxLines"] <= 2, m
+    assert m["findingRows"] > 0, m
+
+
+def test_compliance_trend_series_are_distinct(airflow_ui, page):
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    frame = _compliance_frame(page)
+    series = frame.evaluate("""() => [...document.querySelectorAll('#trend-chart g.series')].map(g => ({
+        framework: g.dataset.framework,
+        styles: [...g.querySelectorAll('polyline, circle')].map(el =>
+            [getComputedStyle(el).stroke !== 'none' ? getComputedStyle(el).stroke : getComputedStyle(el).fill,
+             el.getAttribute('stroke-dasharray') || g.dataset.dash || ''])}))""")
+    frameworks = {s["framework"] for s in series}
+    assert len(series) == len(frameworks) >= 10, series  # nine CIS versions and iam_hygiene
+    styles = []
+    for s in series:
+        assert s["styles"], s
+        # a series draws in one colour; its line (if any) carries its dash pattern
+        colours = {c for c, _ in s["styles"]}
+        assert len(colours) == 1, s
+        styles.append((colours.pop(), max(d for _, d in s["styles"])))
+    assert len(set(styles)) == len(styles), f"series share a colour and dash pattern: {styles}"
+
+
 def test_compliance_page_shows_pass_rates_and_failing_findings(airflow_ui, page):
     url, run_id, manifest = airflow_ui
     from playwright.sync_api import expect
 
+    page.set_viewport_size({"width": 1440, "height": 1100})
     page.goto("/plugin/compliance")
     frame = page.frame_locator("iframe")
     scores = frame.locator("#scores")
     expect(scores).to_be_visible()
+    expect(frame.locator("#connection-warning")).to_have_count(0)  # read through compliance_reader
     for account in manifest["accounts"]:
         row = scores.locator(f'tr[data-account="{account["id"]}"]')
         expect(row).to_contain_text(account["name"])
         expect(row.locator("td.rate").first).to_contain_text("%")
-    expect(scores).to_contain_text("cis_v1.2.0")
-    expect(scores).to_contain_text("cis_v3.0.0")
+        expect(row.locator("td.fresh")).to_contain_text("current")
+    expect(scores).to_contain_text("CIS v1.2.0")
+    expect(scores).to_contain_text("CIS v6.0.0")
+    # worst first: severities never increase down the list
+    severities = frame.locator("#findings tr.finding").evaluate_all("rows => rows.map(r => r.dataset.severity)")
+    order = ["critical", "high", "medium", "low"]
+    assert severities and [order.index(s) for s in severities] == sorted(order.index(s) for s in severities)
     finding = frame.locator("#findings tr.finding").first
     expect(finding).to_be_visible()
-    link = finding.locator("a", has_text=run_id)
+    link = finding.locator(f'a.run[title="{run_id}"]')
     expect(link).to_be_visible()
     expect(frame.locator("#trend-chart")).to_be_visible()
     DOCS_DIR.mkdir(exist_ok=True)
     page.screenshot(path=str(DOCS_DIR / "ui-compliance.png"))
 
+    # Filters: by severity, through the form.
+    frame.locator('#filters select[name="severity"]').select_option("high")
+    frame.locator('#filters button[type="submit"]').click()
+    expect(frame.locator("#findings tr.finding").first).to_have_attribute("data-severity", "high")
+    assert set(frame.locator("#findings tr.finding").evaluate_all("rows => rows.map(r => r.dataset.severity)")) \
+        == {"high"}
+
     # The run link leaves the frame and opens that run in the UI.
+    link = frame.locator(f'#findings a.run[title="{run_id}"]').first
     link.click()
     page.wait_for_url(f"**/dags/{DAG_ID}/runs/**")
     assert run_id in urllib.request.unquote(page.url)
     expect(page.get_by_text(run_id).first).to_be_visible()
-

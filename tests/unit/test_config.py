@@ -1,6 +1,6 @@
 import pytest
 from iam_audit.config import ConfigError, build_config, parse_account_ids
-from iam_audit.pipeline import run_mode, select_frameworks
+from iam_audit.pipeline import select_frameworks
 
 
 def test_defaults():
@@ -52,18 +52,6 @@ def test_every_problem_is_reported_at_once():
         build_config({"iam_audit_bucket": None, "iam_audit_role_name": "bad role", "iam_audit_accounts": "[1]"})
     message = str(err.value)
     assert "iam_audit_bucket" in message and "iam_audit_role_name" in message and "iam_audit_accounts" in message
-
-
-def test_run_mode():
-    from datetime import date
-
-    today = date(2026, 11, 29)
-    assert run_mode("auto", today, today) == "live"
-    assert run_mode("auto", date(2026, 11, 28), today) == "live"
-    assert run_mode("auto", date(2026, 11, 20), today) == "replay"
-    assert run_mode("live", date(2020, 1, 1), today) == "live"
-    with pytest.raises(ConfigError):
-        run_mode("sometimes", today, today)
 
 
 def test_select_frameworks():

@@ -1,7 +1,8 @@
 """Pure transforms: raw payloads as AWS returns them, into staging rows."""
 
+import pytest
 from iam_audit import transform
-from iam_audit.transform import COLUMNS
+from iam_audit.transform import COLUMNS, MalformedPayload
 
 HEADER = (
     "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,"
@@ -110,3 +111,96 @@ def test_account_summary_keeps_account_password_present():
     (row,) = transform.account_summary({"SummaryMap": {"AccountMFAEnabled": 1, "AccountAccessKeysPresent": 0}})[
         "account_summary"]
     assert dict(zip(COLUMNS["account_summary"], row, strict=True))["account_password_present"] is None
+
+
+# ---- malformed payloads: a MalformedPayload naming the field, never NULLs or empty lists -------
+
+
+def report(*lines, header=HEADER):
+    return {"GeneratedTime": "2026-11-29T01:00:00+00:00", "Content": "\n".join([header, *lines])}
+
+
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [
+        (report(KEY_USER, header=HEADER.replace("mfa_active", "mfa_enabled")), ["header lacks", "mfa_active"]),
+        (report(KEY_USER, header=HEADER.replace(",cert_2_last_rotated", "")), ["cert_2_last_rotated"]),
+        (report(KEY_USER.rsplit(",", 3)[0]), ["line 2", "short", "cert_2_active"]),
+        (report(KEY_USER + ",extra"), ["line 2", "more values"]),
+        (report(NEVER_LOGGED_IN.replace(",true,no_information", ",TRUE,no_information")),
+         ["user 'dave'", "password_enabled", "'TRUE'"]),
+        (report(NEVER_LOGGED_IN.replace(",true,no_information", ",not_supported,no_information")),
+         ["password_enabled", "not_supported"]),  # only root's password_enabled may be not_supported
+        (report(KEY_USER.replace("false,false,2025", "false,yes,2025")), ["access_key_1_active", "'yes'"]),
+        (report(KEY_USER.replace("2026-11-20T08:00:00+00:00", "last tuesday")),
+         ["access_key_2_last_used_date", "neither a timestamp"]),
+        (report(KEY_USER.replace("arn:aws:iam::111122223333:user/svc", "svc")), ["arn", "'svc'"]),
+        ({"GeneratedTime": "x"}, ["no Content"]),
+    ],
+)
+def test_malformed_credential_reports_name_the_field(payload, words):
+    with pytest.raises(MalformedPayload) as raised:
+        transform.transform_dataset("credential_report", payload, "111122223333", {})
+    message = str(raised.value)
+    assert message.startswith("credential_report: ")
+    for word in words:
+        assert word in message
+
+
+def test_a_root_row_may_say_not_supported_and_the_report_may_grow_columns():
+    extended = report(ROOT + ",x", KEY_USER + ",y", header=HEADER + ",some_new_column")
+    rows = rows_by_user(transform.credential_report(extended)["credential_report"])
+    assert rows["<root_account>"]["password_enabled"] is None and rows["svc"]["access_key_2_active"] is True
+
+
+GAAD = {"UserDetailList": [], "GroupDetailList": [], "RoleDetailList": [], "Policies": []}
+
+
+@pytest.mark.parametrize(
+    ("dataset", "payload", "words"),
+    [
+        *[("authorization_details", {k: v for k, v in GAAD.items() if k != key}, [f"has no {key}"])
+          for key in GAAD],
+        ("authorization_details", {**GAAD, "RoleDetailList": None}, ["RoleDetailList is a NoneType"]),
+        ("authorization_details", {**GAAD, "UserDetailList": [{"UserName": "u"}]}, ["UserDetailList[0] has no Arn"]),
+        ("authorization_details",
+         {**GAAD, "GroupDetailList": [{"GroupName": "g", "Arn": "arn:aws:iam::1:group/g",
+                                       "AttachedManagedPolicies": [{"PolicyName": "X"}]}]},
+         ["GroupDetailList[0].AttachedManagedPolicies[0] has no PolicyArn"]),
+        ("virtual_mfa_devices", {}, ["has no VirtualMFADevices"]),
+        ("virtual_mfa_devices", {"VirtualMFADevices": [{"User": {"Arn": "x"}}]},
+         ["VirtualMFADevices[0] has no SerialNumber"]),
+        ("virtual_mfa_devices", {"VirtualMFADevices": [{"SerialNumber": "s", "User": {"UserName": "root"}}]},
+         ["VirtualMFADevices[0].User has no Arn"]),
+        ("account_summary", {}, ["has no SummaryMap"]),
+        ("account_summary", {"SummaryMap": {"AccountMFAEnabled": 1}}, ["SummaryMap has no AccountAccessKeysPresent"]),
+        ("account_summary", {"SummaryMap": {"AccountMFAEnabled": "yes", "AccountAccessKeysPresent": 0}},
+         ["AccountMFAEnabled is 'yes'"]),
+        ("password_policy", {}, ["has no PasswordPolicy"]),
+        ("password_policy", {"PasswordPolicy": {"MinimumPasswordLength": "14"}}, ["MinimumPasswordLength is '14'"]),
+        ("password_policy", {"PasswordPolicy": {"RequireSymbols": "true"}}, ["RequireSymbols is 'true'"]),
+        ("access_keys", {}, ["has no AccessKeyMetadata"]),
+        ("access_keys", {"AccessKeyMetadata": [{"UserName": "u", "AccessKeyId": "AKIA1"}]},
+         ["AccessKeyMetadata[0] has no Status"]),
+        ("server_certificates", {"ServerCertificateMetadataList": [{"Arn": "a", "ServerCertificateName": "n"}]},
+         ["has no Expiration"]),
+        ("regions", {"Regions": [{"Endpoint": "x"}]}, ["Regions[0] has no RegionName"]),
+        ("access_analyzers", {"AnalyzersByRegion": {"us-east-1": [{"arn": "a", "status": "ACTIVE"}]}},
+         ["AnalyzersByRegion.us-east-1[0] has no type"]),
+        ("access_analyzers", {"Analyzers": []}, ["has no AnalyzersByRegion"]),
+        ("identity_providers", {"SAMLProviderList": []}, ["has no OpenIDConnectProviderList"]),
+    ],
+)
+def test_drifted_responses_name_the_missing_field(dataset, payload, words):
+    with pytest.raises(MalformedPayload) as raised:
+        transform.transform_dataset(dataset, payload, "111122223333", {})
+    assert str(raised.value).startswith(f"{dataset}: ")
+    for word in words:
+        assert word in str(raised.value)
+
+
+def test_access_keys_are_unusable_when_the_report_they_join_is_malformed():
+    keys = {"AccessKeyMetadata": [{"UserName": "svc", "AccessKeyId": "AKIA1", "Status": "Active"}]}
+    bad = report(KEY_USER, header=HEADER.replace("access_key_2_last_used_date", "key_2_used"))
+    with pytest.raises(MalformedPayload, match=r"access_keys: .*credential report.*access_key_2_last_used_date"):
+        transform.transform_dataset("access_keys", keys, "111122223333", {"credential_report": bad})

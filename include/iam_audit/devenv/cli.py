@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from iam_audit.devenv.runner import airflow_bin, migrate, run_dag
+from iam_audit.devenv.runner import migrate, run_dag
 from iam_audit.paths import PROJECT_ROOT
 
 
@@ -35,43 +35,169 @@ def run_once(argv: list[str]) -> int:
     return 0 if result.state == "success" else 1
 
 
+REPROCESS_CHOICES = ("completed", "failed", "none")
+
+
 def backfill(argv: list[str]) -> int:
-    """`make backfill START=... END=...`: re-evaluate stored snapshots day by day (replay: no IAM call)."""
-    import json
-    from datetime import date, timedelta
+    """`make backfill START=... END=... [REPROCESS=...]`: an Airflow backfill that re-evaluates the
+    stored snapshots of each date (mode=replay: no IAM call), run by a scheduler of its own."""
+    from datetime import date
+
+    from iam_audit.devenv import services as services_mod
 
     parser = argparse.ArgumentParser(prog="make backfill")
     parser.add_argument("start", type=date.fromisoformat)
     parser.add_argument("end", type=date.fromisoformat)
+    parser.add_argument("--reprocess", choices=REPROCESS_CHOICES, default="completed",
+                        help="dates that already have a run: completed = run them again (the run is cleared and "
+                             "rerun, never deleted), failed = only those whose run failed, none = leave them")
     args = parser.parse_args(argv)
     if args.end < args.start:
         parser.error(f"END {args.end} is before START {args.start}")
     env = _environment()
+    home = Path(env["AIRFLOW_HOME"])
+    if services_mod.running(home):
+        print(f"`make airflow` is running on {home}: use its Backfill form (Trigger ▸ Backfill, "
+              "param mode=replay), or stop it first", file=sys.stderr)
+        return 2
     migrate(env)
-    failed = []
-    day = args.start
-    while day <= args.end:
-        result = run_dag(env, logical_date=day.isoformat(), conf=json.dumps({"mode": "replay"}),
-                         log_file=Path(env["AIRFLOW_HOME"]) / f"backfill-{day}.log", progress=None)
-        failures = f" (failed: {', '.join(result.failed_tasks)})" if result.failed_tasks else ""
-        print(f"{day}: {result.state}{failures}")
-        if result.state != "success":
-            failed.append(day)
+    print(f"Starting an Airflow scheduler, DAG processor and API server (logs: {home / 'services'}) ...")
+    services = services_mod.start(env, services_mod.BACKFILL_COMPONENTS, schedule=False)
+    try:
+        services.wait_ready()
+        return _run_backfill(services, args.start, args.end, args.reprocess)
+    except KeyboardInterrupt:
+        print("interrupted: stopping Airflow", file=sys.stderr)
+        return 130
+    finally:
+        services.stop()
+
+
+def _run_backfill(services, start, end, reprocess: str) -> int:
+    import time
+    from datetime import timedelta
+
+    from iam_audit.devenv.runner import DAG_ID
+
+    dag = services.api("GET", f"/dags/{DAG_ID}")
+    was_paused = dag["is_paused"]
+    body = {"dag_id": DAG_ID, "from_date": f"{start}T00:00:00Z", "to_date": f"{end}T00:00:00Z",
+            "reprocess_behavior": reprocess, "dag_run_conf": {"mode": "replay"}, "max_active_runs": 1}
+    runs_url = (f"/dags/{DAG_ID}/dagRuns?logical_date_gte={start}T00:00:00Z"
+                f"&logical_date_lte={end}T00:00:00Z&limit=1000&order_by=-id")
+    existing = {}
+    for run in services.api("GET", runs_url)["dag_runs"]:
+        existing.setdefault(run["logical_date"][:10], run)
+    planned = {row["logical_date"][:10]
+               for row in services.api("POST", "/backfills/dry_run", body)["backfills"] if row["logical_date"]}
+    if was_paused:  # as the UI's "Unpause on trigger"; this scheduler creates no scheduled runs meanwhile
+        services.api("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
+    try:
+        backfill = services.api("POST", "/backfills", body, attempts=1) if planned else None
+        if backfill:
+            print(f"Backfill {backfill['id']} of {DAG_ID}: {len(planned)} date(s), reprocess={reprocess}, "
+                  "mode=replay (Backfills tab of the DAG in `make airflow`)")
+        outcomes = {}
+        while backfill and len(outcomes) < len(planned):
+            services.check_alive()
+            for run in services.api("GET", runs_url + "&run_type=backfill")["dag_runs"]:
+                day = run["logical_date"][:10]
+                if (day in planned and day not in outcomes and run["state"] in ("success", "failed")
+                        and run.get("backfill_id") in (None, backfill["id"])):
+                    outcomes[day] = _date_report(services, run)
+                    print(outcomes[day]["line"], flush=True)
+            time.sleep(2)
+    finally:
+        if was_paused:
+            services.api("PATCH", f"/dags/{DAG_ID}", {"is_paused": True})
+    day, bad = start, []
+    while day <= end:
+        if day.isoformat() not in planned:
+            run = existing.get(day.isoformat())
+            if run and run["state"] not in ("success", "failed"):
+                print(f"{day}: not run: run {run['dag_run_id']} of this date is still {run['state']}")
+                bad.append(day.isoformat())
+            else:
+                state = f"{run['state']} run {run['dag_run_id']}" if run else "run"
+                print(f"{day}: kept the {state} of this date (REPROCESS={reprocess})")
+        elif not outcomes[day.isoformat()]["ok"]:
+            bad.append(day.isoformat())
         day += timedelta(days=1)
-    return 1 if failed else 0
+    if bad:
+        print(f"{len(bad)} date(s) not re-evaluated: {', '.join(bad)}")
+    return 1 if bad else 0
+
+
+def _xcom(services, run_id: str, task_id: str):
+    from iam_audit.devenv.runner import DAG_ID
+    from iam_audit.devenv.services import ServicesError
+
+    try:
+        return services.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}"
+                                   "/xcomEntries/return_value?deserialize=true")["value"]
+    except ServicesError:
+        return None
+
+
+def _task_error(services, run_id: str, task_id: str) -> str:
+    """The error a failed task logged, read through the API as the UI reads it."""
+    from iam_audit.devenv.runner import DAG_ID
+    from iam_audit.devenv.services import ServicesError
+
+    try:
+        ti = services.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}")
+        logs = services.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/logs/"
+                                   f"{max(ti['try_number'], 1)}?full_content=true")
+    except ServicesError as exc:
+        return f"(task log not readable: {exc})"
+    entries = [e for e in logs.get("content", []) if isinstance(e, dict)]
+    for entry in reversed(entries):
+        for detail in entry.get("error_detail") or []:
+            return f"{detail.get('exc_type')}: {detail.get('exc_value')}"
+    errors = [e.get("event", "") for e in entries if e.get("level") == "error"]
+    return errors[-1] if errors else "(no error in the task log)"
+
+
+def _date_report(services, run: dict) -> dict:
+    from urllib.parse import quote
+
+    from iam_audit.devenv.runner import DAG_ID
+
+    run_id, day = run["dag_run_id"], run["logical_date"][:10]
+    accounts = _xcom(services, quote(run_id, safe=""), "discover_accounts") or []
+    loaded = _xcom(services, quote(run_id, safe=""), "load_staging") or {}
+    totals = _xcom(services, quote(run_id, safe=""), "summarize") or {}
+    skipped = [a["account_id"] for a in accounts if a.get("missing_snapshot")]
+    replayed = loaded.get("loaded", 0)
+    verdicts = sum(totals.get(k, 0) for k in ("pass", "fail", "error"))
+    ok = run["state"] == "success" and replayed > 0
+    line = (f"{day}: {run['state']}: {replayed} account(s) replayed, {verdicts} verdicts written"
+            + (f" ({totals.get('pass', 0)} pass, {totals.get('fail', 0)} fail, {totals.get('error', 0)} error)"
+               if verdicts else ""))
+    if skipped:
+        line += f"; {len(skipped)} skipped (no stored snapshot): {', '.join(skipped)}"
+    if not ok:
+        failed = [t["task_id"] for t in services.api(
+            "GET", f"/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances?state=failed")["task_instances"]
+            if t["task_id"] != "fail_run_on_task_failure"]
+        if failed:
+            line += f"\n    {failed[0]} failed: {_task_error(services, quote(run_id, safe=''), failed[0])}"
+        elif replayed == 0:
+            line += "\n    nothing was replayed"
+    log_dir = services.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
+    line += f"\n    task logs: {log_dir}"
+    return {"ok": ok, "line": line, "replayed": replayed, "skipped": skipped, "verdicts": verdicts}
 
 
 def _environment() -> dict[str, str]:
-    """The environment's configuration; after `make demo`, the embedded stack's if the environment has none."""
-    from iam_audit.devenv.stack import STATE_DIR
-
+    """The environment's configuration; without one, the embedded stack's (started or reused)."""
     env = dict(os.environ)
-    env_file = STATE_DIR / "env.sh"
-    if "AIRFLOW_CONN_AWS_DEFAULT" not in env and env_file.exists():
-        print(f"Using the embedded services of `make demo` ({env_file})", file=sys.stderr)
-        for line in env_file.read_text().splitlines():
-            key, _, value = line.removeprefix("export ").partition("=")
-            env[key] = value.strip("'")
+    if "AIRFLOW_CONN_AWS_DEFAULT" not in env:
+        from iam_audit.devenv import stack as stack_mod
+
+        print(f"Using the embedded PostgreSQL and AWS emulator ({stack_mod.STATE_DIR})", file=sys.stderr)
+        stack, _ = stack_mod.up()
+        env.update(stack.airflow_env())
     env.setdefault("AIRFLOW_HOME", str(PROJECT_ROOT / ".devenv" / "airflow-run"))
     env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT_ROOT / "dags"))
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
@@ -80,44 +206,85 @@ def _environment() -> dict[str, str]:
 
 
 def ui(argv: list[str]) -> int:
-    """`make airflow`: airflow standalone on the embedded services."""
+    """`make airflow`: scheduler, DAG processor, triggerer and API server on the embedded services."""
+    import signal
+    import time
+
+    from iam_audit.devenv import services as services_mod
     from iam_audit.devenv import stack as stack_mod
 
     parser = argparse.ArgumentParser(prog="make airflow")
     parser.add_argument("--port", type=int, default=int(os.environ.get("AIRFLOW_PORT", "8080")))
+    parser.add_argument("--grace", type=float, default=10, help="seconds between SIGTERM and SIGKILL on Ctrl-C")
     args = parser.parse_args(argv)
     stack, _ = stack_mod.up()
-    migrate(stack.airflow_env())  # also creates the AWS pool, which the scheduler needs
-    env = {**os.environ, **stack.airflow_env(), "AIRFLOW__API__PORT": str(args.port),
-           "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-           # standalone starts its components as `airflow ...` from PATH
-           "PATH": os.pathsep.join([str(Path(airflow_bin()).parent), os.environ.get("PATH", "")])}
-    print(f"Airflow UI on http://127.0.0.1:{args.port} (all users are admins); DAG aws_iam_cis; Ctrl-C stops it.")
-    return subprocess.call([airflow_bin(), "standalone"], env=env)
+    env = stack.airflow_env()
+    migrate(env)  # also creates the AWS pool, which the scheduler needs
+    services = services_mod.start(env, services_mod.UI_COMPONENTS, port=args.port)
+    # SIGTERM (e.g. from a process manager) stops the components like Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        services.wait_ready()
+        print(f"""Airflow UI on {services.url}  (bound to 127.0.0.1 only: every visitor is an admin, no login)
+  DAG aws_iam_cis starts paused. "Unpause on trigger" in the Trigger form unpauses it: the scheduler
+  then also starts its daily schedule (a live run for today right away, then one a day).
+  Logs of the components: {services.home / 'services'}. Ctrl-C stops Airflow; `make stop` also stops
+  PostgreSQL and the emulator.""", flush=True)
+        while True:
+            services.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print(f"\nstopping Airflow (SIGTERM, SIGKILL after {args.grace:.0f} s) ...", flush=True)
+        return 0
+    except services_mod.ServicesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
+        services.stop(grace=args.grace)
+        stack_mod.save_s3(stack.state_dir, stack.emulator_url)
+        print("Airflow stopped; PostgreSQL and the AWS emulator keep running (make stop)", flush=True)
 
 
 def sql(argv: list[str]) -> int:
-    """`make sql Q=...`: run a query on the embedded compliance database with the bundled psql."""
-    import pgserver
-
-    from iam_audit.devenv.postgres import start_postgres
+    """`make sql Q=...`, `make sql F=file.sql` or `make sql < file.sql`: psql on the embedded database."""
+    from iam_audit.devenv.postgres import psql_path, start_postgres
     from iam_audit.devenv.stack import COMPLIANCE_DB, STATE_DIR
 
+    parser = argparse.ArgumentParser(prog="make sql")
+    parser.add_argument("-c", "--command", default="", help="one query (Q=)")
+    parser.add_argument("-f", "--file", default="", help="a file of queries (F=)")
+    args = parser.parse_args(argv)
+    if args.command and args.file:
+        parser.error("give either Q= or F=, not both")
+    if args.file and not Path(args.file).is_file():
+        parser.error(f"F={args.file}: no such file")
     pg = start_postgres(STATE_DIR / "pg")
-    psql = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
-    cmd = [str(psql), "-h", pg.socket_dir, "-p", str(pg.port), "-U", "postgres", "-d", COMPLIANCE_DB]
-    if argv and argv[0]:
-        cmd += ["-c", argv[0]]
+    cmd = [str(psql_path()), "-h", pg.socket_dir, "-p", str(pg.port), "-U", "postgres", "-d", COMPLIANCE_DB,
+           "-v", "ON_ERROR_STOP=1"]
+    if args.command:
+        cmd += ["-c", args.command]
+    elif args.file:
+        cmd += ["-f", args.file]
+    elif not sys.stdin.isatty():
+        cmd += ["-f", "-"]  # `make sql < query.sql`
     return subprocess.call(cmd)
 
 
 def stop(argv: list[str]) -> int:
-    from iam_audit.devenv.stack import down
+    """`make stop`: Airflow of `make airflow`, the emulator (its S3 saved to disk) and PostgreSQL."""
+    from iam_audit.devenv.stack import STATE_DIR, down, status
 
-    down()
-    print("embedded PostgreSQL and AWS emulator stopped")
-    return 0
+    before = {name for name, what in status().items() if what}
+    left = down()
+    for name in sorted(before - {n for n, what in left.items() if what}):
+        print(f"stopped: {name}")
+    still = {name: what for name, what in left.items() if what}
+    for name, what in still.items():
+        print(f"STILL RUNNING: {name} ({what})", file=sys.stderr)
+    if not before:
+        print(f"nothing was running ({STATE_DIR})")
+    return 1 if still else 0
 
 
 COMMANDS = {"backfill": backfill, "run": run_once, "ui": ui, "sql": sql, "stop": stop}

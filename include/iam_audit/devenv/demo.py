@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
             print("No verdicts were written; see the log above.")
             return 1
         print()
-        print(format_summary(build_summary(conn, row[0])))
+        snapshot_date = row[0]
+        raw = f"s3://{stack.bucket}/iam/snapshot_date={snapshot_date}/"
+        print(format_summary(build_summary(conn, snapshot_date), raw_location=f"{raw} (on the emulator)"))
         from iam_audit.report import write_report
 
         report_path = stack.state_dir / "report.html"
@@ -62,9 +64,11 @@ Where the data is
   BI tools   {stack.postgres.tcp_uri(bi_login, bi_password, stack.database)}
              (read-only login in role compliance_reader; make superset serves a dashboard on it)
   Staging    schema iam_stage (credential_report, users, roles, managed_policies, ...)
-  Raw JSON   s3://{stack.bucket}/iam/snapshot_date=YYYY-MM-DD/account_id=.../ on the emulator at {stack.emulator_url}
+  Raw JSON   {raw}account_id=.../ on the emulator at {stack.emulator_url}
+             (kept in {_shown(stack.state_dir / 'emulator-s3')} when the emulator stops)
   Report     {_shown(report_path)} (open it in a browser; the DAG also stores it next to the raw data in S3)
   Airflow    make airflow  (UI on the same services)  ·  make stop  (stop the embedded services)""")
+    stack_mod.save_s3(stack.state_dir, stack.emulator_url)
     return 0 if result.state == "success" else 2
 
 

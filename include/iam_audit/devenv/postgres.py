@@ -12,7 +12,10 @@ import json
 import os
 import re
 import secrets
+import signal
 import socket
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,15 @@ from pathlib import Path
 # a free port is chosen once and remembered next to the data directory.
 DEFAULT_TCP_PORT = 15432
 TCP_HOST = "127.0.0.1"
+
+
+def _pgserver():
+    # Without XDG_RUNTIME_DIR (containers, CI), platformdirs warns at import and falls back to
+    # /tmp/runtime-<uid>, which is fine for pgserver's lock file.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import pgserver
+    return pgserver
 
 
 @dataclass(frozen=True)
@@ -89,10 +101,51 @@ class EmbeddedPostgres:
             raise RuntimeError(f"the PostgreSQL server in {self.data_dir} has no TCP listener")
         return f"postgresql://{quote(login)}:{quote(password, safe='')}@{self.tcp_host}:{self.port}/{database}"
 
-    def stop(self) -> None:
-        import pgserver
+    def stop(self, timeout: float = 30) -> bool:
+        """Fast shutdown of the server, whichever processes still hold pgserver handles on it
+        (pgserver itself stops it only when the last one lets go); True when it is down."""
+        pid = postmaster_pid(self.data_dir)
+        if pid is None:
+            return True
+        try:
+            os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown: abort sessions, checkpoint, exit
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        if _alive(pid):
+            return False
+        (self.data_dir / ".handle_pids.json").unlink(missing_ok=True)
+        return True
 
-        pgserver.get_server(self.data_dir, cleanup_mode="stop").cleanup()
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def postmaster_pid(data_dir: str | os.PathLike) -> int | None:
+    """The pid of the server running in data_dir, or None."""
+    pid_file = Path(data_dir) / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def psql_path() -> Path:
+    return Path(_pgserver().__file__).parent / "pginstall" / "bin" / "psql"
 
 
 def _port_is_free(port: int) -> bool:
@@ -134,7 +187,7 @@ def start_postgres(data_dir: str | os.PathLike, tcp: bool = False) -> EmbeddedPo
     tcp: also listen on 127.0.0.1 (port: IAM_AUDIT_PG_PORT, else 15432 or a remembered free one);
     a server already running without it is restarted once with it.
     """
-    import pgserver
+    pgserver = _pgserver()
     from pgserver._commands import pg_ctl
     from pgserver.utils import PostmasterInfo
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import time
@@ -46,27 +45,29 @@ def ensure_pool(env: dict[str, str], slots: int | None = None) -> None:
                        env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _metadata_db(env: dict[str, str]) -> Path:
-    return Path(env["AIRFLOW_HOME"]) / "airflow.db"
+def metadata_url(env: dict[str, str]) -> str:
+    """The SQLAlchemy URL of the Airflow metadata database the environment points at."""
+    return env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or f"sqlite:///{Path(env['AIRFLOW_HOME']) / 'airflow.db'}"
 
 
-def _task_states(db: Path, run_id: str | None):
-    if not db.exists():
-        return None, []
+def _task_states(engine, run_id: str | None):
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+        with engine.connect() as conn:
             if run_id is None:
-                row = conn.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1",
-                                   (DAG_ID,)).fetchone()
+                row = conn.execute(text("SELECT run_id FROM dag_run WHERE dag_id = :d ORDER BY id DESC LIMIT 1"),
+                                   {"d": DAG_ID}).fetchone()
                 if not row:
                     return None, []
                 run_id = row[0]
             rows = conn.execute(
-                "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
-                (DAG_ID, run_id),
+                text("SELECT task_id, map_index, state FROM task_instance WHERE dag_id = :d AND run_id = :r"),
+                {"d": DAG_ID, "r": run_id},
             ).fetchall()
-            return run_id, rows
-    except sqlite3.Error:
+            return run_id, [tuple(r) for r in rows]
+    except SQLAlchemyError:
         return run_id, []
 
 
@@ -78,6 +79,8 @@ def _describe(rows) -> str:
     if extract:
         parts.append(f"accounts extracted {sum(s in done for s in extract)}/{len(extract)}"
                      + (f" ({extract.count('failed')} failed)" if "failed" in extract else ""))
+    else:
+        parts.append("accounts extracted 0 (discovering accounts)")
     if any(t == "load_staging" for t, _, _ in rows):
         state = next(s for t, _, s in rows if t == "load_staging")
         parts.append(f"load {state or 'waiting'}")
@@ -96,21 +99,25 @@ def run_dag(env: dict[str, str], logical_date: str | None = None, log_file: Path
         args.append(logical_date)
     if conf:
         args += ["--conf", conf]
-    db = _metadata_db(env)
-    _, before = _task_states(db, None)
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(metadata_url(env), poolclass=NullPool)
+    _, before = _task_states(engine, None)
     with open(log_file, "w") as log:
         proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
         last, run_id = "", None
         while proc.poll() is None:
             time.sleep(poll_seconds)
-            found, rows = _task_states(db, None)
+            found, rows = _task_states(engine, None)
             if found and rows and rows != before:
                 run_id = found
                 line = _describe(rows)
                 if progress and line and line != last:
                     progress(f"  {line}")
                     last = line
-    run_id, rows = _task_states(db, None)
+    run_id, rows = _task_states(engine, None)
+    engine.dispose()
     # `airflow dags test` exits 0 whatever the run's outcome: read the outcome from its log.
     state = None
     for line in reversed(log_file.read_text(errors="replace").splitlines()):

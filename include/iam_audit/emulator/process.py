@@ -127,7 +127,10 @@ def start_emulator(
     ready_timeout: float = 60,
     host: str = "127.0.0.1",
     log_path: str | None = None,
+    detach: bool = False,
 ) -> Emulator:
+    """detach: run in a session of its own, so that a Ctrl-C meant for the caller's terminal does
+    not stop it (the embedded stack outlives `make demo` and `make airflow`)."""
     port = port or free_port()
     tmpdir = tempfile.mkdtemp(prefix="iam-audit-emulator-")
     ready_file = os.path.join(tmpdir, "ready")
@@ -146,7 +149,7 @@ def start_emulator(
         sys.executable, "-m", "iam_audit.emulator.server",
         "--host", host, "--port", str(port), "--ready-file", ready_file,
     ]
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=detach)
     log.close()
     emu = Emulator(proc, f"http://{host}:{port}", log_path)
     deadline = time.monotonic() + ready_timeout

@@ -1,0 +1,270 @@
+"""Airflow's own components on the embedded stack: one way to start them, one way to stop them.
+
+`make airflow`, `make backfill` and the tests start the scheduler, the DAG processor and the API
+server (which also serves the Execution API the tasks talk to) as separate processes in one
+process group of their own, with LocalExecutor. Stopping sends SIGTERM to the whole group and to
+every descendant, then SIGKILL to whatever is left after a grace period.
+
+Task logs are written by the workers under $AIRFLOW_HOME/logs and read by the API server from
+the same directory, so the UI shows them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from iam_audit.devenv.runner import DAG_ID, airflow_bin
+
+BACKFILL_COMPONENTS = ("scheduler", "dag-processor", "api-server")
+UI_COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
+STATE_FILE = "services.json"
+
+
+class ServicesError(RuntimeError):
+    pass
+
+
+def _jwt_secret(airflow_home: Path) -> str:
+    """One secret per AIRFLOW_HOME, shared by the API server and the workers (kept out of the repo)."""
+    path = airflow_home / "jwt_secret"
+    if not path.exists():
+        airflow_home.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def service_env(env: dict[str, str], port: int, schedule: bool = True) -> dict[str, str]:
+    from iam_audit.emulator.process import free_port
+
+    """The configuration the components share. schedule=False: the scheduler creates no scheduled
+    runs (a backfill's own scheduler must not start today's live run)."""
+    home = Path(env["AIRFLOW_HOME"])
+    return {
+        **env,
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "4"),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": _jwt_secret(home),
+        # Local development only: every visitor of the UI (bound to 127.0.0.1) is an admin.
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True" if schedule else "False",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        # The log servers of the scheduler's workers and of the triggerer default to fixed ports.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        # A busy 2-core machine with a SQLite metadata database answers slowly, not wrongly.
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+        "AIRFLOW__API__WORKERS": "1",
+        "PATH": os.pathsep.join([str(Path(airflow_bin()).parent), env.get("PATH", os.environ.get("PATH", ""))]),
+    }
+
+
+@dataclass
+class AirflowServices:
+    env: dict[str, str]
+    port: int
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    _token: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def home(self) -> Path:
+        return Path(self.env["AIRFLOW_HOME"])
+
+    @property
+    def pgid(self) -> int:
+        return next(iter(self.procs.values())).pid
+
+    # -- REST API (the one the UI uses)
+    def _http(self, method: str, path: str, body: Any = None, auth: bool = True, timeout: float = 30) -> Any:
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token()}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - local URL
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raise ServicesError(f"{method} {path} -> HTTP {exc.code}: {exc.read().decode(errors='replace')[:2000]}") \
+                from None
+        content = raw.decode(errors="replace")
+        try:
+            return json.loads(content) if content else None
+        except json.JSONDecodeError:
+            return content
+
+    def token(self) -> str:
+        if self._token is None:
+            self._token = self._http("GET", "/auth/token", auth=False)["access_token"]
+        return self._token
+
+    def api(self, method: str, path: str, body: Any = None, attempts: int = 5) -> Any:
+        for attempt in range(attempts):
+            try:
+                return self._http(method, "/api/v2" + path, body, timeout=120)
+            except (TimeoutError, urllib.error.URLError):
+                if attempt == attempts - 1:
+                    raise
+                self.check_alive()
+                time.sleep(2)
+
+    def healthy(self) -> bool:
+        try:
+            health = self._http("GET", "/api/v2/monitor/health", auth=False, timeout=5)
+        except (OSError, ServicesError):
+            return False
+        return health.get("scheduler", {}).get("status") == "healthy"
+
+    def wait_ready(self, timeout: float = 300, dag_id: str | None = DAG_ID) -> None:
+        """Until the API answers, the scheduler heartbeats and (if given) the DAG is parsed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if self.healthy():
+                if dag_id is None:
+                    return
+                try:
+                    self.api("GET", f"/dags/{dag_id}")
+                    return
+                except ServicesError:
+                    pass
+            time.sleep(1)
+        raise ServicesError(f"Airflow not ready after {timeout:.0f} s; logs: {self.home / 'services'}")
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise ServicesError(f"airflow {name} exited with {proc.returncode}; "
+                                    f"log: {self.home / 'services' / (name + '.log')}")
+
+    # -- lifecycle
+    def stop(self, grace: float = 10) -> None:
+        """SIGTERM to the group and every descendant; SIGKILL to what is left after `grace` seconds."""
+        terminate_group(self.pgid, [p.pid for p in self.procs.values()], grace)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+        state = self.home / STATE_FILE
+        if state.exists():
+            state.unlink()
+
+
+def _descendants(pids: list[int]) -> list[Any]:
+    import psutil
+
+    found = []
+    for pid in pids:
+        try:
+            parent = psutil.Process(pid)
+            found += [parent, *parent.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def terminate_group(pgid: int | None, pids: list[int], grace: float = 10) -> list[int]:
+    """Stop a process group and every descendant of `pids` (some task runners start their own
+    sessions); returns the pids that were still alive when this gave up (normally none)."""
+    import psutil
+
+    procs = _descendants(pids)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if pgid:
+            try:
+                os.killpg(pgid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for proc in procs:
+            try:
+                proc.send_signal(sig)
+            except psutil.NoSuchProcess:
+                pass
+        _, procs = psutil.wait_procs(procs, timeout=grace if sig == signal.SIGTERM else 5)
+        if not procs:
+            break
+    return [p.pid for p in procs]
+
+
+def start(env: dict[str, str], components: tuple[str, ...] = BACKFILL_COMPONENTS, port: int | None = None,
+          schedule: bool = True) -> AirflowServices:
+    """Start the components in a new process group; record them in $AIRFLOW_HOME/services.json."""
+    from iam_audit.emulator.process import free_port
+
+    port = port or free_port()
+    env = service_env(env, port, schedule=schedule)
+    home = Path(env["AIRFLOW_HOME"])
+    existing = running(home)
+    if existing:
+        raise ServicesError(f"Airflow is already running on {home} (pids {existing['pids']}, "
+                            f"port {existing['port']}): stop it first (`make stop`, or Ctrl-C on `make airflow`)")
+    log_dir = home / "services"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    services = AirflowServices(env=env, port=port)
+    commands = {"api-server": ["api-server", "--host", "127.0.0.1", "--port", str(port)]}
+    try:
+        for name in components:
+            args = [airflow_bin(), *commands.get(name, [name])]
+            # A process group of their own (not the terminal's foreground group): Ctrl-C reaches only
+            # the Python process that started them, which then stops them in order.
+            group = services.pgid if services.procs else 0
+            with open(log_dir / f"{name}.log", "ab") as log:
+                services.procs[name] = subprocess.Popen(
+                    args, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, process_group=group)
+    except BaseException:
+        if services.procs:
+            services.stop()
+        raise
+    (home / STATE_FILE).write_text(json.dumps({
+        "pgid": services.pgid, "port": port, "pids": {n: p.pid for n, p in services.procs.items()},
+    }))
+    return services
+
+
+def running(airflow_home: Path) -> dict | None:
+    """The services recorded for this AIRFLOW_HOME if any of them is still alive."""
+    import psutil
+
+    state = airflow_home / STATE_FILE
+    if not state.exists():
+        return None
+    info = json.loads(state.read_text())
+    alive = {n: p for n, p in info["pids"].items() if psutil.pid_exists(p)
+             and psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
+    if not alive:
+        state.unlink()
+        return None
+    return {**info, "pids": alive}
+
+
+def stop_recorded(airflow_home: Path, grace: float = 10) -> list[int]:
+    """Stop services another process started (e.g. `make stop` while `make airflow` runs)."""
+    info = running(airflow_home)
+    if not info:
+        return []
+    left = terminate_group(info["pgid"], list(info["pids"].values()), grace)
+    if not left:
+        (airflow_home / STATE_FILE).unlink(missing_ok=True)
+    return left
