@@ -1,8 +1,9 @@
 """A readable compliance summary of one snapshot, from aws_policy_results_effective.
 
-Pass rate is pass / (pass + fail), as in aws_policy_scores and the HTML report; errors
-and muted fails are counted on their own, next to it. Each account's snapshot age comes
-from aws_policy_account_freshness; accounts behind the newest run are marked stale.
+Pass rate (score) is pass / (pass + fail), as in aws_policy_scores and the HTML report;
+errors and muted fails are counted on their own, next to it. Each account's snapshot
+age comes from aws_policy_account_freshness; accounts behind the newest run are marked
+stale, and accounts whose raw snapshot could not be loaded are named.
 """
 
 from __future__ import annotations
@@ -37,20 +38,21 @@ class Summary:
         """Per framework: verdict counts and score = pass / (pass + fail); errors counted apart."""
         rows = {}
         for c in self.controls:
-            row = rows.setdefault(c["framework"], {"framework": c["framework"], "pass": 0, "fail": 0, "error": 0})
-            for k in ("pass", "fail", "error"):
+            row = rows.setdefault(c["framework"], {"framework": c["framework"], "pass": 0, "fail": 0, "error": 0,
+                                                   "muted": 0})
+            for k in ("pass", "fail", "error", "muted"):
                 row[k] += c[k]
         for row in rows.values():
             row["score"] = _score(row["pass"], row["fail"])
         return sorted(rows.values(), key=lambda r: framework_sort_key(r["framework"]))
 
 
-def pass_rate(passed: int, failed: int) -> float | None:
+def _score(passed: int, failed: int) -> float | None:
     """pass / (pass + fail) in percent; None when nothing was decided."""
     return round(100.0 * passed / (passed + failed), 1) if passed + failed else None
 
 
-_score = pass_rate
+pass_rate = _score
 
 _COUNTS = """count(*) FILTER (WHERE effective_status = 'pass'), count(*) FILTER (WHERE effective_status = 'fail'),
              count(*) FILTER (WHERE effective_status = 'error'), count(*) FILTER (WHERE effective_status = 'muted')"""
@@ -110,7 +112,7 @@ def build_summary(conn, snapshot_date, account_ids: list[str] | None = None, wor
     ).fetchall():
         accounts.append({
             "account_id": account_id, "account_name": name or "", "pass": passed, "fail": failed,
-            "error": errors, "muted": muted, "score": pass_rate(passed, failed),
+            "error": errors, "muted": muted, "score": _score(passed, failed),
             "latest_snapshot_date": latest, "snapshot_age_days": age, "stale": bool(stale),
         })
 
@@ -147,7 +149,8 @@ def build_summary(conn, snapshot_date, account_ids: list[str] | None = None, wor
             params,
         ).fetchall()
     ]
-    return Summary(str(snapshot_date), controls, accounts, worst, extraction_errors, logics, load_errors)
+    return Summary(str(snapshot_date), controls, accounts, worst, extraction_errors, logics=logics,
+                   load_errors=load_errors)
 
 
 def clip(text: str, width: int) -> str:
@@ -165,10 +168,10 @@ def format_summary(summary: Summary, width: int = 160, raw_location: str | None 
     if raw_location:
         lines.append(f"Raw snapshots: {raw_location}")
     t = summary.totals
-    rate = pass_rate(t["pass"], t["fail"])
-    lines += ["", f"Verdicts: {t['pass']} pass, {t['fail']} fail, {t['error']} error, {t['muted']} muted; "
-                  f"pass rate {'n/a' if rate is None else f'{rate:.0f}%'} (pass / (pass + fail)); "
-                  "one verdict per framework, control and resource", ""]
+    rate = _score(t["pass"], t["fail"])
+    lines += ["", f"Verdicts: {t['pass']} pass, {t['fail']} fail, {t['error']} error, {t['muted']} muted "
+                  "(one per framework, control and resource); "
+                  f"pass rate {'n/a' if rate is None else f'{rate:.0f}%'} (pass / (pass + fail))", ""]
 
     frameworks = summary.frameworks
     names = [f["framework"] for f in frameworks]
@@ -178,6 +181,7 @@ def format_summary(summary: Summary, width: int = 160, raw_location: str | None 
     lines.append(" ".join(f"{'n/a' if f['score'] is None else format(f['score'], '.0f') + '%':>{w}}"
                           for f, w in zip(frameworks, cols, strict=True)))
     lines.append(" ".join(f"{str(f['error']) + ' err':>{w}}" for f, w in zip(frameworks, cols, strict=True)))
+    lines.append(" ".join(f"{str(f['muted']) + ' mut':>{w}}" for f, w in zip(frameworks, cols, strict=True)))
 
     lines += ["", "Controls: one row per check logic with its number in each framework (- : not in that version);",
               "each resource counted once, at its worst verdict over the frameworks"]
@@ -199,7 +203,8 @@ def format_summary(summary: Summary, width: int = 160, raw_location: str | None 
         for framework, ids in manual.items():
             lines.append(clip(f"  {framework:<12} " + ", ".join(ids), width))
 
-    lines += ["", "Score per account: pass / (pass + fail); errors and muted fails counted apart",
+    lines += ["", "Score per account: pass / (pass + fail); evaluated = newest snapshot with verdicts, "
+                  "age against the newest run",
               f"{'account':<14} {'name':<24} {'score':>6} {'pass':>5} {'fail':>5} {'error':>5} {'muted':>5}  "
               f"{'evaluated':<10} {'age':>4}  state"]
     for a in summary.accounts:

@@ -218,9 +218,9 @@ def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_con
         raise LoadError("account discovery did not finish: nothing to load")
     hook = pipeline_hook(postgres_conn_id)
     store = _store(plan, aws_conn_id)
-    shrink = None
     # Another run of the same date (scheduler, make run, a backfill) must not write in between.
     with snapshot_date_lock(hook.get_conn, plan["snapshot_date"]):
+        shrink = None
         if plan["mode"] == "live" and not plan["requested_accounts"]:
             keep = [a["account_id"] for a in accounts]
             max_drop = plan["config"].get("max_account_drop_percent", 100.0)

@@ -24,9 +24,9 @@ $$;
 -- 030_policy_functions.sql, next to the action matching it uses.
 
 -- Accounts of a snapshot and, for each, whether every data set a check needs
--- was collected, understood and loaded; reason names the data sets that were not (for a
--- malformed one, the field at fault, as the loader recorded it), or why the account's raw
--- snapshot could not be loaded (iam_stage.accounts.load_error).
+-- was collected, understood and loaded; reason names the data sets that were not
+-- (for a malformed one, the field at fault, as the loader recorded it), or why the
+-- account's raw snapshot could not be loaded (iam_stage.accounts.load_error).
 CREATE OR REPLACE FUNCTION iam_audit_account_readiness(p_snapshot_date date, p_datasets text[])
 RETURNS TABLE (account_id text, as_of timestamptz, ready boolean, reason text)
 LANGUAGE sql STABLE AS $$
