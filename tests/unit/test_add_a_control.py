@@ -30,3 +30,9 @@ def test_the_readme_describes_the_four_parts():
     for part in ("sql/checks/<logic>.sql", "sql/catalogue.yaml", "tests/checks/test_<logic>.py",
                  "python -m iam_audit.docs", "tests/unit/test_add_a_control.py"):
         assert part in section
+
+
+def test_the_readme_flow_diagram_counts_every_check():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert f"check_<logic> ×{len(LOGICS)} " in readme
+    assert "publish_report" in readme.split("## How it works", 1)[1].split("```", 2)[1]

@@ -135,8 +135,10 @@ class AirflowServices:
             return False
         return health.get("scheduler", {}).get("status") == "healthy"
 
-    def wait_ready(self, timeout: float = 300, dag_id: str | None = DAG_ID) -> None:
-        """Until the API answers, the scheduler heartbeats and (if given) the DAG is parsed."""
+    def wait_ready(self, timeout: float | None = None, dag_id: str | None = DAG_ID) -> None:
+        """Until the API answers, the scheduler heartbeats and (if given) the DAG is parsed. On a loaded
+        2-core machine this took over 5 minutes; IAM_AUDIT_AIRFLOW_READY_SECONDS (default 900) bounds it."""
+        timeout = timeout or float(os.environ.get("IAM_AUDIT_AIRFLOW_READY_SECONDS", "900"))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
