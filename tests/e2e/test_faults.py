@@ -140,7 +140,10 @@ def test_misconfigured_accounts_fail_fast_and_every_verdict_is_right(first_run, 
     for key, (status, why) in verdicts.items():
         if key[2] != scp:
             continue
-        if logic_of[key[:2]] == "access_analyzer_enabled":
+        if logic_of[key[:2]] == "access_analyzer_enabled" and key[0] == "cis_v1.3.0":
+            # v1.3.0 asks for an analyzer in any region: the readable regions have one
+            assert (status, why) == clean_run[key], key
+        elif logic_of[key[:2]] == "access_analyzer_enabled":
             assert status == "error" and "eu-west-1 (AccessDeniedException" in why, (key, why)
             assert "service control policy" in why
         else:
