@@ -62,6 +62,18 @@ def render_markdown(r: dict) -> str:
                             f"(emulator {sc['peak_rss_mib']['emulator']} MiB), {sc['failed_accounts']} failed",
                             "5,000 accounts must run", "see Organisation size"))
     sc = st.get("scale", {})
+    si = st.get("standin", {})
+    if "extraction_seconds" in si:
+        alone = si.get("standin_alone", {})
+        out.append(_row("standin", f"extract {si['discovered_accounts']} accounts x {si['users_per_account']} users "
+                                   f"against the AWS stand-in ({si['workers']} threads)",
+                        f"{si['extraction_seconds']} s, "
+                        f"{si['extracting_process_cpu_seconds_per_account']} CPU-s/account "
+                        f"(stand-in {si['standin_cpu_seconds_per_account']}), {si['requests_per_second_served']} "
+                        f"requests/s served, {si['failed_accounts']} failed", "-", "-"))
+        for action, v in alone.items():
+            out.append(_row("standin", f"stand-in alone: {action} ({v['response_bytes']} bytes)",
+                            f"{v['requests_per_second']} requests/s", "≫ emulator's ~30", "-"))
     e = st.get("e2e", {})
     if "ratios" in e:
         ra = e["ratios"]

@@ -7,6 +7,8 @@ Stages (all on the benchmark's own PostgreSQL under bench/.state/ and fresh emul
   scale   discovery + extraction of a large organisation (real code, thread pool), wall and memory
   e2e     the DAG on LocalExecutor vs Prowler on the same emulated organisation
   curve   extraction and checks at several sizes (how cost grows with accounts and users)
+  standin extraction of N accounts against the fast AWS stand-in (iam_audit.standin): requests/s it
+          serves alone, CPU-seconds per account of the extracting process, wall time
   history N days of verdict history with daily churn: bytes per day, check time against the
           earlier design, tile and Compliance page query times, retention
 
@@ -27,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS_DIR, log, machine  # noqa: E402
 
-STAGES = ("calls", "load", "checks", "scale", "e2e", "curve", "history")
+STAGES = ("calls", "load", "checks", "scale", "e2e", "curve", "history", "standin")
 
 
 def parse_args(argv):
@@ -64,6 +66,13 @@ def parse_args(argv):
                    help="history: retention test keeps this many days (0: skip)")
     p.add_argument("--history-tiles-only", action="store_true",
                    help="history: only re-time the tile queries on the kept database")
+    p.add_argument("--standin-accounts", type=int, default=100, help="standin: accounts in the organisation")
+    p.add_argument("--standin-users", type=int, default=50, help="standin: users of the recorded template account")
+    p.add_argument("--standin-workers", type=int, default=8, help="standin: extraction threads")
+    p.add_argument("--standin-throughput-seconds", type=float, default=5,
+                   help="standin: seconds of the stand-in-alone throughput run per action (0: skip)")
+    p.add_argument("--standin-rerecord", action="store_true",
+                   help="standin: record the template account again (else reuse bench/.state/standin-*.json)")
     p.add_argument("--output", default=str(RESULTS_DIR / "latest.json"))
     return p.parse_args(argv)
 
@@ -120,6 +129,11 @@ def main(argv=None) -> int:
                 from stage_e2e import run_e2e
 
                 res = run_e2e(args.e2e_accounts, args.e2e_users, args.parallelism, prowler=not args.no_prowler)
+            elif stage == "standin":
+                from stage_standin import run_standin
+
+                res = run_standin(args.standin_accounts, args.standin_users, args.standin_workers,
+                                  args.standin_throughput_seconds, args.standin_rerecord)
             elif stage == "curve":
                 res = run_curve(args)
             elif stage == "history":
