@@ -25,13 +25,40 @@ import psutil
 from common import BUCKET, STATE_DIR, EmulatedOrg, PeakRSS, log, summarize_emulator_calls
 
 
-class _StandInOrg:
-    """What _in_process_airflow_env needs of an organisation: its endpoint."""
+class StandInOrg:
+    """EmulatedOrg's interface over the stand-in, so a stage written for the emulator can run against it:
+    `url`, `manifest`, `account_ids`, `management_id`, `pid`, `client()`, `calls()`, `reset_calls()`,
+    `airflow_env()`, `stop()`. N accounts in all (management included), the bench bucket created."""
 
     airflow_env = EmulatedOrg.airflow_env
+    client = EmulatedOrg.client
 
-    def __init__(self, url: str):
-        self.url = url
+    def __init__(self, accounts: int, users: int = 50, rerecord: bool = False):
+        from iam_audit.standin import start_standin
+
+        t0 = time.perf_counter()
+        self.standin = start_standin(snapshot_path(users, rerecord), accounts=accounts,
+                                     log_path=str(STATE_DIR / "standin.log"))
+        self.seed_seconds = round(time.perf_counter() - t0, 2)
+        self.url = self.standin.url
+        self.manifest = self.standin.manifest
+        self.account_ids = [a["id"] for a in self.manifest["accounts"]]
+        self.management_id = self.manifest["management_account_id"]
+        self.client("s3").create_bucket(Bucket=BUCKET)
+        self.standin.reset_calls()
+
+    @property
+    def pid(self) -> int:
+        return self.standin.proc.pid
+
+    def calls(self) -> list[dict]:
+        return self.standin.calls()
+
+    def reset_calls(self) -> None:
+        self.standin.reset_calls()
+
+    def stop(self) -> None:
+        self.standin.stop()
 
 
 def snapshot_path(users: int, rerecord: bool = False):
@@ -97,28 +124,19 @@ def throughput(server, account: str, seconds: float = 5.0, clients: int = 2) -> 
 def run_standin(accounts: int, users: int, workers: int, throughput_seconds: float = 5.0,
                 rerecord: bool = False) -> dict:
     from iam_audit import tasks
-    from iam_audit.standin import start_standin
     from stage_extract import CALLER, CallCounter, _hook_name, _in_process_airflow_env, bench_plan
 
     result: dict = {"accounts": accounts, "users_per_account": users, "workers": workers,
                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
-    path = snapshot_path(users, rerecord)
-    result["snapshot_mib"] = round(path.stat().st_size / 2**20, 1)
-    server = start_standin(path, accounts=accounts, log_path=str(STATE_DIR / "standin.log"))
+    org = StandInOrg(accounts, users, rerecord)
+    server = org.standin
+    result["snapshot_mib"] = round(snapshot_path(users).stat().st_size / 2**20, 1)
     try:
-        manifest = server.manifest
-        member = manifest["accounts"][-1]["id"]
         if throughput_seconds:
             log(f"standin: throughput alone, {throughput_seconds} s per action")
-            result["standin_alone"] = throughput(server, member, throughput_seconds)
-        server.set_accounts(accounts)  # forget the throughput run's counts
-        org = _StandInOrg(server.url)
+            result["standin_alone"] = throughput(server, org.account_ids[-1], throughput_seconds)
         _in_process_airflow_env(org)
-        import boto3
-
-        boto3.client("s3", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id="AKIASTANDINBENCH0001",
-                     aws_secret_access_key="x").create_bucket(Bucket=BUCKET)
-        server.reset_calls()
+        org.reset_calls()
         counter = CallCounter()
         uninstall = counter.install()
         me, srv = psutil.Process(), psutil.Process(server.proc.pid)
@@ -182,5 +200,5 @@ def run_standin(accounts: int, users: int, workers: int, throughput_seconds: flo
             f"{result['extracting_process_cpu_seconds_per_account']} CPU-s/account in the extracting process, "
             f"{result['requests_per_second_served']} requests/s served, {len(failures)} failed")
     finally:
-        server.stop()
+        org.stop()
     return result
