@@ -604,7 +604,9 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     app = StandInApp(json.loads(Path(args.snapshot).read_text()), args.accounts)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on")
+    # botocore keeps connections in a pool; uvicorn's 5 s idle timeout would close most of them between calls
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on",
+                timeout_keep_alive=60)
 
 
 if __name__ == "__main__":
