@@ -9,6 +9,8 @@ Stages (all on the benchmark's own PostgreSQL under bench/.state/ and fresh emul
   curve   extraction and checks at several sizes (how cost grows with accounts and users)
   standin extraction of N accounts against the fast AWS stand-in (iam_audit.standin): requests/s it
           serves alone, CPU-seconds per account of the extracting process, wall time
+  dagscale the whole DAG (devenv services, the executor services.py sets) against the stand-in at N
+          mapped accounts: wall time per phase, scheduler overhead per mapped task, peak memory
   history N days of verdict history with daily churn: bytes per day, check time against the
           earlier design, tile and Compliance page query times, retention
 
@@ -29,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS_DIR, log, machine  # noqa: E402
 
-STAGES = ("calls", "load", "checks", "scale", "e2e", "curve", "history", "standin")
+STAGES = ("calls", "load", "checks", "scale", "e2e", "curve", "history", "standin", "dagscale")
 
 
 def parse_args(argv):
@@ -73,6 +75,9 @@ def parse_args(argv):
                    help="standin: seconds of the stand-in-alone throughput run per action (0: skip)")
     p.add_argument("--standin-rerecord", action="store_true",
                    help="standin: record the template account again (else reuse bench/.state/standin-*.json)")
+    p.add_argument("--dagscale-accounts", default="200",
+                   help="dagscale: comma-separated mapped account counts, one DAG run each")
+    p.add_argument("--dagscale-users", type=int, default=50, help="dagscale: users of the stand-in's template account")
     p.add_argument("--output", default=str(RESULTS_DIR / "latest.json"))
     return p.parse_args(argv)
 
@@ -134,6 +139,11 @@ def main(argv=None) -> int:
 
                 res = run_standin(args.standin_accounts, args.standin_users, args.standin_workers,
                                   args.standin_throughput_seconds, args.standin_rerecord)
+            elif stage == "dagscale":
+                from stage_dag_scale import run_dag_scale
+
+                res = {"runs": [run_dag_scale(int(n), args.dagscale_users, args.parallelism)
+                                for n in args.dagscale_accounts.split(",")]}
             elif stage == "curve":
                 res = run_curve(args)
             elif stage == "history":
