@@ -109,3 +109,21 @@ def test_crossing_the_threshold_changes_the_status(db, logic):
     assert (first[framework][0], second[framework][0]) == (before, after)
     if logic == "credentials_unused":  # 44.5 -> 45.5 days is inside v1.2.0's 90: same verdict, same words
         assert first["cis_v1.2.0"] == second["cis_v1.2.0"] and first["cis_v1.2.0"][0] == "pass"
+
+
+def _aggregates(sql: str) -> list[str]:
+    calls = []
+    for match in re.finditer(r"\bstring_agg\s*\(", sql):
+        end, depth = match.end(), 1
+        while depth:
+            depth += {"(": 1, ")": -1}.get(sql[end], 0)
+            end += 1
+        calls.append(sql[match.start():end])
+    return calls
+
+
+@pytest.mark.parametrize("logic", LOGICS)
+def test_lists_in_reasons_have_an_explicit_order(logic):
+    """A list in a reason whose order the planner picks could change with no change in the data."""
+    unordered = [call for call in _aggregates(sql_read_by(logic)) if not re.search(r"\bORDER\s+BY\b", call, re.I)]
+    assert unordered == []
