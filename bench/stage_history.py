@@ -71,13 +71,64 @@ TILES = {
 }
 
 
-def page_queries() -> dict[str, tuple[str, dict]]:
+class _RecordingCursor:
+    """A cursor that keeps every statement the Compliance page runs, with its parameters."""
+
+    def __init__(self, cur, into: list):
+        self._cur, self._into = cur, into
+
+    def execute(self, sql, params=None):
+        self._into.append((sql, params))
+        return self._cur.execute(sql, params)
+
+    def __getattr__(self, name):
+        return getattr(self._cur, name)
+
+
+class _PageHook:
+    """Hands the page (plugins/compliance_plugin.py) the bench connection: its statements
+    run exactly as the page builds them (values from the data, filters as on the page)."""
+
+    def __init__(self, conn, into: list):
+        self._conn, self._into = conn, into
+
+    def get_conn(self):
+        hook = self
+
+        class Conn:
+            autocommit = False
+
+            def cursor(self):
+                return _RecordingCursor(hook._conn.cursor(), hook._into)
+
+            def rollback(self):
+                hook._conn.rollback()
+
+            def close(self):
+                pass
+
+        return Conn()
+
+
+def page_queries(conn, filters: dict | None = None) -> dict[str, tuple[str, dict]]:
+    """The statements of one Compliance page load, named by the page's QUERIES keys."""
     spec = importlib.util.spec_from_file_location("compliance_plugin", BENCH_DIR.parent / "plugins" /
                                                   "compliance_plugin.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    params = {"limit": module.FINDINGS_LIMIT, "snapshots": module.TREND_SNAPSHOTS}
-    return {f"page: {name}": (sql, params) for name, sql in module.QUERIES.items()}
+    recorded: list = []
+    conn.rollback()
+    module.load_compliance(_PageHook(conn, recorded), filters or {})
+    conn.rollback()
+    out = {}
+    for sql, params in recorded:
+        if not isinstance(params, dict) or sql.lstrip().upper().startswith("SET "):
+            continue
+        name = next((k for k, q in module.QUERIES.items() if q == sql), None)
+        if name is None:  # the findings statement, formatted with the page's filter fragments
+            name = "findings" + (f" ({', '.join(sorted(filters))})" if filters else "")
+        out[f"page: {name}"] = (sql, params)
+    return out
 
 
 def legacy_env():
@@ -106,10 +157,13 @@ CREATE INDEX ON legacy_results (framework, check_id, account_id, resource_id, sn
 
 
 def vacuum(conn) -> None:
+    """VACUUM ANALYZE on a connection of its own in autocommit mode (VACUUM cannot run
+    inside a transaction block, and the bench connection may be in one)."""
+    from common import postgres
+
     conn.commit()
-    conn.autocommit = True
-    conn.execute("VACUUM ANALYZE")
-    conn.autocommit = False
+    with postgres().connect(HISTORY_DB, autocommit=True) as own:
+        own.execute("VACUUM ANALYZE")
 
 
 def size(conn, tables) -> int:
@@ -246,15 +300,25 @@ def run_history(accounts: int, users: int, days: int, churn_pct: float, retentio
                    "evaluations": conn.execute("SELECT count(*) FROM aws_policy_evaluations").fetchone()[0]}
     out["tiles_seconds"] = time_tiles(conn)
     if retention_keep:
-        cutoff = today - timedelta(days=retention_keep)
+        # through the pipeline's own retention step (include/iam_audit/retention.py), on a
+        # connection of its own as the task uses it (it commits step by step)
+        from common import postgres
+        from iam_audit.retention import expire_history
+
+        conn.commit()
+        before = {"intervals": out["rows"]["intervals"], "evaluations": out["rows"]["evaluations"]}
         t0 = time.perf_counter()
-        conn.autocommit = True
-        conn.execute("CALL aws_policy_expire_history(%s)", (cutoff,))
-        out["retention"] = {"keep_days": retention_keep, "seconds": round(time.perf_counter() - t0, 2),
-                            "bytes_after_vacuum": None}
-        conn.execute("VACUUM ANALYZE")
-        conn.autocommit = False
-        out["retention"]["bytes_after_vacuum"] = size(conn, HISTORY_TABLES)
+        with postgres().connect(HISTORY_DB) as own:
+            done = expire_history(own, today, retention_keep)
+        seconds = time.perf_counter() - t0
+        after = {"intervals": conn.execute("SELECT count(*) FROM aws_policy_verdicts").fetchone()[0],
+                 "evaluations": conn.execute("SELECT count(*) FROM aws_policy_evaluations").fetchone()[0]}
+        conn.commit()
+        vacuum(conn)
+        out["retention"] = {"keep_days": retention_keep, "kept_from": done.get("kept_from"),
+                            "seconds": round(seconds, 2), "rows_before": before, "rows_after": after,
+                            "bytes_after_vacuum": size(conn, HISTORY_TABLES)}
+        log(f"history: retention {out['retention']}")
     conn.close()
     return out
 
@@ -265,7 +329,13 @@ def time_tiles(conn, repeat: int = 3, timeout_s: int = 60) -> dict:
     import psycopg
 
     out = {}
-    queries = {name: (sql, {}) for name, sql in TILES.items()} | page_queries()
+    queries = {name: (sql, {}) for name, sql in TILES.items()}
+    for filters in ({}, {"framework": "cis_v3.0.0"}):
+        try:
+            queries |= page_queries(conn, filters)
+        except psycopg.Error as exc:
+            conn.rollback()
+            queries[f"page load {filters}"] = (f"-- {type(exc).__name__}: {exc}", {})
     for name, (sql, params) in queries.items():
         best = None
         rows = None
