@@ -19,13 +19,16 @@ The database iam_bench_history is kept for inspection (bench/.state/pg).
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
 from datetime import date, timedelta
 
 from common import BENCH_DIR, fresh_database, log
 
-HISTORY_DB = "iam_bench_history"
-HISTORY_TABLES = ("aws_policy_verdicts", "aws_policy_evaluations", "aws_policy_scopes", "aws_policy_variants")
+# another name (IAM_BENCH_HISTORY_DB) keeps a second run from dropping the first one's database
+HISTORY_DB = os.environ.get("IAM_BENCH_HISTORY_DB", "iam_bench_history")
+HISTORY_TABLES = ("aws_policy_verdicts", "aws_policy_evaluations", "aws_policy_scopes", "aws_policy_variants",
+                  "aws_policy_pairs")
 
 TILES = {
     "trend (org pass rate per framework, 90 days)": """
@@ -286,6 +289,7 @@ def run_history(accounts: int, users: int, days: int, churn_pct: float, retentio
         if n % 10 == 0 or n == days:
             vacuum(conn)
             log(f"history: day {n}/{days}, {per_day[-1]} s, history {size(conn, HISTORY_TABLES) / 2**20:.0f} MiB")
+            conn.commit()  # else the next day's conn.transaction() is only a savepoint of this one
     vacuum(conn)
     final_bytes = size(conn, HISTORY_TABLES)
     out["synthetic_day_seconds"] = {"mean": round(sum(per_day) / max(len(per_day), 1), 2),
@@ -352,6 +356,58 @@ def time_tiles(conn, repeat: int = 3, timeout_s: int = 60) -> dict:
             out[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
             log(f"tile {name}: {out[name]['error']}")
         conn.rollback()
+    return out
+
+
+def finish_history(retention_keep: int | None = None, log_path: str | None = None) -> dict:
+    """The measurements after the synthetic days, on the kept database of a run that was
+    stopped before its last day (the machine's time ran out): upgrade it to the current
+    schema as any existing database is (apply_schema), then sizes, tiles and retention.
+    log_path: that run's log, for the sizes it logged every 10 days."""
+    import re
+
+    from common import postgres
+    from iam_audit.database import apply_schema
+
+    out: dict = {}
+    if log_path:
+        sizes = [(int(d), float(t), int(m)) for d, t, m in re.findall(
+            r"history: day (\d+)/\d+, ([\d.]+) s, history (\d+) MiB", open(log_path).read())]
+        out["logged_days"] = [{"day": d, "synthetic_day_seconds": t, "history_mib": m} for d, t, m in sizes]
+        if len(sizes) >= 2:
+            (d0, _, m0), (d1, _, m1) = sizes[0], sizes[-1]
+            out["mib_per_added_day"] = {"from_day": d0, "to_day": d1, "mib": round((m1 - m0) / (d1 - d0), 2)}
+    conn = postgres().connect(HISTORY_DB)
+    t0 = time.perf_counter()
+    out["schema_applied"] = apply_schema(conn, force=True, lock_timeout="300s")
+    conn.commit()
+    out["schema_upgrade_seconds"] = round(time.perf_counter() - t0, 2)
+    vacuum(conn)
+    out["days"] = conn.execute("SELECT count(DISTINCT snapshot_date) FROM aws_policy_scopes").fetchone()[0]
+    out["bytes"] = {"history": size(conn, HISTORY_TABLES),
+                    "per_table": {t: size(conn, [t]) for t in HISTORY_TABLES}}
+    out["rows"] = {"intervals": conn.execute("SELECT count(*) FROM aws_policy_verdicts").fetchone()[0],
+                   "evaluations": conn.execute("SELECT count(*) FROM aws_policy_evaluations").fetchone()[0]}
+    log(f"history: finishing on {out['days']} days: {out['rows']}")
+    out["tiles_seconds"] = time_tiles(conn)
+    if retention_keep:
+        from iam_audit.retention import expire_history
+
+        newest = conn.execute("SELECT max(snapshot_date) FROM aws_policy_scopes").fetchone()[0]
+        conn.commit()
+        t0 = time.perf_counter()
+        with postgres().connect(HISTORY_DB) as own:
+            done = expire_history(own, newest, retention_keep)
+        seconds = time.perf_counter() - t0
+        after = {"intervals": conn.execute("SELECT count(*) FROM aws_policy_verdicts").fetchone()[0],
+                 "evaluations": conn.execute("SELECT count(*) FROM aws_policy_evaluations").fetchone()[0]}
+        conn.commit()
+        vacuum(conn)
+        out["retention"] = {"keep_days": retention_keep, "kept_from": done.get("kept_from"),
+                            "seconds": round(seconds, 2), "rows_before": out["rows"], "rows_after": after,
+                            "bytes_after_vacuum": size(conn, HISTORY_TABLES)}
+        log(f"history: retention {out['retention']}")
+    conn.close()
     return out
 
 
