@@ -78,6 +78,10 @@ def parse_args(argv):
     p.add_argument("--dagscale-accounts", default="200",
                    help="dagscale: comma-separated mapped account counts, one DAG run each")
     p.add_argument("--dagscale-users", type=int, default=50, help="dagscale: users of the stand-in's template account")
+    p.add_argument("--history-finish", action="store_true",
+                   help="history: upgrade the kept database of a stopped run to the current schema, then "
+                        "sizes, tiles and retention (--history-keep)")
+    p.add_argument("--history-log", default=None, help="history: the stopped run's log (with --history-finish)")
     p.add_argument("--output", default=str(RESULTS_DIR / "latest.json"))
     return p.parse_args(argv)
 
@@ -147,9 +151,11 @@ def main(argv=None) -> int:
             elif stage == "curve":
                 res = run_curve(args)
             elif stage == "history":
-                from stage_history import retime_tiles, run_history
+                from stage_history import finish_history, retime_tiles, run_history
 
-                if args.history_tiles_only:
+                if args.history_finish:
+                    res = finish_history(args.history_keep or None, args.history_log)
+                elif args.history_tiles_only:
                     res = retime_tiles()
                 else:
                     res = run_history(args.history_accounts, args.history_users, args.history_days,

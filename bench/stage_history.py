@@ -19,13 +19,16 @@ The database iam_bench_history is kept for inspection (bench/.state/pg).
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
 from datetime import date, timedelta
 
 from common import BENCH_DIR, fresh_database, log
 
-HISTORY_DB = "iam_bench_history"
-HISTORY_TABLES = ("aws_policy_verdicts", "aws_policy_evaluations", "aws_policy_scopes", "aws_policy_variants")
+# another name (IAM_BENCH_HISTORY_DB) keeps a second run from dropping the first one's database
+HISTORY_DB = os.environ.get("IAM_BENCH_HISTORY_DB", "iam_bench_history")
+HISTORY_TABLES = ("aws_policy_verdicts", "aws_policy_evaluations", "aws_policy_scopes", "aws_policy_variants",
+                  "aws_policy_pairs")
 
 TILES = {
     "trend (org pass rate per framework, 90 days)": """
@@ -71,13 +74,64 @@ TILES = {
 }
 
 
-def page_queries() -> dict[str, tuple[str, dict]]:
+class _RecordingCursor:
+    """A cursor that keeps every statement the Compliance page runs, with its parameters."""
+
+    def __init__(self, cur, into: list):
+        self._cur, self._into = cur, into
+
+    def execute(self, sql, params=None):
+        self._into.append((sql, params))
+        return self._cur.execute(sql, params)
+
+    def __getattr__(self, name):
+        return getattr(self._cur, name)
+
+
+class _PageHook:
+    """Hands the page (plugins/compliance_plugin.py) the bench connection: its statements
+    run exactly as the page builds them (values from the data, filters as on the page)."""
+
+    def __init__(self, conn, into: list):
+        self._conn, self._into = conn, into
+
+    def get_conn(self):
+        hook = self
+
+        class Conn:
+            autocommit = False
+
+            def cursor(self):
+                return _RecordingCursor(hook._conn.cursor(), hook._into)
+
+            def rollback(self):
+                hook._conn.rollback()
+
+            def close(self):
+                pass
+
+        return Conn()
+
+
+def page_queries(conn, filters: dict | None = None) -> dict[str, tuple[str, dict]]:
+    """The statements of one Compliance page load, named by the page's QUERIES keys."""
     spec = importlib.util.spec_from_file_location("compliance_plugin", BENCH_DIR.parent / "plugins" /
                                                   "compliance_plugin.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    params = {"limit": module.FINDINGS_LIMIT, "snapshots": module.TREND_SNAPSHOTS}
-    return {f"page: {name}": (sql, params) for name, sql in module.QUERIES.items()}
+    recorded: list = []
+    conn.rollback()
+    module.load_compliance(_PageHook(conn, recorded), filters or {})
+    conn.rollback()
+    out = {}
+    for sql, params in recorded:
+        if not isinstance(params, dict) or sql.lstrip().upper().startswith("SET "):
+            continue
+        name = next((k for k, q in module.QUERIES.items() if q == sql), None)
+        if name is None:  # the findings statement, formatted with the page's filter fragments
+            name = "findings" + (f" ({', '.join(sorted(filters))})" if filters else "")
+        out[f"page: {name}"] = (sql, params)
+    return out
 
 
 def legacy_env():
@@ -106,10 +160,13 @@ CREATE INDEX ON legacy_results (framework, check_id, account_id, resource_id, sn
 
 
 def vacuum(conn) -> None:
+    """VACUUM ANALYZE on a connection of its own in autocommit mode (VACUUM cannot run
+    inside a transaction block, and the bench connection may be in one)."""
+    from common import postgres
+
     conn.commit()
-    conn.autocommit = True
-    conn.execute("VACUUM ANALYZE")
-    conn.autocommit = False
+    with postgres().connect(HISTORY_DB, autocommit=True) as own:
+        own.execute("VACUUM ANALYZE")
 
 
 def size(conn, tables) -> int:
@@ -232,6 +289,7 @@ def run_history(accounts: int, users: int, days: int, churn_pct: float, retentio
         if n % 10 == 0 or n == days:
             vacuum(conn)
             log(f"history: day {n}/{days}, {per_day[-1]} s, history {size(conn, HISTORY_TABLES) / 2**20:.0f} MiB")
+            conn.commit()  # else the next day's conn.transaction() is only a savepoint of this one
     vacuum(conn)
     final_bytes = size(conn, HISTORY_TABLES)
     out["synthetic_day_seconds"] = {"mean": round(sum(per_day) / max(len(per_day), 1), 2),
@@ -246,15 +304,25 @@ def run_history(accounts: int, users: int, days: int, churn_pct: float, retentio
                    "evaluations": conn.execute("SELECT count(*) FROM aws_policy_evaluations").fetchone()[0]}
     out["tiles_seconds"] = time_tiles(conn)
     if retention_keep:
-        cutoff = today - timedelta(days=retention_keep)
+        # through the pipeline's own retention step (include/iam_audit/retention.py), on a
+        # connection of its own as the task uses it (it commits step by step)
+        from common import postgres
+        from iam_audit.retention import expire_history
+
+        conn.commit()
+        before = {"intervals": out["rows"]["intervals"], "evaluations": out["rows"]["evaluations"]}
         t0 = time.perf_counter()
-        conn.autocommit = True
-        conn.execute("CALL aws_policy_expire_history(%s)", (cutoff,))
-        out["retention"] = {"keep_days": retention_keep, "seconds": round(time.perf_counter() - t0, 2),
-                            "bytes_after_vacuum": None}
-        conn.execute("VACUUM ANALYZE")
-        conn.autocommit = False
-        out["retention"]["bytes_after_vacuum"] = size(conn, HISTORY_TABLES)
+        with postgres().connect(HISTORY_DB) as own:
+            done = expire_history(own, today, retention_keep)
+        seconds = time.perf_counter() - t0
+        after = {"intervals": conn.execute("SELECT count(*) FROM aws_policy_verdicts").fetchone()[0],
+                 "evaluations": conn.execute("SELECT count(*) FROM aws_policy_evaluations").fetchone()[0]}
+        conn.commit()
+        vacuum(conn)
+        out["retention"] = {"keep_days": retention_keep, "kept_from": done.get("kept_from"),
+                            "seconds": round(seconds, 2), "rows_before": before, "rows_after": after,
+                            "bytes_after_vacuum": size(conn, HISTORY_TABLES)}
+        log(f"history: retention {out['retention']}")
     conn.close()
     return out
 
@@ -265,7 +333,13 @@ def time_tiles(conn, repeat: int = 3, timeout_s: int = 60) -> dict:
     import psycopg
 
     out = {}
-    queries = {name: (sql, {}) for name, sql in TILES.items()} | page_queries()
+    queries = {name: (sql, {}) for name, sql in TILES.items()}
+    for filters in ({}, {"framework": "cis_v3.0.0"}):
+        try:
+            queries |= page_queries(conn, filters)
+        except psycopg.Error as exc:
+            conn.rollback()
+            queries[f"page load {filters}"] = (f"-- {type(exc).__name__}: {exc}", {})
     for name, (sql, params) in queries.items():
         best = None
         rows = None
@@ -282,6 +356,58 @@ def time_tiles(conn, repeat: int = 3, timeout_s: int = 60) -> dict:
             out[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
             log(f"tile {name}: {out[name]['error']}")
         conn.rollback()
+    return out
+
+
+def finish_history(retention_keep: int | None = None, log_path: str | None = None) -> dict:
+    """The measurements after the synthetic days, on the kept database of a run that was
+    stopped before its last day (the machine's time ran out): upgrade it to the current
+    schema as any existing database is (apply_schema), then sizes, tiles and retention.
+    log_path: that run's log, for the sizes it logged every 10 days."""
+    import re
+
+    from common import postgres
+    from iam_audit.database import apply_schema
+
+    out: dict = {}
+    if log_path:
+        sizes = [(int(d), float(t), int(m)) for d, t, m in re.findall(
+            r"history: day (\d+)/\d+, ([\d.]+) s, history (\d+) MiB", open(log_path).read())]
+        out["logged_days"] = [{"day": d, "synthetic_day_seconds": t, "history_mib": m} for d, t, m in sizes]
+        if len(sizes) >= 2:
+            (d0, _, m0), (d1, _, m1) = sizes[0], sizes[-1]
+            out["mib_per_added_day"] = {"from_day": d0, "to_day": d1, "mib": round((m1 - m0) / (d1 - d0), 2)}
+    conn = postgres().connect(HISTORY_DB)
+    t0 = time.perf_counter()
+    out["schema_applied"] = apply_schema(conn, force=True, lock_timeout="300s")
+    conn.commit()
+    out["schema_upgrade_seconds"] = round(time.perf_counter() - t0, 2)
+    vacuum(conn)
+    out["days"] = conn.execute("SELECT count(DISTINCT snapshot_date) FROM aws_policy_scopes").fetchone()[0]
+    out["bytes"] = {"history": size(conn, HISTORY_TABLES),
+                    "per_table": {t: size(conn, [t]) for t in HISTORY_TABLES}}
+    out["rows"] = {"intervals": conn.execute("SELECT count(*) FROM aws_policy_verdicts").fetchone()[0],
+                   "evaluations": conn.execute("SELECT count(*) FROM aws_policy_evaluations").fetchone()[0]}
+    log(f"history: finishing on {out['days']} days: {out['rows']}")
+    out["tiles_seconds"] = time_tiles(conn)
+    if retention_keep:
+        from iam_audit.retention import expire_history
+
+        newest = conn.execute("SELECT max(snapshot_date) FROM aws_policy_scopes").fetchone()[0]
+        conn.commit()
+        t0 = time.perf_counter()
+        with postgres().connect(HISTORY_DB) as own:
+            done = expire_history(own, newest, retention_keep)
+        seconds = time.perf_counter() - t0
+        after = {"intervals": conn.execute("SELECT count(*) FROM aws_policy_verdicts").fetchone()[0],
+                 "evaluations": conn.execute("SELECT count(*) FROM aws_policy_evaluations").fetchone()[0]}
+        conn.commit()
+        vacuum(conn)
+        out["retention"] = {"keep_days": retention_keep, "kept_from": done.get("kept_from"),
+                            "seconds": round(seconds, 2), "rows_before": out["rows"], "rows_after": after,
+                            "bytes_after_vacuum": size(conn, HISTORY_TABLES)}
+        log(f"history: retention {out['retention']}")
+    conn.close()
     return out
 
 

@@ -51,7 +51,7 @@ FINDINGS_LIMIT = 50
 SEVERITIES = ("critical", "high", "medium", "low")
 ACCOUNT_ID = re.compile(r"\d{12}")
 VIEWS = ("aws_policy_scores", "aws_policy_open_findings", "aws_policy_accounts", "aws_policy_account_freshness",
-         "aws_policy_controls")
+         "aws_policy_controls", "aws_policy_runs", "aws_policy_framework_scores")
 
 # Every statement the page runs: values only as bind parameters. The findings statement gets
 # its optional filters as fixed fragments (FINDING_FILTERS), never as text from the request.
@@ -75,7 +75,7 @@ QUERIES = {
     # the run that wrote an account's verdicts of a date, for links to the run in the UI
     "run_ids": """
         SELECT k.account_id, k.snapshot_date,
-               (SELECT r.run_id FROM aws_policy_results r
+               (SELECT r.run_id FROM aws_policy_runs r
                 WHERE r.account_id = k.account_id AND r.snapshot_date = k.snapshot_date
                 ORDER BY r.evaluated_at DESC LIMIT 1)
         FROM unnest(%(accounts)s::text[], %(dates)s::date[]) AS k (account_id, snapshot_date)
@@ -106,12 +106,13 @@ QUERIES = {
     "trend_dates": """
         SELECT DISTINCT snapshot_date FROM aws_policy_accounts ORDER BY snapshot_date DESC LIMIT %(snapshots)s
     """,
+    # the org-wide sums per date and framework, summed per variant before they are spread over the
+    # frameworks (aws_policy_scores would spread every evaluation first); accounts: every control of a
+    # run evaluates the same accounts
     "trend": """
-        SELECT snapshot_date, framework, sum(pass_count), sum(fail_count), sum(error_count), sum(muted_count),
-               count(DISTINCT account_id)
-        FROM aws_policy_scores
+        SELECT snapshot_date, framework, pass_count, fail_count, error_count, muted_count, accounts
+        FROM aws_policy_framework_scores
         WHERE snapshot_date = ANY(%(dates)s::date[])
-        GROUP BY snapshot_date, framework
         ORDER BY snapshot_date, framework
     """,
 }

@@ -31,6 +31,27 @@
 -- policy ARN for managed policies; "<entity ARN>#<policy name>" for inline policies.
 {% from 'macros/check.sql' import check %}
 {% call check('hygiene_privilege_escalation', needs=['authorization_details']) %}
+WITH policies AS MATERIALIZED (
+    SELECT * FROM iam_audit_customer_policies(%(snapshot_date)s::date)
+),
+-- each distinct document is evaluated once: many policies share one (same templates
+-- across accounts and principals), and the evaluation is most of this check's cost
+escalations AS (
+    SELECT d.document, (
+        -- rules grouped by the statements that allow them: "rule, rule in statement 0 (Sid X)"
+        SELECT string_agg(g.rules || ' in ' || g.statements, '; ' ORDER BY g.first_rule)
+        FROM (
+            SELECT x.statements, min(x.ord) AS first_rule,
+                   string_agg(CASE WHEN x.all_actions THEN x.rule
+                                   ELSE format('%%s (%%s)', x.rule, array_to_string(x.actions, ', ')) END,
+                              ', ' ORDER BY x.ord) AS rules
+            FROM iam_audit_privilege_escalations(d.document)
+                 WITH ORDINALITY AS x(rule, actions, all_actions, statements, ord)
+            GROUP BY x.statements
+        ) AS g
+    ) AS findings
+    FROM (SELECT DISTINCT document FROM policies WHERE document IS NOT NULL) AS d
+)
 SELECT c.framework, c.check_id, p.account_id, p.resource_id, p.resource_type,
        CASE WHEN p.document IS NOT NULL AND e.findings IS NULL THEN 'pass' ELSE 'fail' END,
        CASE WHEN p.document IS NULL
@@ -43,18 +64,6 @@ SELECT c.framework, c.check_id, p.account_id, p.resource_id, p.resource_type,
        END
 FROM controls c
 CROSS JOIN ready_accounts r
-JOIN iam_audit_customer_policies(%(snapshot_date)s::date) AS p ON p.account_id = r.account_id
-LEFT JOIN LATERAL (
-    -- rules grouped by the statements that allow them: "rule, rule in statement 0 (Sid X)"
-    SELECT string_agg(g.rules || ' in ' || g.statements, '; ' ORDER BY g.first_rule) AS findings
-    FROM (
-        SELECT x.statements, min(x.ord) AS first_rule,
-               string_agg(CASE WHEN x.all_actions THEN x.rule
-                               ELSE format('%%s (%%s)', x.rule, array_to_string(x.actions, ', ')) END,
-                          ', ' ORDER BY x.ord) AS rules
-        FROM iam_audit_privilege_escalations(p.document)
-             WITH ORDINALITY AS x(rule, actions, all_actions, statements, ord)
-        GROUP BY x.statements
-    ) AS g
-) AS e ON true
+JOIN policies AS p ON p.account_id = r.account_id
+LEFT JOIN escalations AS e ON e.document = p.document
 {% endcall %}

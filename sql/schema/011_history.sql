@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS aws_policy_evaluations (
 -- neighbouring evaluations of one (variant, account): the writer's and the views' walks
 CREATE INDEX IF NOT EXISTS aws_policy_evaluations_pair_idx
     ON aws_policy_evaluations (variant_id, account_id, snapshot_date);
+-- one account's evaluations of a date (aws_policy_runs, the Compliance page's run links)
+CREATE INDEX IF NOT EXISTS aws_policy_evaluations_account_idx
+    ON aws_policy_evaluations (account_id, snapshot_date);
 -- the dates the BI views walk: evaluated, with verdicts (aws_policy_evaluated_snapshots)
 CREATE INDEX IF NOT EXISTS aws_policy_evaluations_seq_idx
     ON aws_policy_evaluations (variant_id, account_id, snapshot_date)
@@ -75,8 +78,63 @@ CREATE TABLE IF NOT EXISTS aws_policy_verdicts (
 CREATE INDEX IF NOT EXISTS aws_policy_verdicts_to_idx ON aws_policy_verdicts (variant_id, account_id, valid_to);
 -- what started in a date range: arrivals of aws_policy_changes
 CREATE INDEX IF NOT EXISTS aws_policy_verdicts_from_idx ON aws_policy_verdicts (variant_id, account_id, valid_from);
+-- the failing intervals covering a date (aws_policy_open_findings)
+CREATE INDEX IF NOT EXISTS aws_policy_verdicts_fail_idx
+    ON aws_policy_verdicts (variant_id, account_id, valid_to) WHERE status = 'fail';
 -- retention trims by valid_to
 CREATE INDEX IF NOT EXISTS aws_policy_verdicts_expiry_idx ON aws_policy_verdicts (valid_to) WHERE valid_to <> 'infinity';
+
+-- Per (variant, account) with evaluations: its newest snapshot with verdicts
+-- (latest_date, 'error' verdicts included), newest evaluated one (no account-level
+-- 'error') and newest with complete data (error_reason NULL). Kept by the writers
+-- (aws_policy_refresh_pairs after every change of aws_policy_evaluations), so the
+-- "current" views read one row per pair instead of walking the evaluations.
+CREATE TABLE IF NOT EXISTS aws_policy_pairs (
+    variant_id integer NOT NULL,
+    account_id text NOT NULL,
+    latest_date date,
+    latest_evaluated_date date,
+    latest_complete_date date,
+    PRIMARY KEY (variant_id, account_id)
+);
+CREATE INDEX IF NOT EXISTS aws_policy_pairs_account_idx ON aws_policy_pairs (account_id);
+-- rebuilt whenever the schema changes (also fills it in a database written before it existed)
+DELETE FROM aws_policy_pairs;
+INSERT INTO aws_policy_pairs (variant_id, account_id, latest_date, latest_evaluated_date, latest_complete_date)
+SELECT variant_id, account_id,
+       max(snapshot_date) FILTER (WHERE pass_count + fail_count + error_count > 0),
+       max(snapshot_date) FILTER (WHERE evaluated AND pass_count + fail_count + error_count > 0),
+       max(snapshot_date) FILTER (WHERE error_reason IS NULL)
+FROM aws_policy_evaluations
+GROUP BY variant_id, account_id;
+
+-- Recompute the aws_policy_pairs rows of the given pairs from their evaluations
+-- (three index probes each); a pair without evaluations any more goes.
+CREATE OR REPLACE FUNCTION aws_policy_refresh_pairs(p_variants integer[], p_accounts text[])
+RETURNS void LANGUAGE sql AS $$
+    DELETE FROM aws_policy_pairs p
+    USING unnest(p_variants, p_accounts) AS k (variant_id, account_id)
+    WHERE p.variant_id = k.variant_id AND p.account_id = k.account_id
+      AND NOT EXISTS (SELECT 1 FROM aws_policy_evaluations e
+                      WHERE e.variant_id = k.variant_id AND e.account_id = k.account_id);
+    INSERT INTO aws_policy_pairs AS p (variant_id, account_id, latest_date, latest_evaluated_date,
+                                       latest_complete_date)
+    SELECT k.variant_id, k.account_id,
+           (SELECT max(e.snapshot_date) FROM aws_policy_evaluations e
+            WHERE e.variant_id = k.variant_id AND e.account_id = k.account_id
+              AND e.pass_count + e.fail_count + e.error_count > 0),
+           (SELECT max(e.snapshot_date) FROM aws_policy_evaluations e
+            WHERE e.variant_id = k.variant_id AND e.account_id = k.account_id
+              AND e.evaluated AND e.pass_count + e.fail_count + e.error_count > 0),
+           (SELECT max(e.snapshot_date) FROM aws_policy_evaluations e
+            WHERE e.variant_id = k.variant_id AND e.account_id = k.account_id AND e.error_reason IS NULL)
+    FROM (SELECT DISTINCT variant_id, account_id FROM unnest(p_variants, p_accounts) AS u (variant_id, account_id)) k
+    WHERE EXISTS (SELECT 1 FROM aws_policy_evaluations e
+                  WHERE e.variant_id = k.variant_id AND e.account_id = k.account_id)
+    ON CONFLICT (variant_id, account_id) DO UPDATE
+       SET latest_date = EXCLUDED.latest_date, latest_evaluated_date = EXCLUDED.latest_evaluated_date,
+           latest_complete_date = EXCLUDED.latest_complete_date;
+$$;
 
 -- The one write path. Callers fill two temporary tables in the same transaction:
 --   _eval_pairs (variant_id, account_id, control_logic, error_reason)  every (variant, account)
@@ -123,6 +181,7 @@ BEGIN
            evaluated_at = EXCLUDED.evaluated_at, error_reason = EXCLUDED.error_reason,
            evaluated = EXCLUDED.evaluated, pass_count = EXCLUDED.pass_count,
            fail_count = EXCLUDED.fail_count, error_count = EXCLUDED.error_count;
+    PERFORM aws_policy_refresh_pairs(array_agg(variant_id), array_agg(account_id)) FROM _eval_ctx;
 
     -- every interval that covers the previous, this or the next complete evaluation
     CREATE TEMP TABLE _eval_window ON COMMIT DROP AS
@@ -315,6 +374,7 @@ BEGIN
     PERFORM aws_policy_store_evaluation(p_date, NULL);
     DELETE FROM aws_policy_evaluations
     WHERE snapshot_date = p_date AND variant_id = p_variant AND account_id = p_account;
+    PERFORM aws_policy_refresh_pairs(ARRAY[p_variant], ARRAY[p_account]);
 END
 $$;
 
@@ -336,6 +396,11 @@ BEGIN
         DELETE FROM aws_policy_scopes WHERE snapshot_date = d;
         COMMIT;
     END LOOP;
+    -- pairs whose newest dates were expired (no evaluation before p_before is left)
+    PERFORM aws_policy_refresh_pairs(array_agg(variant_id), array_agg(account_id))
+    FROM aws_policy_pairs
+    WHERE latest_date < p_before OR latest_evaluated_date < p_before OR latest_complete_date < p_before;
+    COMMIT;
     LOOP
         DELETE FROM aws_policy_verdicts
         WHERE ctid = ANY(ARRAY(SELECT ctid FROM aws_policy_verdicts

@@ -9,9 +9,8 @@
 CREATE OR REPLACE VIEW aws_policy_muted_verdicts AS
 SELECT c.snapshot_date, c.framework, c.check_id, c.account_id, c.resource_id, c.variant_id,
        x.exception_id, x.exception_reason, x.exception_expires_on,
-       c.snapshot_date = (SELECT max(n.snapshot_date) FROM aws_policy_evaluations n
-                          WHERE n.variant_id = c.variant_id AND n.account_id = c.account_id
-                            AND n.pass_count + n.fail_count + n.error_count > 0) AS is_current
+       c.snapshot_date = (SELECT n.latest_date FROM aws_policy_pairs n
+                          WHERE n.variant_id = c.variant_id AND n.account_id = c.account_id) AS is_current
 FROM (
     SELECT DISTINCT e.snapshot_date, s.framework, s.check_id, e.account_id, i.resource_id, e.variant_id
     FROM aws_policy_exceptions ex

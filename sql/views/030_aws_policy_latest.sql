@@ -21,9 +21,8 @@ FROM (
     FROM (
         SELECT i.variant_id, i.account_id, i.resource_id, i.resource_type, i.status, i.reason,
                CASE WHEN i.valid_to <> 'infinity' THEN i.valid_to
-                    ELSE (SELECT max(o.snapshot_date) FROM aws_policy_evaluations o
-                          WHERE o.variant_id = i.variant_id AND o.account_id = i.account_id
-                            AND o.error_reason IS NULL) END AS snapshot_date
+                    ELSE (SELECT o.latest_complete_date FROM aws_policy_pairs o
+                          WHERE o.variant_id = i.variant_id AND o.account_id = i.account_id) END AS snapshot_date
         FROM (
             SELECT DISTINCT ON (variant_id, account_id, resource_id) *
             FROM aws_policy_verdicts

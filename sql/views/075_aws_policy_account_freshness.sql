@@ -7,14 +7,12 @@
 --   snapshot_age_days     latest_run_date - latest_snapshot_date (0 = current)
 --   is_stale              latest_snapshot_date < latest_run_date (true when never evaluated)
 -- account_name is the newest name staged for the account. Read from the
--- evaluation records (sql/schema/011_history.sql).
+-- newest dates kept per (variant, account) (aws_policy_pairs, sql/schema/011_history.sql).
 CREATE OR REPLACE VIEW aws_policy_account_freshness AS
 WITH per_account AS (
-    SELECT e.account_id,
-           max(e.snapshot_date) FILTER (WHERE e.evaluated AND e.pass_count + e.fail_count
-                                        + e.error_count > 0) AS latest_snapshot_date
-    FROM aws_policy_evaluations e
-    GROUP BY e.account_id
+    SELECT account_id, max(latest_evaluated_date) AS latest_snapshot_date
+    FROM aws_policy_pairs
+    GROUP BY account_id
 ),
 run AS (
     SELECT max(snapshot_date) AS latest_run_date FROM aws_policy_evaluations
