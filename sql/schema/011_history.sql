@@ -298,7 +298,7 @@ BEGIN
 END
 $$;
 
--- Check path, step 1 (sql/macros/check.sql): serialise writers of this logic,
+-- Check path, step 1 (sql/macros/check.sql, after iam_audit_lock_for_check):
 -- register the variants and the date's scopes of the requested frameworks, and
 -- leave _check_controls (one row per requested control, `representative` on one
 -- control per variant: the rows the check body evaluates) and an empty
@@ -306,7 +306,7 @@ $$;
 CREATE OR REPLACE FUNCTION aws_policy_begin_check(p_date date, p_logic text, p_frameworks text[])
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('aws_policy_check:' || p_logic || ':' || p_date, 0));
+    -- the caller holds iam_audit_lock_for_check (sql/macros/check.sql): one writer per logic and date
     INSERT INTO aws_policy_variants (control_logic, params)
     SELECT DISTINCT c.logic, c.params FROM aws_policy_controls c
     WHERE c.logic = p_logic AND c.framework = ANY(p_frameworks)
