@@ -183,6 +183,7 @@ def test_organizations_access_denied_stops_discovery_and_keeps_history(clean_run
     assert results(e2e_stack, today) == before
 
 
+@pytest.mark.extended
 def test_a_sharply_smaller_account_set_is_flagged_and_history_kept(clean_run, e2e_stack, run, today):
     management = e2e_stack.emulator.manifest["management_account_id"]
     before = results(e2e_stack, today)
@@ -192,6 +193,7 @@ def test_a_sharply_smaller_account_set_is_flagged_and_history_kept(clean_run, e2
     assert results(e2e_stack, today) == before, "no account's verdicts of the date may be deleted"
 
 
+@pytest.mark.extended
 def test_throttling_bursts_give_identical_verdicts(clean_run, e2e_stack, run, today):
     emulator = e2e_stack.emulator
     actions = ("GetAccountAuthorizationDetails", "GetAccountSummary", "ListAccessKeys", "GetCredentialReport",
@@ -237,6 +239,7 @@ def _task_states(db, run_id=None):
         )).fetchall())
 
 
+@pytest.mark.extended
 def test_sigkill_mid_run_then_rerun_converges(clean_run, e2e_stack, run, today):
     env = {**os.environ, **e2e_stack.env}
     from iam_audit.devenv.runner import metadata_url

@@ -20,6 +20,8 @@ from iam_audit.standin import StandInApp, record, start_standin
 
 from tests.conftest import account_of
 
+pytestmark = pytest.mark.extended  # guards a benchmark tool: make test-extended, make bench
+
 KEY_ID, SECRET = "AKIASTANDINTEST00001", "stand-in-test-secret"
 SNAPSHOT = "2026-11-03"
 _SHA256 = re.compile(r'"sha256": "[0-9a-f]{64}"')  # of the stored bytes, which hold the account id
