@@ -260,7 +260,9 @@ def parse_catalogue(data: dict, source: str = "catalogue") -> Catalogue:
 @cache
 def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
     with open(path, encoding="utf-8") as handle:
-        return parse_catalogue(yaml.safe_load(handle), source=str(path))
+        # libyaml's loader when PyYAML has it: the pure-Python one takes most of a DAG parse
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return parse_catalogue(yaml.load(handle, Loader=loader), source=str(path))
 
 
 def catalogue_rows(catalogue: Catalogue) -> list[tuple]:

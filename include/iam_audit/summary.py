@@ -52,8 +52,6 @@ def _score(passed: int, failed: int) -> float | None:
     return round(100.0 * passed / (passed + failed), 1) if passed + failed else None
 
 
-pass_rate = _score
-
 _COUNTS = """count(*) FILTER (WHERE effective_status = 'pass'), count(*) FILTER (WHERE effective_status = 'fail'),
              count(*) FILTER (WHERE effective_status = 'error'), count(*) FILTER (WHERE effective_status = 'muted')"""
 

@@ -91,7 +91,9 @@ FROM (
                          AND a.region_name = g.region_name AND upper(a.status) = 'ACTIVE'
                          AND upper(a.analyzer_type) = ANY(t.types)) AS counted,
                (SELECT string_agg(DISTINCT format('%%s analyzer %%s (%%s)', coalesce(a.analyzer_type, 'an untyped'),
-                                                  a.analyzer_name, coalesce(a.status, 'no status')), ', ')
+                                                  a.analyzer_name, coalesce(a.status, 'no status')), ', '
+                                  ORDER BY format('%%s analyzer %%s (%%s)', coalesce(a.analyzer_type, 'an untyped'),
+                                                  a.analyzer_name, coalesce(a.status, 'no status')))
                 FROM iam_stage.access_analyzers a
                 WHERE a.snapshot_date = g.snapshot_date AND a.account_id = g.account_id
                   AND a.region_name = g.region_name) AS other_types

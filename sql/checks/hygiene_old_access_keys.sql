@@ -9,6 +9,8 @@
 -- when the report was collected.
 -- DECISION: an active key without a create_date fails (its age cannot be shown to be
 -- within the limit) with a reason saying so.
+-- Reasons name the creation date and the date the key reaches 365 days, never a count
+-- of days, so the text is the same from one snapshot to the next until the verdict changes.
 -- Reads: access_keys (credential_report). Resource: the access key id.
 {% from 'macros/check.sql' import check %}
 {% call check('hygiene_old_access_keys', needs=['credential_report', 'access_keys']) %}
@@ -19,14 +21,12 @@ SELECT c.framework, c.check_id, k.account_id, k.access_key_id, 'access_key',
             THEN format('Access key %%s of user %%s is active but its creation date is unknown, so it cannot be shown to be at most 365 days old.',
                         k.access_key_id, k.user_name)
             WHEN r.as_of - k.create_date <= interval '365 days'
-            THEN format('Access key %%s of user %%s is active and %%s days old (created %%s; limit 365).',
-                        k.access_key_id, k.user_name,
-                        floor(extract(epoch FROM r.as_of - k.create_date) / 86400)::int,
-                        to_char(k.create_date AT TIME ZONE 'UTC', 'YYYY-MM-DD'))
-            ELSE format('Access key %%s of user %%s is active and %%s days old (created %%s), more than 365 days; replace it (or move the workload to a role) and delete it.',
-                        k.access_key_id, k.user_name,
-                        floor(extract(epoch FROM r.as_of - k.create_date) / 86400)::int,
-                        to_char(k.create_date AT TIME ZONE 'UTC', 'YYYY-MM-DD'))
+            THEN format('Access key %%s of user %%s is active and was created on %%s, at most 365 days before the snapshot; replace it by %%s.',
+                        k.access_key_id, k.user_name, to_char(k.create_date AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+                        to_char((k.create_date + interval '365 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD'))
+            ELSE format('Access key %%s of user %%s is active and was created on %%s, more than 365 days before the snapshot (due for replacement by %%s); replace it (or move the workload to a role) and delete it.',
+                        k.access_key_id, k.user_name, to_char(k.create_date AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+                        to_char((k.create_date + interval '365 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD'))
        END
 FROM controls c
 CROSS JOIN ready_accounts r

@@ -10,6 +10,10 @@
 -- DECISION: a role with neither a last-use nor a creation date fails (its use cannot
 -- be shown), with a reason saying so. IAM tracks RoleLastUsed for about 400 days and
 -- with some delay; the 90-day window is well inside both.
+-- DECISION: reasons name dates, never a count of days, so the text stays the same from
+-- one snapshot to the next until the verdict changes. A role in use passes without its
+-- last-use date: that date moves with every use (daily for most roles) and would start
+-- a new history interval each day; the date is in iam_stage.roles and the raw snapshot.
 -- Reads: authorization_details (roles). Resource: the role's ARN.
 {% from 'macros/check.sql' import check %}
 {% call check('hygiene_unused_roles', needs=['authorization_details']) %}
@@ -21,22 +25,16 @@ SELECT c.framework, c.check_id, ro.account_id, ro.arn, 'iam_role',
                         ro.role_name)
             WHEN ro.role_last_used_date IS NOT NULL
                  AND r.as_of - ro.role_last_used_date <= interval '90 days'
-            THEN format('Role %%s was last used %%s days ago (%%s).', ro.role_name,
-                        floor(extract(epoch FROM r.as_of - ro.role_last_used_date) / 86400)::int,
-                        to_char(ro.role_last_used_date AT TIME ZONE 'UTC', 'YYYY-MM-DD'))
+            THEN format('Role %%s was used in the 90 days before the snapshot (RoleLastUsed).', ro.role_name)
             WHEN ro.role_last_used_date IS NOT NULL
-            THEN format('Role %%s was last used %%s days ago (%%s), more than 90 days; delete it if it is no longer needed.',
-                        ro.role_name,
-                        floor(extract(epoch FROM r.as_of - ro.role_last_used_date) / 86400)::int,
-                        to_char(ro.role_last_used_date AT TIME ZONE 'UTC', 'YYYY-MM-DD'))
+            THEN format('Role %%s was last used on %%s, more than 90 days before the snapshot; delete it if it is no longer needed.',
+                        ro.role_name, to_char(ro.role_last_used_date AT TIME ZONE 'UTC', 'YYYY-MM-DD'))
             WHEN r.as_of - ro.create_date <= interval '90 days'
-            THEN format('Role %%s has never been used but was created only %%s days ago (%%s).', ro.role_name,
-                        floor(extract(epoch FROM r.as_of - ro.create_date) / 86400)::int,
-                        to_char(ro.create_date AT TIME ZONE 'UTC', 'YYYY-MM-DD'))
-            ELSE format('Role %%s has never been used since its creation %%s days ago (%%s); delete it if it is not needed.',
-                        ro.role_name,
-                        floor(extract(epoch FROM r.as_of - ro.create_date) / 86400)::int,
-                        to_char(ro.create_date AT TIME ZONE 'UTC', 'YYYY-MM-DD'))
+            THEN format('Role %%s has never been used but was created on %%s, at most 90 days before the snapshot; it fails if still unused after %%s.',
+                        ro.role_name, to_char(ro.create_date AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+                        to_char((ro.create_date + interval '90 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD'))
+            ELSE format('Role %%s has never been used since its creation on %%s, more than 90 days before the snapshot; delete it if it is not needed.',
+                        ro.role_name, to_char(ro.create_date AT TIME ZONE 'UTC', 'YYYY-MM-DD'))
        END
 FROM controls c
 CROSS JOIN ready_accounts r

@@ -12,6 +12,8 @@
 -- DECISION: a ready account whose credential report has no <root_account> row gets
 -- an 'error' verdict from the body (the only check allowed to do so): the data set
 -- was collected but is incomplete, and neither 'pass' nor 'fail' would be true.
+-- Reasons name the last-use times and N, never a count of days, so the text stays the
+-- same from one snapshot to the next until root is used again or a use leaves the window.
 -- Reads: credential_report. Resource: the 12-digit account id (account-level).
 {% from 'macros/check.sql' import check %}
 {% call check('root_account_usage', needs=['credential_report']) %}
@@ -24,21 +26,20 @@ SELECT framework, check_id, account_id, account_id, 'account',
             WHEN recent_uses IS NULL
             THEN format('The root user was not used in the %%s days before the snapshot (%%s).',
                         max_days, coalesce('last use: ' || last_use_text, 'never used'))
-            ELSE format('The root user was used within the last %%s days: %%s. Use IAM roles or Identity Center users for daily work and keep root for the tasks that need it.',
+            ELSE format('The root user was used in the %%s days before the snapshot: %%s. Use IAM roles or Identity Center users for daily work and keep root for the tasks that need it.',
                         max_days, recent_uses)
        END
 FROM (
     SELECT c.framework, c.check_id, r.account_id,
            (c.params->>'max_days_since_use')::int AS max_days,
            u.arn IS NOT NULL AS has_root,
-           string_agg(format('%%s %%s days ago (%%s)', use.what,
-                             floor(extract(epoch FROM r.as_of - use.ts) / 86400)::int,
+           string_agg(format('%%s %%s', use.what,
                              to_char(use.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')),
                       '; ' ORDER BY use.ts DESC)
                FILTER (WHERE r.as_of - use.ts <= make_interval(days => (c.params->>'max_days_since_use')::int))
                AS recent_uses,
-           (array_agg(format('%%s %%s days ago', use.what,
-                             floor(extract(epoch FROM r.as_of - use.ts) / 86400)::int)
+           (array_agg(format('%%s %%s', use.what,
+                             to_char(use.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'))
                       ORDER BY use.ts DESC) FILTER (WHERE use.ts IS NOT NULL))[1] AS last_use_text
     FROM controls c
     CROSS JOIN ready_accounts r

@@ -24,6 +24,11 @@ def days_ago(days: float) -> datetime:
     return AS_OF - timedelta(days=days)
 
 
+def day_of(days: float) -> str:
+    """days_ago(days) as the YYYY-MM-DD (UTC) that reasons print."""
+    return days_ago(days).strftime("%Y-%m-%d")
+
+
 def _insert(conn, table: str, row: dict) -> None:
     cols = ", ".join(row)
     marks = ", ".join(["%s"] * len(row))

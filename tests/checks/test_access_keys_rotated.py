@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from iam_audit.database import run_check
 
-from .staging import SNAPSHOT, Snapshot, days_ago, statuses, verdicts
+from .staging import SNAPSHOT, Snapshot, day_of, days_ago, statuses, verdicts
 
 LOGIC = "access_keys_rotated"
 A, B, C = "111111111111", "222222222222", "333333333333"
@@ -31,8 +31,14 @@ def test_active_keys_older_than_90_days_fail(db):
         }
         status, reason = verdicts(db, LOGIC, framework)[(framework, check_id, A, "AKIA0000000000000400")]
         assert (
-            "AKIA0000000000000400" in reason and "carol" in reason and "400 days" in reason and "90" in reason
+            "AKIA0000000000000400" in reason and "carol" in reason
+            and f"created on {day_of(400)}, more than 90 days before the snapshot" in reason
+            and f"due by {day_of(310)}" in reason
         )
+        assert "days ago" not in reason and "days old" not in reason
+        status, reason = verdicts(db, LOGIC, framework)[(framework, check_id, A, "AKIA0000000000000089")]
+        assert status == "pass" and f"created on {day_of(89)}, at most 90 days" in reason
+        assert f"rotate it by {day_of(-1)}" in reason
     kinds = {k for (k,) in db.execute("SELECT DISTINCT resource_type FROM aws_policy_results")}
     assert kinds == {"access_key"}
 

@@ -1,6 +1,6 @@
 from iam_audit.database import run_check
 
-from .staging import SNAPSHOT, Snapshot, days_ago, statuses, verdicts
+from .staging import SNAPSHOT, Snapshot, day_of, days_ago, statuses, verdicts
 
 LOGIC = "credentials_unused"
 A, B = "111111111111", "222222222222"
@@ -41,6 +41,9 @@ def test_never_used_password_counts_from_last_change_then_creation(db):
     # no password_last_changed: fall back to user_creation_time
     s.user(A, "created-50", password=True, created=days_ago(50), password_last_changed=None)
     s.user(A, "created-20", password=True, created=days_ago(20), password_last_changed=None)
+    # the helper fills password_last_changed from the creation time: clear it for the fallback
+    db.execute("UPDATE iam_stage.credential_report SET password_last_changed = NULL"
+               " WHERE user_name IN ('created-50', 'created-20')")
     s.commit()
     v1, v3 = _run(db)
     assert v1 == {
@@ -58,7 +61,10 @@ def test_never_used_password_counts_from_last_change_then_creation(db):
         user("created-20"): "pass",
     }
     reason = verdicts(db, LOGIC, V1)[(V1, "1.3", A, user("old-password"))][1]
-    assert "never used" in reason and "100 days ago" in reason
+    assert f"console password never used, set on {day_of(100)}" in reason
+    assert verdicts(db, LOGIC, V3)[(V3, "1.12", A, user("created-20"))][1] == (
+        "Every active credential of user created-20 was used or issued in the 45 days before the snapshot: "
+        f"console password never used, user created on {day_of(20)}.")
 
 
 def test_active_keys_last_used_or_rotated_and_inactive_keys_ignored(db):
@@ -111,7 +117,11 @@ def test_active_keys_last_used_or_rotated_and_inactive_keys_ignored(db):
     got = verdicts(db, LOGIC, V1)
     assert "no active credentials" in got[(V1, "1.3", A, user("inactive-old-key"))][1]
     reason = got[(V1, "1.3", A, user("stale-slot-2"))][1]
-    assert "access key 2 last used 200 days ago" in reason and "access key 1" not in reason
+    assert f"access key 2 last used on {day_of(200)}" in reason and "access key 1" not in reason
+    # a credential in use is named without its last-use date, which moves with every use
+    assert got[(V1, "1.3", A, user("key-used-89"))][1] == (
+        "Every active credential of user key-used-89 was used or issued in the 90 days before the snapshot: "
+        "access key 1 used.")
 
 
 def test_reason_lists_every_stale_credential(db):
@@ -128,10 +138,10 @@ def test_reason_lists_every_stale_credential(db):
     status, reason = verdicts(db, LOGIC, V1)[(V1, "1.3", A, user("everything-stale"))]
     assert status == "fail"
     for part in (
-        "console password last used 120 days ago",
-        "access key 1 last used 150 days ago",
-        "access key 2 never used, created 100 days ago",
-        "90",
+        f"console password last used on {day_of(120)}",
+        f"access key 1 last used on {day_of(150)}",
+        f"access key 2 never used, created on {day_of(100)}",
+        "unused for 90 days or more before the snapshot",
     ):
         assert part in reason
 

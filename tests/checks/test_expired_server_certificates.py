@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from iam_audit.database import run_check
 
-from .staging import AS_OF, SNAPSHOT, Snapshot, days_ago, statuses, verdicts
+from .staging import AS_OF, SNAPSHOT, Snapshot, day_of, days_ago, statuses, verdicts
 
 LOGIC = "expired_server_certificates"
 A, B, C = "111111111111", "222222222222", "333333333333"
@@ -30,5 +30,7 @@ def test_expired_certificates_fail(db):
         B: "error",
     }  # C has none: no rows
     reason = verdicts(db, LOGIC)[("cis_v3.0.0", "1.19", A, cert("expired-long-ago"))][1]
-    assert "expired-long-ago" in reason and "400 days" in reason
+    assert "expired-long-ago" in reason and f"expired on {day_of(400)} 06:00 UTC, before the snapshot" in reason
+    reason = verdicts(db, LOGIC)[("cis_v3.0.0", "1.19", A, cert("valid-tomorrow"))][1]
+    assert f"had not expired at the snapshot; it expires on {day_of(-1)} 06:00 UTC" in reason
     assert statuses(db, LOGIC, "cis_v1.2.0") == {}

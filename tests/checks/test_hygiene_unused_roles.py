@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from iam_audit.database import run_check
 
-from .staging import SNAPSHOT, Snapshot, days_ago, statuses, verdicts
+from .staging import SNAPSHOT, Snapshot, day_of, days_ago, statuses, verdicts
 
 LOGIC = "hygiene_unused_roles"
 FW, ID = "iam_hygiene", "IH.7"
@@ -39,6 +39,10 @@ def test_roles_unused_for_90_days_fail(db):
     }
     got = verdicts(db, LOGIC, FW)
     assert "never been used" in got[(FW, ID, A, role("never-used-old"))][1]
-    assert "400 days" in got[(FW, ID, A, role("never-used-old"))][1]
-    assert "last used 91 days ago" in got[(FW, ID, A, role("used-91-days-ago"))][1]
-    assert "created only 30 days ago" in got[(FW, ID, A, role("never-used-new"))][1]
+    assert f"creation on {day_of(400)}, more than 90 days" in got[(FW, ID, A, role("never-used-old"))][1]
+    assert f"last used on {day_of(91)}, more than 90 days" in got[(FW, ID, A, role("used-91-days-ago"))][1]
+    assert (f"created on {day_of(30)}, at most 90 days before the snapshot; it fails if still unused after "
+            f"{day_of(-60)}") in got[(FW, ID, A, role("never-used-new"))][1]
+    # a role in use: no last-use date, which would change with every use
+    assert got[(FW, ID, A, role("used-yesterday"))][1] == (
+        "Role used-yesterday was used in the 90 days before the snapshot (RoleLastUsed).")

@@ -9,6 +9,10 @@ IDS = {"cis_v1.2.0": "1.1", "cis_v1.3.0": "1.7", "cis_v1.4.0": "1.7", "cis_v1.5.
 PW_89, PW_90, PW_91, NEVER, KEY2_10, KEY1_500, NO_ROOT, MISSING = (f"{n:012d}" for n in range(1, 9))
 
 
+def stamp(days: float) -> str:
+    return days_ago(days).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _build(db):
     s = Snapshot(db)
     for acct in (PW_89, PW_90, PW_91, NEVER, KEY2_10, KEY1_500, NO_ROOT):
@@ -66,9 +70,12 @@ def test_reasons_name_the_use_and_the_limit(db):
     _build(db)
     got = verdicts(db, LOGIC, "cis_v3.0.0")
     reason = got[("cis_v3.0.0", "1.7", KEY2_10, KEY2_10)][1]
-    assert "access key 2" in reason and "10 days ago" in reason and "90" in reason
+    assert f"access key 2 last used {stamp(10)}" in reason and "in the 90 days before the snapshot" in reason
     assert "console password" not in reason  # used 300 days ago: not a recent use
-    assert "89 days ago" in got[("cis_v3.0.0", "1.7", PW_89, PW_89)][1]
+    assert f"console password last used {stamp(89)}" in got[("cis_v3.0.0", "1.7", PW_89, PW_89)][1]
+    assert got[("cis_v3.0.0", "1.7", PW_91, PW_91)][1] == (
+        f"The root user was not used in the 90 days before the snapshot (last use: console password last used "
+        f"{stamp(91)}).")
     assert "never used" in got[("cis_v3.0.0", "1.7", NEVER, NEVER)][1]
     assert got[("cis_v3.0.0", "1.7", NO_ROOT, NO_ROOT)][1].startswith(
         "The credential report has no <root_account> row"

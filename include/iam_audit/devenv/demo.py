@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from iam_audit.summary import build_summary, format_summary
 
     with stack.postgres.connect(stack.database) as conn:
-        row = conn.execute("SELECT max(snapshot_date) FROM aws_policy_results").fetchone()
+        row = conn.execute("SELECT max(snapshot_date) FROM aws_policy_snapshots").fetchone()
         if not row or row[0] is None:
             print("No verdicts were written; see the log above.")
             return 1

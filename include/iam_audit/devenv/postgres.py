@@ -14,6 +14,7 @@ import re
 import secrets
 import signal
 import socket
+import subprocess
 import time
 import warnings
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pathlib import Path
 # a free port is chosen once and remembered next to the data directory.
 DEFAULT_TCP_PORT = 15432
 TCP_HOST = "127.0.0.1"
+RECOVERY_WAIT_SECONDS = 300
 
 
 def _pgserver():
@@ -181,6 +183,21 @@ def _require_passwords_over_tcp(data_dir: Path) -> None:
         hba.write_text(fixed)
 
 
+def _wait_until_ready(data_dir: Path, timeout: float) -> None:
+    from pgserver.utils import PostmasterInfo
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = PostmasterInfo.read_from_pgdata(data_dir)
+        if info is not None and info.is_running() and info.status == "ready":
+            return
+        if info is None or not info.is_running():
+            break
+        time.sleep(1)
+    raise RuntimeError(f"PostgreSQL in {data_dir} did not become ready within {timeout:.0f} s "
+                       f"(crash recovery or a failed start); see {data_dir / 'log'}")
+
+
 def start_postgres(data_dir: str | os.PathLike, tcp: bool = False) -> EmbeddedPostgres:
     """Start (or reuse) the server in data_dir; it keeps running after this process exits.
 
@@ -193,7 +210,13 @@ def start_postgres(data_dir: str | os.PathLike, tcp: bool = False) -> EmbeddedPo
 
     data_dir = Path(data_dir).resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir, cleanup_mode=None)
+    try:
+        server = pgserver.get_server(data_dir, cleanup_mode=None)
+    except subprocess.TimeoutExpired:
+        # pgserver waits 10 s for the start; crash recovery after an unclean stop (a reboot, a
+        # killed machine) fsyncs the whole data directory first and can take longer
+        _wait_until_ready(data_dir, RECOVERY_WAIT_SECONDS)
+        server = pgserver.get_server(data_dir, cleanup_mode=None)
     info = PostmasterInfo.read_from_pgdata(data_dir)
     if tcp and info.hostname != TCP_HOST:
         port = _choose_tcp_port(data_dir)
