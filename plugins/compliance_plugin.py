@@ -410,7 +410,10 @@ def _findings_table(data: dict[str, Any]) -> str:
     for f in data["findings"]:
         stale = ' <span class="badge stale">stale</span>' if f["account_stale"] else ""
         rows.append(
-            f'<tr class="finding" data-severity="{_e(f["severity"])}" data-account="{_e(f["account_id"])}">'
+            f'<tr class="finding" data-severity="{_e(f["severity"])}" data-account="{_e(f["account_id"])}"'
+            f' data-logic="{_e(f["problem"])}" data-resource="{_e(f["resource_id"])}"'
+            f' data-frameworks="{_e(" ".join(c["framework"] for c in f["controls"]))}"'
+            f' data-since="{_e(f["first_failing_date"])}">'
             f'<td><span class="sev {_e(f["severity"])}">{_e(f["severity"])}</span></td>'
             f'<td><span class="mono">{_e(f["account_id"])}</span>{stale}<div class="detail">{_e(f["account_name"])}'
             f'</div></td>'

@@ -15,23 +15,18 @@ import importlib.util
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.browser import browser_page, require_browser, stop_group, wait_http
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = Path(os.environ.get("IAM_AUDIT_BI_TEST_STATE", PROJECT_ROOT / ".devenv" / "bi-test"))
 DOCS_DIR = PROJECT_ROOT / "docs"
-CHROMIUM = os.environ.get("IAM_AUDIT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"]
 SERVE_PY = PROJECT_ROOT / "bi" / "superset" / "serve.py"
 MANAGEMENT = "123456789012"
 NEW_USER = "bi-test-console-user"
@@ -48,12 +43,7 @@ def _serve_module():
 
 
 def _require_tools(serve) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (make test-bi installs Debian's chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip("Python package playwright is not installed (make test-bi installs it)")
+    require_browser("make test-bi")
     if not (serve.SUPERSET_BIN / "superset").exists():
         pytest.skip(f"Superset is not installed in {serve.SUPERSET_BIN.parent} (make test-bi installs it)")
 
@@ -95,35 +85,6 @@ def _two_snapshots(stack, env) -> None:
             (MANAGEMENT,))
 
 
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"superset exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - local URL
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(1)
-    pytest.fail(f"{url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def superset():
     """Two snapshots on the embedded services and Superset on a free port: yields (url, admin password, stack)."""
@@ -150,24 +111,18 @@ def superset():
             proc = subprocess.Popen(serve.server_command(prepared), env=prepared.env, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{prepared.port}"
-        _wait_http(f"{url}/health", proc, log)
+        wait_http(f"{url}/health", proc, log, "superset", timeout=300)
         yield url, prepared.admin_password, stack
     finally:
         if proc is not None:
-            _stop(proc)
+            stop_group(proc)
         stack_mod.down(STATE_DIR)
 
 
 @pytest.fixture(scope="module")
 def dashboard(superset):
-    from playwright.sync_api import sync_playwright
-
     url, password, _ = superset
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1600, "height": 2400}, base_url=url)
-        context.set_default_timeout(60_000)
-        page = context.new_page()
+    with browser_page(url, 1600, 2400, timeout_ms=60_000) as page:
         page.goto("/login/")
         page.wait_for_selector("input[type=password]")
         page.locator("input:visible:not([type=password])").first.fill("admin")
@@ -176,8 +131,6 @@ def dashboard(superset):
         page.wait_for_url(lambda u: "/login" not in u)
         page.goto("/superset/dashboard/aws-iam-compliance/")
         yield page
-        context.close()
-        browser.close()
 
 
 CHART = "[data-test=chart-grid-component]"

@@ -36,7 +36,8 @@ def test_make_help_lists_every_target():
     out = make("help").stdout
     listed = set(re.findall(r"^make ([a-z-]+)", out, flags=re.MULTILINE))
     assert targets - listed == set(), f"make help does not list {sorted(targets - listed)}"
-    assert {"bench", "install-ui", "lint", "clean", "backfill", "sql", "stop"} <= listed
+    assert {"bench", "install-ui", "lint", "clean", "backfill", "sql", "stop", "test-scheduler", "test-ui", "test-bi",
+            "superset"} <= listed
     assert "127.0.0.1" in out and "admin" in out  # make airflow says where it binds and who is admin
 
 

@@ -55,7 +55,7 @@ def test_backfill_is_an_airflow_backfill_that_replays_and_reports(first_run, e2e
         if key.endswith("/_manifest.json"):
             # the past date's own manifest: its date and keys (the loader refuses a stray manifest)
             manifest = json.loads(s3.get_object(Bucket=e2e_stack.bucket, Key=key)["Body"].read())
-            manifest["snapshot_date"] = past
+            manifest["snapshot_date"] = past.isoformat()
             for entry in manifest["datasets"].values():
                 if "key" in entry:
                     entry["key"] = entry["key"].replace(source, f"iam/snapshot_date={past}/")

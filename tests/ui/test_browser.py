@@ -11,71 +11,29 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.browser import browser_page, require_browser, stop_group, wait_http
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = Path(os.environ.get("IAM_AUDIT_UI_TEST_STATE", PROJECT_ROOT / ".devenv" / "ui-test"))
 DOCS_DIR = PROJECT_ROOT / "docs"
-CHROMIUM = os.environ.get("IAM_AUDIT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"]
 DAG_ID = "aws_iam_cis"
 
 pytestmark = pytest.mark.ui
 
 
-def _require_browser() -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (make test-ui installs Debian's chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip("Python package playwright is not installed (make test-ui installs it)")
-
-
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"airflow api-server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - local URL
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"{url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop the process group we started (api-server forks workers)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def airflow_ui():
     """Embedded services, one finished DAG run, and the API server on a free port: yields (url, run_id, manifest)."""
-    _require_browser()
+    require_browser("make test-ui")
     from iam_audit.devenv import stack as stack_mod
     from iam_audit.devenv.runner import migrate, run_dag
     from iam_audit.emulator.process import free_port
@@ -119,31 +77,25 @@ def airflow_ui():
                 env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         url = f"http://127.0.0.1:{port}"
-        _wait_http(f"{url}/api/v2/monitor/health", api_proc, log)
+        wait_http(f"{url}/api/v2/monitor/health", api_proc, log, "airflow api-server", timeout=120, interval=0.5)
         yield url, result.run_id, manifest
     finally:
         if api_proc is not None:
-            _stop(api_proc)
+            stop_group(api_proc)
         stack_mod.down(STATE_DIR)
 
 
 @pytest.fixture(scope="module")
 def page(airflow_ui):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     expect.set_options(timeout=30_000)  # a shared, loaded machine renders the UI slowly
     url, _, _ = airflow_ui
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=url)
-        context.set_default_timeout(30_000)
-        page = context.new_page()
+    with browser_page(url, 1440, 900, timeout_ms=30_000) as page:
         # Simple auth manager with all admins: visiting the login page issues the session cookie.
         page.goto("/")
         page.wait_for_load_state("networkidle")
         yield page
-        context.close()
-        browser.close()
 
 
 def _account_labels(manifest: dict) -> list[str]:
@@ -155,13 +107,13 @@ def test_grid_shows_mapped_extract_tasks_with_account_labels(airflow_ui, page):
     from playwright.sync_api import expect
 
     page.goto(f"/dags/{DAG_ID}/runs/{run_id}/tasks/extract_account/mapped")
-    page.wait_for_load_state("networkidle")
     first = page.get_by_text(_account_labels(manifest)[0], exact=False).first
     try:
-        expect(first).to_be_visible()
+        # the labels themselves are awaited: the UI's polling may keep the network from ever going idle
+        expect(first).to_be_visible(timeout=60_000)
     except AssertionError:
         # On a heavily loaded machine the UI's first render can stall with empty cells: load it once more.
-        page.reload(wait_until="networkidle")
+        page.reload()
     for label in _account_labels(manifest):
         expect(page.get_by_text(label, exact=False).first).to_be_visible()
     expect(page.get_by_text("extract_account").first).to_be_visible()
@@ -230,6 +182,11 @@ def test_compliance_trend_series_are_distinct(airflow_ui, page):
     assert len(set(styles)) == len(styles), f"series share a colour and dash pattern: {styles}"
 
 
+def _finding_rows(frame) -> list[dict]:
+    return frame.locator("#findings tr.finding").evaluate_all(
+        "rows => rows.map(r => ({...r.dataset, numbers: r.querySelector('.numbers').textContent}))")
+
+
 def test_compliance_page_shows_pass_rates_and_failing_findings(airflow_ui, page):
     url, run_id, manifest = airflow_ui
     from playwright.sync_api import expect
@@ -247,10 +204,20 @@ def test_compliance_page_shows_pass_rates_and_failing_findings(airflow_ui, page)
         expect(row.locator("td.fresh")).to_contain_text("current")
     expect(scores).to_contain_text("CIS v1.2.0")
     expect(scores).to_contain_text("CIS v6.0.0")
-    # worst first: severities never increase down the list
-    severities = frame.locator("#findings tr.finding").evaluate_all("rows => rows.map(r => r.dataset.severity)")
+    # Worst first, then oldest first; one row per problem (control logic, account, resource) carrying
+    # the numbers of every framework it violates.
+    rows = _finding_rows(frame)
     order = ["critical", "high", "medium", "low"]
-    assert severities and [order.index(s) for s in severities] == sorted(order.index(s) for s in severities)
+    ranks = [(order.index(r["severity"]), r["since"]) for r in rows]
+    assert rows and ranks == sorted(ranks), ranks
+    problems = [(r["logic"], r["account"], r["resource"]) for r in rows]
+    assert len(set(problems)) == len(problems), problems
+    for r in rows:
+        frameworks = r["frameworks"].split()
+        assert frameworks, r
+        for framework in frameworks:
+            assert framework.removeprefix("cis_") in r["numbers"], r
+    assert any(len(r["frameworks"].split()) > 1 for r in rows), "no problem shown with several framework numbers"
     finding = frame.locator("#findings tr.finding").first
     expect(finding).to_be_visible()
     link = finding.locator(f'a.run[title="{run_id}"]')
@@ -259,12 +226,28 @@ def test_compliance_page_shows_pass_rates_and_failing_findings(airflow_ui, page)
     DOCS_DIR.mkdir(exist_ok=True)
     page.screenshot(path=str(DOCS_DIR / "ui-compliance.png"))
 
-    # Filters: by severity, through the form.
+    # Filters through the form: by severity; then by framework and account together.
+    inner = page.wait_for_selector("iframe").content_frame()
     frame.locator('#filters select[name="severity"]').select_option("high")
     frame.locator('#filters button[type="submit"]').click()
+    inner.wait_for_url(re.compile(r"severity=high"))
     expect(frame.locator("#findings tr.finding").first).to_have_attribute("data-severity", "high")
-    assert set(frame.locator("#findings tr.finding").evaluate_all("rows => rows.map(r => r.dataset.severity)")) \
-        == {"high"}
+    assert {r["severity"] for r in _finding_rows(frame)} == {"high"}
+
+    framework, account = "cis_v1.2.0", manifest["accounts"][0]["id"]
+    expected = {(r["logic"], r["resource"]) for r in rows
+                if r["account"] == account and framework in r["frameworks"].split()}
+    assert expected, f"the fixture must fail something of {framework} in account {account}"
+    frame.locator('#filters select[name="severity"]').select_option("")
+    frame.locator('#filters select[name="framework"]').select_option(framework)
+    frame.locator('#filters select[name="account"]').select_option(account)
+    frame.locator('#filters button[type="submit"]').click()
+    inner.wait_for_url(re.compile(rf"framework={re.escape(framework)}&account={account}&severity=$"))
+    expect(frame.locator("#findings tr.finding").first).to_be_visible()
+    filtered = _finding_rows(frame)
+    assert {r["account"] for r in filtered} == {account}
+    assert all(framework in r["frameworks"].split() for r in filtered), filtered
+    assert expected <= {(r["logic"], r["resource"]) for r in filtered}
 
     # The run link leaves the frame and opens that run in the UI.
     link = frame.locator(f'#findings a.run[title="{run_id}"]').first

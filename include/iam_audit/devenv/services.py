@@ -39,16 +39,16 @@ def _jwt_secret(airflow_home: Path) -> str:
     path = airflow_home / "jwt_secret"
     if not path.exists():
         airflow_home.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
+        path.write_text(secrets.token_urlsafe(64))  # HS512 wants 64 bytes or more
         path.chmod(0o600)
     return path.read_text().strip()
 
 
 def service_env(env: dict[str, str], port: int, schedule: bool = True) -> dict[str, str]:
-    from iam_audit.emulator.process import free_port
-
     """The configuration the components share. schedule=False: the scheduler creates no scheduled
     runs (a backfill's own scheduler must not start today's live run)."""
+    from iam_audit.emulator.process import free_port
+
     home = Path(env["AIRFLOW_HOME"])
     return {
         **env,
