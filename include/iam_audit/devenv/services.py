@@ -86,6 +86,8 @@ def service_env(env: dict[str, str], port: int, schedule: bool = True, executor:
             # as docker-compose.yaml: task results in the metadata database
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata,
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": env.get("AIRFLOW__CELERY__WORKER_CONCURRENCY", "2"),
+            # Sending a task to the broker timed out at the default 1 s on this loaded 2-core machine.
+            "AIRFLOW__CELERY__OPERATION_TIMEOUT": env.get("AIRFLOW__CELERY__OPERATION_TIMEOUT", "10"),
         }
     return {
         **env,
