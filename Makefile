@@ -14,6 +14,7 @@ help:
 	@echo "make test       install what is missing and run the whole test suite (ruff + pytest)"
 	@echo "make test-scheduler  the tests that start Airflow's scheduler: make backfill, make airflow/stop/Ctrl-C"
 	@echo "make test-distributed  the DAG on CeleryExecutor: Redis broker, two Celery workers, one killed mid-run"
+	@echo "make install-distributed  Debian's redis-server for make test-distributed"
 	@echo "make lint       ruff check ."
 	@echo "make test-ui    the browser test of the Airflow UI (runs make install-ui first)"
 	@echo "make install-ui Debian chromium and playwright for the browser test"
