@@ -7,13 +7,15 @@ INSTALLED := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/include
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo test test-extended test-scheduler test-ui install-ui lint run backfill airflow sql stop bench clean
+.PHONY: help install demo test test-extended test-scheduler test-distributed install-distributed test-ui install-ui lint run backfill airflow sql stop bench clean
 
 help:
 	@echo "make demo       embedded PostgreSQL + emulated AWS organisation, one DAG run, a compliance summary"
 	@echo "make test       install what is missing and run the whole test suite (ruff + pytest)"
 	@echo "make test-extended  slow e2e fault scenarios and the bench stand-in's drift test (not in make test)"
 	@echo "make test-scheduler  the tests that start Airflow's scheduler: make backfill, make airflow/stop/Ctrl-C"
+	@echo "make test-distributed  the DAG on CeleryExecutor: Redis broker, two Celery workers, one killed mid-run"
+	@echo "make install-distributed  Debian's redis-server for make test-distributed"
 	@echo "make lint       ruff check ."
 	@echo "make test-ui    the browser test of the Airflow UI (runs make install-ui first)"
 	@echo "make install-ui Debian chromium and playwright for the browser test"
@@ -47,18 +49,26 @@ lint: install
 	$(BIN)/ruff check .
 
 test: install lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -m "not ui and not scheduler and not extended"
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -m "not ui and not scheduler and not extended and not distributed"
 
 # Slow end-to-end fault scenarios whose failure classes the integration tests also cover
 # (throttling bursts, SIGKILL then rerun, a shrunken account set) and the stand-in's drift test:
 # kept out of make test's 15-minute budget. Run them before a release.
 test-extended: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "extended and not ui and not scheduler"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "extended and not ui and not scheduler and not distributed"
 
 # Tests that start Airflow's own scheduler, DAG processor and API server: `make backfill` end to end,
 # and the embedded stack's lifecycle under `make stop` / `make airflow` / Ctrl-C. Minutes each.
 test-scheduler: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m scheduler
+
+# The DAG on CeleryExecutor (as docker-compose.yaml): Debian's redis-server as broker, two Celery workers,
+# scheduler, DAG processor and API server; one worker is SIGKILLed mid-run. Minutes.
+install-distributed: install
+	command -v redis-server >/dev/null || test -x /usr/bin/redis-server || (apt-get update && apt-get install -y redis-server)
+
+test-distributed: install-distributed
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m distributed tests/distributed
 
 # The browser test (tests/ui): Debian's Chromium driven by Playwright, which never downloads a browser.
 PLAYWRIGHT_VERSION := 1.65.2

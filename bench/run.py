@@ -55,6 +55,9 @@ def parse_args(argv):
     p.add_argument("--e2e-users", type=int, default=50, help="e2e: users per account")
     p.add_argument("--parallelism", type=int, default=4,
                    help="e2e: LocalExecutor parallelism = Prowler processes at a time")
+    p.add_argument("--executor", default="LocalExecutor", choices=("LocalExecutor", "CeleryExecutor"),
+                   help="e2e: Airflow executor (CeleryExecutor: Redis broker and --celery-workers workers)")
+    p.add_argument("--celery-workers", type=int, default=2, help="e2e: Celery workers (CeleryExecutor)")
     p.add_argument("--no-prowler", action="store_true")
     p.add_argument("--curve-accounts", default="30,100,300", help="curve: account counts for checks")
     p.add_argument("--curve-users", default="10,100,1000", help="curve: users per account (checks, extraction)")
@@ -137,7 +140,8 @@ def main(argv=None) -> int:
             elif stage == "e2e":
                 from stage_e2e import run_e2e
 
-                res = run_e2e(args.e2e_accounts, args.e2e_users, args.parallelism, prowler=not args.no_prowler)
+                res = run_e2e(args.e2e_accounts, args.e2e_users, args.parallelism, prowler=not args.no_prowler,
+                              executor=args.executor, celery_workers=args.celery_workers)
             elif stage == "standin":
                 from stage_standin import run_standin
 

@@ -1,11 +1,12 @@
 """End to end: the DAG on a real parallel executor against Prowler, on the same emulated organisation.
 
-Airflow: metadata in a PostgreSQL database of the benchmark's server, LocalExecutor with
-`parallelism` workers, `airflow api-server` for the Execution API (shared JWT secret), and
-`airflow scheduler` + `airflow dag-processor`; each run is triggered with `airflow dags trigger`
-and timed until the metadata database says it ended (each task in its own process, as in production).
-(`airflow dags test --use-executor` hung here with a PostgreSQL metadata database: every task
-succeeded but the command never returned.) A no-op DAG of as many
+Airflow: started by iam_audit.devenv.services (the project's one way to start it): metadata in a
+PostgreSQL database of the benchmark's server, LocalExecutor with `parallelism` workers (or
+CeleryExecutor: Redis and `--celery-workers` workers sharing `parallelism` slots), `airflow api-server`
+for the Execution API (shared JWT secret), `airflow scheduler` + `airflow dag-processor`; each run is
+triggered with `airflow dags trigger` and timed until the metadata database says it ended (each task
+in its own process, as in production). (`airflow dags test --use-executor` hung here with a PostgreSQL
+metadata database: every task succeeded but the command never returned.) A no-op DAG of as many
 mapped tasks measures Airflow's own per-task start-up overhead on the same setup.
 
 Prowler: bench/.prowler-venv (never a project dependency), one process per account,
@@ -16,7 +17,6 @@ Both sides' AWS calls are the emulator's counts (HTTP requests, retries included
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 import time
@@ -69,7 +69,13 @@ def _fresh_db(name: str) -> None:
 
 
 class AirflowStack:
-    def __init__(self, org: EmulatedOrg, parallelism: int, noop_tasks: int):
+    """Airflow for the benchmark, started the project's one way (iam_audit.devenv.services): the
+    scheduler, the DAG processor and the API server, plus Redis and Celery workers with CeleryExecutor."""
+
+    def __init__(self, org: EmulatedOrg, parallelism: int, noop_tasks: int, executor: str = "LocalExecutor",
+                 celery_workers: int = 2):
+        from iam_audit.devenv.runner import migrate  # noqa: F401 - fail early without PYTHONPATH=include
+
         self.home = STATE_DIR / "airflow-e2e"
         shutil.rmtree(self.home, ignore_errors=True)
         dags = self.home / "dags"
@@ -79,70 +85,72 @@ class AirflowStack:
         _fresh_db(AIRFLOW_DB)
         _fresh_db(COMPLIANCE_DB)
         pg = postgres()
-        self.port = _free_port()
+        self.executor, self.celery_workers = executor, celery_workers
+        self.services = None
         self.env = {
-            **os.environ, **org.airflow_env(),
+            **org.airflow_env(),
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__MAX_MAP_LENGTH": "10000",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            # Only the runs the benchmark triggers: no @daily run created on unpause.
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            # CeleryExecutor: parallelism slots shared by the workers
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(max(1, parallelism // max(celery_workers, 1))),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
                 f"postgresql+psycopg2://postgres@/{AIRFLOW_DB}?host={pg.socket_dir}",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-            "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             "AIRFLOW_CONN_POSTGRES_DEFAULT": pg.airflow_conn_json(COMPLIANCE_DB),
             "IAM_AUDIT_TASK_RETRIES": "0",
             "IAM_AUDIT_RETRY_DELAY_SECONDS": "1",
+            # The DAG's AWS tasks run in this pool (dags/aws_iam_cis.py); as many slots as the DAG can use.
+            "IAM_AUDIT_AWS_POOL_SLOTS": "128",
             "PYTHONPATH": str(PROJECT / "include"),
         }
-        self.procs: list[subprocess.Popen] = []
 
     def airflow(self, *args, log_name: str | None = None, check=True) -> subprocess.CompletedProcess:
         out = open(self.home / (log_name or "cli.log"), "ab")  # noqa: SIM115
         try:
-            return subprocess.run([str(VENV_BIN / "airflow"), *args], env=self.env, stdout=out,
-                                  stderr=subprocess.STDOUT, check=check)
+            return subprocess.run([str(VENV_BIN / "airflow"), *args], env={**os.environ, **self.services.env},
+                                  stdout=out, stderr=subprocess.STDOUT, check=check)
         finally:
             out.close()
 
     def start(self) -> dict:
+        """db migrate (and the pool), then every component at once; the API server's start is timed
+        until it answers (the scheduler and DAG processor start alongside it)."""
+        from iam_audit.devenv import services as services_mod
+        from iam_audit.devenv.runner import migrate
+
         t0 = time.perf_counter()
-        self.airflow("db", "migrate", log_name="migrate.log")
-        migrate = time.perf_counter() - t0
-        # The DAG's AWS tasks run in this pool (dags/aws_iam_cis.py); as many slots as the DAG can use.
-        self.airflow("pools", "set", "iam_audit_aws", "128", "AWS API concurrency", log_name="cli.log")
-        log_file = open(self.home / "api-server.log", "ab")  # noqa: SIM115
-        self.procs.append(subprocess.Popen([str(VENV_BIN / "airflow"), "api-server", "--port", str(self.port)],
-                                           env=self.env, stdout=log_file, stderr=subprocess.STDOUT))
-        deadline = time.monotonic() + 180
+        migrate(self.env)
+        migrate_seconds = time.perf_counter() - t0
+        self.services = services_mod.start(self.env, services_mod.BACKFILL_COMPONENTS, schedule=False,
+                                           executor=self.executor, celery_workers=self.celery_workers)
+        deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
+            self.services.check_alive()
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v2/version", timeout=2):  # noqa: S310
+                with urllib.request.urlopen(f"{self.services.url}/api/v2/version", timeout=2):  # noqa: S310
                     break
             except OSError:
                 time.sleep(1)
         else:
-            raise RuntimeError("airflow api-server did not start; see " + str(self.home / "api-server.log"))
-        return {"db_migrate_seconds": round(migrate, 1), "api_server_start_seconds":
-                round(time.perf_counter() - t0 - migrate, 1)}
+            raise RuntimeError(f"airflow api-server did not start; see {self.home / 'services'}")
+        api_seconds = time.perf_counter() - t0 - migrate_seconds
+        if self.executor == "CeleryExecutor":
+            self.services.wait_workers()
+        return {"db_migrate_seconds": round(migrate_seconds, 1), "api_server_start_seconds": round(api_seconds, 1),
+                "executor": self.executor,
+                **({"celery_workers": self.celery_workers} if self.executor == "CeleryExecutor" else {})}
 
     def start_scheduler(self) -> None:
-        for component in ("scheduler", "dag-processor"):
-            log_file = open(self.home / f"{component}.log", "ab")  # noqa: SIM115
-            self.procs.append(subprocess.Popen([str(VENV_BIN / "airflow"), component], env=self.env,
-                                               stdout=log_file, stderr=subprocess.STDOUT))
+        """Started with the API server by start() (kept for the stage's order of steps)."""
 
     def wait_parsed(self, dag_ids, timeout: float = 300) -> float:
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < timeout:
+            self.services.check_alive()
             try:
                 with postgres().connect(AIRFLOW_DB) as conn:
                     found = {r[0] for r in conn.execute("SELECT dag_id FROM serialized_dag").fetchall()}
@@ -151,7 +159,7 @@ class AirflowStack:
             except Exception:  # noqa: BLE001 - tables may not exist yet
                 pass
             time.sleep(1)
-        raise RuntimeError(f"DAGs {dag_ids} not parsed after {timeout} s; see {self.home}/dag-processor.log")
+        raise RuntimeError(f"DAGs {dag_ids} not parsed after {timeout} s; see {self.home}/services/dag-processor.log")
 
     def run_dag(self, dag_id: str, timeout: float = 3600) -> dict:
         """Trigger a run (the scheduler runs it on the LocalExecutor) and wait until it ends."""
@@ -208,13 +216,8 @@ class AirflowStack:
         }
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        if self.services:
+            self.services.stop(grace=20)
 
 
 def run_prowler(org: EmulatedOrg, parallelism: int) -> dict:
@@ -278,14 +281,15 @@ def _call_summary(calls: list[dict], accounts: int) -> dict:
             "top_operations": dict(top)}
 
 
-def run_e2e(accounts: int, users: int, parallelism: int, prowler: bool = True) -> dict:
+def run_e2e(accounts: int, users: int, parallelism: int, prowler: bool = True, executor: str = "LocalExecutor",
+            celery_workers: int = 2) -> dict:
     log(f"e2e: seeding {accounts} accounts x {users} users")
     org = EmulatedOrg(accounts, users)
     result: dict = {"accounts": accounts, "users_per_account": users, "parallelism": parallelism,
                     "seed_seconds": org.seed_seconds}
     stack = None
     try:
-        stack = AirflowStack(org, parallelism, noop_tasks=accounts)
+        stack = AirflowStack(org, parallelism, noop_tasks=accounts, executor=executor, celery_workers=celery_workers)
         result["airflow_setup"] = stack.start()
         stack.start_scheduler()
         result["airflow_setup"]["dag_parse_seconds"] = stack.wait_parsed(["bench_noop", "aws_iam_cis"])

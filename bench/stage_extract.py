@@ -156,11 +156,15 @@ def run_extraction(accounts: int, users: int, workers: int, prepare: int | None 
                         failures[account["account_id"]] = f"{type(exc).__name__}: {exc}"[:300]
                     per_account_seconds[account["account_id"]] = time.perf_counter() - a0
 
-                t1 = time.perf_counter()
+                t1, cpu1 = time.perf_counter(), time.process_time()
                 with ThreadPoolExecutor(max_workers=workers) as pool:
                     list(pool.map(one, found))
                 result["extraction_seconds"] = round(time.perf_counter() - t1, 3)
                 result["extracted_accounts"] = len(found) - len(skipped)
+                # CPU of this (the extracting) process, all threads; the emulator is another process.
+                result["extraction_cpu_seconds"] = round(time.process_time() - cpu1, 2)
+                result["cpu_seconds_per_account"] = round(
+                    result["extraction_cpu_seconds"] / max(result["extracted_accounts"], 1), 3)
                 if skipped:
                     result["time_limit_seconds"] = time_limit
                     result["accounts_per_second"] = round(

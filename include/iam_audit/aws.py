@@ -21,12 +21,14 @@ import json
 import os
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import botocore.session
+import botocore.utils
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, RefreshableCredentials
+from dateutil.tz import tzutc
 
 from iam_audit.policies import POLICY_DIR
 
@@ -50,6 +52,23 @@ def audit_session_policy() -> str:
         raise ValueError(f"include/policies/{SESSION_POLICY_FILE} is {len(text)} characters minified; an "
                          f"AssumeRole session policy may have at most {SESSION_POLICY_MAX_CHARS}")
     return text
+
+
+def parse_timestamp(value):
+    """botocore's timestamp parser with a fast path for UTC ISO 8601 (what IAM answers with: thousands of
+    CreateDate/UpdateDate values in GetAccountAuthorizationDetails, where dateutil's general parser was
+    about a fifth of an account's extraction CPU). Same value and tzinfo as botocore's; anything else is
+    botocore's parse_timestamp."""
+    if isinstance(value, str) and len(value) >= 20 and value[10:11] == "T" and (value[-1] == "Z"
+                                                                               or value.endswith("+00:00")):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.utcoffset() == timedelta(0):
+                return parsed.replace(tzinfo=tzutc())
+    return botocore.utils.parse_timestamp(value)
 
 
 def client_config(max_attempts: int | None = None, connection_config: Config | None = None) -> Config:
@@ -139,6 +158,7 @@ class AwsTarget:
         credentials._mandatory_refresh_timeout = min(10 * 60, lifetime / 6)
         core = botocore.session.get_session()
         core.register_component("data_loader", _SHARED_LOADER)
+        core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
         core.get_component("credential_provider").insert_before("env", _FixedProvider(credentials))
         return boto3.Session(region_name=self.region_name, botocore_session=core)
 

@@ -41,8 +41,10 @@ def _default(value):
 
 
 def encode(payload) -> bytes:
-    # mtime=0 keeps the bytes identical for identical data (idempotent reruns).
-    return gzip.compress(json.dumps(payload, default=_default, sort_keys=True).encode("utf-8"), mtime=0)
+    # mtime=0 keeps the bytes identical for identical data (idempotent reruns). Level 6 (zlib's default)
+    # instead of gzip's 9: about 5x less CPU on these JSON payloads for a few percent larger objects.
+    return gzip.compress(json.dumps(payload, default=_default, sort_keys=True).encode("utf-8"), compresslevel=6,
+                         mtime=0)
 
 
 def decode(blob: bytes, where: str):

@@ -2,8 +2,10 @@
 
 `make airflow`, `make backfill` and the tests start the scheduler, the DAG processor and the API
 server (which also serves the Execution API the tasks talk to) as separate processes in one
-process group of their own, with LocalExecutor. Stopping sends SIGTERM to the whole group and to
-every descendant, then SIGKILL to whatever is left after a grace period.
+process group of their own, with LocalExecutor. With executor="CeleryExecutor" (as docker-compose.yaml)
+the same start also runs a Redis broker (Debian's redis-server, on 127.0.0.1 at a free port) and
+`airflow celery worker` processes, each with a hostname of its own. Stopping sends SIGTERM to the
+whole group and to every descendant, then SIGKILL to whatever is left after a grace period.
 
 Task logs are written by the workers under $AIRFLOW_HOME/logs and read by the API server from
 the same directory, so the UI shows them.
@@ -14,7 +16,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -28,6 +32,8 @@ from iam_audit.devenv.runner import DAG_ID, airflow_bin
 BACKFILL_COMPONENTS = ("scheduler", "dag-processor", "api-server")
 UI_COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
 STATE_FILE = "services.json"
+EXECUTORS = ("LocalExecutor", "CeleryExecutor")
+WORKER_NAME_VARIABLE = "IAM_AUDIT_WORKER_NAME"
 
 
 class ServicesError(RuntimeError):
@@ -44,15 +50,49 @@ def _jwt_secret(airflow_home: Path) -> str:
     return path.read_text().strip()
 
 
-def service_env(env: dict[str, str], port: int, schedule: bool = True) -> dict[str, str]:
+def worker_hostname() -> str:
+    """`[core] hostname_callable` of the Celery workers started here: several workers on one machine
+    record distinct task instance hostnames (`<host>-<worker name>`), as workers on distinct machines do."""
+    name = os.environ.get(WORKER_NAME_VARIABLE)
+    return f"{socket.getfqdn()}-{name}" if name else socket.getfqdn()
+
+
+def redis_server_bin() -> str:
+    found = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists()
+                                             else None)
+    if not found:
+        raise ServicesError("CeleryExecutor needs a Redis broker: redis-server is not installed "
+                            "(Debian: apt-get install -y redis-server)")
+    return found
+
+
+def service_env(env: dict[str, str], port: int, schedule: bool = True, executor: str = "LocalExecutor",
+                broker_port: int | None = None) -> dict[str, str]:
     """The configuration the components share. schedule=False: the scheduler creates no scheduled
     runs (a backfill's own scheduler must not start today's live run)."""
     from iam_audit.emulator.process import free_port
 
+    if executor not in EXECUTORS:
+        raise ServicesError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     home = Path(env["AIRFLOW_HOME"])
+    celery = {}
+    if executor == "CeleryExecutor":
+        metadata = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+        if not metadata.startswith("postgresql"):
+            raise ServicesError("CeleryExecutor needs a PostgreSQL metadata database "
+                                "(AIRFLOW__DATABASE__SQL_ALCHEMY_CONN); got " + (metadata or "none"))
+        celery = {
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{broker_port}/0",
+            # as docker-compose.yaml: task results in the metadata database
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata,
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": env.get("AIRFLOW__CELERY__WORKER_CONCURRENCY", "2"),
+            # Sending a task to the broker timed out at the default 1 s on this loaded 2-core machine.
+            "AIRFLOW__CELERY__OPERATION_TIMEOUT": env.get("AIRFLOW__CELERY__OPERATION_TIMEOUT", "10"),
+        }
     return {
         **env,
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        **celery,
+        "AIRFLOW__CORE__EXECUTOR": executor,
         "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "4"),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
@@ -81,6 +121,13 @@ class AirflowServices:
     port: int
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     _token: str | None = None
+    killed: set[str] = field(default_factory=set)
+
+    @property
+    def workers(self) -> dict[str, str]:
+        """Celery worker process name -> the hostname its task instances record."""
+        host = socket.getfqdn()
+        return {name: f"{host}-{name}" for name in self.procs if name.startswith("celery-worker-")}
 
     @property
     def url(self) -> str:
@@ -153,8 +200,39 @@ class AirflowServices:
             time.sleep(1)
         raise ServicesError(f"Airflow not ready after {timeout:.0f} s; logs: {self.home / 'services'}")
 
+    def wait_workers(self, timeout: float | None = None) -> None:
+        """Until every Celery worker said it is ready (its log's `celery@<name> ready.`)."""
+        timeout = timeout or float(os.environ.get("IAM_AUDIT_AIRFLOW_READY_SECONDS", "900"))
+        deadline = time.monotonic() + timeout
+        waiting = set(self.workers)
+        while waiting and time.monotonic() < deadline:
+            self.check_alive()
+            waiting = {n for n in waiting
+                       if " ready." not in (self.home / "services" / f"{n}.log").read_text(errors="replace")}
+            time.sleep(1)
+        if waiting:
+            raise ServicesError(f"Celery workers {sorted(waiting)} not ready after {timeout:.0f} s; "
+                                f"logs: {self.home / 'services'}")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> list[int]:
+        """Send `sig` to one component and every process under it at once (a machine that goes away);
+        returns their pids. The others keep running; check_alive no longer reports this one."""
+        import psutil
+
+        procs = _descendants([self.procs[name].pid])
+        for proc in procs:
+            try:
+                proc.send_signal(sig)
+            except psutil.NoSuchProcess:
+                pass
+        self.killed.add(name)
+        self.procs[name].wait(timeout=30)
+        return [p.pid for p in procs]
+
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
+            if name in self.killed:
+                continue
             if proc.poll() is not None:
                 raise ServicesError(f"airflow {name} exited with {proc.returncode}; "
                                     f"log: {self.home / 'services' / (name + '.log')}")
@@ -210,12 +288,15 @@ def terminate_group(pgid: int | None, pids: list[int], grace: float = 10) -> lis
 
 
 def start(env: dict[str, str], components: tuple[str, ...] = BACKFILL_COMPONENTS, port: int | None = None,
-          schedule: bool = True) -> AirflowServices:
-    """Start the components in a new process group; record them in $AIRFLOW_HOME/services.json."""
+          schedule: bool = True, executor: str = "LocalExecutor", celery_workers: int = 2) -> AirflowServices:
+    """Start the components in a new process group; record them in $AIRFLOW_HOME/services.json.
+    CeleryExecutor: also a Redis broker (first) and `celery_workers` Celery workers."""
     from iam_audit.emulator.process import free_port
 
     port = port or free_port()
-    env = service_env(env, port, schedule=schedule)
+    celery = executor == "CeleryExecutor"
+    broker_port = free_port() if celery else None
+    env = service_env(env, port, schedule=schedule, executor=executor, broker_port=broker_port)
     home = Path(env["AIRFLOW_HOME"])
     existing = running(home)
     if existing:
@@ -224,17 +305,36 @@ def start(env: dict[str, str], components: tuple[str, ...] = BACKFILL_COMPONENTS
     log_dir = home / "services"
     log_dir.mkdir(parents=True, exist_ok=True)
     services = AirflowServices(env=env, port=port)
-    commands = {"api-server": ["api-server", "--host", "127.0.0.1", "--port", str(port)]}
+    commands = {"api-server": [airflow_bin(), "api-server", "--host", "127.0.0.1", "--port", str(port)]}
+    extra_env: dict[str, dict[str, str]] = {}
+    names = list(components)
+    if celery:
+        redis_dir = home / "redis"
+        redis_dir.mkdir(parents=True, exist_ok=True)
+        # A broker for this run only: no persistence, no protected-mode surprises on 127.0.0.1.
+        commands["redis"] = [redis_server_bin(), "--bind", "127.0.0.1", "--port", str(broker_port),
+                             "--save", "", "--appendonly", "no", "--dir", str(redis_dir)]
+        names.insert(0, "redis")
+        for i in range(1, celery_workers + 1):
+            name = f"celery-worker-{i}"
+            # No log server per worker (they would share one port): the API server reads the task
+            # logs from the shared log folder, as with LocalExecutor.
+            commands[name] = [airflow_bin(), "celery", "worker", "--celery-hostname", f"{name}@%h",
+                              "--concurrency", env["AIRFLOW__CELERY__WORKER_CONCURRENCY"], "--skip-serve-logs",
+                              "--without-gossip", "--without-mingle"]
+            extra_env[name] = {WORKER_NAME_VARIABLE: name,
+                               "AIRFLOW__CORE__HOSTNAME_CALLABLE": "iam_audit.devenv.services.worker_hostname"}
+            names.append(name)
     try:
-        for name in components:
-            args = [airflow_bin(), *commands.get(name, [name])]
+        for name in names:
+            args = commands.get(name, [airflow_bin(), name])
             # A process group of their own (not the terminal's foreground group): Ctrl-C reaches only
             # the Python process that started them, which then stops them in order.
             group = services.pgid if services.procs else 0
             with open(log_dir / f"{name}.log", "ab") as log:
                 services.procs[name] = subprocess.Popen(
-                    args, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, process_group=group)
+                    args, env={**os.environ, **env, **extra_env.get(name, {})}, stdout=log,
+                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, process_group=group)
     except BaseException:
         if services.procs:
             services.stop()
