@@ -80,28 +80,37 @@ QUERIES = {
                 ORDER BY r.evaluated_at DESC LIMIT 1)
         FROM unnest(%(accounts)s::text[], %(dates)s::date[]) AS k (account_id, snapshot_date)
     """,
-    # one row per problem: control logic x account x resource, over every framework it violates
+    # one row per problem: control logic x account x resource, over every framework it violates; the
+    # problems are ranked on narrow rows first and only the shown ones collect their frameworks' texts
+    # (grouping every framework row with its titles and reasons sorted hundreds of MB on disk)
     "findings": """
-        SELECT problem, account_id, resource_id, severity_rank, first_failing_date, age_days, snapshot_date,
-               frameworks, check_ids, titles, reasons, resource_type, count(*) OVER () AS total
-        FROM (
+        WITH ranked AS (
             SELECT coalesce(control_logic, framework || ' ' || check_id) AS problem, account_id, resource_id,
                    min(CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2
                                      WHEN 'low' THEN 3 ELSE 4 END) AS severity_rank,
                    min(first_failing_date) AS first_failing_date, max(age_days) AS age_days,
-                   max(snapshot_date) AS snapshot_date,
-                   array_agg(framework ORDER BY framework) AS frameworks,
+                   max(snapshot_date) AS snapshot_date, count(*) OVER () AS total
+            FROM aws_policy_open_findings
+            WHERE true {filters}
+            GROUP BY 1, 2, 3
+            {having}
+            ORDER BY severity_rank, age_days DESC, first_failing_date, account_id, problem, resource_id
+            LIMIT %(limit)s
+        )
+        SELECT r.problem, r.account_id, r.resource_id, r.severity_rank, r.first_failing_date, r.age_days,
+               r.snapshot_date, v.frameworks, v.check_ids, v.titles, v.reasons, v.resource_type, r.total
+        FROM ranked r
+        CROSS JOIN LATERAL (
+            SELECT array_agg(framework ORDER BY framework) AS frameworks,
                    array_agg(check_id ORDER BY framework) AS check_ids,
                    array_agg(title ORDER BY framework) AS titles,
                    array_agg(reason ORDER BY framework) AS reasons,
                    min(resource_type) AS resource_type
             FROM aws_policy_open_findings
-            WHERE true {filters}
-            GROUP BY 1, 2, 3
-            {having}
-        ) problems
-        ORDER BY severity_rank, age_days DESC, first_failing_date, account_id, problem, resource_id
-        LIMIT %(limit)s
+            WHERE account_id = r.account_id AND resource_id = r.resource_id
+              AND coalesce(control_logic, framework || ' ' || check_id) = r.problem {filters}
+        ) v
+        ORDER BY r.severity_rank, r.age_days DESC, r.first_failing_date, r.account_id, r.problem, r.resource_id
     """,
     "trend_dates": """
         SELECT DISTINCT snapshot_date FROM aws_policy_accounts ORDER BY snapshot_date DESC LIMIT %(snapshots)s

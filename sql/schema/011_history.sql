@@ -71,9 +71,13 @@ CREATE TABLE IF NOT EXISTS aws_policy_verdicts (
     resource_type text,
     status text NOT NULL CHECK (status IN ('pass', 'fail', 'error')),
     reason text NOT NULL,
+    -- on a 'fail' interval: the start of its unbroken failing streak (aws_policy_refresh_streaks)
+    failing_since date,
     PRIMARY KEY (variant_id, account_id, resource_id, valid_from),
     CHECK (valid_from <= valid_to)
 );
+-- a database written before failing_since existed (filled in below, after aws_policy_refresh_streaks)
+ALTER TABLE aws_policy_verdicts ADD COLUMN IF NOT EXISTS failing_since date;
 -- what covers a date: open intervals and those ending on or after it
 CREATE INDEX IF NOT EXISTS aws_policy_verdicts_to_idx ON aws_policy_verdicts (variant_id, account_id, valid_to);
 -- what started in a date range: arrivals of aws_policy_changes
@@ -81,6 +85,12 @@ CREATE INDEX IF NOT EXISTS aws_policy_verdicts_from_idx ON aws_policy_verdicts (
 -- the failing intervals covering a date (aws_policy_open_findings)
 CREATE INDEX IF NOT EXISTS aws_policy_verdicts_fail_idx
     ON aws_policy_verdicts (variant_id, account_id, valid_to) WHERE status = 'fail';
+-- the failing intervals starting from a date (aws_policy_refresh_streaks)
+CREATE INDEX IF NOT EXISTS aws_policy_verdicts_fail_from_idx
+    ON aws_policy_verdicts (variant_id, account_id, valid_from) WHERE status = 'fail';
+-- failing intervals still without failing_since (just written, or written before the column existed)
+CREATE INDEX IF NOT EXISTS aws_policy_verdicts_unstreaked_idx
+    ON aws_policy_verdicts (variant_id, account_id) WHERE status = 'fail' AND failing_since IS NULL;
 -- retention trims by valid_to
 CREATE INDEX IF NOT EXISTS aws_policy_verdicts_expiry_idx ON aws_policy_verdicts (valid_to) WHERE valid_to <> 'infinity';
 
@@ -135,6 +145,67 @@ RETURNS void LANGUAGE sql AS $$
        SET latest_date = EXCLUDED.latest_date, latest_evaluated_date = EXCLUDED.latest_evaluated_date,
            latest_complete_date = EXCLUDED.latest_complete_date;
 $$;
+
+-- failing_since of the 'fail' intervals of the given pairs that start on or after
+-- p_from (or have none yet), from the evaluations and the intervals before them:
+-- an interval continues the streak of the resource's failing interval covering
+-- the evaluated date just before it (dates where the account could not be
+-- evaluated are skipped), else it starts one. Intervals before p_from keep theirs.
+CREATE OR REPLACE FUNCTION aws_policy_refresh_streaks(p_variants integer[], p_accounts text[], p_from date)
+RETURNS void LANGUAGE sql AS $$
+    WITH k AS (
+        SELECT DISTINCT variant_id, account_id FROM unnest(p_variants, p_accounts) AS u (variant_id, account_id)
+    ),
+    t AS (
+        SELECT i.variant_id, i.account_id, i.resource_id, i.valid_from, i.failing_since
+        FROM k JOIN aws_policy_verdicts i
+          ON i.variant_id = k.variant_id AND i.account_id = k.account_id AND i.status = 'fail'
+         AND i.valid_from >= p_from
+        UNION
+        SELECT i.variant_id, i.account_id, i.resource_id, i.valid_from, i.failing_since
+        FROM k JOIN aws_policy_verdicts i
+          ON i.variant_id = k.variant_id AND i.account_id = k.account_id AND i.status = 'fail'
+         AND i.failing_since IS NULL
+    ),
+    c AS (
+        -- the streak start known without looking at other targets (NULL: inherit the previous target's)
+        SELECT t.variant_id, t.account_id, t.resource_id, t.valid_from, t.failing_since,
+               CASE WHEN pf.valid_from IS NULL THEN t.valid_from
+                    WHEN pf.valid_from >= p_from OR pf.failing_since IS NULL THEN NULL
+                    ELSE pf.failing_since END AS start
+        FROM t
+        LEFT JOIN LATERAL (
+            SELECT p.snapshot_date FROM aws_policy_evaluations p
+            WHERE p.variant_id = t.variant_id AND p.account_id = t.account_id AND p.snapshot_date < t.valid_from
+              AND p.evaluated AND p.pass_count + p.fail_count + p.error_count > 0
+            ORDER BY p.snapshot_date DESC LIMIT 1
+        ) pd ON true
+        LEFT JOIN LATERAL (
+            SELECT f.valid_from, f.failing_since
+            FROM (SELECT f.valid_from, f.valid_to, f.status, f.failing_since FROM aws_policy_verdicts f
+                  WHERE f.variant_id = t.variant_id AND f.account_id = t.account_id AND f.resource_id = t.resource_id
+                    AND f.valid_from <= pd.snapshot_date
+                  ORDER BY f.valid_from DESC LIMIT 1) f
+            WHERE f.status = 'fail' AND f.valid_to >= pd.snapshot_date
+        ) pf ON true
+    ),
+    g AS (
+        SELECT c.*, count(start) OVER (PARTITION BY variant_id, account_id, resource_id ORDER BY valid_from) AS grp
+        FROM c
+    ),
+    s AS (
+        SELECT g.*, max(start) OVER (PARTITION BY variant_id, account_id, resource_id, grp) AS streak FROM g
+    )
+    UPDATE aws_policy_verdicts v SET failing_since = s.streak
+    FROM s
+    WHERE v.variant_id = s.variant_id AND v.account_id = s.account_id AND v.resource_id = s.resource_id
+      AND v.valid_from = s.valid_from AND s.failing_since IS DISTINCT FROM s.streak;
+$$;
+
+-- fills failing_since where it is missing (a database upgraded from before the column)
+SELECT aws_policy_refresh_streaks(array_agg(variant_id), array_agg(account_id), 'infinity')
+FROM aws_policy_pairs
+WHERE EXISTS (SELECT 1 FROM aws_policy_verdicts WHERE status = 'fail' AND failing_since IS NULL);
 
 -- The one write path. Callers fill two temporary tables in the same transaction:
 --   _eval_pairs (variant_id, account_id, control_logic, error_reason)  every (variant, account)
@@ -221,6 +292,7 @@ BEGIN
     x AS (
         SELECT r.variant_id, r.account_id, r.resource_id, c.ok, c.prev_date, c.next_date,
                wp.valid_from AS p_from, wp.resource_type AS p_type, wp.status AS p_status, wp.reason AS p_reason,
+               wp.failing_since AS p_since,
                wn.valid_to AS n_to, wn.resource_type AS n_type, wn.status AS n_status, wn.reason AS n_reason,
                d.resource_type AS d_type, d.status AS d_status, d.reason AS d_reason
         FROM res r
@@ -254,22 +326,22 @@ BEGIN
                   WHEN y.same_pd THEN p_date
                   WHEN y.same_pn THEN y.n_to
                   ELSE y.prev_date END,
-             y.p_type, y.p_status, y.p_reason),
+             y.p_type, y.p_status, y.p_reason, y.p_since),
             -- this date's verdict, when it does not continue the previous run
             (y.d_status IS NOT NULL AND NOT y.same_pd, p_date,
              CASE WHEN y.same_dn THEN y.n_to ELSE p_date END,
-             y.d_type, y.d_status, y.d_reason),
+             y.d_type, y.d_status, y.d_reason, NULL::date),
             -- the run through the next date, when nothing before joins it
             (y.n_status IS NOT NULL AND NOT y.same_dn AND NOT y.same_pn, y.next_date, y.n_to,
-             y.n_type, y.n_status, y.n_reason)
-        ) AS piece (keep, valid_from, valid_to, resource_type, status, reason)
+             y.n_type, y.n_status, y.n_reason, NULL::date)
+        ) AS piece (keep, valid_from, valid_to, resource_type, status, reason, failing_since)
         WHERE piece.keep
     )
     SELECT variant_id, account_id, resource_id, valid_from,
            -- a run reaching the pair's newest complete evaluation stays open
            CASE WHEN next_date IS NULL AND valid_to = CASE WHEN ok THEN p_date ELSE prev_date END
                 THEN 'infinity'::date ELSE valid_to END AS valid_to,
-           resource_type, status, reason
+           resource_type, status, reason, failing_since
     FROM pieces;
     ANALYZE _eval_pieces;
 
@@ -286,8 +358,9 @@ BEGIN
             AND n.resource_type IS NOT DISTINCT FROM w.resource_type);
 
     INSERT INTO aws_policy_verdicts (variant_id, account_id, resource_id, valid_from, valid_to,
-                                     resource_type, status, reason)
-    SELECT n.variant_id, n.account_id, n.resource_id, n.valid_from, n.valid_to, n.resource_type, n.status, n.reason
+                                     resource_type, status, reason, failing_since)
+    SELECT n.variant_id, n.account_id, n.resource_id, n.valid_from, n.valid_to, n.resource_type, n.status, n.reason,
+           n.failing_since
     FROM _eval_pieces n
     WHERE NOT EXISTS (
         SELECT 1 FROM _eval_window w
@@ -295,6 +368,10 @@ BEGIN
           AND n.valid_from = w.valid_from AND n.valid_to = w.valid_to
           AND n.status = w.status AND n.reason = w.reason
           AND n.resource_type IS NOT DISTINCT FROM w.resource_type);
+
+    -- p_date's verdicts and whether it counts as evaluated changed: the streaks of
+    -- the intervals from p_date on (all of them for a replay in the middle)
+    PERFORM aws_policy_refresh_streaks(array_agg(variant_id), array_agg(account_id), p_date) FROM _eval_ctx;
 END
 $$;
 
@@ -409,5 +486,17 @@ BEGIN
         COMMIT;
         EXIT WHEN n < p_batch;
     END LOOP;
+    -- A streak whose first intervals were expired now starts at its first kept
+    -- interval (nothing before it is evaluated any more): the streak of one
+    -- resource is identified by its failing_since.
+    UPDATE aws_policy_verdicts v SET failing_since = m.first_kept
+    FROM (SELECT variant_id, account_id, resource_id, failing_since, min(valid_from) AS first_kept
+          FROM aws_policy_verdicts
+          WHERE status = 'fail' AND failing_since < p_before
+          GROUP BY variant_id, account_id, resource_id, failing_since) m
+    WHERE v.status = 'fail' AND v.variant_id = m.variant_id AND v.account_id = m.account_id
+      AND v.resource_id = m.resource_id AND v.failing_since = m.failing_since
+      AND v.failing_since <> m.first_kept;
+    COMMIT;
 END
 $$;

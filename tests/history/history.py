@@ -146,7 +146,8 @@ def storage(conn) -> dict[str, list[tuple]]:
     tables = {
         "verdicts": conn.execute(
             "SELECT v.control_logic, v.params, i.account_id, i.resource_id, i.valid_from, i.valid_to::text, "
-            "i.resource_type, i.status, i.reason FROM aws_policy_verdicts i JOIN aws_policy_variants v "
+            "i.resource_type, i.status, i.reason, i.failing_since FROM aws_policy_verdicts i "
+            "JOIN aws_policy_variants v "
             "USING (variant_id) ORDER BY 1, 2::text, 3, 4, 5").fetchall(),
         "evaluations": conn.execute(
             "SELECT e.snapshot_date, v.control_logic, v.params, e.account_id, e.error_reason, e.evaluated, "

@@ -3,6 +3,8 @@ after replays of a middle date, and leaves exactly what a clean day-by-day run l
 
 from datetime import date, timedelta
 
+from iam_audit.database import apply_schema
+
 from .history import (
     ACCOUNTS,
     VIEWS,
@@ -72,6 +74,8 @@ def test_each_date_gives_the_rows_of_the_earlier_design_also_after_replays(db):
     run_new(db, middle, "replay-1")
     run_legacy(db, middle, "replay-1")
     assert_same_rows(db, DAYS)
+    # the streaks of the open findings (first_failing_date) after the middle date changed
+    assert_same_views(db)
     # the newest date and the first date replayed too (re-runs are idempotent)
     for day in (DAYS[-1], DAYS[0], middle):
         run_new(db, day, f"rerun-{day}")
@@ -79,6 +83,12 @@ def test_each_date_gives_the_rows_of_the_earlier_design_also_after_replays(db):
     assert_same_rows(db, DAYS)
     assert_same_views(db)
     replayed = storage(db)
+
+    # a database written before failing_since existed gets it on the next schema apply
+    db.execute("UPDATE aws_policy_verdicts SET failing_since = NULL")
+    db.commit()
+    apply_schema(db, force=True)
+    assert storage(db) == replayed
 
     # a clean day-by-day run over the same final staging leaves the same history
     db.execute("TRUNCATE aws_policy_verdicts, aws_policy_evaluations, aws_policy_scopes")
@@ -101,12 +111,14 @@ def test_a_date_added_in_the_middle_and_a_date_removed(db):
     run_new(db, gap, "backfill")
     run_legacy(db, gap, "backfill")
     assert_same_rows(db, [*DAYS, gap])
+    assert_same_views(db)
     # removing a date's accounts (pipeline.prune_other_accounts) re-joins the intervals around it
     db.execute("DELETE FROM aws_policy_results WHERE snapshot_date = %s", (gap,))
     db.execute("DELETE FROM legacy_results WHERE snapshot_date = %s", (gap,))
     db.commit()
     assert rows(db, "aws_policy_results", gap) == []
     assert_same_rows(db, DAYS)
+    assert_same_views(db)
     kept = storage(db)
     db.execute("TRUNCATE aws_policy_verdicts, aws_policy_evaluations, aws_policy_scopes")
     db.commit()
