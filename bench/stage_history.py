@@ -257,8 +257,7 @@ def run_history(accounts: int, users: int, days: int, churn_pct: float, retentio
     out["day1_bytes"] = {"history": size(conn, HISTORY_TABLES), "earlier_design": size(conn, ["legacy_results"])}
     out["day1_rows"] = {
         "aws_policy_results": conn.execute("SELECT count(*) FROM aws_policy_results").fetchone()[0],
-        "intervals": conn.execute("SELECT count(*) FROM aws_policy_verdicts").fetchone()[0],
-        "evaluations": conn.execute("SELECT count(*) FROM aws_policy_evaluations").fetchone()[0]}
+        **history_rows(conn)}
 
     day2 = day1 + timedelta(days=1)
     stage_copy(conn, day1, day2, churn_pct)
@@ -300,31 +299,37 @@ def run_history(accounts: int, users: int, days: int, churn_pct: float, retentio
         "earlier_design_one_day": out["day1_bytes"]["earlier_design"],
         "per_table": {t: size(conn, [t]) for t in HISTORY_TABLES},
     }
-    out["rows"] = {"intervals": conn.execute("SELECT count(*) FROM aws_policy_verdicts").fetchone()[0],
-                   "evaluations": conn.execute("SELECT count(*) FROM aws_policy_evaluations").fetchone()[0]}
+    out["rows"] = history_rows(conn)
     out["tiles_seconds"] = time_tiles(conn)
     if retention_keep:
-        # through the pipeline's own retention step (include/iam_audit/retention.py), on a
-        # connection of its own as the task uses it (it commits step by step)
-        from common import postgres
-        from iam_audit.retention import expire_history
-
         conn.commit()
-        before = {"intervals": out["rows"]["intervals"], "evaluations": out["rows"]["evaluations"]}
-        t0 = time.perf_counter()
-        with postgres().connect(HISTORY_DB) as own:
-            done = expire_history(own, today, retention_keep)
-        seconds = time.perf_counter() - t0
-        after = {"intervals": conn.execute("SELECT count(*) FROM aws_policy_verdicts").fetchone()[0],
-                 "evaluations": conn.execute("SELECT count(*) FROM aws_policy_evaluations").fetchone()[0]}
-        conn.commit()
-        vacuum(conn)
-        out["retention"] = {"keep_days": retention_keep, "kept_from": done.get("kept_from"),
-                            "seconds": round(seconds, 2), "rows_before": before, "rows_after": after,
-                            "bytes_after_vacuum": size(conn, HISTORY_TABLES)}
-        log(f"history: retention {out['retention']}")
+        out["retention"] = measure_retention(conn, today, retention_keep, out["rows"])
     conn.close()
     return out
+
+
+def history_rows(conn) -> dict:
+    return {"intervals": conn.execute("SELECT count(*) FROM aws_policy_verdicts").fetchone()[0],
+            "evaluations": conn.execute("SELECT count(*) FROM aws_policy_evaluations").fetchone()[0]}
+
+
+def measure_retention(conn, newest: date, keep_days: int, rows_before: dict) -> dict:
+    """Retention through the pipeline's own step (include/iam_audit/retention.py), on a connection of
+    its own as the task uses it (it commits step by step); sizes after VACUUM."""
+    from common import postgres
+    from iam_audit.retention import expire_history
+
+    t0 = time.perf_counter()
+    with postgres().connect(HISTORY_DB) as own:
+        done = expire_history(own, newest, keep_days)
+    seconds = time.perf_counter() - t0
+    after = history_rows(conn)
+    conn.commit()
+    vacuum(conn)
+    result = {"keep_days": keep_days, "kept_from": done.get("kept_from"), "seconds": round(seconds, 2),
+              "rows_before": rows_before, "rows_after": after, "bytes_after_vacuum": size(conn, HISTORY_TABLES)}
+    log(f"history: retention {result}")
+    return result
 
 
 def time_tiles(conn, repeat: int = 3, timeout_s: int = 60) -> dict:
@@ -386,27 +391,13 @@ def finish_history(retention_keep: int | None = None, log_path: str | None = Non
     out["days"] = conn.execute("SELECT count(DISTINCT snapshot_date) FROM aws_policy_scopes").fetchone()[0]
     out["bytes"] = {"history": size(conn, HISTORY_TABLES),
                     "per_table": {t: size(conn, [t]) for t in HISTORY_TABLES}}
-    out["rows"] = {"intervals": conn.execute("SELECT count(*) FROM aws_policy_verdicts").fetchone()[0],
-                   "evaluations": conn.execute("SELECT count(*) FROM aws_policy_evaluations").fetchone()[0]}
+    out["rows"] = history_rows(conn)
     log(f"history: finishing on {out['days']} days: {out['rows']}")
     out["tiles_seconds"] = time_tiles(conn)
     if retention_keep:
-        from iam_audit.retention import expire_history
-
         newest = conn.execute("SELECT max(snapshot_date) FROM aws_policy_scopes").fetchone()[0]
         conn.commit()
-        t0 = time.perf_counter()
-        with postgres().connect(HISTORY_DB) as own:
-            done = expire_history(own, newest, retention_keep)
-        seconds = time.perf_counter() - t0
-        after = {"intervals": conn.execute("SELECT count(*) FROM aws_policy_verdicts").fetchone()[0],
-                 "evaluations": conn.execute("SELECT count(*) FROM aws_policy_evaluations").fetchone()[0]}
-        conn.commit()
-        vacuum(conn)
-        out["retention"] = {"keep_days": retention_keep, "kept_from": done.get("kept_from"),
-                            "seconds": round(seconds, 2), "rows_before": out["rows"], "rows_after": after,
-                            "bytes_after_vacuum": size(conn, HISTORY_TABLES)}
-        log(f"history: retention {out['retention']}")
+        out["retention"] = measure_retention(conn, newest, retention_keep, out["rows"])
     conn.close()
     return out
 

@@ -65,6 +65,8 @@ from urllib.parse import parse_qs
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
+from iam_audit.emulator.process import LocalService, free_port
+
 ACCOUNT = "{{STANDIN_ACCOUNT_ID}}"
 _CRED_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 _ASSUMED_KEY = re.compile(r"^ASIA(\d{12})SDIN$")
@@ -522,49 +524,20 @@ def _s3_error(status: int, code: str, resource: str):
 
 # ---- process ---------------------------------------------------------------------------------
 
-class StandIn:
+class StandIn(LocalService):
     def __init__(self, proc: subprocess.Popen, url: str, log_path: str):
-        self.proc, self.url, self.log_path = proc, url, log_path
+        super().__init__(proc, url, log_path)
         self.manifest = self._request("GET", "/_emulator/manifest")
-
-    def _request(self, method: str, path: str, payload: Any = None) -> Any:
-        data = json.dumps(payload).encode() if payload is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - local URL
-            return json.loads(resp.read())
-
-    def calls(self) -> list[dict]:
-        return self._request("GET", "/_emulator/calls")["calls"]
-
-    def reset_calls(self) -> None:
-        self._request("DELETE", "/_emulator/calls")
 
     def set_accounts(self, accounts: int) -> dict:
         """N accounts in all (management included); forgets S3 objects and call counts."""
         self.manifest = self._request("POST", "/_emulator/seed", {"accounts": accounts - 1})
         return self.manifest
 
-    def stop(self, timeout: float = 10) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=timeout)
-
-    def __enter__(self) -> StandIn:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 def start_standin(snapshot_path: str | os.PathLike, accounts: int = 1, port: int | None = None,
                   host: str = "127.0.0.1", log_path: str | None = None, ready_timeout: float = 30) -> StandIn:
     """Serve a recorded snapshot in a child process (its CPU is not the caller's)."""
-    from iam_audit.emulator.process import free_port
-
     port = port or free_port()
     log_path = log_path or os.path.join(tempfile.mkdtemp(prefix="iam-audit-standin-"), "standin.log")
     env = dict(os.environ)

@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 INCLUDE_DIR = str(Path(__file__).resolve().parents[2])
 
@@ -27,7 +27,10 @@ class EmulatorError(RuntimeError):
     """A control endpoint answered with an error."""
 
 
-class Emulator:
+class LocalService:
+    """A local AWS stand-in process with the emulator's control endpoints (`/_emulator/...`):
+    the emulator here, the benchmark's replaying stand-in (iam_audit.standin)."""
+
     def __init__(self, proc: subprocess.Popen[bytes], url: str, log_path: str):
         self.proc = proc
         self.url = url
@@ -53,6 +56,31 @@ class Emulator:
         except OSError:
             return False
 
+    def calls(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/_emulator/calls")["calls"]
+
+    def reset_calls(self) -> None:
+        self._request("DELETE", "/_emulator/calls")
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Emulator(LocalService):
+    """The moto-based emulator: seeding, faults, root settings, policy enforcement."""
+
     def seed(self, accounts: int = 5, users: int = 8, seed: int = 42) -> dict[str, Any]:
         return self._request(
             "POST", "/_emulator/seed", {"accounts": accounts, "users": users, "seed": seed}
@@ -63,12 +91,6 @@ class Emulator:
 
     def clear_faults(self) -> None:
         self._request("DELETE", "/_emulator/faults")
-
-    def calls(self) -> list[dict[str, Any]]:
-        return self._request("GET", "/_emulator/calls")["calls"]
-
-    def reset_calls(self) -> None:
-        self._request("DELETE", "/_emulator/calls")
 
     def set_root(self, **spec: Any) -> dict[str, Any]:
         """See middleware.set_root: account_id, mfa, password, password_last_used_days_ago, keys."""
@@ -105,21 +127,6 @@ class Emulator:
     def reset(self) -> None:
         self._request("POST", "/_emulator/reset")
 
-    # -- lifecycle
-    def stop(self, timeout: float = 10) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=timeout)
-
-    def __enter__(self) -> Emulator:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def start_emulator(
