@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     example = 'make sql Q="SELECT framework, check_id, status, count(*) FROM aws_policy_results GROUP BY 1,2,3"'
     print(f"""
 Where the data is
-  Verdicts   PostgreSQL table aws_policy_results (database {stack.database}, socket dir {stack.postgres.socket_dir})
+  Verdicts   PostgreSQL view aws_policy_results (database {stack.database}, socket dir {stack.postgres.socket_dir})
              {example}
   BI tools   {stack.postgres.tcp_uri(bi_login, bi_password, stack.database)}
              (read-only login in role compliance_reader; make superset serves a dashboard on it)
