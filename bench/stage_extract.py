@@ -78,6 +78,71 @@ class CallCounter:
         return lambda: setattr(aws.AwsTarget, "assume_role", original)
 
 
+class CpuBreakdown:
+    """Where the extracting process's CPU goes, from the CPU time of the thread doing the work
+    (time.thread_time, so waiting for an answer costs nothing): creating sessions (boto3 and
+    botocore Session objects, incl. the assumed-role one), creating clients (boto3 Session.client),
+    and the GetAccountAuthorizationDetails data set (extract.get_authorization_details: signing,
+    reading and parsing every page, botocore's policy URL-decoding). The rest of the process's
+    CPU is everything else (other calls and their parsing, JSON and gzip of the raw objects, S3
+    writes, threads). Only the outermost instrumented frame of a thread counts, so a session
+    created while a client is created is counted once."""
+
+    PARTS = ("sessions", "clients", "gaad")
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.seconds = dict.fromkeys(self.PARTS, 0.0)
+        self.counts = dict.fromkeys(self.PARTS, 0)
+        self._local = threading.local()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.seconds = dict.fromkeys(self.PARTS, 0.0)
+            self.counts = dict.fromkeys(self.PARTS, 0)
+
+    def _wrap(self, owner, name: str, part: str):
+        original = getattr(owner, name)
+        breakdown = self
+
+        @functools.wraps(original)
+        def timed(*args, **kwargs):
+            if getattr(breakdown._local, "inside", False):
+                return original(*args, **kwargs)
+            breakdown._local.inside = True
+            t0 = time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent = time.thread_time() - t0
+                breakdown._local.inside = False
+                with breakdown.lock:
+                    breakdown.seconds[part] += spent
+                    breakdown.counts[part] += 1
+
+        setattr(owner, name, timed)
+        return lambda: setattr(owner, name, original)
+
+    def install(self):
+        import boto3.session
+        import botocore.session
+        from iam_audit import extract
+
+        undo = [self._wrap(botocore.session.Session, "__init__", "sessions"),
+                self._wrap(boto3.session.Session, "__init__", "sessions"),
+                self._wrap(boto3.session.Session, "client", "clients"),
+                self._wrap(extract, "get_authorization_details", "gaad")]
+        return lambda: [u() for u in reversed(undo)]
+
+    def per_account(self, total_cpu: float, accounts: int) -> dict:
+        n = max(accounts, 1)
+        out = {part: round(self.seconds[part] / n, 3) for part in self.PARTS}
+        out["rest"] = round((total_cpu - sum(self.seconds.values())) / n, 3)
+        out["sessions_created_per_account"] = round(self.counts["sessions"] / n, 2)
+        out["clients_created_per_account"] = round(self.counts["clients"] / n, 2)
+        return out
+
+
 def bench_plan(bucket: str, run_id: str = "bench") -> dict:
     """The plan dict tasks.plan_run returns, for a live run of today over every account."""
     from iam_audit.catalogue import load_catalogue
@@ -132,6 +197,8 @@ def run_extraction(accounts: int, users: int, workers: int, prepare: int | None 
         _in_process_airflow_env(org)
         counter = CallCounter()
         uninstall = counter.install()
+        breakdown = CpuBreakdown()
+        uninstall_breakdown = breakdown.install()
         try:
             with PeakRSS(pids=[org.pid]) as mem:
                 t0 = time.perf_counter()
@@ -156,6 +223,7 @@ def run_extraction(accounts: int, users: int, workers: int, prepare: int | None 
                         failures[account["account_id"]] = f"{type(exc).__name__}: {exc}"[:300]
                     per_account_seconds[account["account_id"]] = time.perf_counter() - a0
 
+                breakdown.reset()  # discovery's sessions and clients are not the extraction's
                 t1, cpu1 = time.perf_counter(), time.process_time()
                 with ThreadPoolExecutor(max_workers=workers) as pool:
                     list(pool.map(one, found))
@@ -165,6 +233,8 @@ def run_extraction(accounts: int, users: int, workers: int, prepare: int | None 
                 result["extraction_cpu_seconds"] = round(time.process_time() - cpu1, 2)
                 result["cpu_seconds_per_account"] = round(
                     result["extraction_cpu_seconds"] / max(result["extracted_accounts"], 1), 3)
+                result["cpu_seconds_per_account_by_part"] = breakdown.per_account(
+                    result["extraction_cpu_seconds"], result["extracted_accounts"])
                 if skipped:
                     result["time_limit_seconds"] = time_limit
                     result["accounts_per_second"] = round(
@@ -183,6 +253,7 @@ def run_extraction(accounts: int, users: int, workers: int, prepare: int | None 
             result["failed_accounts"] = len(failures)
             result["failure_examples"] = dict(list(failures.items())[:3])
         finally:
+            uninstall_breakdown()
             uninstall()
 
         emulator_calls = org.calls()

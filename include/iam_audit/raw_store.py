@@ -6,9 +6,11 @@ configured key) and overwritten on reruns of a date.
 
 from __future__ import annotations
 
+import functools
+
 from botocore.exceptions import ClientError
 
-from iam_audit.aws import error_code
+from iam_audit.aws import error_code, share_loader
 
 
 class RawObjectMissing(LookupError):
@@ -19,13 +21,24 @@ class RawStoreError(RuntimeError):
     pass
 
 
+@functools.cache
+def _s3_hook_class():
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    class SharedModelsS3Hook(S3Hook):
+        """S3Hook whose sessions read service models through the process's loader (aws.share_loader)."""
+
+        def get_session(self, region_name=None, deferrable=False):
+            return share_loader(super().get_session(region_name=region_name, deferrable=deferrable))
+
+    return SharedModelsS3Hook
+
+
 class S3RawStore:
     def __init__(self, bucket: str, aws_conn_id: str = "aws_default", kms_key_id: str | None = None):
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
         self.bucket = bucket
         extra_args = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else {}
-        self.hook = S3Hook(aws_conn_id=aws_conn_id, extra_args=extra_args)
+        self.hook = _s3_hook_class()(aws_conn_id=aws_conn_id, extra_args=extra_args)
 
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
