@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -75,19 +76,17 @@ def parse_timestamp(value):
 # The services an audited account's session makes clients for (botocore's event names use the
 # hyphenised service id).
 AUDIT_SERVICES = frozenset({"iam", "account", "ec2", "accessanalyzer", "sts"})
+# audit session -> the services whose built-in handlers it has (names and service ids)
+_HANDLED_SERVICES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def audit_botocore_session() -> botocore.session.Session:
-    """A botocore session with botocore's built-in event handlers for AUDIT_SERVICES only: those of
-    no particular service ("*" or none) and of these services, without the other services' (S3's 37,
-    RDS's, Glacier's, ...) and the documentation ones. Every client starts from a copy of its
-    session's event hooks; with all 127 handlers that copy was about a third of creating a client,
-    and an audited account has 27 clients (24 of them Access Analyzer, one per region)."""
-    core = botocore.session.Session(include_builtin_handlers=False)
+def _register_builtin_handlers(core: botocore.session.Session, keep) -> None:
+    """Register botocore's built-in handlers whose event names a service that `keep` accepts ("*" for
+    the handlers of every service), in botocore's order; never the documentation ones."""
     events = core.get_component("event_emitter")
     for event, handler, *order in botocore.handlers.BUILTIN_HANDLERS:
         parts = event.split(".")
-        if parts[0] == "docs" or (len(parts) > 1 and parts[1] != "*" and parts[1] not in AUDIT_SERVICES):
+        if parts[0] == "docs" or not keep(parts[1] if len(parts) > 1 else "*"):
             continue
         if order and order[0] is botocore.handlers.REGISTER_FIRST:
             events.register_first(event, handler)
@@ -95,7 +94,31 @@ def audit_botocore_session() -> botocore.session.Session:
             events.register_last(event, handler)
         else:
             events.register(event, handler)
+
+
+def audit_botocore_session() -> botocore.session.Session:
+    """A botocore session with botocore's built-in event handlers for AUDIT_SERVICES only: those of
+    no particular service ("*" or none) and of these services, without the other services' (S3's 37,
+    RDS's, Glacier's, ...) and the documentation ones. Every client starts from a copy of its
+    session's event hooks; with all 127 handlers that copy was about a third of creating a client,
+    and an audited account has 27 clients (24 of them Access Analyzer, one per region). A client of
+    another service gets its service's handlers first (ensure_service_handlers)."""
+    core = botocore.session.Session(include_builtin_handlers=False)
+    _register_builtin_handlers(core, lambda service: service == "*" or service in AUDIT_SERVICES)
+    _HANDLED_SERVICES[core] = set(AUDIT_SERVICES)
     return core
+
+
+def ensure_service_handlers(core: botocore.session.Session, service_name: str) -> None:
+    """Before an audit session's first client of a service outside AUDIT_SERVICES, register that
+    service's built-in handlers. Other sessions have them all already."""
+    handled = _HANDLED_SERVICES.get(core)
+    if handled is None or service_name in handled:
+        return
+    service_id = core.get_service_model(service_name).service_id.hyphenize()
+    if service_id not in handled:
+        _register_builtin_handlers(core, lambda service: service == service_id)
+    handled.update((service_name, service_id))
 
 
 def share_loader(session):
@@ -158,6 +181,7 @@ class AwsTarget:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
+                ensure_service_handlers(session._session, service)
                 client = self._clients[key] = session.client(
                     service, region_name=region, endpoint_url=self.endpoint_url, verify=self.verify,
                     config=self.config())

@@ -7,7 +7,13 @@ from __future__ import annotations
 import boto3
 import botocore.session
 import pytest
-from iam_audit.aws import _SHARED_LOADER, AUDIT_SERVICES, audit_botocore_session, share_loader
+from iam_audit.aws import (
+    _SHARED_LOADER,
+    AUDIT_SERVICES,
+    audit_botocore_session,
+    ensure_service_handlers,
+    share_loader,
+)
 
 # The stages botocore emits around an API call and while building a client.
 STAGES = ("provide-client-params", "before-parameter-build", "before-endpoint-resolution", "before-call",
@@ -16,6 +22,7 @@ STAGES = ("provide-client-params", "before-parameter-build", "before-endpoint-re
 
 
 def _client(core: botocore.session.Session, service: str):
+    ensure_service_handlers(core, service)
     return core.create_client(service, region_name="eu-west-1", endpoint_url="http://127.0.0.1:9",
                               aws_access_key_id="AKIAEXAMPLEEXAMPLE00", aws_secret_access_key="secret")
 
@@ -25,7 +32,8 @@ def _handlers(client, event: str) -> list[str]:
     return [getattr(h, "__qualname__", type(h).__qualname__) for h in found]
 
 
-@pytest.mark.parametrize("service", sorted(AUDIT_SERVICES))
+# s3: a service outside AUDIT_SERVICES gets its handlers when its first client is made
+@pytest.mark.parametrize("service", sorted(AUDIT_SERVICES | {"s3"}))
 def test_clients_run_the_default_handlers_of_their_service(service):
     full, lean = _client(botocore.session.get_session(), service), _client(audit_botocore_session(), service)
     model = full.meta.service_model
@@ -39,10 +47,11 @@ def test_clients_run_the_default_handlers_of_their_service(service):
 
 
 def test_other_services_handlers_are_left_out():
-    lean = _client(audit_botocore_session(), "iam")
+    lean = audit_botocore_session().create_client("iam", region_name="us-east-1", aws_access_key_id="a",
+                                                  aws_secret_access_key="b")
     full = _client(botocore.session.get_session(), "iam")
     event = "before-parameter-build.s3.PutObject"
-    assert _handlers(full, event) != _handlers(lean, event)
+    assert _handlers(full, event) and _handlers(lean, event) != _handlers(full, event)
 
 
 def test_sessions_share_one_loader():
