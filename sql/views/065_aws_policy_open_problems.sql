@@ -66,22 +66,30 @@ WHERE p.accounts IS NULL
                   WHERE (x.account_id IS NULL OR x.account_id = p.account_id)
                     AND (x.resource_pattern IS NULL OR i.resource_id LIKE x.resource_pattern))
 UNION ALL
-SELECT p.control_logic, p.account_id, i.resource_id, i.resource_type, p.snapshot_date, p.severity,
-       array_agg(s.framework ORDER BY s.framework), i.failing_since, p.snapshot_date - i.failing_since
-FROM pairs p
-JOIN aws_policy_verdicts i
-  ON i.variant_id = p.variant_id AND i.account_id = p.account_id AND i.status = 'fail'
- AND i.valid_from <= p.snapshot_date AND i.valid_to >= p.snapshot_date
-JOIN aws_policy_scopes s
-  ON s.snapshot_date = p.snapshot_date AND s.variant_id = p.variant_id AND s.severity = p.severity
-WHERE p.accounts IS NOT NULL
-  AND EXISTS (SELECT 1 FROM unnest(p.accounts, p.patterns) AS x (account_id, resource_pattern)
-              WHERE (x.account_id IS NULL OR x.account_id = p.account_id)
-                AND (x.resource_pattern IS NULL OR i.resource_id LIKE x.resource_pattern))
-  AND NOT EXISTS (SELECT 1 FROM aws_policy_matching_exception(
-                      p.snapshot_date, s.framework, s.check_id, p.account_id, i.resource_id, 'fail'))
-GROUP BY p.variant_id, p.account_id, i.resource_id, p.control_logic, i.resource_type, p.snapshot_date, p.severity,
-         i.failing_since
+SELECT o.control_logic, o.account_id, o.resource_id, o.resource_type, o.snapshot_date, o.severity, f.frameworks,
+       o.failing_since, o.snapshot_date - o.failing_since
+FROM (
+    -- the reached intervals, one index probe per pair (OFFSET 0: never one per framework row)
+    SELECT p.variant_id, p.account_id, p.snapshot_date, p.control_logic, p.severity,
+           i.resource_id, i.resource_type, i.failing_since
+    FROM pairs p
+    JOIN aws_policy_verdicts i
+      ON i.variant_id = p.variant_id AND i.account_id = p.account_id AND i.status = 'fail'
+     AND i.valid_from <= p.snapshot_date AND i.valid_to >= p.snapshot_date
+    WHERE p.accounts IS NOT NULL
+      AND EXISTS (SELECT 1 FROM unnest(p.accounts, p.patterns) AS x (account_id, resource_pattern)
+                  WHERE (x.account_id IS NULL OR x.account_id = p.account_id)
+                    AND (x.resource_pattern IS NULL OR i.resource_id LIKE x.resource_pattern))
+    OFFSET 0
+) o
+CROSS JOIN LATERAL (
+    SELECT array_agg(s.framework ORDER BY s.framework) AS frameworks
+    FROM aws_policy_scopes s
+    WHERE s.snapshot_date = o.snapshot_date AND s.variant_id = o.variant_id AND s.severity = o.severity
+      AND NOT EXISTS (SELECT 1 FROM aws_policy_matching_exception(
+                          o.snapshot_date, s.framework, s.check_id, o.account_id, o.resource_id, 'fail'))
+) f
+WHERE f.frameworks IS NOT NULL
 UNION ALL
 SELECT s.framework || ' ' || s.check_id, pl.account_id, i.resource_id, i.resource_type, pl.latest_evaluated_date,
        s.severity, ARRAY[s.framework], i.failing_since, pl.latest_evaluated_date - i.failing_since
