@@ -17,7 +17,7 @@ per request, and only from the documented views (sql/views): it shows
   and muted counts beside it (aws_policy_scores),
 - the open failing findings, worst severity first, then oldest, one row per problem (control
   logic, account, resource) with the framework numbers it violates, filterable by framework,
-  account and severity (aws_policy_open_findings),
+  account and severity (ranked on aws_policy_open_problems, texts from aws_policy_open_findings),
 - the trend of the pass rate per framework over the last snapshots.
 
 ``GET /compliance/api/summary`` returns the same data as JSON (same filters).
@@ -50,8 +50,8 @@ TREND_SNAPSHOTS = 30
 FINDINGS_LIMIT = 50
 SEVERITIES = ("critical", "high", "medium", "low")
 ACCOUNT_ID = re.compile(r"\d{12}")
-VIEWS = ("aws_policy_scores", "aws_policy_open_findings", "aws_policy_accounts", "aws_policy_account_freshness",
-         "aws_policy_controls", "aws_policy_runs", "aws_policy_framework_scores")
+VIEWS = ("aws_policy_scores", "aws_policy_open_findings", "aws_policy_open_problems", "aws_policy_accounts",
+         "aws_policy_account_freshness", "aws_policy_controls", "aws_policy_runs", "aws_policy_framework_scores")
 
 # Every statement the page runs: values only as bind parameters. The findings statement gets
 # its optional filters as fixed fragments (FINDING_FILTERS), never as text from the request.
@@ -81,16 +81,16 @@ QUERIES = {
         FROM unnest(%(accounts)s::text[], %(dates)s::date[]) AS k (account_id, snapshot_date)
     """,
     # one row per problem: control logic x account x resource, over every framework it violates; the
-    # problems are ranked on narrow rows first and only the shown ones collect their frameworks' texts
-    # (grouping every framework row with its titles and reasons sorted hundreds of MB on disk)
+    # problems are ranked on aws_policy_open_problems (the open findings per interval and severity, before
+    # they are spread over the frameworks) and only the shown ones collect their frameworks' texts
     "findings": """
         WITH ranked AS (
-            SELECT coalesce(control_logic, framework || ' ' || check_id) AS problem, account_id, resource_id,
+            SELECT problem, account_id, resource_id,
                    min(CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2
                                      WHEN 'low' THEN 3 ELSE 4 END) AS severity_rank,
                    min(first_failing_date) AS first_failing_date, max(age_days) AS age_days,
                    max(snapshot_date) AS snapshot_date, count(*) OVER () AS total
-            FROM aws_policy_open_findings
+            FROM aws_policy_open_problems
             WHERE true {filters}
             GROUP BY 1, 2, 3
             {having}
@@ -129,7 +129,7 @@ FINDING_FILTERS = {
     "account": ("AND account_id = %(account)s", ""),
     "severity": ("AND severity = %(severity)s", ""),
     # keep every framework number of a problem that violates the chosen framework
-    "framework": ("", "HAVING bool_or(framework = %(framework)s)"),
+    "framework": ("", "HAVING bool_or(%(framework)s = ANY(frameworks))"),
 }
 
 

@@ -57,6 +57,10 @@ CREATE INDEX IF NOT EXISTS aws_policy_evaluations_pair_idx
 -- one account's evaluations of a date (aws_policy_runs, the Compliance page's run links)
 CREATE INDEX IF NOT EXISTS aws_policy_evaluations_account_idx
     ON aws_policy_evaluations (account_id, snapshot_date);
+-- evaluations without control_logic (written by the upgrade from the earlier design): the per-framework
+-- part of aws_policy_open_problems finds them here, and reads nothing while there are none
+CREATE INDEX IF NOT EXISTS aws_policy_evaluations_no_logic_idx
+    ON aws_policy_evaluations (snapshot_date, variant_id, account_id) WHERE control_logic IS NULL;
 -- the dates the BI views walk: evaluated, with verdicts (aws_policy_evaluated_snapshots)
 CREATE INDEX IF NOT EXISTS aws_policy_evaluations_seq_idx
     ON aws_policy_evaluations (variant_id, account_id, snapshot_date)

@@ -28,7 +28,7 @@ def test_role_is_nologin(db):
 @pytest.mark.parametrize("relation", [
     "aws_policy_results", "aws_policy_controls", "aws_policy_exceptions", "aws_policy_results_effective",
     "aws_policy_evaluated_snapshots", "aws_policy_latest", "aws_policy_scores", "aws_policy_changes",
-    "aws_policy_open_findings", "aws_policy_accounts",
+    "aws_policy_open_findings", "aws_policy_open_problems", "aws_policy_accounts",
 ])
 def test_reader_reads_tables_and_views(reader, relation):
     reader.execute(f"SELECT count(*) FROM {relation}").fetchone()  # noqa: S608
