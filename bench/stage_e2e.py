@@ -100,6 +100,7 @@ class AirflowStack:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
                 f"postgresql+psycopg2://postgres@/{AIRFLOW_DB}?host={pg.socket_dir}",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            "AIRFLOW__LOGGING__CELERY_LOGGING_LEVEL": "INFO",  # services.wait_workers reads the "ready." line
             "AIRFLOW_CONN_POSTGRES_DEFAULT": pg.airflow_conn_json(COMPLIANCE_DB),
             "IAM_AUDIT_TASK_RETRIES": "0",
             "IAM_AUDIT_RETRY_DELAY_SECONDS": "1",
