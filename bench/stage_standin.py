@@ -14,6 +14,7 @@ own process. Measured:
 from __future__ import annotations
 
 import http.client
+import json
 import multiprocessing
 import os
 import statistics
@@ -62,9 +63,12 @@ class StandInOrg:
 
 
 def snapshot_path(users: int, rerecord: bool = False):
-    from iam_audit.standin import record_fresh
+    from iam_audit.standin import SNAPSHOT_FORMAT, record_fresh
 
     path = STATE_DIR / f"standin-{users}users.json"
+    if not rerecord and path.exists() and json.loads(path.read_text()).get("format") != SNAPSHOT_FORMAT:
+        log(f"standin: {path.name} was recorded in an older format; recording it again")
+        rerecord = True
     if rerecord or not path.exists():
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         log(f"standin: recording a template account with {users} users from a fresh emulator")

@@ -387,6 +387,39 @@ def test_gaad_policies(emulator: Emulator, manifest: dict[str, Any]) -> None:
     assert aws_m["AttachmentCount"] == 0
 
 
+def _aws_managed(policies: list[dict[str, Any]]) -> set[str]:
+    return {p["Arn"] for p in policies if p["Arn"].startswith("arn:aws:iam::aws:policy/")}
+
+
+def test_gaad_lists_aws_managed_policies_only_where_used(emulator: Emulator, manifest: dict[str, Any]) -> None:
+    weak = account_by_profile(manifest, "weak")
+    iam = member_session(emulator, weak["id"]).client("iam", endpoint_url=emulator.url)
+    cloudshell = "arn:aws:iam::aws:policy/AWSCloudShellFullAccess"
+    details = iam.get_account_authorization_details()
+    attached = {p["PolicyArn"]
+                for key in ("UserDetailList", "GroupDetailList", "RoleDetailList")
+                for entity in details[key] for p in entity["AttachedManagedPolicies"]}
+    listed = _aws_managed(details["Policies"])
+    assert cloudshell in listed and "arn:aws:iam::aws:policy/AdministratorAccess" in listed
+    assert listed == {a for a in attached if a.startswith("arn:aws:iam::aws:policy/")}
+    assert all(p["AttachmentCount"] >= 1 for p in details["Policies"] if p["Arn"] in listed)
+    # customer-managed policies are listed attached or not
+    assert "LegacyFullAdmin" in {p["PolicyName"] for p in details["Policies"]}
+    assert _aws_managed(iam.get_account_authorization_details(Filter=["AWSManagedPolicy"])["Policies"]) == listed
+    # the management account does not use AWSCloudShellFullAccess: its GAAD does not list it
+    mgmt = mgmt_session().client("iam", endpoint_url=emulator.url)
+    assert cloudshell not in _aws_managed(mgmt.get_account_authorization_details()["Policies"])
+    # a policy used only as a permissions boundary is in use
+    boundary = "arn:aws:iam::aws:policy/job-function/ViewOnlyAccess"
+    assert boundary not in listed
+    iam.put_role_permissions_boundary(RoleName="app-runtime", PermissionsBoundary=boundary)
+    try:
+        assert boundary in _aws_managed(iam.get_account_authorization_details()["Policies"])
+    finally:
+        iam.delete_role_permissions_boundary(RoleName="app-runtime")
+    assert boundary not in _aws_managed(iam.get_account_authorization_details()["Policies"])
+
+
 def test_set_root_endpoint(emulator: Emulator, manifest: dict[str, Any]) -> None:
     none = account_by_profile(manifest, "none")
     emulator.set_root(

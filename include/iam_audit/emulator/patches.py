@@ -267,6 +267,34 @@ def apply() -> None:
     iam_models.ManagedPolicy.policy_name = property(lambda self: self.name)
     iam_models.ManagedPolicy.policy_id = property(lambda self: self.id)
 
+    # ---- GAAD: AWS-managed policies only where the account uses them ---------
+    # moto lists all ~1,580 AWS-managed policies (every version) in every account's
+    # GetAccountAuthorizationDetails. What AWS does is not stated in the API reference; the
+    # evidence (docs/performance.md, "Extraction CPU per account") is that AWS lists the
+    # AWS-managed policies in use in the account and every customer-managed policy,
+    # attached or not: aws-recon moved its "in-use" policies to GAAD and still had to
+    # collect AWS-managed ones with ListPolicies (github.com/joshlarsen/aws-recon/issues/21);
+    # Cloudsplaining's guide puts a GAAD download at about 100 KB per account, which the
+    # full set (6 MB here) cannot be; LocalStack's AWS-recorded snapshot lists a fresh,
+    # unattached customer-managed policy with AttachmentCount 0. "In use" is taken as
+    # attached to a user, group or role, or set as a permissions boundary.
+    orig_gaad = IAMBackend.get_account_authorization_details
+
+    def get_account_authorization_details(self: Any, policy_filter: list[str]) -> dict[str, Any]:
+        details = orig_gaad(self, policy_filter)
+        in_use: set[str] = set()
+        for entity in (*self.users.values(), *self.groups.values(), *self.roles.values()):
+            in_use.update(entity.managed_policies)
+            boundary = getattr(entity, "permissions_boundary_arn", None)
+            if boundary:
+                in_use.add(boundary)
+        details["managed_policies"] = [
+            p for p in details["managed_policies"] if p.arn.split(":")[4] != "aws" or p.arn in in_use
+        ]
+        return details
+
+    IAMBackend.get_account_authorization_details = get_account_authorization_details
+
     # ---- credential report -------------------------------------------------
     def get_credential_report(self: Any) -> str:
         if not self.credential_report:
