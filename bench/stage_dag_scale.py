@@ -180,6 +180,35 @@ def _trigger(services, dag_id: str) -> str:
     return services.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None}, attempts=1)["dag_run_id"]
 
 
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each component's process tree, including the
+    children it has already reaped (the task processes of a Celery worker's pool, for instance)."""
+    import psutil
+
+    out = {}
+    for name, pid in pids.items():
+        total = 0.0
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for proc in procs:
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.Error:
+                pass
+        out[name] = total
+    return out
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    delta = {k: round(after[k] - before.get(k, 0.0), 1) for k in after}
+    delta["airflow"] = round(sum(v for k, v in delta.items() if k != "standin"), 1)
+    return delta
+
+
 def run_noop(services, tasks: int, timeout: float = 1800) -> dict:
     """Airflow's own overhead per task instance: a DAG of one task returning range(tasks) and `tasks`
     mapped no-op instances (as stage e2e's bench_noop); wall time trigger -> end / task instances."""
@@ -241,9 +270,6 @@ def run_dag_scale(accounts: int, users: int = 50, parallelism: int = 4, executor
         env = {**stack.airflow_env(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
                "AIRFLOW__CORE__PARALLELISM": str(parallelism),
                "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(worker_concurrency),
-               "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-               # the Celery workers' "ready." line (services.wait_workers) is logged at INFO
-               "AIRFLOW__LOGGING__CELERY_LOGGING_LEVEL": "INFO",
                "AIRFLOW_VAR_IAM_AUDIT_ACCOUNTS_PER_TASK": str(accounts_per_task),
                "IAM_AUDIT_AWS_POOL_SLOTS": str(pool_slots),
                **(airflow_settings or {})}
@@ -263,10 +289,16 @@ def run_dag_scale(accounts: int, users: int = 50, parallelism: int = 4, executor
         with PeakRSS(pids=list(pids.values()), children=True, interval=1.0) as mem:
             if noop_tasks:
                 log(f"dagscale: no-op DAG, {noop_tasks} mapped tasks")
+                before = cpu_seconds(pids)
                 result["noop"] = run_noop(services, noop_tasks)
+                cpu = cpu_delta(before, cpu_seconds(pids))
+                result["noop"]["cpu_seconds"] = cpu
+                tis = max(result["noop"]["task_instances"], 1)
+                result["noop"]["cpu_seconds_per_task"] = round(cpu["airflow"] / tis, 2)
                 log(f"dagscale: no-op {result['noop']}")
             if run_dag:
                 org.reset_calls()
+                before = cpu_seconds(pids)
                 t1 = time.perf_counter()
                 run_id = _trigger(services, DAG_ID)
                 log(f"dagscale: {accounts} accounts, run {run_id}")
@@ -289,6 +321,7 @@ def run_dag_scale(accounts: int, users: int = 50, parallelism: int = 4, executor
 
                 state = _wait_run(services, DAG_ID, run_id, timeout, poll=5, tick=tick)
                 result["wall_seconds"] = round(time.perf_counter() - t1, 1)
+                result["cpu_seconds"] = cpu_delta(before, cpu_seconds(pids))
                 result["state"] = state
                 result["ended_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 result["ui_after_run"] = ui_timings(services, DAG_ID, run_id)
