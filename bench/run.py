@@ -164,13 +164,21 @@ def main(argv=None) -> int:
             elif stage == "dagscale":
                 from stage_dag_scale import run_dag_scale
 
-                res = {"runs": [run_dag_scale(
-                    int(n), args.dagscale_users, args.parallelism, executor=args.executor,
-                    celery_workers=args.celery_workers, worker_concurrency=args.worker_concurrency,
-                    accounts_per_task=args.dagscale_accounts_per_task, noop_tasks=args.dagscale_noop_tasks,
-                    run_dag=not args.dagscale_noop_only, airflow_settings=airflow_settings(args.airflow_setting),
-                    pool_slots=args.dagscale_pool_slots, timeout=args.dagscale_timeout)
-                    for n in args.dagscale_accounts.split(",")]}
+                res = {"runs": []}
+                for n in args.dagscale_accounts.split(","):
+                    try:
+                        res["runs"].append(run_dag_scale(
+                            int(n), args.dagscale_users, args.parallelism, executor=args.executor,
+                            celery_workers=args.celery_workers, worker_concurrency=args.worker_concurrency,
+                            accounts_per_task=args.dagscale_accounts_per_task, noop_tasks=args.dagscale_noop_tasks,
+                            run_dag=not args.dagscale_noop_only,
+                            airflow_settings=airflow_settings(args.airflow_setting),
+                            pool_slots=args.dagscale_pool_slots, timeout=args.dagscale_timeout))
+                    except Exception as exc:  # noqa: BLE001 - keep the sizes already measured
+                        traceback.print_exc()
+                        res["runs"].append({"accounts": int(n), "error": f"{type(exc).__name__}: {exc}"})
+                    results["stages"][stage] = res
+                    _write(results, out_path)  # after every size: a later failure keeps what was measured
             elif stage == "curve":
                 res = run_curve(args)
             elif stage == "history":
