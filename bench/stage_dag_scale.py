@@ -91,6 +91,8 @@ def phase_report(tis: list[dict], concurrency: int) -> dict:
         start, end = min(t["start_date"] for t in mine), max(t["end_date"] for t in mine)
         phases[name] = {"instances": len(mine), "seconds": round((end - start).total_seconds(), 1),
                         "start": start, "end": end}
+        if len(mine) <= 4:
+            phases[name]["task_seconds"] = {t["task_id"]: round(t["duration"] or 0, 1) for t in mine}
     if "discovery" in phases and "extraction" in phases:
         phases["mapping"] = {"seconds": round(
             (phases["extraction"]["start"] - phases["discovery"]["end"]).total_seconds(), 1)}
