@@ -9,8 +9,10 @@ Stages (all on the benchmark's own PostgreSQL under bench/.state/ and fresh emul
   curve   extraction and checks at several sizes (how cost grows with accounts and users)
   standin extraction of N accounts against the fast AWS stand-in (iam_audit.standin): requests/s it
           serves alone, CPU-seconds per account of the extracting process, wall time
-  dagscale the whole DAG (devenv services, the executor services.py sets) against the stand-in at N
-          mapped accounts: wall time per phase, scheduler overhead per mapped task, peak memory
+  dagscale the whole DAG (devenv services; LocalExecutor or --executor CeleryExecutor with
+          --celery-workers) against the stand-in at N mapped accounts: wall time per phase, scheduler
+          overhead per mapped task, peak memory per component, UI time to first byte; optionally a
+          no-op DAG first (--dagscale-noop-tasks: Airflow's own overhead per task instance)
   history N days of verdict history with daily churn: bytes per day, check time against the
           earlier design, tile and Compliance page query times, retention
 
@@ -56,8 +58,8 @@ def parse_args(argv):
     p.add_argument("--parallelism", type=int, default=4,
                    help="e2e: LocalExecutor parallelism = Prowler processes at a time")
     p.add_argument("--executor", default="LocalExecutor", choices=("LocalExecutor", "CeleryExecutor"),
-                   help="e2e: Airflow executor (CeleryExecutor: Redis broker and --celery-workers workers)")
-    p.add_argument("--celery-workers", type=int, default=2, help="e2e: Celery workers (CeleryExecutor)")
+                   help="e2e/dagscale: Airflow executor (CeleryExecutor: Redis broker and --celery-workers workers)")
+    p.add_argument("--celery-workers", type=int, default=2, help="e2e/dagscale: Celery workers (CeleryExecutor)")
     p.add_argument("--no-prowler", action="store_true")
     p.add_argument("--curve-accounts", default="30,100,300", help="curve: account counts for checks")
     p.add_argument("--curve-users", default="10,100,1000", help="curve: users per account (checks, extraction)")
@@ -81,6 +83,18 @@ def parse_args(argv):
     p.add_argument("--dagscale-accounts", default="200",
                    help="dagscale: comma-separated mapped account counts, one DAG run each")
     p.add_argument("--dagscale-users", type=int, default=50, help="dagscale: users of the stand-in's template account")
+    p.add_argument("--dagscale-accounts-per-task", type=int, default=1,
+                   help="dagscale: Variable iam_audit_accounts_per_task (accounts per mapped extract task)")
+    p.add_argument("--dagscale-noop-tasks", type=int, default=0,
+                   help="dagscale: first run a no-op DAG of this many mapped tasks (Airflow's per-task overhead)")
+    p.add_argument("--dagscale-noop-only", action="store_true", help="dagscale: only the no-op DAG")
+    p.add_argument("--dagscale-pool-slots", type=int, default=16, help="dagscale: slots of the pool iam_audit_aws")
+    p.add_argument("--dagscale-timeout", type=float, default=3600, help="dagscale: seconds to wait for the run")
+    p.add_argument("--worker-concurrency", type=int, default=None,
+                   help="dagscale/e2e: [celery] worker_concurrency (default: parallelism / celery workers)")
+    p.add_argument("--airflow-setting", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="dagscale: an Airflow setting for every component, e.g. scheduler.max_tis_per_query=64 "
+                        "(repeatable)")
     p.add_argument("--history-finish", action="store_true",
                    help="history: upgrade the kept database of a stopped run to the current schema, then "
                         "sizes, tiles and retention (--history-keep)")
@@ -150,8 +164,21 @@ def main(argv=None) -> int:
             elif stage == "dagscale":
                 from stage_dag_scale import run_dag_scale
 
-                res = {"runs": [run_dag_scale(int(n), args.dagscale_users, args.parallelism)
-                                for n in args.dagscale_accounts.split(",")]}
+                res = {"runs": []}
+                for n in args.dagscale_accounts.split(","):
+                    try:
+                        res["runs"].append(run_dag_scale(
+                            int(n), args.dagscale_users, args.parallelism, executor=args.executor,
+                            celery_workers=args.celery_workers, worker_concurrency=args.worker_concurrency,
+                            accounts_per_task=args.dagscale_accounts_per_task, noop_tasks=args.dagscale_noop_tasks,
+                            run_dag=not args.dagscale_noop_only,
+                            airflow_settings=airflow_settings(args.airflow_setting),
+                            pool_slots=args.dagscale_pool_slots, timeout=args.dagscale_timeout))
+                    except Exception as exc:  # noqa: BLE001 - keep the sizes already measured
+                        traceback.print_exc()
+                        res["runs"].append({"accounts": int(n), "error": f"{type(exc).__name__}: {exc}"})
+                    results["stages"][stage] = res
+                    _write(results, out_path)  # after every size: a later failure keeps what was measured
             elif stage == "curve":
                 res = run_curve(args)
             elif stage == "history":
@@ -180,6 +207,18 @@ def main(argv=None) -> int:
     print(md)
     log(f"results: {out_path} and {out_path.with_suffix('.md')}")
     return 0
+
+
+def airflow_settings(items: list[str]) -> dict[str, str]:
+    """["scheduler.max_tis_per_query=64"] -> {"AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY": "64"}"""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        section, dot, option = key.partition(".")
+        if not (sep and dot and section and option):
+            raise SystemExit(f"--airflow-setting {item!r}: expected SECTION.KEY=VALUE")
+        out[f"AIRFLOW__{section.upper()}__{option.upper()}"] = value
+    return out
 
 
 def run_curve(args) -> dict:

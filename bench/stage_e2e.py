@@ -99,7 +99,8 @@ class AirflowStack:
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(max(1, parallelism // max(celery_workers, 1))),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
                 f"postgresql+psycopg2://postgres@/{AIRFLOW_DB}?host={pg.socket_dir}",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            # Celery workers log "ready." (what services.wait_workers waits for) at INFO: not below it
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING" if executor == "LocalExecutor" else "INFO",
             "AIRFLOW_CONN_POSTGRES_DEFAULT": pg.airflow_conn_json(COMPLIANCE_DB),
             "IAM_AUDIT_TASK_RETRIES": "0",
             "IAM_AUDIT_RETRY_DELAY_SECONDS": "1",

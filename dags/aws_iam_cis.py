@@ -1,6 +1,7 @@
 """aws_iam_cis: daily CIS AWS Foundations audit of every account's IAM.
 
-discover accounts -> extract (one mapped task per account) -> raw JSON in S3
+discover accounts -> extract (one mapped task per account, or per batch of
+Variable iam_audit_accounts_per_task accounts) -> raw JSON in S3
 -> load staging (COPY) -> one SQL task per control logic -> summary.
 The task bodies live in include/iam_audit; this file only declares the flow.
 """
@@ -94,13 +95,20 @@ def aws_iam_cis():
 
         return tasks.discover(plan, AWS_CONN_ID)
 
+    @task
+    def batch_accounts(plan: dict, accounts: list[dict]) -> list[list[dict]]:
+        """Accounts per mapped extract task: Variable iam_audit_accounts_per_task (default 1, one task each)."""
+        from iam_audit import tasks
+
+        return tasks.batch_accounts(plan, accounts)
+
     @task(map_index_template="{{ account_label }}", max_active_tis_per_dagrun=16, pool=AWS_POOL)
-    def extract_account(account: dict, plan: dict) -> dict:
+    def extract_account(accounts: list[dict], plan: dict) -> dict:
         from iam_audit import tasks
 
         context = get_current_context()
-        context["account_label"] = f"{account['account_id']} {account.get('account_name') or ''}".strip()
-        return tasks.extract(plan, account, AWS_CONN_ID)
+        context["account_label"] = tasks.batch_label(accounts)
+        return tasks.extract_batch(plan, accounts, AWS_CONN_ID, first_try=context["ti"].try_number <= 1)
 
     @task(trigger_rule="all_done")
     def load_staging() -> dict:
@@ -145,7 +153,8 @@ def aws_iam_cis():
     plan = plan_run()
     schema = prepare_database()
     accounts = discover_accounts(plan)
-    extracted = extract_account.partial(plan=plan).expand(account=accounts)
+    batches = batch_accounts(plan, accounts)
+    extracted = extract_account.partial(plan=plan).expand(accounts=batches)
     loaded = load_staging()
     plan >> schema >> accounts
     [plan, accounts, extracted] >> loaded
@@ -173,7 +182,8 @@ def aws_iam_cis():
     checks >> report
     retention = expire_history(plan)
     [summary, report] >> retention
-    [plan, schema, accounts, extracted, loaded, *checks, summary, report, retention] >> fail_run_on_task_failure()
+    watched = [plan, schema, accounts, batches, extracted, loaded, *checks, summary, report, retention]
+    watched >> fail_run_on_task_failure()
 
 
 aws_iam_cis()

@@ -22,12 +22,15 @@ VAR_KMS_KEY_ID = "iam_audit_kms_key_id"
 VAR_PREFIX = "iam_audit_prefix"
 VAR_MAX_ACCOUNT_DROP = "iam_audit_max_account_drop_percent"
 VAR_RETENTION_DAYS = "iam_audit_retention_days"
+VAR_ACCOUNTS_PER_TASK = "iam_audit_accounts_per_task"
 
 DEFAULT_ROLE_NAME = "OrganizationAccountAccessRole"
 DEFAULT_PREFIX = "iam"
 DEFAULT_ROLE_PATH = "/"
 # A full run auditing this share of the previous snapshot's accounts fewer fails loudly and keeps their history.
 DEFAULT_MAX_ACCOUNT_DROP_PERCENT = 30.0
+# One mapped extract task per account by default; larger organisations may batch (docs/performance.md).
+MAX_ACCOUNTS_PER_TASK = 1000
 
 ACCOUNT_ID_RE = re.compile(r"^[0-9]{12}$")
 # IAM role names: 1-64 of letters, digits and + = , . @ _ -
@@ -55,6 +58,7 @@ class AuditConfig:
     role_path: str = DEFAULT_ROLE_PATH
     max_account_drop_percent: float = DEFAULT_MAX_ACCOUNT_DROP_PERCENT
     retention_days: int | None = None  # None: keep the verdict history for ever
+    accounts_per_task: int = 1
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def role_arn(self, account_id: str, partition: str = "aws") -> str:
@@ -165,6 +169,19 @@ def build_config(variables: dict) -> AuditConfig:
         else:
             retention_days = int(text)
 
+    accounts_per_task = 1
+    raw_per_task = variables.get(VAR_ACCOUNTS_PER_TASK)
+    if raw_per_task not in (None, ""):
+        text = str(raw_per_task).strip()
+        if not text.isdigit() or not 1 <= int(text) <= MAX_ACCOUNTS_PER_TASK:
+            problems.append(
+                f"Variable {VAR_ACCOUNTS_PER_TASK}={raw_per_task!r} is not a whole number from 1 to "
+                f"{MAX_ACCOUNTS_PER_TASK} (accounts extracted by one mapped task; 1, the default, gives every "
+                "account its own task)"
+            )
+        else:
+            accounts_per_task = int(text)
+
     if problems:
         raise ConfigError("Invalid iam_audit configuration:\n  - " + "\n  - ".join(problems))
     for warning in warnings:
@@ -172,6 +189,7 @@ def build_config(variables: dict) -> AuditConfig:
     return AuditConfig(
         bucket=bucket,
         retention_days=retention_days,
+        accounts_per_task=accounts_per_task,
         role_name=role_name,
         role_path=role_path,
         external_id=external_id,
@@ -197,7 +215,7 @@ def read_variables() -> dict:
     from airflow.sdk import Variable
 
     names = (VAR_BUCKET, VAR_ROLE_NAME, VAR_ROLE_PATH, VAR_EXTERNAL_ID, VAR_ACCOUNTS, VAR_KMS_KEY_ID, VAR_PREFIX,
-             VAR_MAX_ACCOUNT_DROP, VAR_RETENTION_DAYS)
+             VAR_MAX_ACCOUNT_DROP, VAR_RETENTION_DAYS, VAR_ACCOUNTS_PER_TASK)
     values = {name: Variable.get(name, default=None) for name in names}
     mask_external_id(values[VAR_EXTERNAL_ID])
     return values

@@ -87,6 +87,7 @@ def plan_run(context) -> dict:
             "kms_key_id": config.kms_key_id, "prefix": config.prefix,
             "max_account_drop_percent": config.max_account_drop_percent,
             "retention_days": config.retention_days,
+            "accounts_per_task": config.accounts_per_task,
         },
     }
     log.info("snapshot %s, mode %s, frameworks %s, bucket %s", plan["snapshot_date"], mode,
@@ -114,7 +115,7 @@ def discover(plan: dict, aws_conn_id: str) -> list[dict]:
         raise ConfigError(f"Variable iam_audit_bucket names bucket {store.bucket!r}: {unreadable}")
     if plan["mode"] == "replay":
         accounts = _replay_accounts(store, plan)
-        _check_map_length(len(accounts))
+        _check_map_length(len(accounts), _per_task(plan))
         return accounts
     from iam_audit import layout
 
@@ -129,19 +130,44 @@ def discover(plan: dict, aws_conn_id: str) -> list[dict]:
     if org_accounts is not None:
         store.put(layout.organization_key(plan["config"]["prefix"], plan["snapshot_date"]), layout.encode(org_accounts))
     accounts = discover_accounts(target, _config(plan), plan["requested_accounts"], org_accounts)
-    _check_map_length(len(accounts))
+    _check_map_length(len(accounts), _per_task(plan))
     log.info("auditing %d accounts", len(accounts))
     return accounts
 
 
-def _check_map_length(count: int) -> None:
-    """One mapped extract task per account: say so clearly before Airflow refuses a too-long map."""
+def _per_task(plan: dict) -> int:
+    return int(plan["config"].get("accounts_per_task") or 1)
+
+
+def _check_map_length(count: int, per_task: int = 1) -> None:
+    """One mapped extract task per `per_task` accounts: say so clearly before Airflow refuses a too-long map."""
     from airflow.configuration import conf
 
     limit = conf.getint("core", "max_map_length")
-    if count > limit:
-        raise ConfigError(f"{count} accounts to audit but [core] max_map_length is {limit}: set "
-                          f"AIRFLOW__CORE__MAX_MAP_LENGTH to at least {count} (one mapped task per account)")
+    mapped = -(-count // per_task)
+    if mapped > limit:
+        raise ConfigError(
+            f"{count} accounts to audit need {mapped} mapped extract tasks ({per_task} account(s) per task, "
+            f"Variable iam_audit_accounts_per_task) but [core] max_map_length is {limit}: set "
+            f"AIRFLOW__CORE__MAX_MAP_LENGTH to at least {mapped}, or set iam_audit_accounts_per_task to at "
+            f"least {-(-count // limit)}")
+
+
+def batch_accounts(plan: dict, accounts: list[dict]) -> list[list[dict]]:
+    """The accounts of each mapped extract task, in discovery order (one each by default)."""
+    size = _per_task(plan)
+    return [accounts[i:i + size] for i in range(0, len(accounts), size)]
+
+
+def batch_label(accounts: list[dict]) -> str:
+    """The grid's name of a mapped extract task (its rendered map index, at most 250 characters)."""
+    if len(accounts) == 1:
+        account = accounts[0]
+        return f"{account['account_id']} {account.get('account_name') or ''}".strip()
+    ids = ", ".join(a["account_id"] for a in accounts)
+    if len(ids) > 200:
+        ids = f"{accounts[0]['account_id']} ... {accounts[-1]['account_id']}"
+    return f"{len(accounts)} accounts: {ids}"
 
 
 def _replay_accounts(store, plan: dict) -> list[dict]:
@@ -209,6 +235,86 @@ def extract(plan: dict, account: dict, aws_conn_id: str) -> dict:
     except PermanentExtractionError as exc:
         # A retry would re-read every data set and be refused again: fail now, the verdicts say error.
         raise AirflowFailException(str(exc)) from None
+
+
+class BatchExtractionError(RuntimeError):
+    """Some accounts of a batch failed for reasons a retry may fix; the retry re-extracts only those."""
+
+
+BATCH_THREADS = 4
+
+
+def extract_batch(plan: dict, accounts: list[dict], aws_conn_id: str, first_try: bool = True) -> dict:
+    """Extract several accounts in one task, each exactly as `extract` does (its own snapshot and
+    manifest, its failure recorded there), BATCH_THREADS at a time.
+
+    One account's failure neither stops nor fails the others: they are stored, loaded and checked;
+    the task fails at the end naming every failed account and why (the loader turns each into 'error'
+    verdicts). Only permanent failures: not retried. Any transient one: retried, and a retry (or a
+    cleared task) of the same run skips the accounts this run already stored complete."""
+    if len(accounts) == 1:
+        return extract(plan, accounts[0], aws_conn_id)
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    if plan["mode"] == "replay":
+        raise AirflowSkipException(f"replay of {plan['snapshot_date']}: data comes from the stored snapshot")
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import replace
+
+    from iam_audit.aws import target_from_connection
+    from iam_audit.config import read_external_id
+
+    budget = float(os.environ.get("IAM_AUDIT_CREDENTIAL_REPORT_BUDGET_SECONDS", "120"))
+    config = replace(_config(plan), external_id=read_external_id())
+    store = _store(plan, aws_conn_id)
+    todo = accounts if first_try else [a for a in accounts if not _stored_complete(store, plan, a["account_id"])]
+    if len(todo) < len(accounts):
+        log.info("%d of %d accounts of this batch were stored complete by this run already; extracting %s",
+                 len(accounts) - len(todo), len(accounts), ", ".join(a["account_id"] for a in todo) or "none")
+    permanent: dict[str, str] = {}
+    transient: dict[str, str] = {}
+    if todo:
+        target = target_from_connection(aws_conn_id)
+
+        def one(account: dict) -> None:
+            try:
+                extract_one(target, config, store, plan["snapshot_date"], account, plan["run_id"],
+                            poll_budget_seconds=budget)
+            except PermanentExtractionError as exc:
+                permanent[account["account_id"]] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the others
+                log.warning("account %s: %s: %s", account["account_id"], type(exc).__name__, exc)
+                transient[account["account_id"]] = f"{type(exc).__name__}: {exc}"
+
+        with ThreadPoolExecutor(max_workers=min(BATCH_THREADS, len(todo))) as pool:
+            list(pool.map(one, todo))
+    failed = {**permanent, **transient}
+    if failed:
+        message = (f"{len(failed)} of {len(accounts)} accounts of this batch could not be fully extracted; "
+                   f"the other {len(accounts) - len(failed)} are stored, loaded and checked, these get 'error' "
+                   "verdicts:\n" + "\n".join(f"  {why}" for _, why in sorted(failed.items())))
+        if transient:
+            raise BatchExtractionError(message + "\nA retry extracts again only the accounts not stored complete.")
+        raise AirflowFailException(message)
+    return {"accounts": len(accounts), "extracted": len(todo)}
+
+
+def _stored_complete(store, plan: dict, account_id: str) -> bool:
+    """This run already stored the account with every data set (its manifest says so)."""
+    import json
+
+    from iam_audit import layout
+    from iam_audit.raw_store import RawObjectMissing
+
+    key = layout.manifest_key(plan["config"]["prefix"], plan["snapshot_date"], account_id)
+    try:
+        manifest = json.loads(store.get(key))
+    except (RawObjectMissing, ValueError):
+        return False
+    datasets = manifest.get("datasets") or {}
+    return (not manifest.get("incomplete") and manifest.get("run_id") == plan["run_id"] and bool(datasets)
+            and all(d.get("status") == "ok" for d in datasets.values()))
 
 
 def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_conn_id: str) -> dict:

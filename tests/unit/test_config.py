@@ -95,3 +95,11 @@ def test_role_path_and_partition_shape_the_role_arn():
     config = build_config({"iam_audit_bucket": "bucket-ok", "iam_audit_role_path": "/security/audit/",
                            "iam_audit_role_name": "Auditor"})
     assert config.role_arn("111122223333", "aws-cn") == "arn:aws-cn:iam::111122223333:role/security/audit/Auditor"
+
+
+def test_accounts_per_task_defaults_to_one_and_is_validated():
+    assert build_config({"iam_audit_bucket": "b-ok"}).accounts_per_task == 1
+    assert build_config({"iam_audit_bucket": "b-ok", "iam_audit_accounts_per_task": " 25 "}).accounts_per_task == 25
+    for bad in ("0", "-3", "2.5", "many", "1001"):
+        with pytest.raises(ConfigError, match=r"iam_audit_accounts_per_task='?.*is not a whole number from 1 to 1000"):
+            build_config({"iam_audit_bucket": "b-ok", "iam_audit_accounts_per_task": bad})

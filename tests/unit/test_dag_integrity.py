@@ -40,6 +40,9 @@ def test_flow(dag):
     assert dag.get_task("extract_account").map_index_template == "{{ account_label }}"
     assert dag.get_task("load_staging").upstream_task_ids >= {"extract_account", "discover_accounts", "plan_run"}
     assert "prepare_database" in dag.get_task("discover_accounts").upstream_task_ids
+    # extract_account maps over the batches of Variable iam_audit_accounts_per_task (one account each by default)
+    assert dag.get_task("batch_accounts").upstream_task_ids == {"plan_run", "discover_accounts"}
+    assert dag.get_task("extract_account").upstream_task_ids >= {"batch_accounts"}
     assert dag.get_task("load_staging").trigger_rule == "all_done"
     watcher = dag.get_task("fail_run_on_task_failure")
     assert watcher.trigger_rule == "one_failed"
