@@ -258,33 +258,45 @@ BEGIN
            fail_count = EXCLUDED.fail_count, error_count = EXCLUDED.error_count;
     PERFORM aws_policy_refresh_pairs(array_agg(variant_id), array_agg(account_id)) FROM _eval_ctx;
 
-    -- every interval that covers the previous, this or the next complete evaluation
+    -- Resources whose verdict of p_date is the one of an interval already covering
+    -- p_date, and that have no other interval between the previous and the next
+    -- complete evaluation, keep all their intervals as they are (most resources on
+    -- most days): only the others are rebuilt below. One pass over the pairs'
+    -- intervals in that range, hash-anti-joined with this date's verdicts both
+    -- ways, finds them without copying and analysing the range as a temporary table.
+    CREATE TEMP TABLE _eval_changed ON COMMIT DROP AS
+    WITH w AS MATERIALIZED (
+        SELECT i.variant_id, i.account_id, i.resource_id, i.resource_type, i.status, i.reason,
+               i.valid_from <= p_date AND i.valid_to >= p_date AS covers
+        FROM _eval_ctx c
+        JOIN aws_policy_verdicts i
+          ON i.variant_id = c.variant_id AND i.account_id = c.account_id
+         AND i.valid_to >= coalesce(c.prev_date, p_date) AND i.valid_from <= coalesce(c.next_date, 'infinity')
+    )
+    SELECT w.variant_id, w.account_id, w.resource_id
+    FROM w
+    LEFT JOIN _eval_verdicts d
+      ON w.covers AND d.variant_id = w.variant_id AND d.account_id = w.account_id AND d.resource_id = w.resource_id
+     AND d.status = w.status AND d.reason = w.reason AND d.resource_type IS NOT DISTINCT FROM w.resource_type
+    WHERE d.variant_id IS NULL
+    UNION
+    SELECT d.variant_id, d.account_id, d.resource_id
+    FROM _eval_verdicts d
+    LEFT JOIN w
+      ON w.covers AND d.variant_id = w.variant_id AND d.account_id = w.account_id AND d.resource_id = w.resource_id
+     AND d.status = w.status AND d.reason = w.reason AND d.resource_type IS NOT DISTINCT FROM w.resource_type
+    WHERE w.variant_id IS NULL;
+    ANALYZE _eval_changed;
+
+    -- the intervals of those resources that cover the previous, this or the next complete evaluation
     CREATE TEMP TABLE _eval_window ON COMMIT DROP AS
     SELECT i.*, c.prev_date, c.next_date
-    FROM _eval_ctx c
+    FROM _eval_changed r
+    JOIN _eval_ctx c ON c.variant_id = r.variant_id AND c.account_id = r.account_id
     JOIN aws_policy_verdicts i
-      ON i.variant_id = c.variant_id AND i.account_id = c.account_id
+      ON i.variant_id = r.variant_id AND i.account_id = r.account_id AND i.resource_id = r.resource_id
      AND i.valid_to >= coalesce(c.prev_date, p_date) AND i.valid_from <= coalesce(c.next_date, 'infinity');
     ANALYZE _eval_window;
-
-    -- Resources whose verdict of p_date is the one of an interval already covering
-    -- p_date keep all their intervals as they are (most resources on most days):
-    -- only the others are rebuilt below.
-    CREATE TEMP TABLE _eval_changed ON COMMIT DROP AS
-    SELECT w.variant_id, w.account_id, w.resource_id FROM _eval_window w
-    WHERE NOT EXISTS (
-        SELECT 1 FROM _eval_verdicts d
-        WHERE d.variant_id = w.variant_id AND d.account_id = w.account_id AND d.resource_id = w.resource_id
-          AND d.status = w.status AND d.reason = w.reason AND d.resource_type IS NOT DISTINCT FROM w.resource_type
-          AND w.valid_from <= p_date AND w.valid_to >= p_date)
-    UNION
-    SELECT d.variant_id, d.account_id, d.resource_id FROM _eval_verdicts d
-    WHERE NOT EXISTS (
-        SELECT 1 FROM _eval_window w
-        WHERE d.variant_id = w.variant_id AND d.account_id = w.account_id AND d.resource_id = w.resource_id
-          AND d.status = w.status AND d.reason = w.reason AND d.resource_type IS NOT DISTINCT FROM w.resource_type
-          AND w.valid_from <= p_date AND w.valid_to >= p_date);
-    ANALYZE _eval_changed;
 
     -- The new intervals of every resource in the window: the run covering the
     -- previous date, the verdict of p_date (when its data is complete) and the run
