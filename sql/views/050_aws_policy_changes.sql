@@ -15,7 +15,9 @@
 -- evaluation (the GROUP BY subquery is not flattened into the scopes join, and
 -- filters on its columns still push down), before they are spread over the
 -- frameworks sharing the variant; the muting candidates are driven from the
--- exceptions (none: nothing to read); each verdict lookup is one backward probe
+-- exceptions (none: nothing to read) that can apply on either date (created by
+-- the later date, not expired before the earlier one, same account, naming a
+-- framework or control the variant answers); each verdict lookup is one backward probe
 -- of the primary key (intervals of a resource do not overlap).
 -- When a control's params change in the catalogue, its first date under the new
 -- params is compared with the previous date of the same params (none: no changes).
@@ -63,7 +65,15 @@ FROM (
          AND i.valid_from <= pr.snapshot_date AND i.valid_to >= pr.previous_snapshot_date
          AND (ex.resource_pattern IS NULL OR i.resource_id LIKE ex.resource_pattern)
         WHERE ex.expires_on >= pr.previous_snapshot_date
+          AND (ex.created_at AT TIME ZONE 'UTC')::date <= pr.snapshot_date
           AND (ex.account_id IS NULL OR ex.account_id = pr.account_id)
+          -- the exception names a framework or control that the variant answers on either date
+          AND (ex.framework IS NULL AND ex.check_id IS NULL
+               OR EXISTS (SELECT 1 FROM aws_policy_scopes sx
+                          WHERE sx.variant_id = pr.variant_id
+                            AND sx.snapshot_date IN (pr.snapshot_date, pr.previous_snapshot_date)
+                            AND (ex.framework IS NULL OR sx.framework = ex.framework)
+                            AND (ex.check_id IS NULL OR sx.check_id = ex.check_id)))
     ) k
     LEFT JOIN LATERAL (
         SELECT n.resource_type, n.status, n.reason

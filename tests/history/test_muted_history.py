@@ -1,14 +1,15 @@
-"""Muting over a multi-day history: aws_policy_muted_verdicts, and the muted counts of
-aws_policy_scores and aws_policy_framework_scores (aws_policy_muted_counts), give exactly what
-the definition gives -- aws_policy_matching_exception applied to every verdict of
-aws_policy_results -- and exactly the rows of the view before it bounded its candidates by the
-exceptions' dates, for exceptions of every shape, alone and together."""
+"""Muting over a multi-day history: aws_policy_muted_verdicts, the muted counts of
+aws_policy_scores and aws_policy_framework_scores (aws_policy_muted_counts), and the muting in
+aws_policy_changes, _latest and _open_findings give exactly what the definition gives --
+aws_policy_matching_exception applied to every verdict of aws_policy_results, as the earlier
+design's views do -- and exactly the rows of the muted view before it bounded its candidates by
+the exceptions' dates, for exceptions of every shape, alone and together."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from .history import ACCOUNTS, run_new
+from .history import ACCOUNTS, VIEWS, create_legacy_views, run_new, view_rows
 from .test_equivalence import DAYS, stage_history
 
 # aws_policy_muted_verdicts before its candidates were bounded by created_at (the reference)
@@ -80,6 +81,9 @@ def assert_muting_exact(db, context: str) -> int:
         summed[date_, fw] = [x + y for x, y in zip(summed.get((date_, fw), [0] * 5), counts[:5], strict=True)]
     assert framework == sorted(((d, fw, p, f, e, m, t, f + m) for (d, fw), (p, f, e, m, t) in summed.items()),
                                key=str), f"{context}: aws_policy_framework_scores differs from the definition"
+    # the other views with effective statuses, against the earlier design's views over the same rows
+    for view in VIEWS:
+        assert view_rows(db, view, "aws_policy_") == view_rows(db, view, "legacy_"), f"{context}: {view}"
     for row in db.execute("SELECT snapshot_date, framework, check_id, account_id, muted_count "
                           "FROM aws_policy_muted_counts"):
         assert row[4] > 0, f"{context}: {row}"
@@ -101,6 +105,9 @@ def test_muting_over_history_is_exact_for_every_exception_shape(db):
     stage_history(db)
     for day in DAYS:
         run_new(db, day, f"run-{day}")
+    # the earlier design's views (tests/history/legacy_views.sql) over a copy of every date's rows
+    db.execute("CREATE TABLE legacy_results AS SELECT * FROM aws_policy_results")
+    create_legacy_views(db)
     assert assert_muting_exact(db, "no exceptions") == 0
 
     a1, a2, a3 = ACCOUNTS
