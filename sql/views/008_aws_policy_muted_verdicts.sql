@@ -15,7 +15,8 @@ CREATE OR REPLACE VIEW aws_policy_muted_verdicts AS
 SELECT c.snapshot_date, c.framework, c.check_id, c.account_id, c.resource_id, c.variant_id,
        x.exception_id, x.exception_reason, x.exception_expires_on, c.is_current
 FROM (
-    SELECT DISTINCT e.snapshot_date, s.framework, s.check_id, e.account_id, i.resource_id, e.variant_id,
+    -- exceptions of one account: that account's evaluations (primary key probes)
+    SELECT e.snapshot_date, s.framework, s.check_id, e.account_id, i.resource_id, e.variant_id,
            e.snapshot_date = n.latest_date AS is_current
     FROM aws_policy_exceptions ex
     JOIN aws_policy_scopes s
@@ -25,12 +26,39 @@ FROM (
      AND (ex.check_id IS NULL OR s.check_id = ex.check_id)
     JOIN aws_policy_evaluations e
       ON e.snapshot_date = s.snapshot_date AND e.variant_id = s.variant_id AND e.error_reason IS NULL
-     AND (ex.account_id IS NULL OR e.account_id = ex.account_id)
+     AND e.account_id = ex.account_id
     LEFT JOIN aws_policy_pairs n ON n.variant_id = e.variant_id AND n.account_id = e.account_id
-    JOIN aws_policy_verdicts i
-      ON i.variant_id = e.variant_id AND i.account_id = e.account_id AND i.status = 'fail'
-     AND i.valid_from <= e.snapshot_date AND i.valid_to >= e.snapshot_date
-     AND (ex.resource_pattern IS NULL OR i.resource_id LIKE ex.resource_pattern)
+    -- each evaluation's failing intervals, probed after the evaluation is found
+    -- (OFFSET 0: not flattened, so a misjudged row count cannot turn the join around)
+    CROSS JOIN LATERAL (
+        SELECT v.resource_id FROM aws_policy_verdicts v
+        WHERE v.variant_id = e.variant_id AND v.account_id = e.account_id AND v.status = 'fail'
+          AND v.valid_from <= e.snapshot_date AND v.valid_to >= e.snapshot_date
+          AND (ex.resource_pattern IS NULL OR v.resource_id LIKE ex.resource_pattern)
+        OFFSET 0) i
+    WHERE ex.account_id IS NOT NULL
+    UNION
+    -- exceptions of every account
+    SELECT e.snapshot_date, s.framework, s.check_id, e.account_id, i.resource_id, e.variant_id,
+           e.snapshot_date = n.latest_date AS is_current
+    FROM aws_policy_exceptions ex
+    JOIN aws_policy_scopes s
+      ON s.snapshot_date <= ex.expires_on
+     AND s.snapshot_date >= (ex.created_at AT TIME ZONE 'UTC')::date
+     AND (ex.framework IS NULL OR s.framework = ex.framework)
+     AND (ex.check_id IS NULL OR s.check_id = ex.check_id)
+    JOIN aws_policy_evaluations e
+      ON e.snapshot_date = s.snapshot_date AND e.variant_id = s.variant_id AND e.error_reason IS NULL
+    LEFT JOIN aws_policy_pairs n ON n.variant_id = e.variant_id AND n.account_id = e.account_id
+    -- each evaluation's failing intervals, probed after the evaluation is found
+    -- (OFFSET 0: not flattened, so a misjudged row count cannot turn the join around)
+    CROSS JOIN LATERAL (
+        SELECT v.resource_id FROM aws_policy_verdicts v
+        WHERE v.variant_id = e.variant_id AND v.account_id = e.account_id AND v.status = 'fail'
+          AND v.valid_from <= e.snapshot_date AND v.valid_to >= e.snapshot_date
+          AND (ex.resource_pattern IS NULL OR v.resource_id LIKE ex.resource_pattern)
+        OFFSET 0) i
+    WHERE ex.account_id IS NULL
 ) c
 CROSS JOIN LATERAL aws_policy_matching_exception(
     c.snapshot_date, c.framework, c.check_id, c.account_id, c.resource_id, 'fail') x;
