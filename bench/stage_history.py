@@ -13,6 +13,12 @@
 4. bytes per added day (history tables with their indexes, after VACUUM), the time of
    each tile query of docs/data-dictionary.md and of the Compliance page (best of 3,
    warm), and retention (aws_policy_expire_history) of the oldest days.
+   The tiles are timed twice: without exceptions, then with BENCH_EXCEPTIONS (a realistic
+   set of muting rules: narrow ones -- one account, one control, a resource pattern --
+   and broad ones -- a whole control in one framework, one account in every framework;
+   one expired, two expiring within 14 days), created days before the newest snapshot
+   (back-dated by the table's owner, as tests/bi/results.py does: the guard trigger
+   otherwise sets created_at to now()) and deleted again after the timing.
 The database iam_bench_history is kept for inspection (bench/.state/pg).
 """
 
@@ -72,6 +78,61 @@ TILES = {
         WHERE expires_on BETWEEN current_date AND current_date + 14 ORDER BY expires_on""",
     "account freshness": "SELECT * FROM aws_policy_account_freshness ORDER BY is_stale DESC, account_id",
 }
+
+# Muting rules of the second tile timing: (created days before the newest snapshot, expires days
+# after it (negative: expired), account_id, framework, check_id, resource_pattern).
+BENCH_EXCEPTIONS = (
+    # narrow: one account, one control, a resource pattern
+    (20, 10, "100000000150", "cis_v3.0.0", "1.10", "arn:aws:iam::100000000150:user/user-1%"),
+    (5, 60, "100000000007", None, None, "arn:aws:iam::100000000007:user/user-26"),
+    (40, 200, "100000000042", "iam_hygiene", None, "%:user/user-_6"),
+    # expired three days ago
+    (25, -3, "100000000099", None, "1.12", None),
+    # broad: a whole control in one framework, expiring within 14 days
+    (15, 7, None, "cis_v3.0.0", "1.12", None),
+    # broad: one account in every framework
+    (10, 30, "100000000200", None, None, None),
+)
+
+
+def add_bench_exceptions(conn) -> int:
+    """Insert BENCH_EXCEPTIONS relative to the newest snapshot (committed); returns their count."""
+    newest = conn.execute("SELECT max(snapshot_date) FROM aws_policy_scopes").fetchone()[0]
+    conn.execute("ALTER TABLE aws_policy_exceptions DISABLE TRIGGER aws_policy_exceptions_guard")
+    for created, expires, account, framework, check_id, pattern in BENCH_EXCEPTIONS:
+        conn.execute(
+            """INSERT INTO aws_policy_exceptions (account_id, framework, check_id, resource_pattern, reason,
+                                                  expires_on, created_by, created_at)
+               VALUES (%s, %s, %s, %s, 'bench: accepted risk', %s, 'bench', %s::timestamptz)""",
+            (account, framework, check_id, pattern, newest + timedelta(days=expires),
+             f"{newest - timedelta(days=created)} 12:00:00+00"))
+    conn.execute("ALTER TABLE aws_policy_exceptions ENABLE TRIGGER aws_policy_exceptions_guard")
+    conn.commit()
+    return len(BENCH_EXCEPTIONS)
+
+
+def remove_bench_exceptions(conn) -> None:
+    conn.execute("DELETE FROM aws_policy_exceptions WHERE created_by = 'bench'")
+    conn.commit()
+
+
+def time_tiles_both(conn) -> dict:
+    """time_tiles without exceptions, then with BENCH_EXCEPTIONS (removed afterwards)."""
+    import psycopg
+
+    out = {"tiles_seconds": time_tiles(conn)}
+    add_bench_exceptions(conn)
+    try:
+        out["tiles_with_exceptions_seconds"] = time_tiles(conn)
+        conn.execute("SET statement_timeout = '60s'")
+        out["muted_rows_with_exceptions"] = conn.execute(
+            "SELECT count(*) FROM aws_policy_muted_verdicts").fetchone()[0]
+    except psycopg.Error as exc:
+        out["muted_rows_with_exceptions"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    finally:
+        conn.rollback()
+        remove_bench_exceptions(conn)
+    return out
 
 
 class _RecordingCursor:
@@ -300,7 +361,7 @@ def run_history(accounts: int, users: int, days: int, churn_pct: float, retentio
         "per_table": {t: size(conn, [t]) for t in HISTORY_TABLES},
     }
     out["rows"] = history_rows(conn)
-    out["tiles_seconds"] = time_tiles(conn)
+    out |= time_tiles_both(conn)
     if retention_keep:
         conn.commit()
         out["retention"] = measure_retention(conn, today, retention_keep, out["rows"])
@@ -393,7 +454,7 @@ def finish_history(retention_keep: int | None = None, log_path: str | None = Non
                     "per_table": {t: size(conn, [t]) for t in HISTORY_TABLES}}
     out["rows"] = history_rows(conn)
     log(f"history: finishing on {out['days']} days: {out['rows']}")
-    out["tiles_seconds"] = time_tiles(conn)
+    out |= time_tiles_both(conn)
     if retention_keep:
         newest = conn.execute("SELECT max(snapshot_date) FROM aws_policy_scopes").fetchone()[0]
         conn.commit()
@@ -407,6 +468,6 @@ def retime_tiles() -> dict:
 
     conn = postgres().connect(HISTORY_DB)
     try:
-        return {"tiles_seconds": time_tiles(conn)}
+        return time_tiles_both(conn)
     finally:
         conn.close()

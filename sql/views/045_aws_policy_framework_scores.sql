@@ -25,8 +25,8 @@ FROM (
     GROUP BY s.snapshot_date, s.framework
 ) t
 LEFT JOIN (
-    SELECT snapshot_date, framework, count(*) AS muted
-    FROM aws_policy_muted_verdicts
+    SELECT snapshot_date, framework, sum(muted_count)::bigint AS muted
+    FROM aws_policy_muted_counts
     GROUP BY snapshot_date, framework
 ) m ON m.snapshot_date = t.snapshot_date AND m.framework = t.framework
 WHERE t.pass_count + t.fail_count + t.error_count > 0;

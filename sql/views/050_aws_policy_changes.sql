@@ -15,7 +15,9 @@
 -- evaluation (the GROUP BY subquery is not flattened into the scopes join, and
 -- filters on its columns still push down), before they are spread over the
 -- frameworks sharing the variant; the muting candidates are driven from the
--- exceptions (none: nothing to read); each verdict lookup is one backward probe
+-- exceptions (none: nothing to read) that apply on one of the two dates and not
+-- the other (created after the earlier date or expiring before the later one;
+-- same account, naming a framework or control the variant answers); each verdict lookup is one backward probe
 -- of the primary key (intervals of a resource do not overlap).
 -- When a control's params change in the catalogue, its first date under the new
 -- params is compared with the previous date of the same params (none: no changes).
@@ -55,7 +57,9 @@ FROM (
           AND i.valid_to >= pr.previous_snapshot_date AND i.valid_to < pr.snapshot_date
           AND i.valid_from <= pr.previous_snapshot_date
         UNION
-        -- fails an exception could mute on either date (a superset of those whose muting differs)
+        -- fails an exception could mute on one of the dates and not the other (a superset of
+        -- those whose muting differs: a verdict unchanged between the dates is muted on a date
+        -- exactly when some exception applies on it)
         SELECT i.resource_id
         FROM aws_policy_exceptions ex
         JOIN aws_policy_verdicts i
@@ -63,7 +67,18 @@ FROM (
          AND i.valid_from <= pr.snapshot_date AND i.valid_to >= pr.previous_snapshot_date
          AND (ex.resource_pattern IS NULL OR i.resource_id LIKE ex.resource_pattern)
         WHERE ex.expires_on >= pr.previous_snapshot_date
+          AND (ex.created_at AT TIME ZONE 'UTC')::date <= pr.snapshot_date
+          -- one that applies on both dates mutes the same fails on both: no change of its own
+          AND NOT ((ex.created_at AT TIME ZONE 'UTC')::date <= pr.previous_snapshot_date
+                   AND ex.expires_on >= pr.snapshot_date)
           AND (ex.account_id IS NULL OR ex.account_id = pr.account_id)
+          -- the exception names a framework or control that the variant answers on either date
+          AND (ex.framework IS NULL AND ex.check_id IS NULL
+               OR EXISTS (SELECT 1 FROM aws_policy_scopes sx
+                          WHERE sx.variant_id = pr.variant_id
+                            AND sx.snapshot_date IN (pr.snapshot_date, pr.previous_snapshot_date)
+                            AND (ex.framework IS NULL OR sx.framework = ex.framework)
+                            AND (ex.check_id IS NULL OR sx.check_id = ex.check_id)))
     ) k
     LEFT JOIN LATERAL (
         SELECT n.resource_type, n.status, n.reason

@@ -13,10 +13,13 @@
 --   1. intervals no exception can reach: the frameworks come from the scopes grouped
 --      per (date, variant, severity) -- only for the few (date, variant)s the pairs are
 --      read at -- one row per interval and severity, no framework rows;
---   2. intervals an exception can reach (created by and not expired on the date, same
---      framework / check as one of the variant's scopes, same account, resource_pattern
---      LIKE; none while there are no exceptions): every framework row through
---      aws_policy_matching_exception, as in aws_policy_open_findings;
+--   2. intervals an exception with a resource_pattern can reach (created by and not
+--      expired on the date, same framework / check as one of the variant's scopes, same
+--      account, resource_pattern LIKE; none while there are no exceptions): every
+--      framework row through aws_policy_matching_exception, as in
+--      aws_policy_open_findings. An exception without resource_pattern mutes whole
+--      framework rows of a pair: part 1 leaves those rows out of its frameworks (per
+--      pair, only for the (date, variant)s such an exception reaches) instead;
 --   3. evaluations without control_logic (a database upgraded from the earlier design):
 --      the problem is per framework row; skipped at once while there are none (a
 --      partial index answers that).
@@ -28,8 +31,10 @@ WITH latest AS (
 ), reach AS (
     -- per such (date, variant): the account and resource scopes of the exceptions that could mute
     -- one of its framework rows
-    SELECT l.snapshot_date, l.variant_id, array_agg(x.account_id) AS accounts,
-           array_agg(x.resource_pattern) AS patterns
+    SELECT l.snapshot_date, l.variant_id,
+           array_agg(x.account_id) FILTER (WHERE x.resource_pattern IS NOT NULL) AS accounts,
+           array_agg(x.resource_pattern) FILTER (WHERE x.resource_pattern IS NOT NULL) AS patterns,
+           bool_or(x.resource_pattern IS NULL) AS whole
     FROM latest l
     JOIN aws_policy_scopes s ON s.snapshot_date = l.snapshot_date AND s.variant_id = l.variant_id
     JOIN aws_policy_exceptions x
@@ -41,7 +46,22 @@ WITH latest AS (
     -- per pair with a control_logic at its latest evaluated date, and severity: the frameworks and
     -- the exceptions that could reach it
     SELECT pl.variant_id, pl.account_id, pl.latest_evaluated_date AS snapshot_date, e.control_logic,
-           g.severity, g.frameworks, r.accounts, r.patterns
+           g.severity,
+           -- the framework rows an exception without resource_pattern mutes (every fail of the pair in
+           -- them) are left out here; only patterned exceptions send intervals to part 2
+           CASE WHEN r.whole THEN (
+               SELECT array_agg(s.framework ORDER BY s.framework) FROM aws_policy_scopes s
+               WHERE s.snapshot_date = pl.latest_evaluated_date AND s.variant_id = pl.variant_id
+                 AND s.severity = g.severity
+                 AND NOT EXISTS (
+                     SELECT 1 FROM aws_policy_exceptions x
+                     WHERE x.resource_pattern IS NULL
+                       AND s.snapshot_date <= x.expires_on AND s.snapshot_date >= (x.created_at AT TIME ZONE 'UTC')::date
+                       AND (x.framework IS NULL OR x.framework = s.framework)
+                       AND (x.check_id IS NULL OR x.check_id = s.check_id)
+                       AND (x.account_id IS NULL OR x.account_id = pl.account_id)))
+           ELSE g.frameworks END AS frameworks,
+           r.accounts, r.patterns
     FROM aws_policy_pairs pl
     JOIN aws_policy_evaluations e
       ON e.snapshot_date = pl.latest_evaluated_date AND e.variant_id = pl.variant_id
@@ -61,10 +81,11 @@ FROM pairs p
 JOIN aws_policy_verdicts i
   ON i.variant_id = p.variant_id AND i.account_id = p.account_id AND i.status = 'fail'
  AND i.valid_from <= p.snapshot_date AND i.valid_to >= p.snapshot_date
-WHERE p.accounts IS NULL
+WHERE p.frameworks IS NOT NULL
+  AND (p.accounts IS NULL
    OR NOT EXISTS (SELECT 1 FROM unnest(p.accounts, p.patterns) AS x (account_id, resource_pattern)
                   WHERE (x.account_id IS NULL OR x.account_id = p.account_id)
-                    AND (x.resource_pattern IS NULL OR i.resource_id LIKE x.resource_pattern))
+                    AND (x.resource_pattern IS NULL OR i.resource_id LIKE x.resource_pattern)))
 UNION ALL
 SELECT o.control_logic, o.account_id, o.resource_id, o.resource_type, o.snapshot_date, o.severity, f.frameworks,
        o.failing_since, o.snapshot_date - o.failing_since
