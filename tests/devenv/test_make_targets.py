@@ -115,8 +115,11 @@ def test_state_survives_stop_and_airflow_and_ctrl_c_stops_airflow():
         port = free_port()
         env = {**os.environ, "IAM_AUDIT_STATE_DIR": str(state), "AIRFLOW_PORT": str(port)}
         with open(state / "make-airflow.log", "w") as log:
+            # its own group with Ctrl-C's default action, as a terminal's foreground job (a shell's
+            # background job, e.g. pytest started with `&`, would pass SIGINT on as ignored)
             proc = subprocess.Popen([*MAKE, "airflow"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)  # its own group, as a terminal's foreground job
+                                    start_new_session=True,
+                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             _wait(lambda: _healthy(f"http://127.0.0.1:{port}") or proc.poll() is not None, 900, "make airflow")
             assert proc.poll() is None, (state / "make-airflow.log").read_text()[-3000:]
