@@ -23,8 +23,6 @@ per request, and only from the documented views (sql/views): it shows
 ``GET /compliance/api/summary`` returns the same data as JSON (same filters).
 """
 
-from __future__ import annotations
-
 import html
 import logging
 import re
@@ -32,12 +30,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
@@ -605,6 +604,8 @@ def _authorize() -> Any:
     """Who may see the page: whoever may read the DAG (the UI's session cookie is sent to the frame).
 
     Without Airflow's authorization the page must not be served at all (fail closed)."""
+    from fastapi import HTTPException
+
     try:
         from airflow.api_fastapi.core_api.security import requires_access_dag
     except ImportError as exc:
@@ -619,7 +620,12 @@ def _authorize() -> Any:
     return requires_access_dag("GET", param_dag_id=DAG_ID)
 
 
-def create_app() -> FastAPI:
+def create_app() -> "FastAPI":
+    # imported here, not at the top: every task process loads the plugins (for their macros) and
+    # never serves the page; annotations below are evaluated in this scope (no `from __future__`)
+    from fastapi import Depends, FastAPI, Request
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+
     app = FastAPI(title="CIS compliance", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(_authorize())])
 
@@ -652,9 +658,27 @@ def create_app() -> FastAPI:
     return app
 
 
+class LazyApp:
+    """The page's ASGI app, built on its first request in the API server.
+
+    Building it imports Airflow's API security (about 1.7 CPU-seconds), and every task instance's
+    process loads the plugins folder (the task runner integrates plugin macros) without ever
+    serving the page: built at import, it cost each task instance more than the rest of its
+    start-up (docs/performance.md, "Airflow's own overhead per task instance")."""
+
+    def __init__(self, factory: Any) -> None:
+        self._factory = factory
+        self._app = None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if self._app is None:
+            self._app = self._factory()
+        await self._app(scope, receive, send)
+
+
 class CompliancePlugin(AirflowPlugin):
     name = "iam_audit_compliance"
-    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "CIS compliance"}]
+    fastapi_apps = [{"app": LazyApp(create_app), "url_prefix": URL_PREFIX, "name": "CIS compliance"}]
     external_views = [{
         "name": "Compliance",
         # Relative to the UI's base URL (no leading slash), so it also works behind a path prefix.
