@@ -174,7 +174,7 @@ class _PageHook:
         return Conn()
 
 
-def page_queries(conn, filters: dict | None = None) -> dict[str, tuple[str, dict]]:
+def page_queries(conn, filters: dict | None = None) -> dict[str, tuple[str, dict, list[str]]]:
     """The statements of one Compliance page load, named by the page's QUERIES keys."""
     spec = importlib.util.spec_from_file_location("compliance_plugin", BENCH_DIR.parent / "plugins" /
                                                   "compliance_plugin.py")
@@ -185,13 +185,20 @@ def page_queries(conn, filters: dict | None = None) -> dict[str, tuple[str, dict
     module.load_compliance(_PageHook(conn, recorded), filters or {})
     conn.rollback()
     out = {}
+    settings: list[str] = []  # the page's SET LOCAL statements before a statement (its planner settings)
     for sql, params in recorded:
-        if not isinstance(params, dict) or sql.lstrip().upper().startswith("SET "):
+        if sql.lstrip().upper().startswith("SET "):
+            if sql.lstrip().upper().startswith("SET LOCAL ") and "DEFAULT" not in sql.upper() \
+                    and "STATEMENT_TIMEOUT" not in sql.upper():
+                settings.append(sql)
+            continue
+        if not isinstance(params, dict):
             continue
         name = next((k for k, q in module.QUERIES.items() if q == sql), None)
         if name is None:  # the findings statement, formatted with the page's filter fragments
             name = "findings" + (f" ({', '.join(sorted(filters))})" if filters else "")
-        out[f"page: {name}"] = (sql, params)
+        out[f"page: {name}"] = (sql, params, settings)
+        settings = []
     return out
 
 
@@ -414,20 +421,22 @@ def time_tiles(conn, repeat: int = 3, timeout_s: int = 60) -> dict:
     if fifo:
         os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(10))
     out = {}
-    queries = {name: (sql, {}) for name, sql in TILES.items()}
+    queries = {name: (sql, {}, []) for name, sql in TILES.items()}
     for filters in ({}, {"framework": "cis_v3.0.0"}):
         try:
             queries |= page_queries(conn, filters)
         except psycopg.Error as exc:
             conn.rollback()
-            queries[f"page load {filters}"] = (f"-- {type(exc).__name__}: {exc}", {})
+            queries[f"page load {filters}"] = (f"-- {type(exc).__name__}: {exc}", {}, [])
     try:
-        for name, (sql, params) in queries.items():
+        for name, (sql, params, settings) in queries.items():
             best = best_cpu = None
             rows = None
             try:
                 conn.execute(f"SET statement_timeout = '{timeout_s}s'")
                 for _ in range(repeat):
+                    for setting in settings:  # SET LOCAL: until the rollback below
+                        conn.execute(setting)
                     c0, t0 = _backend_cpu_seconds(pid), time.perf_counter()
                     rows = len(conn.execute(sql, params).fetchall())
                     elapsed, cpu = time.perf_counter() - t0, _backend_cpu_seconds(pid) - c0
