@@ -148,11 +148,17 @@ QUERIES = {
             FROM aws_policy_account_freshness
         ),
         per AS MATERIALIZED (
-            SELECT s.account_id, s.framework, sum(s.pass_count) AS pass, sum(s.fail_count) AS fail,
-                   sum(s.error_count) AS error, sum(s.muted_count) AS muted
-            FROM fresh f
-            JOIN aws_policy_scores s ON s.account_id = f.account_id AND s.snapshot_date = f.latest_snapshot_date
-            GROUP BY s.account_id, s.framework
+            SELECT account_id, framework, sum(pass_count) AS pass, sum(fail_count) AS fail,
+                   sum(error_count) AS error, sum(muted_count) AS muted
+            FROM (
+                -- grouped in the C collation: a byte-wise sort of every (account, control) row, many times
+                -- faster than the database's language collation at thousands of accounts
+                SELECT s.account_id COLLATE "C" AS account_id, s.framework COLLATE "C" AS framework,
+                       s.pass_count, s.fail_count, s.error_count, s.muted_count
+                FROM fresh f
+                JOIN aws_policy_scores s ON s.account_id = f.account_id AND s.snapshot_date = f.latest_snapshot_date
+            ) s
+            GROUP BY account_id, framework
         ),
         worst AS (
             SELECT account_id, min(pass / nullif(pass + fail, 0)) AS rate, max(fail) AS fails
