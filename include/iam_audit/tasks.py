@@ -212,29 +212,8 @@ def _replay_accounts(store, plan: dict) -> list[dict]:
 
 
 def extract(plan: dict, account: dict, aws_conn_id: str) -> dict:
-    if plan["mode"] == "replay":
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        if account.get("missing_snapshot"):
-            raise AirflowSkipException(f"account {account['account_id']}: no stored snapshot for "
-                                       f"{plan['snapshot_date']}: skipped, no verdicts written")
-        raise AirflowSkipException(f"replay of {plan['snapshot_date']}: data comes from the stored snapshot")
-    import os
-    from dataclasses import replace
-
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from iam_audit.aws import target_from_connection
-    from iam_audit.config import read_external_id
-
-    budget = float(os.environ.get("IAM_AUDIT_CREDENTIAL_REPORT_BUDGET_SECONDS", "120"))
-    config = replace(_config(plan), external_id=read_external_id())
-    try:
-        return extract_one(target_from_connection(aws_conn_id), config, _store(plan, aws_conn_id),
-                           plan["snapshot_date"], account, plan["run_id"], poll_budget_seconds=budget)
-    except PermanentExtractionError as exc:
-        # A retry would re-read every data set and be refused again: fail now, the verdicts say error.
-        raise AirflowFailException(str(exc)) from None
+    """Extract one account: the batch of one (see extract_batch)."""
+    return extract_batch(plan, [account], aws_conn_id)
 
 
 class BatchExtractionError(RuntimeError):
@@ -245,19 +224,64 @@ BATCH_THREADS = 4
 
 
 def extract_batch(plan: dict, accounts: list[dict], aws_conn_id: str, first_try: bool = True) -> dict:
-    """Extract several accounts in one task, each exactly as `extract` does (its own snapshot and
-    manifest, its failure recorded there), BATCH_THREADS at a time.
+    """Extract the accounts of one mapped task (one by default), each into its own snapshot and
+    manifest with its failure recorded there, BATCH_THREADS at a time.
 
     One account's failure neither stops nor fails the others: they are stored, loaded and checked;
     the task fails at the end naming every failed account and why (the loader turns each into 'error'
     verdicts). Only permanent failures: not retried. Any transient one: retried, and a retry (or a
-    cleared task) of the same run skips the accounts this run already stored complete."""
-    if len(accounts) == 1:
-        return extract(plan, accounts[0], aws_conn_id)
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+    cleared task) of the same run skips the accounts this run already stored complete.
+    XCom: a batch of one gives its account's summary (extract_one), a larger batch its counts."""
+    from airflow.sdk.exceptions import AirflowFailException
 
     if plan["mode"] == "replay":
-        raise AirflowSkipException(f"replay of {plan['snapshot_date']}: data comes from the stored snapshot")
+        _skip_replay(plan, accounts)
+    store = _store(plan, aws_conn_id)
+    done = {} if first_try else {a["account_id"]: s for a in accounts
+                                 if (s := _stored_summary(store, plan, a["account_id"]))}
+    todo = [a for a in accounts if a["account_id"] not in done]
+    if done:
+        log.info("%d of %d accounts of this task were stored complete by this run already; extracting %s",
+                 len(done), len(accounts), ", ".join(a["account_id"] for a in todo) or "none")
+    extracted, failed = _extract_accounts(plan, todo, store, aws_conn_id)
+    if len(accounts) == 1:
+        # the batch of one fails with its account's own error, and its XCom is that account's summary
+        for exc in failed.values():
+            if isinstance(exc, PermanentExtractionError):
+                # A retry would re-read every data set and be refused again: fail now, the verdicts say error.
+                raise AirflowFailException(str(exc)) from None
+            raise exc
+        return {**done, **extracted}[accounts[0]["account_id"]]
+    if failed:
+        reasons = {a: str(e) if isinstance(e, PermanentExtractionError) else f"{type(e).__name__}: {e}"
+                   for a, e in failed.items()}
+        message = (f"{len(failed)} of {len(accounts)} accounts of this batch could not be fully extracted; "
+                   f"the other {len(accounts) - len(failed)} are stored, loaded and checked, these get 'error' "
+                   "verdicts:\n" + "\n".join(f"  {why}" for _, why in sorted(reasons.items())))
+        if not all(isinstance(e, PermanentExtractionError) for e in failed.values()):
+            raise BatchExtractionError(message + "\nA retry extracts again only the accounts not stored complete.")
+        raise AirflowFailException(message)
+    return {"accounts": len(accounts), "extracted": len(todo)}
+
+
+def _skip_replay(plan: dict, accounts: list[dict]) -> None:
+    """Replay reads the stored snapshots: nothing to extract; name the accounts that have none."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    snapshot_date = plan["snapshot_date"]
+    reasons = [f"account {a['account_id']}: no stored snapshot for {snapshot_date}: skipped, no verdicts written"
+               for a in accounts if a.get("missing_snapshot")]
+    if len(reasons) < len(accounts):
+        reasons.insert(0, f"replay of {snapshot_date}: data comes from the stored snapshot")
+    raise AirflowSkipException("; ".join(reasons))
+
+
+def _extract_accounts(plan: dict, accounts: list[dict], store, aws_conn_id: str
+                      ) -> tuple[dict[str, dict], dict[str, Exception]]:
+    """extract_one for each account (in threads when there are several): the summaries of those
+    extracted and the exception of each that failed."""
+    if not accounts:
+        return {}, {}
     import os
     from concurrent.futures import ThreadPoolExecutor
     from dataclasses import replace
@@ -267,41 +291,31 @@ def extract_batch(plan: dict, accounts: list[dict], aws_conn_id: str, first_try:
 
     budget = float(os.environ.get("IAM_AUDIT_CREDENTIAL_REPORT_BUDGET_SECONDS", "120"))
     config = replace(_config(plan), external_id=read_external_id())
-    store = _store(plan, aws_conn_id)
-    todo = accounts if first_try else [a for a in accounts if not _stored_complete(store, plan, a["account_id"])]
-    if len(todo) < len(accounts):
-        log.info("%d of %d accounts of this batch were stored complete by this run already; extracting %s",
-                 len(accounts) - len(todo), len(accounts), ", ".join(a["account_id"] for a in todo) or "none")
-    permanent: dict[str, str] = {}
-    transient: dict[str, str] = {}
-    if todo:
-        target = target_from_connection(aws_conn_id)
+    target = target_from_connection(aws_conn_id)
+    extracted: dict[str, dict] = {}
+    failed: dict[str, Exception] = {}
 
-        def one(account: dict) -> None:
-            try:
-                extract_one(target, config, store, plan["snapshot_date"], account, plan["run_id"],
-                            poll_budget_seconds=budget)
-            except PermanentExtractionError as exc:
-                permanent[account["account_id"]] = str(exc)
-            except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the others
-                log.warning("account %s: %s: %s", account["account_id"], type(exc).__name__, exc)
-                transient[account["account_id"]] = f"{type(exc).__name__}: {exc}"
+    def one(account: dict) -> None:
+        try:
+            extracted[account["account_id"]] = extract_one(
+                target, config, store, plan["snapshot_date"], account, plan["run_id"], poll_budget_seconds=budget)
+        except PermanentExtractionError as exc:
+            failed[account["account_id"]] = exc
+        except Exception as exc:  # noqa: BLE001 - one account's failure must not stop the others
+            log.warning("account %s: %s: %s", account["account_id"], type(exc).__name__, exc)
+            failed[account["account_id"]] = exc
 
-        with ThreadPoolExecutor(max_workers=min(BATCH_THREADS, len(todo))) as pool:
-            list(pool.map(one, todo))
-    failed = {**permanent, **transient}
-    if failed:
-        message = (f"{len(failed)} of {len(accounts)} accounts of this batch could not be fully extracted; "
-                   f"the other {len(accounts) - len(failed)} are stored, loaded and checked, these get 'error' "
-                   "verdicts:\n" + "\n".join(f"  {why}" for _, why in sorted(failed.items())))
-        if transient:
-            raise BatchExtractionError(message + "\nA retry extracts again only the accounts not stored complete.")
-        raise AirflowFailException(message)
-    return {"accounts": len(accounts), "extracted": len(todo)}
+    if len(accounts) == 1:
+        one(accounts[0])
+    else:
+        with ThreadPoolExecutor(max_workers=min(BATCH_THREADS, len(accounts))) as pool:
+            list(pool.map(one, accounts))
+    return extracted, failed
 
 
-def _stored_complete(store, plan: dict, account_id: str) -> bool:
-    """This run already stored the account with every data set (its manifest says so)."""
+def _stored_summary(store, plan: dict, account_id: str) -> dict | None:
+    """The account's summary (as extract_one gives it) when this run already stored it with every data
+    set (its manifest says so); None otherwise."""
     import json
 
     from iam_audit import layout
@@ -311,10 +325,12 @@ def _stored_complete(store, plan: dict, account_id: str) -> bool:
     try:
         manifest = json.loads(store.get(key))
     except (RawObjectMissing, ValueError):
-        return False
+        return None
     datasets = manifest.get("datasets") or {}
-    return (not manifest.get("incomplete") and manifest.get("run_id") == plan["run_id"] and bool(datasets)
-            and all(d.get("status") == "ok" for d in datasets.values()))
+    if (manifest.get("incomplete") or manifest.get("run_id") != plan["run_id"] or not datasets
+            or any(d.get("status") != "ok" for d in datasets.values())):
+        return None
+    return {"account_id": account_id, "manifest_key": key, "datasets_ok": len(datasets), "datasets_failed": []}
 
 
 def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_conn_id: str) -> dict:

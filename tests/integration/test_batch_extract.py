@@ -7,6 +7,7 @@ import json
 
 import pytest
 from iam_audit import layout, tasks
+from iam_audit.pipeline import AccountExtractionError, PermanentExtractionError
 from iam_audit.raw_store import S3RawStore
 
 from tests.conftest import account_of
@@ -60,12 +61,28 @@ def test_a_transient_failure_fails_only_its_account_and_the_retry_extracts_only_
         assert stored["run_id"] == "batch-run-1"
         assert statuses == ({"ok", "error"} if account["account_id"] == flaky else {"ok"}), account
 
+    # A batch of one is the same path: its retry re-extracts an account stored incomplete, and fails with
+    # the account's own (retryable) error rather than a batch's.
+    emulator.reset_calls()
+    with pytest.raises(AccountExtractionError) as err:
+        tasks.extract_batch(plan(bucket), [accounts[1]], "aws_default", first_try=False)
+    assert not isinstance(err.value, PermanentExtractionError) and str(err.value).startswith(f"account {flaky}:")
+    assert audited_accounts(emulator) == {flaky}
+
     emulator.clear_faults()
     emulator.reset_calls()
     result = tasks.extract_batch(plan(bucket), accounts, "aws_default", first_try=False)
     assert result == {"accounts": 3, "extracted": 1}
     assert audited_accounts(emulator) == {flaky}
     assert {d["status"] for d in manifest(bucket, flaky)["datasets"].values()} == {"ok"}
+
+    # ... and its retry skips an account stored complete, its XCom still that account's summary.
+    emulator.reset_calls()
+    summary = tasks.extract_batch(plan(bucket), [accounts[0]], "aws_default", first_try=False)
+    assert audited_accounts(emulator) == set()
+    assert summary == {"account_id": accounts[0]["account_id"], "datasets_failed": [],
+                       "datasets_ok": len(manifest(bucket, accounts[0]["account_id"])["datasets"]),
+                       "manifest_key": layout.manifest_key("iam", SNAPSHOT, accounts[0]["account_id"])}
 
     # A new run of the same date extracts every account again (reruns are idempotent, never stale).
     emulator.reset_calls()
@@ -88,3 +105,17 @@ def test_a_permanent_failure_is_not_retried_and_names_only_its_account(emulator,
     for account in accounts:
         statuses = {d["status"] for d in manifest(bucket, account["account_id"])["datasets"].values()}
         assert statuses == ({"error"} if account["account_id"] == denied else {"ok"}), account
+
+
+def test_replay_extracts_nothing_and_names_the_accounts_without_a_snapshot():
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    replay = {**plan("never-read"), "mode": "replay"}
+    stored, missing = {"account_id": "111111111111"}, {"account_id": "222222222222", "missing_snapshot": True}
+    with pytest.raises(AirflowSkipException) as one:
+        tasks.extract(replay, missing, "aws_default")
+    assert str(one.value) == f"account 222222222222: no stored snapshot for {SNAPSHOT}: skipped, no verdicts written"
+    with pytest.raises(AirflowSkipException) as batch:
+        tasks.extract_batch(replay, [stored, missing], "aws_default")
+    assert str(batch.value).startswith(f"replay of {SNAPSHOT}: data comes from the stored snapshot")
+    assert str(one.value) in str(batch.value) and "111111111111" not in str(batch.value)

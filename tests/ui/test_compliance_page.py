@@ -106,6 +106,39 @@ def test_plugin_registers_app_and_nav_view():
     assert not view["href"].startswith("/")
 
 
+LOAD_PLUGINS_AS_A_TASK_DOES = """
+import json, sys
+from airflow.sdk.plugins_manager import _get_plugins
+plugins, errors = _get_plugins()
+print(json.dumps({"plugins": [p.name for p in plugins], "errors": errors,
+                  "imported": sorted(m for m in ("fastapi", "airflow.api_fastapi.core_api.security")
+                                     if m in sys.modules)}))
+"""
+
+
+def test_task_processes_load_the_plugin_without_building_the_app():
+    """Every task instance's process loads the plugins folder (the task runner integrates plugin
+    macros): the plugin must register without importing FastAPI or Airflow's API security there."""
+    env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PYTHONPATH": str(PROJECT_ROOT / "include")}
+    out = subprocess.run([sys.executable, "-c", LOAD_PLUGINS_AS_A_TASK_DOES], env=env, capture_output=True,
+                         text=True, check=True, timeout=300).stdout
+    loaded = json.loads(out.strip().splitlines()[-1])
+    assert "iam_audit_compliance" in loaded["plugins"] and not loaded["errors"]
+    assert loaded["imported"] == []
+
+
+def test_the_mounted_app_is_built_on_its_first_request(monkeypatch):
+    from fastapi.testclient import TestClient
+
+    lazy = cp.LazyApp(cp.create_app)
+    monkeypatch.setitem(sys.modules, "airflow.api_fastapi.core_api.security", None)  # import fails
+    assert lazy._app is None
+    response = TestClient(lazy).get("/icon.svg")
+    assert response.status_code == 503 and "disabled" in response.text  # the real app, failing closed
+    assert lazy._app is not None
+
+
 def test_views_missing_before_the_first_run(postgres, database, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn_json(postgres, database))
     data = cp.load_compliance()
