@@ -195,8 +195,9 @@ def page_queries(conn, filters: dict | None = None) -> dict[str, tuple[str, dict
         if not isinstance(params, dict):
             continue
         name = next((k for k, q in module.QUERIES.items() if q == sql), None)
-        if name is None:  # the findings statement, formatted with the page's filter fragments
-            name = "findings" + (f" ({', '.join(sorted(filters))})" if filters else "")
+        if name is None:  # a statement formatted with the page's fragments (findings, accounts)
+            name = next(k for k, q in module.QUERIES.items() if "{" in q and sql.startswith(q.split("{", 1)[0]))
+            name += f" ({', '.join(sorted(filters))})" if filters else ""
         out[f"page: {name}"] = (sql, params, settings)
         settings = []
     return out

@@ -11,16 +11,34 @@ The page reads the compliance database through the connection ``compliance_reade
 as a fallback, with a warning on the page and in the log), in one read-only transaction
 per request, and only from the documented views (sql/views): it shows
 
-- each account's snapshot age, with accounts whose newest evaluated snapshot is older than
-  the newest run marked stale (aws_policy_account_freshness),
-- the pass rate per account and framework of that snapshot: pass / (pass + fail), with error
-  and muted counts beside it (aws_policy_scores),
+- the organisation's totals over ALL accounts, computed in SQL: how many accounts, how many
+  stale and never evaluated, and per framework the pass / fail / error / muted counts and
+  pass rate of every account's newest evaluated snapshot,
+- one page of accounts (worst first): each account's snapshot age, with accounts whose newest
+  evaluated snapshot is older than the newest run marked stale (aws_policy_account_freshness),
+  and the pass rate per framework of that snapshot: pass / (pass + fail), with error and
+  muted counts beside it (aws_policy_scores),
 - the open failing findings, worst severity first, then oldest, one row per problem (control
   logic, account, resource) with the framework numbers it violates, filterable by framework,
   account and severity (ranked on aws_policy_open_problems, texts from aws_policy_open_findings),
 - the trend of the pass rate per framework over the last snapshots.
 
-``GET /compliance/api/summary`` returns the same data as JSON (same filters).
+Query parameters (the page and ``GET /compliance/api/summary``, which returns the same data as
+JSON; anything else, or a bad value, is a 400 naming the parameter):
+
+- ``framework`` (a catalogue framework), ``account`` (12 digits), ``severity``: filter the
+  findings; ``account`` also shows only that account, ``framework`` ranks the accounts by
+  that framework's pass rate and fails;
+- ``page`` (1 to 1,000,000, default 1) and ``page_size`` (1 to 500, default 50): which
+  accounts are shown; a page past the last one is empty (``paging.pages`` says how many);
+- ``sort``: ``pass_rate`` (default: lowest pass rate first, then most fails), ``fail``
+  (most fails first), ``stale`` (stale first, oldest snapshot first), ``account`` (by id).
+  The rate and fails of an account are those of the chosen framework, else its lowest
+  rate and most fails in any one framework; no pass and no fail (never evaluated, or only
+  errors) is unknown and ranks first.
+
+The JSON's ``totals`` cover every account whatever the page and filters; ``accounts`` and
+``scores`` hold the page's accounts, ``accounts_matching`` how many match the filters.
 """
 
 import html
@@ -31,7 +49,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from airflow.plugins_manager import AirflowPlugin
 
@@ -47,6 +65,11 @@ URL_PREFIX = "/compliance"
 STATIC_DIR = Path(__file__).resolve().parent / "compliance"
 TREND_SNAPSHOTS = 30
 FINDINGS_LIMIT = 50
+# the accounts table: one page of accounts (query parameters page, page_size, sort)
+PAGING_DEFAULTS = {"page": 1, "page_size": 50, "sort": "pass_rate"}
+MAX_PAGE_SIZE = 500
+MAX_PAGE = 1_000_000
+STALE_NAMED = 10  # stale accounts named in the notice; the count covers all
 SEVERITIES = ("critical", "high", "medium", "low")
 ACCOUNT_ID = re.compile(r"\d{12}")
 VIEWS = ("aws_policy_scores", "aws_policy_open_findings", "aws_policy_open_problems", "aws_policy_accounts",
@@ -57,19 +80,10 @@ VIEWS = ("aws_policy_scores", "aws_policy_open_findings", "aws_policy_open_probl
 QUERIES = {
     "relations": "SELECT name, to_regclass(name) IS NOT NULL FROM unnest(%(names)s::text[]) AS name",
     "frameworks": "SELECT DISTINCT framework FROM aws_policy_controls",
-    "freshness": """
-        SELECT account_id, account_name, latest_snapshot_date, latest_run_date, extracted_at,
-               snapshot_age_days, is_stale
-        FROM aws_policy_account_freshness
-        ORDER BY account_id
-    """,
-    # counts of each account's newest evaluated snapshot (the caller keeps the right account/date pairs)
-    "scores": """
-        SELECT account_id, framework, snapshot_date,
-               sum(pass_count), sum(fail_count), sum(error_count), sum(muted_count)
-        FROM aws_policy_scores
-        WHERE snapshot_date = ANY(%(dates)s::date[]) AND account_id = ANY(%(accounts)s::text[])
-        GROUP BY account_id, framework, snapshot_date
+    # names and freshness of the accounts of the shown findings
+    "account_info": """
+        SELECT account_id, account_name, is_stale FROM aws_policy_account_freshness
+        WHERE account_id = ANY(%(accounts)s::text[])
     """,
     # the run that wrote an account's verdicts of a date, for links to the run in the UI
     "run_ids": """
@@ -111,6 +125,10 @@ QUERIES = {
         ) v
         ORDER BY r.severity_rank, r.age_days DESC, r.first_failing_date, r.account_id, r.problem, r.resource_id
     """,
+    # the accounts' newest evaluated dates (usually one or two), for the accounts statement
+    "latest_dates": """
+        SELECT DISTINCT latest_snapshot_date FROM aws_policy_account_freshness WHERE latest_snapshot_date IS NOT NULL
+    """,
     "trend_dates": """
         SELECT DISTINCT snapshot_date FROM aws_policy_accounts ORDER BY snapshot_date DESC LIMIT %(snapshots)s
     """,
@@ -123,13 +141,85 @@ QUERIES = {
         WHERE snapshot_date = ANY(%(dates)s::date[])
         ORDER BY snapshot_date, framework
     """,
+    # One statement for the accounts: the org-wide totals over ALL accounts (each account's newest
+    # evaluated snapshot, as "scores"), the account counts, and one ranked page of accounts. The
+    # per-account x framework sums are computed once and shared (MATERIALIZED); {accounts_filter}
+    # and {order} are fixed fragments (ACCOUNT_FILTERS, ACCOUNT_SORTS), never text from the request.
+    "accounts": """
+        WITH fresh AS MATERIALIZED (
+            SELECT account_id, account_name, latest_snapshot_date, latest_run_date, extracted_at,
+                   snapshot_age_days, is_stale
+            FROM aws_policy_account_freshness
+        ),
+        -- grouped per date before the join with each account's newest date: the estimates stay right (the
+        -- dates are a parameter) and the grouping hashes; in the C collation (a byte-wise compare) the
+        -- accounts x controls rows group many times faster than in the database's language collation
+        per AS MATERIALIZED (
+            SELECT s.account_id, s.framework, s.pass, s.fail, s.error, s.muted
+            FROM (
+                SELECT account_id COLLATE "C" AS account_id, snapshot_date, framework COLLATE "C" AS framework,
+                       sum(pass_count) AS pass, sum(fail_count) AS fail,
+                       sum(error_count) AS error, sum(muted_count) AS muted
+                FROM aws_policy_scores
+                WHERE snapshot_date = ANY(%(dates)s::date[])
+                GROUP BY 1, 2, 3
+            ) s
+            JOIN fresh f ON f.account_id = s.account_id AND f.latest_snapshot_date = s.snapshot_date
+        ),
+        worst AS (
+            SELECT account_id, min(pass / nullif(pass + fail, 0)) AS rate, max(fail) AS fails
+            FROM per WHERE true {framework_filter}
+            GROUP BY account_id
+        ),
+        ranked AS (
+            SELECT f.*, row_number() OVER (ORDER BY {order}) AS n
+            FROM fresh f LEFT JOIN worst w ON w.account_id = f.account_id
+            WHERE true {accounts_filter}
+            ORDER BY n
+            LIMIT %(limit)s OFFSET %(offset)s
+        )
+        SELECT (SELECT count(*) FROM fresh),
+               (SELECT count(*) FROM fresh WHERE is_stale),
+               (SELECT count(*) FROM fresh WHERE latest_snapshot_date IS NULL),
+               (SELECT max(latest_run_date) FROM fresh),
+               (SELECT count(*) FROM fresh f WHERE true {accounts_filter}),
+               (SELECT json_agg(json_build_array(account_id, account_name, latest_snapshot_date)
+                                ORDER BY latest_snapshot_date NULLS FIRST, account_id)
+                FROM (SELECT * FROM fresh WHERE is_stale
+                      ORDER BY latest_snapshot_date NULLS FIRST, account_id LIMIT %(stale_named)s) s),
+               (SELECT json_agg(json_build_array(framework, pass, fail, error, muted, accounts) ORDER BY framework)
+                FROM (SELECT framework, sum(pass) AS pass, sum(fail) AS fail, sum(error) AS error,
+                             sum(muted) AS muted, count(*) AS accounts
+                      FROM per GROUP BY framework) t),
+               (SELECT json_agg(json_build_array(account_id, account_name, latest_snapshot_date, latest_run_date,
+                                                 extracted_at, snapshot_age_days, is_stale) ORDER BY n)
+                FROM ranked),
+               (SELECT json_agg(json_build_array(p.account_id, p.framework, r.latest_snapshot_date,
+                                                 p.pass, p.fail, p.error, p.muted) ORDER BY r.n, p.framework)
+                FROM ranked r JOIN per p ON p.account_id = r.account_id)
+    """,
+}
+# How the accounts are ranked (sort=...): NULL (no pass and no fail: never evaluated, or only errors)
+# is unknown and ranks as the worst rate. The rate and fails are the chosen framework's, else the
+# account's lowest pass rate and most fails in any one framework.
+ACCOUNT_SORTS = {
+    "pass_rate": "w.rate ASC NULLS FIRST, w.fails DESC NULLS FIRST, f.account_id",
+    "fail": "w.fails DESC NULLS LAST, w.rate ASC NULLS FIRST, f.account_id",
+    "stale": "f.is_stale DESC, f.latest_snapshot_date ASC NULLS FIRST, w.rate ASC NULLS FIRST, f.account_id",
+    "account": "f.account_id",
+}
+ACCOUNT_FILTERS = {
+    "account": ("", "AND f.account_id = %(account)s"),
+    "framework": ("AND framework = %(framework)s", ""),
 }
 # Planner settings of the findings statement, for its transaction only. It groups every open
 # problem (117,000 at 300 accounts x 100 users after 90 days) while the planner, misjudging the
 # view's row count by three orders of magnitude, sorts them for the grouping (on disk at the default
 # work_mem): hashing them costs about a third less (docs/performance.md, "Page findings").
-FINDINGS_SETTINGS = ("SET LOCAL work_mem = '64MB'", "SET LOCAL enable_sort = off")
-FINDINGS_SETTINGS_RESET = ("SET LOCAL work_mem TO DEFAULT", "SET LOCAL enable_sort TO DEFAULT")
+FINDINGS_SETTINGS = {"work_mem": "64MB", "enable_sort": "off"}
+# The per-account sums hash in memory (tens of thousands of groups at thousands of accounts) instead
+# of sorting every accounts x controls row on disk.
+ACCOUNTS_SETTINGS = {"work_mem": "32MB"}
 FINDING_FILTERS = {
     "account": ("AND account_id = %(account)s", ""),
     "severity": ("AND severity = %(severity)s", ""),
@@ -190,17 +280,28 @@ def read_only_cursor(hook: Any) -> Iterator[Any]:
             conn.close()
 
 
+@contextmanager
+def planner_settings(cur: Any, settings: dict[str, str]) -> Iterator[None]:
+    """SET LOCAL the settings (constants of this module) for the statements inside, then their defaults."""
+    for name, value in settings.items():
+        cur.execute(f"SET LOCAL {name} = '{value}'")
+    yield
+    for name in settings:
+        cur.execute(f"SET LOCAL {name} TO DEFAULT")
+
+
 def _records(cur: Any, name: str, sql: str | None = None, **params: Any) -> list[tuple]:
     cur.execute(sql or QUERIES[name], params)
     return cur.fetchall()
 
 
 def parse_filters(params: dict[str, str], frameworks: list[str]) -> dict[str, str]:
-    """The findings filters of a request, validated; empty values mean no filter."""
+    """The filters of a request (findings and accounts), validated; empty values mean no filter."""
     wanted = {k: (params.get(k) or "").strip() for k in FINDING_FILTERS}
-    unknown = sorted(set(params) - set(FINDING_FILTERS))
+    unknown = sorted(set(params) - set(FINDING_FILTERS) - set(PAGING_DEFAULTS))
     if unknown:
-        raise FilterError(f"unknown query parameter {unknown[0]!r}: use framework, account or severity")
+        known = ", ".join([*FINDING_FILTERS, *PAGING_DEFAULTS])
+        raise FilterError(f"unknown query parameter {unknown[0]!r}: use {known}")
     if wanted["framework"] and wanted["framework"] not in frameworks:
         raise FilterError(f"framework {wanted['framework']!r} is not in the catalogue: one of {', '.join(frameworks)}")
     if wanted["account"] and not ACCOUNT_ID.fullmatch(wanted["account"]):
@@ -210,15 +311,31 @@ def parse_filters(params: dict[str, str], frameworks: list[str]) -> dict[str, st
     return {k: v for k, v in wanted.items() if v}
 
 
+def parse_paging(params: dict[str, str]) -> dict[str, Any]:
+    """Which page of the accounts a request wants (page, page_size, sort), validated; empty means the default."""
+    wanted = {k: (params.get(k) or "").strip() or str(d) for k, d in PAGING_DEFAULTS.items()}
+    paging: dict[str, Any] = {"sort": wanted["sort"]}
+    for name, most in (("page", MAX_PAGE), ("page_size", MAX_PAGE_SIZE)):
+        value = wanted[name]
+        if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= most:
+            raise FilterError(f"{name} {value!r} is not a whole number from 1 to {most:,}")
+        paging[name] = int(value)
+    if paging["sort"] not in ACCOUNT_SORTS:
+        raise FilterError(f"sort {paging['sort']!r} is not one of {', '.join(ACCOUNT_SORTS)}")
+    return paging
+
+
 def load_compliance(hook: Any = None, params: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything the page shows, as plain data. ``available`` is False before the first run.
 
-    Raises FilterError for a bad filter parameter."""
+    Raises FilterError for a bad filter or paging parameter."""
     warning = None
     if hook is None:
         hook, warning = reader_hook()
+    params = params or {}
     data: dict[str, Any] = {"available": False, "warning": warning, "missing_views": [], "filters": {},
-                            "catalogue_frameworks": [], "accounts": [], "frameworks": [], "scores": [],
+                            "paging": {}, "catalogue_frameworks": [], "totals": {}, "accounts": [],
+                            "accounts_matching": 0, "frameworks": [], "scores": [],
                             "findings": [], "findings_total": 0, "trend": []}
     with read_only_cursor(hook) as cur:
         present = dict(_records(cur, "relations", names=list(VIEWS)))
@@ -227,55 +344,79 @@ def load_compliance(hook: Any = None, params: dict[str, str] | None = None) -> d
             return data
         catalogue = sorted((f for (f,) in _records(cur, "frameworks")), key=framework_key)
         data["catalogue_frameworks"] = catalogue
-        data["filters"] = parse_filters(params or {}, catalogue)
-        accounts = [dict(zip(("account_id", "account_name", "latest_snapshot_date", "latest_run_date",
-                              "extracted_at", "snapshot_age_days", "is_stale"), row, strict=True))
-                    for row in _records(cur, "freshness")]
-        if not accounts:
-            return data
-        evaluated = [a for a in accounts if a["latest_snapshot_date"] is not None]
-        latest = {(a["account_id"], a["latest_snapshot_date"]) for a in evaluated}
-        scores = []
-        for account_id, framework, snapshot, passed, failed, errors, muted in _records(
-            cur, "scores", dates=sorted({d for _, d in latest}), accounts=[a for a, _ in latest]
-        ):
-            if (account_id, snapshot) in latest:
-                scores.append({"account_id": account_id, "framework": framework, "snapshot_date": snapshot,
-                               "pass": int(passed), "fail": int(failed), "error": int(errors), "muted": int(muted),
-                               "pass_rate": rate(int(passed), int(failed))})
-        findings, total = _findings(cur, data["filters"])
-        pairs = sorted(latest | {(f["account_id"], f["snapshot_date"]) for f in findings})
-        run_ids = {(a, d): r for a, d, r in _records(cur, "run_ids", accounts=[a for a, _ in pairs],
+        data["filters"] = filters = parse_filters(params, catalogue)
+        data["paging"] = paging = parse_paging(params)
+        totals, accounts, scores, matching = _accounts(cur, filters, paging)
+        if not totals["accounts"]:
+            return _plain(data)
+        findings, total = _findings(cur, filters)
+        info = {a: (n, st) for a, n, st in _records(cur, "account_info",
+                                                    accounts=sorted({f["account_id"] for f in findings}))}
+        pairs = sorted({(a["account_id"], a["latest_snapshot_date"]) for a in accounts
+                        if a["latest_snapshot_date"] is not None}
+                       | {(f["account_id"], _iso(f["snapshot_date"])) for f in findings})
+        run_ids = {(a, _iso(d)): r for a, d, r in _records(cur, "run_ids", accounts=[a for a, _ in pairs],
                                                      dates=[d for _, d in pairs])}
         dates = [d for (d,) in _records(cur, "trend_dates", snapshots=TREND_SNAPSHOTS)]
         trend = [{"snapshot_date": snapshot, "framework": framework, "pass": int(p), "fail": int(f),
                   "error": int(e), "muted": int(m), "accounts": n, "pass_rate": rate(int(p), int(f))}
                  for snapshot, framework, p, f, e, m, n in _records(cur, "trend", dates=dates)]
-    names = {a["account_id"]: a["account_name"] or "" for a in accounts}
-    stale = {a["account_id"] for a in accounts if a["is_stale"]}
     for a in accounts:
-        a["run_id"] = run_ids.get((a["account_id"], a["latest_snapshot_date"]))
+        a["run_id"] = run_ids.get((a["account_id"], _iso(a["latest_snapshot_date"])))
         a["run_url"] = run_url(a["run_id"])
     for f in findings:
-        f["account_name"] = names.get(f["account_id"], "")
-        f["account_stale"] = f["account_id"] in stale
-        f["run_id"] = run_ids.get((f["account_id"], f["snapshot_date"]))
+        name, stale = info.get(f["account_id"], ("", False))
+        f["account_name"] = name or ""
+        f["account_stale"] = bool(stale)
+        f["run_id"] = run_ids.get((f["account_id"], _iso(f["snapshot_date"])))
         f["run_url"] = run_url(f["run_id"])
-    data.update(accounts=accounts, scores=scores, findings=findings, findings_total=total, trend=trend,
-                frameworks=sorted({s["framework"] for s in scores}, key=framework_key),
-                available=bool(scores))
+    paging["pages"] = max(1, -(-matching // paging["page_size"]))
+    data.update(totals=totals, accounts=accounts, accounts_matching=matching, scores=scores, findings=findings,
+                findings_total=total, trend=trend,
+                frameworks=[t["framework"] for t in totals["frameworks"]], available=bool(totals["frameworks"]))
     return _plain(data)
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date | datetime) else value
+
+
+def _accounts(cur: Any, filters: dict[str, str], paging: dict[str, Any]
+              ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], int]:
+    """Totals over all accounts, then one ranked page of accounts with their scores, in one statement."""
+    sql = QUERIES["accounts"].format(
+        framework_filter=ACCOUNT_FILTERS["framework"][0] if "framework" in filters else "",
+        accounts_filter=ACCOUNT_FILTERS["account"][1] if "account" in filters else "",
+        order=ACCOUNT_SORTS[paging["sort"]])
+    size = paging["page_size"]
+    dates = [d for (d,) in _records(cur, "latest_dates")]
+    with planner_settings(cur, ACCOUNTS_SETTINGS):
+        (count, stale, never, run_date, matching, stale_named, framework_totals, page, page_scores), = _records(
+            cur, "accounts", sql, limit=size, offset=(paging["page"] - 1) * size, stale_named=STALE_NAMED,
+            dates=dates, **{k: v for k, v in filters.items() if k in ACCOUNT_FILTERS})
+    totals = {
+        "accounts": count, "stale": stale, "never_evaluated": never, "latest_run_date": run_date,
+        "stale_named": [{"account_id": a, "account_name": n, "latest_snapshot_date": d}
+                        for a, n, d in stale_named or []],
+        "frameworks": sorted(({"framework": f, "pass": int(p), "fail": int(x), "error": int(e), "muted": int(m),
+                               "accounts": n, "pass_rate": rate(int(p), int(x))}
+                              for f, p, x, e, m, n in framework_totals or []),
+                             key=lambda t: framework_key(t["framework"])),
+    }
+    accounts = [dict(zip(("account_id", "account_name", "latest_snapshot_date", "latest_run_date", "extracted_at",
+                          "snapshot_age_days", "is_stale"), row, strict=True)) for row in page or []]
+    scores = [{"account_id": a, "framework": f, "snapshot_date": d, "pass": int(p), "fail": int(x),
+               "error": int(e), "muted": int(m), "pass_rate": rate(int(p), int(x))}
+              for a, f, d, p, x, e, m in page_scores or []]
+    return totals, accounts, scores, matching
 
 
 def _findings(cur: Any, filters: dict[str, str]) -> tuple[list[dict[str, Any]], int]:
     where = " ".join(FINDING_FILTERS[k][0] for k in FINDING_FILTERS if k in filters)
     having = " ".join(FINDING_FILTERS[k][1] for k in FINDING_FILTERS if k in filters)
     sql = QUERIES["findings"].format(filters=where, having=having)
-    for setting in FINDINGS_SETTINGS:
-        cur.execute(setting)
-    rows = _records(cur, "findings", sql, limit=FINDINGS_LIMIT, **filters)
-    for setting in FINDINGS_SETTINGS_RESET:
-        cur.execute(setting)
+    with planner_settings(cur, FINDINGS_SETTINGS):
+        rows = _records(cur, "findings", sql, limit=FINDINGS_LIMIT, **filters)
     findings = []
     for (problem, account_id, resource_id, severity_rank, first_failing, age_days, snapshot, frameworks, check_ids,
          titles, reasons, resource_type, _total) in rows:
@@ -360,7 +501,56 @@ def _age(days: int | None) -> str:
     return "current" if days == 0 else "1 day old" if days == 1 else f"{days} days old"
 
 
+SORT_LABELS = {"pass_rate": "lowest pass rate first", "fail": "most failing first",
+               "stale": "stale first, oldest snapshot first", "account": "by account id"}
+
+
+def page_href(data: dict[str, Any], **changes: Any) -> str:
+    """A link to this page with the request's filters and paging, some of them changed; defaults left out."""
+    query = {**data["filters"], **{k: v for k, v in data["paging"].items() if k in PAGING_DEFAULTS}, **changes}
+    query = {k: v for k, v in query.items() if v not in ("", None) and PAGING_DEFAULTS.get(k) != v}
+    return "?" + urlencode(query) if query else "./"
+
+
+def _totals(data: dict[str, Any]) -> str:
+    """The org-wide headline: every account, whatever page or filter is shown."""
+    t = data["totals"]
+    stale = (f'<a href="{_e(page_href(data, sort="stale", page=1))}">{t["stale"]:,} stale</a>'
+             if t["stale"] else "0 stale")
+    head = (f'<p class="headline" id="headline"><b>{t["accounts"]:,}</b> accounts · {stale}'
+            + (f' · {t["never_evaluated"]:,} never evaluated' if t["never_evaluated"] else "")
+            + f' · latest run {_e(t["latest_run_date"])}</p>')
+    rows = []
+    for f in t["frameworks"]:
+        r = f["pass_rate"]
+        rows.append(f'<tr data-framework="{_e(f["framework"])}"><td>{_e(framework_label(f["framework"]))}</td>'
+                    f'<td class="num rate {_tone(r)}"><b>{"n/a" if r is None else f"{r:.1f}%"}</b></td>'
+                    + "".join(f'<td class="num">{f[k]:,}</td>' for k in ("pass", "fail", "error", "muted", "accounts"))
+                    + "</tr>")
+    return (head + '<div class="scroll"><table id="totals"><thead><tr><th>framework</th><th class="fw">pass rate</th>'
+            '<th class="fw">pass</th><th class="fw">fail</th><th class="fw">error</th><th class="fw">muted</th>'
+            f'<th class="fw">accounts</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _pager(data: dict[str, Any], where: str) -> str:
+    p, matching = data["paging"], data["accounts_matching"]
+    first = (p["page"] - 1) * p["page_size"] + 1
+    shown = (f"accounts {first:,}–{first + len(data['accounts']) - 1:,} of {matching:,}" if data["accounts"]
+             else f"no accounts on page {p['page']:,} of {p['pages']:,}")
+    prev = (f'<a rel="prev" href="{_e(page_href(data, page=min(p["page"] - 1, p["pages"])))}">‹ previous</a>'
+            if p["page"] > 1 else '<span class="off">‹ previous</span>')
+    nxt = (f'<a rel="next" href="{_e(page_href(data, page=p["page"] + 1))}">next ›</a>'
+           if p["page"] < p["pages"] else '<span class="off">next ›</span>')
+    return (f'<nav class="pager" id="accounts-pager-{where}">{prev} <span class="count">{shown} · page '
+            f'{min(p["page"], p["pages"]):,} of {p["pages"]:,} · {_e(SORT_LABELS[p["sort"]])}</span> {nxt}</nav>')
+
+
 def _scores_table(data: dict[str, Any]) -> str:
+    if not data["accounts"]:
+        if data["filters"].get("account") and not data["accounts_matching"]:
+            return (f'<p class="empty" id="no-accounts">The account {_e(data["filters"]["account"])} is not among '
+                    'the audited accounts.</p>')
+        return _pager(data, "top")
     frameworks = data["frameworks"]
     cells_of: dict[str, dict[str, Any]] = {}
     for s in data["scores"]:
@@ -399,25 +589,30 @@ def _scores_table(data: dict[str, Any]) -> str:
                     f'<td><div class="name">{_e(a["account_name"])}</div>'
                     f'<div class="mono detail">{_e(a["account_id"])}</div></td><td class="fresh">{fresh}</td>'
                     f'{"".join(cells)}</tr>')
-    return ('<div class="scroll"><table id="scores"><thead><tr><th>account</th><th>snapshot</th>'
-            f'{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+    return (_pager(data, "top") + '<div class="scroll"><table id="scores"><thead><tr><th>account</th><th>snapshot</th>'
+            f'{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>' + _pager(data, "bottom"))
 
 
 def _filter_form(data: dict[str, Any]) -> str:
-    chosen = data["filters"]
+    chosen = {**data["filters"], "sort": data["paging"].get("sort")}
 
-    def options(name: str, values: list[tuple[str, str]]) -> str:
-        opts = ['<option value="">all</option>'] + [
-            f'<option value="{_e(v)}"{" selected" if chosen.get(name) == v else ""}>{_e(label)}</option>'
-            for v, label in values]
+    def options(name: str, values: list[tuple[str, str]], blank: bool = True) -> str:
+        opts = ['<option value="">all</option>'] if blank else []
+        opts += [f'<option value="{_e(v)}"{" selected" if chosen.get(name) == v else ""}>{_e(label)}</option>'
+                 for v, label in values]
         return f'<label>{name} <select name="{name}">{"".join(opts)}</select></label>'
 
-    accounts = [(a["account_id"], f'{a["account_id"]} {a["account_name"] or ""}'.strip()) for a in data["accounts"]]
+    # a text field, not a list: the organisation may have thousands of accounts
+    account = ('<label>account <input name="account" inputmode="numeric" pattern="[0-9]{12}" size="14" '
+               f'maxlength="12" placeholder="12-digit id" value="{_e(chosen.get("account", ""))}"></label>')
+    size = data["paging"].get("page_size", PAGING_DEFAULTS["page_size"])
+    keep = f'<input type="hidden" name="page_size" value="{size}">' if size != PAGING_DEFAULTS["page_size"] else ""
     return ('<form id="filters" method="get" action="">'
             + options("framework", [(f, framework_label(f)) for f in data["catalogue_frameworks"]])
-            + options("account", accounts) + options("severity", [(s, s) for s in SEVERITIES])
+            + account + options("severity", [(s, s) for s in SEVERITIES])
+            + options("sort", list(SORT_LABELS.items()), blank=False) + keep
             + '<button type="submit">filter</button>'
-            + (' <a href="./">clear</a>' if chosen else "") + "</form>")
+            + (' <a href="./">clear</a>' if data["filters"] or page_href(data) != "./" else "") + "</form>")
 
 
 def _findings_table(data: dict[str, Any]) -> str:
@@ -548,13 +743,17 @@ def _css() -> str:
 
 
 def _stale_notice(data: dict[str, Any]) -> str:
-    stale = [a for a in data["accounts"] if a["is_stale"]]
-    if not stale:
+    t = data["totals"]
+    count, named = t["stale"], t["stale_named"]
+    if not count:
         return ""
-    names = ", ".join(f'{a["account_id"]} {a["account_name"] or ""}'.strip() for a in stale)
-    return (f'<div class="notice warn" id="stale">{len(stale)} account{"s are" if len(stale) > 1 else " is"} '
-            f"stale: no evaluated snapshot from the latest run ({_e(stale[0]['latest_run_date'])}), so "
-            f"{'their' if len(stale) > 1 else 'its'} verdicts below are older: {_e(names)}. "
+    names = ", ".join(f'{a["account_id"]} {a["account_name"] or ""}'.strip() for a in named)
+    more = count - len(named)
+    rest = (f' and {more:,} more (<a href="{_e(page_href(data, sort="stale", page=1))}">list the stale accounts '
+            'first</a>)') if more > 0 else ""
+    return (f'<div class="notice warn" id="stale">{count:,} account{"s are" if count > 1 else " is"} '
+            f"stale: no evaluated snapshot from the latest run ({_e(t['latest_run_date'])}), so "
+            f"{'their' if count > 1 else 'its'} verdicts below are older: {_e(names)}{rest}. "
             "See the failed tasks of the latest run.</div>")
 
 
@@ -579,9 +778,12 @@ def render_page(data: dict[str, Any] | None, error: str | None = None, warning: 
         shown, total = len(data["findings"]), data["findings_total"]
         body += [
             _stale_notice(data),
+            '<section><h2>Organisation <span class="count">(all accounts, each at its newest evaluated '
+            'snapshot)</span></h2>', _totals(data), "</section>",
+            _filter_form(data),
             "<section><h2>Pass rate per account and framework</h2>", _scores_table(data), "</section>",
             f'<section><h2>Open failing findings <span class="count">(worst severity first, then oldest; '
-            f'{shown} of {total} problems)</span></h2>', _filter_form(data), _findings_table(data), "</section>",
+            f'{shown} of {total} problems)</span></h2>', _findings_table(data), "</section>",
             f"<section><h2>Trend over the last {TREND_SNAPSHOTS} snapshots</h2>",
             _trend_chart(data), _trend_table(data), "</section>",
         ]

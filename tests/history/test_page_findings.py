@@ -57,12 +57,9 @@ def statement(template: str, fragments: dict, filters: dict) -> str:
 
 def findings(db, filters: dict, limit: int) -> tuple[list, list]:
     """(the page's statement's rows, the earlier statement's rows) for one filter set."""
-    for setting in cp.FINDINGS_SETTINGS:  # with the page's planner settings
-        db.execute(setting)
-    new = db.execute(statement(cp.QUERIES["findings"], cp.FINDING_FILTERS, filters),
-                     {"limit": limit, **filters}).fetchall()
-    for setting in cp.FINDINGS_SETTINGS_RESET:
-        db.execute(setting)
+    with cp.planner_settings(db, cp.FINDINGS_SETTINGS):  # with the page's planner settings
+        new = db.execute(statement(cp.QUERIES["findings"], cp.FINDING_FILTERS, filters),
+                         {"limit": limit, **filters}).fetchall()
     old = db.execute(statement(EARLIER_FINDINGS, EARLIER_FILTERS, filters), {"limit": limit, **filters}).fetchall()
     return new, old
 

@@ -204,6 +204,12 @@ def test_compliance_page_shows_pass_rates_and_failing_findings(airflow_ui, page)
         expect(row.locator("td.fresh")).to_contain_text("current")
     expect(scores).to_contain_text("CIS v1.2.0")
     expect(scores).to_contain_text("CIS v6.0.0")
+    # the org-wide headline counts every account; one page holds them all here
+    accounts_shown = scores.locator("tr.account").count()
+    assert accounts_shown >= len(manifest["accounts"])
+    expect(frame.locator("#headline b")).to_have_text(str(accounts_shown))
+    expect(frame.locator("#accounts-pager-top")).to_contain_text("page 1 of 1")
+    expect(frame.locator("#totals tr[data-framework]")).to_have_count(scores.locator("thead th.fw").count())
     # Worst first, then oldest first; one row per problem (control logic, account, resource) carrying
     # the numbers of every framework it violates.
     rows = _finding_rows(frame)
@@ -240,9 +246,11 @@ def test_compliance_page_shows_pass_rates_and_failing_findings(airflow_ui, page)
     assert expected, f"the fixture must fail something of {framework} in account {account}"
     frame.locator('#filters select[name="severity"]').select_option("")
     frame.locator('#filters select[name="framework"]').select_option(framework)
-    frame.locator('#filters select[name="account"]').select_option(account)
+    frame.locator('#filters input[name="account"]').fill(account)
     frame.locator('#filters button[type="submit"]').click()
-    inner.wait_for_url(re.compile(rf"framework={re.escape(framework)}&account={account}&severity=$"))
+    inner.wait_for_url(re.compile(rf"framework={re.escape(framework)}&account={account}&severity=&sort=pass_rate$"))
+    expect(scores.locator("tr.account")).to_have_count(1)
+    expect(scores.locator(f'tr[data-account="{account}"]')).to_be_visible()
     expect(frame.locator("#findings tr.finding").first).to_be_visible()
     filtered = _finding_rows(frame)
     assert {r["account"] for r in filtered} == {account}

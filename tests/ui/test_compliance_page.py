@@ -249,7 +249,13 @@ def test_findings_filters(db, reader_conn):
     ({"account": "1111' OR 1=1 --"}, "account \"1111' OR 1=1 --\" is not a 12-digit"),
     ({"account": "11111111111"}, "account '11111111111' is not a 12-digit"),
     ({"severity": "CRITICAL"}, "severity 'CRITICAL'"),
-    ({"sort": "age"}, "unknown query parameter 'sort'"),
+    ({"order": "age"}, "unknown query parameter 'order'"),
+    ({"page": "0"}, "page '0' is not a whole number from 1 to 1,000,000"),
+    ({"page": "2; DROP TABLE x"}, "page '2; DROP TABLE x' is not a whole number"),
+    ({"page": "-1"}, "page '-1' is not a whole number"),
+    ({"page_size": "501"}, "page_size '501' is not a whole number from 1 to 500"),
+    ({"page_size": "1.5"}, "page_size '1.5' is not a whole number"),
+    ({"sort": "worst"}, "sort 'worst' is not one of pass_rate, fail, stale, account"),
 ])
 def test_bad_filters_are_refused_naming_the_parameter(db, reader_conn, params, fault):
     seed(db, organisation())
@@ -318,6 +324,203 @@ def test_fails_closed_without_airflow_authorization(monkeypatch):
     for path in ("/", "/api/summary", "/icon.svg"):
         response = client.get(path)
         assert response.status_code == 503 and "disabled" in response.text, path
+
+
+# -- an organisation of many accounts: bounded pages, worst first, totals over all ------------------
+
+MANY = 120
+NEVER = {13, 77}  # never evaluated: account-level errors only
+STALE = {i for i in range(MANY) if i % 10 == 7} - NEVER  # evaluated on DAY1 only: account-level errors on DAY2
+
+
+def many_id(i: int) -> str:
+    return f"{300000000000 + i}"
+
+
+def many_accounts() -> tuple[list[tuple], list[tuple]]:
+    """MANY accounts: i % 11 of 10 users without MFA (under CIS v1.2.0 1.2 and v3.0.0 1.10), an unused
+    credential failing v3.0.0 1.12 in every third account; STALE and NEVER as above."""
+    rows, staged = [], []
+    for i in range(MANY):
+        account = many_id(i)
+        days = [DAY2] if i in NEVER else [DAY1, DAY2] if i in STALE else [DAY2]
+        staged += [(day, account, f"acct-{i:03d}") for day in days]
+        if i in NEVER or i in STALE:
+            rows.append(verdict(DAY2, "cis_v3.0.0", "1.10", "high", account, account, "error",
+                                "console_users_mfa", title="MFA cis_v3.0.0"))
+        if i in NEVER:
+            continue
+        day = DAY1 if i in STALE else DAY2
+        for framework, check_id in (("cis_v1.2.0", "1.2"), ("cis_v3.0.0", "1.10")):
+            for n in range(10):
+                rows.append(verdict(day, framework, check_id, "high", account, f"user-{n}",
+                                    "fail" if n < i % 11 else "pass", "console_users_mfa", title=f"MFA {framework}"))
+        rows.append(verdict(day, "cis_v3.0.0", "1.12", "medium", account, "user-0",
+                            "fail" if i % 3 == 0 else "pass", "credentials_unused"))
+    return rows, staged
+
+
+def expected_counts(rows) -> dict[tuple[str, str], list[int]]:
+    """(account, framework) -> [pass, fail] of the account's newest evaluated date, from the seeded rows."""
+    newest = {}
+    for r in rows:
+        if r[8] != "error":
+            newest[r[5]] = max(newest.get(r[5], r[0]), r[0])
+    counts: dict[tuple[str, str], list[int]] = {}
+    for r in rows:
+        if r[8] != "error" and r[0] == newest[r[5]]:
+            c = counts.setdefault((r[5], r[1]), [0, 0])
+            c[r[8] == "fail"] += 1
+    return counts
+
+
+def worst_first(counts, framework=None) -> list[str]:
+    """Account ids by lowest pass rate (unknown first), then most fails, then id: sort=pass_rate."""
+    from fractions import Fraction
+
+    def key(account):
+        mine = [c for (a, f), c in counts.items() if a == account and framework in (None, f)]
+        rates = [Fraction(p, p + f) for p, f in mine if p + f]
+        fails = max((f for _, f in mine), default=None)
+        return (bool(rates), min(rates, default=0), fails is not None, -(fails or 0), account)
+
+    return sorted((many_id(i) for i in range(MANY)), key=key)
+
+
+def seed_many(db, rows, staged) -> None:
+    """seed() for thousands of verdicts: one call of the pipeline's write path (aws_policy_store_evaluation)
+    per date instead of the view's per-row trigger. Variants and scopes as that trigger registers them."""
+    with db.cursor() as cur:
+        for day in sorted({r[0] for r in rows}):
+            mine = [r for r in rows if r[0] == day]
+            variants = {}
+            for r in mine:
+                logic, framework, check_id = r[11], r[1], r[2]
+                if (logic, framework, check_id) in variants:
+                    continue
+                params = json.dumps({"framework": framework, "check_id": check_id})
+                cur.execute("INSERT INTO aws_policy_variants (control_logic, params) VALUES (%s, %s::jsonb) "
+                            "ON CONFLICT (control_logic, params) DO NOTHING", (logic, params))
+                cur.execute("SELECT variant_id FROM aws_policy_variants "
+                            "WHERE control_logic = %s AND params = %s::jsonb", (logic, params))
+                variants[logic, framework, check_id] = variant = cur.fetchone()[0]
+                cur.execute("INSERT INTO aws_policy_scopes (snapshot_date, framework, check_id, variant_id, "
+                            "title, severity) VALUES (%s, %s, %s, %s, %s, %s)",
+                            (day, framework, check_id, variant, r[3], r[4]))
+            cur.execute("CREATE TEMP TABLE _eval_pairs (variant_id integer, account_id text, control_logic text, "
+                        "error_reason text) ON COMMIT DROP")
+            cur.execute("CREATE TEMP TABLE _eval_verdicts (variant_id integer, account_id text, resource_id text, "
+                        "resource_type text, status text, reason text) ON COMMIT DROP")
+            pairs = sorted({(variants[r[11], r[1], r[2]], r[5], r[11]) for r in mine})
+            cur.executemany("INSERT INTO _eval_pairs VALUES (%s, %s, %s, NULL)", pairs)
+            cur.executemany("INSERT INTO _eval_verdicts VALUES (%s, %s, %s, %s, %s, %s)",
+                            [(variants[r[11], r[1], r[2]], r[5], r[6], r[7], r[8], r[9]) for r in mine])
+            cur.execute("SELECT aws_policy_store_evaluation(%s, %s)", (day, RUN1 if day == DAY1 else RUN2))
+            db.commit()
+        cur.executemany("INSERT INTO iam_stage.accounts (snapshot_date, account_id, account_name, extracted_at) "
+                        "VALUES (%s, %s, %s, now())", staged)
+    db.commit()
+
+
+@pytest.fixture()
+def many(db, reader_conn):
+    rows, staged = many_accounts()
+    seed_many(db, rows, staged)
+    # the same verdicts as the view's own insert path gives (seed), read back through the view
+    assert db.execute("SELECT count(*) FROM aws_policy_results").fetchone()[0] == len(rows)
+    return expected_counts(rows)
+
+
+def _ids(data) -> list[str]:
+    return [a["account_id"] for a in data["accounts"]]
+
+
+def test_many_accounts_are_paged_worst_first_with_totals_over_all(many):
+    expected = worst_first(many)
+    assert expected[:2] == [many_id(13), many_id(77)]  # never evaluated: unknown ranks worst
+    pages = [cp.load_compliance(params={"page": str(n)} if n > 1 else {}) for n in (1, 2, 3)]
+    assert [len(p["accounts"]) for p in pages] == [50, 50, MANY - 100]
+    shown = [a for p in pages for a in _ids(p)]
+    assert shown == expected and len(set(shown)) == MANY  # nothing lost or repeated across pages
+    assert [p["paging"] for p in pages] == [{"page": n, "page_size": 50, "sort": "pass_rate", "pages": 3}
+                                           for n in (1, 2, 3)]
+    # the scores shipped are the page's accounts' only, at each one's newest evaluated snapshot
+    for p in pages:
+        got = {(s["account_id"], s["framework"]): [s["pass"], s["fail"]] for s in p["scores"]}
+        assert got == {k: v for k, v in many.items() if k[0] in set(_ids(p))}
+    # headline totals cover every account, on every page and whatever the filter
+    for data in (*pages, cp.load_compliance(params={"account": many_id(5)})):
+        t = data["totals"]
+        assert (t["accounts"], t["stale"], t["never_evaluated"]) == (MANY, len(STALE) + len(NEVER), len(NEVER))
+        assert t["latest_run_date"] == DAY2
+        frameworks = {f["framework"]: f for f in t["frameworks"]}
+        assert set(frameworks) == {"cis_v1.2.0", "cis_v3.0.0"} == set(data["frameworks"])
+        for framework, f in frameworks.items():
+            mine = [c for (_, fw), c in many.items() if fw == framework]
+            assert (f["pass"], f["fail"], f["accounts"]) == (sum(p for p, _ in mine), sum(x for _, x in mine),
+                                                             MANY - len(NEVER))
+        assert data["accounts_matching"] == (1 if data["filters"] else MANY)
+    assert _ids(cp.load_compliance(params={"account": many_id(5)})) == [many_id(5)]
+    # smaller pages split the same order
+    small = [_ids(cp.load_compliance(params={"page": str(n), "page_size": "25"})) for n in range(1, 6)]
+    assert [a for p in small for a in p] == expected and [len(p) for p in small] == [25] * 4 + [20]
+    past = cp.load_compliance(params={"page": "4"})
+    assert past["accounts"] == [] and past["paging"]["pages"] == 3 and past["totals"]["accounts"] == MANY
+
+
+def test_many_accounts_other_rankings(many):
+    # the chosen framework ranks the accounts by its own pass rate
+    by_v12 = [a for n in (1, 2, 3) for a in _ids(cp.load_compliance(params={"framework": "cis_v1.2.0",
+                                                                            "page": str(n)}))]
+    assert by_v12 == worst_first(many, "cis_v1.2.0") != worst_first(many)
+    stale_first = _ids(cp.load_compliance(params={"sort": "stale", "page_size": "20"}))
+    assert stale_first[:2] == [many_id(13), many_id(77)]
+    assert set(stale_first[2:2 + len(STALE)]) == {many_id(i) for i in STALE}
+    fails = [a for n in (1, 2, 3) for a in _ids(cp.load_compliance(params={"sort": "fail", "page": str(n)}))]
+    most = [max(f for (a, _), (_, f) in many.items() if a == acct) if acct not in {many_id(i) for i in NEVER}
+            else -1 for acct in fails]
+    assert most == sorted(most, reverse=True) and len(set(fails)) == MANY
+    assert _ids(cp.load_compliance(params={"sort": "account", "page_size": "3"})) == [many_id(i) for i in range(3)]
+
+
+def test_many_accounts_page_is_bounded_and_links_its_pages(many):
+    data = cp.load_compliance(params={"page": "2", "severity": "high"})
+    html = cp.render_page(data)
+    rows = re.findall(r'<tr class="account[^"]*" data-account="(\d{12})"', html)
+    assert rows == _ids(data) and len(rows) == 50
+    assert 'id="headline"><b>120</b> accounts' in html
+    assert "accounts 51–100 of 120 · page 2 of 3" in html
+    assert 'rel="prev" href="?severity=high"' in html and 'rel="next" href="?severity=high&amp;page=3"' in html
+    last = cp.render_page(cp.load_compliance(params={"page": "3"}))
+    assert 'rel="next"' not in last and 'rel="prev" href="?page=2"' in last
+    # the stale notice counts all stale accounts, names the first ten, links to them
+    notice = html.split('id="stale">', 1)[1].split("</div>", 1)[0]
+    assert notice.startswith(f"{len(STALE) + len(NEVER)} accounts are stale")
+    assert f"and {len(STALE) + len(NEVER) - cp.STALE_NAMED} more" in notice and "sort=stale" in notice
+    # no list of every account: the account filter is a text field
+    assert html.count(f"{300000000000 + 1}") <= 2 and '<input name="account"' in html
+    one = cp.render_page(cp.load_compliance(params={"account": "999999999999"}))
+    assert 'id="no-accounts"' in one
+
+
+def test_many_accounts_over_http_json_matches_and_bad_paging_is_a_400(many, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setattr(cp, "_authorize", lambda: (lambda: None))  # authorization is tested above
+    client = TestClient(cp.create_app())
+    response = client.get("/api/summary", params={"page": "2", "page_size": "30"})
+    assert response.status_code == 200
+    body = response.json()
+    direct = cp.load_compliance(params={"page": "2", "page_size": "30"})
+    assert body == json.loads(json.dumps(direct))
+    assert [a["account_id"] for a in body["accounts"]] == worst_first(many)[30:60]
+    page = client.get("/", params={"page": "2", "page_size": "30"})
+    assert re.findall(r'data-account="(\d{12})"><td>', page.text) == _ids(direct)
+    for params, name in (({"page": "x"}, "page 'x'"), ({"page_size": "0"}, "page_size '0'"),
+                         ({"sort": "DESC"}, "sort 'DESC'")):
+        for path in ("/", "/api/summary"):
+            bad = client.get(path, params=params)
+            assert bad.status_code == 400 and name in bad.text.replace("&#x27;", "'"), (path, params, bad.text)
 
 
 AUTH_PROBE = PROJECT_ROOT / "tests" / "ui" / "auth_probe.py"
