@@ -22,8 +22,6 @@ from iam_audit.catalogue import control_sort_key, framework_sort_key
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 TOP_FAILING = 30
 
-_SEVERITY_SQL = "CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END"
-
 
 @dataclass
 class Counts:
@@ -118,18 +116,9 @@ def load_report_data(conn, snapshot_date: date | str) -> ReportData:
     controls.sort(key=lambda c: (framework_sort_key(c["framework"]), control_sort_key(c["check_id"])))
     frameworks = sorted({c["framework"] for c in controls if not c["manual"]}, key=framework_sort_key)
 
-    fails, _ = day_verdicts.effective_fails_sql()
-    failing = _rows(conn, f"""
-        WITH {fails}
-        SELECT account_id, resource_id, max(resource_type) AS resource_type,
-               min({_SEVERITY_SQL}) AS severity_rank,
-               string_agg(framework || ' ' || check_id, ', ' ORDER BY framework, check_id) AS controls,
-               (array_agg(title ORDER BY framework DESC))[1] AS title,
-               (array_agg(reason ORDER BY framework DESC))[1] AS reason
-        FROM fails
-        GROUP BY account_id, coalesce(control_logic, check_id), resource_id
-        ORDER BY severity_rank, account_id, controls, resource_id
-        LIMIT %(limit)s""", {"day": day, "limit": TOP_FAILING})  # noqa: S608
+    names_failing = ("account_id", "resource_id", "resource_type", "severity_rank", "controls", "title", "reason")
+    failing = [dict(zip(names_failing, row, strict=True))
+               for row in day_verdicts.top_failing(conn, day, TOP_FAILING)]
     for row in failing:
         row["severity"] = SEVERITY_ORDER[min(row.pop("severity_rank"), 3)]
 

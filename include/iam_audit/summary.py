@@ -107,22 +107,9 @@ def build_summary(conn, snapshot_date, account_ids: list[str] | None = None, wor
             "stale": f.get("is_stale") is not False,
         })
 
-    fails, fail_accounts = day_verdicts.effective_fails_sql(account_ids)
     worst = [
         dict(zip(("account_id", "framework", "check_id", "severity", "resource_id", "reason"), row, strict=True))
-        for row in conn.execute(
-            f"""WITH {fails}
-                SELECT account_id, framework, check_id, severity, resource_id, reason FROM (
-                  SELECT *, row_number() OVER (
-                      PARTITION BY account_id
-                      ORDER BY {day_verdicts.SEVERITY_RANK_SQL.format("severity")}, framework DESC, check_id,
-                               resource_id) AS n
-                  FROM (SELECT DISTINCT ON (account_id, control_logic, resource_id) *
-                        FROM fails
-                        ORDER BY account_id, control_logic, resource_id, framework DESC) d
-                ) ranked WHERE n <= %(n)s ORDER BY account_id, n""",  # noqa: S608
-            {"day": str(snapshot_date), "accounts": fail_accounts, "n": worst_per_account},
-        ).fetchall()
+        for row in day_verdicts.worst_findings(conn, snapshot_date, account_ids, worst_per_account)
     ]
     extraction_errors = [
         dict(zip(("account_id", "dataset", "error_code", "error_message"), row, strict=True))
