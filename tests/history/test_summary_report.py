@@ -238,3 +238,20 @@ def test_summary_and_report_equal_the_earlier_statements(db):
                "SELECT variant_id FROM aws_policy_variants WHERE control_logic = 'console_users_mfa')")
     db.commit()
     assert assert_same(db, "without control_logic")["failing"]
+
+    # several resources of one control with the same 'error' reason (written through the earlier
+    # design's INSERT path): the report lists the control once per verdict
+    framework, check_id, title, severity = db.execute(
+        "SELECT framework, check_id, title, severity FROM aws_policy_scopes s JOIN aws_policy_variants v "
+        "USING (variant_id) WHERE snapshot_date = %s AND control_logic = 'root_mfa' ORDER BY framework LIMIT 1",
+        (last,)).fetchone()
+    for resource in ("arn:aws:iam::x:user/a", "arn:aws:iam::x:user/b"):
+        db.execute("INSERT INTO aws_policy_results (snapshot_date, framework, check_id, title, severity, account_id, "
+                   "resource_id, resource_type, status, reason, run_id, control_logic) VALUES "
+                   "(%s, %s, %s, %s, %s, %s, %s, 'iam_user', 'error', 'policy document unreadable', 'r', 'root_mfa')",
+                   (last, framework, check_id, title, severity, a1, resource))
+    db.commit()
+    assert assert_same(db, "repeated error reasons")["errors"]
+    controls = [e["controls"] for e in load_report_data(db, last).errors
+                if e["reason"] == "policy document unreadable"]
+    assert controls == [f"{framework} {check_id}, {framework} {check_id}"]
