@@ -8,8 +8,12 @@
 -- coalesce(control_logic, framework || ' ' || check_id).
 -- Plan: everything per (variant, account) pair is settled first, on the ~11,000 pairs
 -- (materialized: the planner misjudges the row counts of these joins, and once chose
--- a plan 30x slower); then one index probe per pair for its failing intervals. Three
--- disjoint parts:
+-- a plan 30x slower); then one index probe per pair for its failing intervals. The
+-- exceptions are matched to pairs by (date, variant) and account (hash joins on the few
+-- (date, variant, account) they reach), so an exception of one account costs the other
+-- accounts' pairs nothing. The probe ranges over valid_to (`valid_from + 0` keeps the
+-- planner off the valid_from index, which would also read every failing interval the
+-- pair closed in its history). Three disjoint parts:
 --   1. intervals no exception can reach: the frameworks come from the scopes grouped
 --      per (date, variant, severity) -- only for the few (date, variant)s the pairs are
 --      read at -- one row per interval and severity, no framework rows;
@@ -18,8 +22,8 @@
 --      account, resource_pattern LIKE; none while there are no exceptions): every
 --      framework row through aws_policy_matching_exception, as in
 --      aws_policy_open_findings. An exception without resource_pattern mutes whole
---      framework rows of a pair: part 1 leaves those rows out of its frameworks (per
---      pair, only for the (date, variant)s such an exception reaches) instead;
+--      framework rows of a pair: part 1 leaves those rows out of its frameworks (only
+--      for the pairs such an exception reaches: its date, variant and account) instead;
 --   3. evaluations without control_logic (a database upgraded from the earlier design):
 --      the problem is per framework row; skipped at once while there are none (a
 --      partial index answers that).
@@ -29,19 +33,21 @@ WITH latest AS (
     SELECT DISTINCT latest_evaluated_date AS snapshot_date, variant_id FROM aws_policy_pairs
     WHERE latest_evaluated_date IS NOT NULL
 ), reach AS (
-    -- per such (date, variant): the account and resource scopes of the exceptions that could mute
-    -- one of its framework rows
-    SELECT l.snapshot_date, l.variant_id,
-           array_agg(x.account_id) FILTER (WHERE x.resource_pattern IS NOT NULL) AS accounts,
-           array_agg(x.resource_pattern) FILTER (WHERE x.resource_pattern IS NOT NULL) AS patterns,
-           bool_or(x.resource_pattern IS NULL) AS whole
+    -- per such (date, variant): the exceptions that could mute one of its framework rows (their account:
+    -- NULL for every account), without a resource_pattern (`whole`) or with one
+    SELECT DISTINCT l.snapshot_date, l.variant_id, x.account_id, x.resource_pattern
     FROM latest l
     JOIN aws_policy_scopes s ON s.snapshot_date = l.snapshot_date AND s.variant_id = l.variant_id
     JOIN aws_policy_exceptions x
       ON s.snapshot_date <= x.expires_on AND s.snapshot_date >= (x.created_at AT TIME ZONE 'UTC')::date
      AND (x.framework IS NULL OR s.framework = x.framework)
      AND (x.check_id IS NULL OR s.check_id = x.check_id)
-    GROUP BY l.snapshot_date, l.variant_id
+), patterns AS (
+    SELECT snapshot_date, variant_id, account_id, array_agg(resource_pattern) AS patterns
+    FROM reach WHERE resource_pattern IS NOT NULL
+    GROUP BY snapshot_date, variant_id, account_id
+), whole AS (
+    SELECT DISTINCT snapshot_date, variant_id, account_id FROM reach WHERE resource_pattern IS NULL
 ), pairs AS MATERIALIZED (
     -- per pair with a control_logic at its latest evaluated date, and severity: the frameworks and
     -- the exceptions that could reach it
@@ -49,7 +55,7 @@ WITH latest AS (
            g.severity,
            -- the framework rows an exception without resource_pattern mutes (every fail of the pair in
            -- them) are left out here; only patterned exceptions send intervals to part 2
-           CASE WHEN r.whole THEN (
+           CASE WHEN wa.variant_id IS NOT NULL OR wo.variant_id IS NOT NULL THEN (
                SELECT array_agg(s.framework ORDER BY s.framework) FROM aws_policy_scopes s
                WHERE s.snapshot_date = pl.latest_evaluated_date AND s.variant_id = pl.variant_id
                  AND s.severity = g.severity
@@ -61,7 +67,8 @@ WITH latest AS (
                        AND (x.check_id IS NULL OR x.check_id = s.check_id)
                        AND (x.account_id IS NULL OR x.account_id = pl.account_id)))
            ELSE g.frameworks END AS frameworks,
-           r.accounts, r.patterns
+           CASE WHEN pa.variant_id IS NOT NULL OR po.variant_id IS NOT NULL
+                THEN coalesce(pa.patterns, '{}') || coalesce(po.patterns, '{}') END AS patterns
     FROM aws_policy_pairs pl
     JOIN aws_policy_evaluations e
       ON e.snapshot_date = pl.latest_evaluated_date AND e.variant_id = pl.variant_id
@@ -72,7 +79,15 @@ WITH latest AS (
         JOIN aws_policy_scopes s ON s.snapshot_date = l.snapshot_date AND s.variant_id = l.variant_id
         GROUP BY l.snapshot_date, l.variant_id, s.severity
     ) g ON g.snapshot_date = pl.latest_evaluated_date AND g.variant_id = pl.variant_id
-    LEFT JOIN reach r ON r.snapshot_date = pl.latest_evaluated_date AND r.variant_id = pl.variant_id
+    -- the exceptions of the pair's (date, variant) for every account, and for the pair's account
+    LEFT JOIN whole wa ON wa.snapshot_date = pl.latest_evaluated_date AND wa.variant_id = pl.variant_id
+                      AND wa.account_id IS NULL
+    LEFT JOIN whole wo ON wo.snapshot_date = pl.latest_evaluated_date AND wo.variant_id = pl.variant_id
+                      AND wo.account_id = pl.account_id
+    LEFT JOIN patterns pa ON pa.snapshot_date = pl.latest_evaluated_date AND pa.variant_id = pl.variant_id
+                         AND pa.account_id IS NULL
+    LEFT JOIN patterns po ON po.snapshot_date = pl.latest_evaluated_date AND po.variant_id = pl.variant_id
+                         AND po.account_id = pl.account_id
     WHERE e.control_logic IS NOT NULL
 )
 SELECT p.control_logic AS problem, p.account_id, i.resource_id, i.resource_type, p.snapshot_date, p.severity,
@@ -80,12 +95,9 @@ SELECT p.control_logic AS problem, p.account_id, i.resource_id, i.resource_type,
 FROM pairs p
 JOIN aws_policy_verdicts i
   ON i.variant_id = p.variant_id AND i.account_id = p.account_id AND i.status = 'fail'
- AND i.valid_from <= p.snapshot_date AND i.valid_to >= p.snapshot_date
+ AND i.valid_to >= p.snapshot_date AND i.valid_from + 0 <= p.snapshot_date
 WHERE p.frameworks IS NOT NULL
-  AND (p.accounts IS NULL
-   OR NOT EXISTS (SELECT 1 FROM unnest(p.accounts, p.patterns) AS x (account_id, resource_pattern)
-                  WHERE (x.account_id IS NULL OR x.account_id = p.account_id)
-                    AND (x.resource_pattern IS NULL OR i.resource_id LIKE x.resource_pattern)))
+  AND (p.patterns IS NULL OR NOT i.resource_id LIKE ANY (p.patterns))
 UNION ALL
 SELECT o.control_logic, o.account_id, o.resource_id, o.resource_type, o.snapshot_date, o.severity, f.frameworks,
        o.failing_since, o.snapshot_date - o.failing_since
@@ -96,11 +108,8 @@ FROM (
     FROM pairs p
     JOIN aws_policy_verdicts i
       ON i.variant_id = p.variant_id AND i.account_id = p.account_id AND i.status = 'fail'
-     AND i.valid_from <= p.snapshot_date AND i.valid_to >= p.snapshot_date
-    WHERE p.accounts IS NOT NULL
-      AND EXISTS (SELECT 1 FROM unnest(p.accounts, p.patterns) AS x (account_id, resource_pattern)
-                  WHERE (x.account_id IS NULL OR x.account_id = p.account_id)
-                    AND (x.resource_pattern IS NULL OR i.resource_id LIKE x.resource_pattern))
+     AND i.valid_to >= p.snapshot_date AND i.valid_from + 0 <= p.snapshot_date
+    WHERE p.patterns IS NOT NULL AND i.resource_id LIKE ANY (p.patterns)
     OFFSET 0
 ) o
 CROSS JOIN LATERAL (
