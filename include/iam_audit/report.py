@@ -1,25 +1,26 @@
 """A self-contained HTML compliance report of one snapshot (inline CSS, no script, no external link).
 
-Reads the BI views (aws_policy_scores, aws_policy_results_effective,
-aws_policy_account_freshness) so the page shows the same numbers as the dashboards,
-muted findings included. Pass rate is pass / (pass + fail) everywhere; errors and
+Reads what the BI views show (aws_policy_scores, aws_policy_results_effective,
+aws_policy_muted_verdicts, aws_policy_account_freshness), through iam_audit.day_verdicts
+(stored counts, failing and 'error' verdicts only), so the page shows the same numbers as
+the dashboards, muted findings included. Pass rate is pass / (pass + fail) everywhere; errors and
 muted findings are always shown as their own counts next to it. Accounts whose newest
 evaluated snapshot is older than the newest run are marked stale.
 """
 
 from __future__ import annotations
 
+from copy import copy
 from dataclasses import dataclass, field
 from datetime import date
 from html import escape
 from pathlib import Path
 
+from iam_audit import day_verdicts
 from iam_audit.catalogue import control_sort_key, framework_sort_key
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 TOP_FAILING = 30
-
-_SEVERITY_SQL = "CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END"
 
 
 @dataclass
@@ -64,17 +65,19 @@ class ReportData:
     errors: list[dict] = field(default_factory=list)
     muted: list[dict] = field(default_factory=list)
     freshness: dict[str, dict] = field(default_factory=dict)   # account_id -> aws_policy_account_freshness row
+    _by_account_framework: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def is_stale(self, account_id: str) -> bool:
         row = self.freshness.get(account_id)
         return row is None or row["is_stale"] is not False
 
     def account_framework(self, account_id: str, framework: str) -> Counts:
-        total = Counts()
-        for (f, _, a), counts in self.cells.items():
-            if f == framework and a == account_id:
-                total.add(counts)
-        return total
+        # summed once for every (account, framework): the pass-rate table asks for each of them
+        if self._by_account_framework is None:
+            self._by_account_framework = {}
+            for (f, _, a), counts in self.cells.items():
+                self._by_account_framework.setdefault((a, f), Counts()).add(counts)
+        return copy(self._by_account_framework.get((account_id, framework), Counts()))
 
     def overall(self, framework: str | None = None) -> Counts:
         total = Counts()
@@ -93,9 +96,8 @@ def _rows(conn, sql: str, params) -> list[dict]:
 def load_report_data(conn, snapshot_date: date | str) -> ReportData:
     day = str(snapshot_date)
     cells = {
-        (r["framework"], r["check_id"], r["account_id"]): Counts(r["pass_count"], r["fail_count"],
-                                                                 r["error_count"], r["muted_count"])
-        for r in _rows(conn, "SELECT * FROM aws_policy_scores WHERE snapshot_date = %s", (day,))
+        (framework, check_id, account_id): Counts(passed, failed, errors, muted)
+        for framework, check_id, account_id, _, passed, failed, errors, muted in day_verdicts.scores(conn, day)
     }
     names = {r["account_id"]: r["account_name"] or "" for r in _rows(
         conn, "SELECT account_id, account_name FROM iam_stage.accounts WHERE snapshot_date = %s", (day,))}
@@ -114,33 +116,20 @@ def load_report_data(conn, snapshot_date: date | str) -> ReportData:
     controls.sort(key=lambda c: (framework_sort_key(c["framework"]), control_sort_key(c["check_id"])))
     frameworks = sorted({c["framework"] for c in controls if not c["manual"]}, key=framework_sort_key)
 
-    failing = _rows(conn, f"""
-        SELECT account_id, resource_id, max(resource_type) AS resource_type,
-               min({_SEVERITY_SQL}) AS severity_rank,
-               string_agg(framework || ' ' || check_id, ', ' ORDER BY framework, check_id) AS controls,
-               (array_agg(title ORDER BY framework DESC))[1] AS title,
-               (array_agg(reason ORDER BY framework DESC))[1] AS reason
-        FROM aws_policy_results_effective
-        WHERE snapshot_date = %s AND effective_status = 'fail'
-        GROUP BY account_id, coalesce(control_logic, check_id), resource_id
-        ORDER BY severity_rank, account_id, controls, resource_id
-        LIMIT %s""", (day, TOP_FAILING))  # noqa: S608
+    names_failing = ("account_id", "resource_id", "resource_type", "severity_rank", "controls", "title", "reason")
+    failing = [dict(zip(names_failing, row, strict=True))
+               for row in day_verdicts.top_failing(conn, day, TOP_FAILING)]
     for row in failing:
         row["severity"] = SEVERITY_ORDER[min(row.pop("severity_rank"), 3)]
 
-    errors = _rows(conn, """
-        SELECT account_id, reason,
-               string_agg(framework || ' ' || check_id, ', ' ORDER BY framework, check_id) AS controls
-        FROM aws_policy_results
-        WHERE snapshot_date = %s AND status = 'error'
-        GROUP BY account_id, reason ORDER BY account_id, reason""", (day,))
+    errors = [{"account_id": a, "reason": r, "controls": c}
+              for a, r, c in day_verdicts.errors_by_reason(conn, day)]
     muted = _rows(conn, """
         SELECT account_id, framework, check_id, resource_id, exception_reason, exception_expires_on
-        FROM aws_policy_results_effective
-        WHERE snapshot_date = %s AND effective_status = 'muted'
+        FROM aws_policy_muted_verdicts
+        WHERE snapshot_date = %s
         ORDER BY exception_expires_on, account_id, framework, check_id, resource_id""", (day,))
-    freshness = {r["account_id"]: r for r in _rows(
-        conn, "SELECT * FROM aws_policy_account_freshness WHERE account_id = ANY(%s)", (list(accounts),))}
+    freshness = day_verdicts.freshness(conn, accounts)
     return ReportData(day, accounts, frameworks, controls, cells, failing, errors, muted, freshness)
 
 

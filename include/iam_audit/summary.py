@@ -1,4 +1,5 @@
-"""A readable compliance summary of one snapshot, from aws_policy_results_effective.
+"""A readable compliance summary of one snapshot: the verdicts of aws_policy_results_effective, read
+through iam_audit.day_verdicts (stored counts, per variant) rather than row by row.
 
 Pass rate (score) is pass / (pass + fail), as in aws_policy_scores and the HTML report;
 errors and muted fails are counted on their own, next to it. Each account's snapshot
@@ -52,21 +53,23 @@ def _score(passed: int, failed: int) -> float | None:
     return round(100.0 * passed / (passed + failed), 1) if passed + failed else None
 
 
-_COUNTS = """count(*) FILTER (WHERE effective_status = 'pass'), count(*) FILTER (WHERE effective_status = 'fail'),
-             count(*) FILTER (WHERE effective_status = 'error'), count(*) FILTER (WHERE effective_status = 'muted')"""
-
-
 def build_summary(conn, snapshot_date, account_ids: list[str] | None = None, worst_per_account: int = 3) -> Summary:
+    from iam_audit import day_verdicts
+
     where = "snapshot_date = %s" + (" AND account_id = ANY(%s)" if account_ids else "")
     params = [str(snapshot_date)] + ([list(account_ids)] if account_ids else [])
-    counts = conn.execute(
-        f"""SELECT framework, check_id, title, {_COUNTS}
-            FROM aws_policy_results_effective WHERE {where} GROUP BY 1, 2, 3""",  # noqa: S608
-        params,
-    ).fetchall()
-    by_key = {(f, c): (t, p, fl, e, m) for f, c, t, p, fl, e, m in counts}
+    scores = day_verdicts.scores(conn, snapshot_date, account_ids)
+    by_key: dict[tuple[str, str], list] = {}
+    per_account: dict[str, list[int]] = {}
+    for framework, check_id, account_id, title, passed, failed, errors, muted in scores:
+        row = by_key.setdefault((framework, check_id), [title, 0, 0, 0, 0])
+        counts = per_account.setdefault(account_id, [0, 0, 0, 0])
+        for i, n in enumerate((passed, failed, errors, muted)):
+            row[i + 1] += n
+            counts[i] += n
     controls = []
-    for control in load_catalogue().all_controls():
+    catalogue = load_catalogue()
+    for control in catalogue.all_controls():
         title, passed, failed, errors, muted = by_key.get((control.framework, control.check_id),
                                                           (control.title, 0, 0, 0, 0))
         controls.append({
@@ -77,16 +80,7 @@ def build_summary(conn, snapshot_date, account_ids: list[str] | None = None, wor
 
     # One row per control logic: each resource counted once, at its worst verdict over the frameworks
     # (a key unused for 60 days fails the 45-day versions and passes the 90-day ones: it counts as a fail).
-    worst_counts = {logic: (p, f, e) for logic, p, f, e in conn.execute(
-        f"""SELECT control_logic, count(*) FILTER (WHERE worst = 1), count(*) FILTER (WHERE worst = 2),
-                   count(*) FILTER (WHERE worst = 3)
-            FROM (SELECT control_logic, account_id, resource_id,
-                         max(CASE status WHEN 'pass' THEN 1 WHEN 'fail' THEN 2 WHEN 'error' THEN 3 END) AS worst
-                  FROM aws_policy_results WHERE {where} GROUP BY 1, 2, 3) r
-            GROUP BY 1""",  # noqa: S608
-        params,
-    ).fetchall()}
-    catalogue = load_catalogue()
+    worst_counts = day_verdicts.worst_per_logic(conn, snapshot_date, account_ids)
     logics = []
     for check in catalogue.checks:
         passed, failed, errors = worst_counts.get(check.logic, (0, 0, 0))
@@ -98,38 +92,24 @@ def build_summary(conn, snapshot_date, account_ids: list[str] | None = None, wor
             "pass": passed, "fail": failed, "error": errors,
         })
 
+    names = dict(conn.execute(
+        "SELECT account_id, account_name FROM iam_stage.accounts WHERE snapshot_date = %s AND account_id = ANY(%s)",
+        (str(snapshot_date), list(per_account))).fetchall())
+    fresh = day_verdicts.freshness(conn, per_account)
     accounts = []
-    for account_id, name, passed, failed, errors, muted, latest, age, stale in conn.execute(
-        f"""SELECT r.account_id, max(a.account_name), {_COUNTS},
-                   max(f.latest_snapshot_date), max(f.snapshot_age_days), bool_or(f.is_stale IS NOT FALSE)
-            FROM aws_policy_results_effective r
-            LEFT JOIN iam_stage.accounts a USING (snapshot_date, account_id)
-            LEFT JOIN aws_policy_account_freshness f ON f.account_id = r.account_id
-            WHERE r.{where.replace(' AND account_id', ' AND r.account_id')} GROUP BY 1 ORDER BY 1""",  # noqa: S608
-        params,
-    ).fetchall():
+    for account_id in sorted(per_account):
+        passed, failed, errors, muted = per_account[account_id]
+        f = fresh.get(account_id, {})
         accounts.append({
-            "account_id": account_id, "account_name": name or "", "pass": passed, "fail": failed,
-            "error": errors, "muted": muted, "score": _score(passed, failed),
-            "latest_snapshot_date": latest, "snapshot_age_days": age, "stale": bool(stale),
+            "account_id": account_id, "account_name": names.get(account_id) or "", "pass": passed,
+            "fail": failed, "error": errors, "muted": muted, "score": _score(passed, failed),
+            "latest_snapshot_date": f.get("latest_snapshot_date"), "snapshot_age_days": f.get("snapshot_age_days"),
+            "stale": f.get("is_stale") is not False,
         })
 
     worst = [
         dict(zip(("account_id", "framework", "check_id", "severity", "resource_id", "reason"), row, strict=True))
-        for row in conn.execute(
-            f"""SELECT account_id, framework, check_id, severity, resource_id, reason FROM (
-                  SELECT *, row_number() OVER (
-                      PARTITION BY account_id
-                      ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1
-                                             WHEN 'medium' THEN 2 ELSE 3 END, framework DESC, check_id,
-                               resource_id) AS n
-                  FROM (SELECT DISTINCT ON (account_id, control_logic, resource_id) *
-                        FROM aws_policy_results_effective
-                        WHERE {where} AND effective_status = 'fail'
-                        ORDER BY account_id, control_logic, resource_id, framework DESC) d
-                ) ranked WHERE n <= %s ORDER BY account_id, n""",  # noqa: S608
-            params + [worst_per_account],
-        ).fetchall()
+        for row in day_verdicts.worst_findings(conn, snapshot_date, account_ids, worst_per_account)
     ]
     extraction_errors = [
         dict(zip(("account_id", "dataset", "error_code", "error_message"), row, strict=True))
