@@ -7,11 +7,12 @@ INSTALLED := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/include
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo test test-extended test-scheduler test-distributed install-distributed test-ui install-ui lint run backfill airflow sql stop bench clean
+.PHONY: help install demo test test-mutations test-extended test-scheduler test-distributed install-distributed test-ui install-ui lint run backfill airflow sql stop bench clean
 
 help:
 	@echo "make demo       embedded PostgreSQL + emulated AWS organisation, one DAG run, a compliance summary"
 	@echo "make test       install what is missing and run the whole test suite (ruff + pytest)"
+	@echo "make test-mutations  apply deliberate defects one at a time; each must fail its tests"
 	@echo "make test-extended  slow e2e fault scenarios and the bench stand-in's drift test (not in make test)"
 	@echo "make test-scheduler  the tests that start Airflow's scheduler: make backfill, make airflow/stop/Ctrl-C"
 	@echo "make test-distributed  the DAG on CeleryExecutor: Redis broker, two Celery workers, one killed mid-run"
@@ -48,8 +49,19 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 
+# Two pytest-xdist workers, each with its own PostgreSQL server, emulator and Airflow home
+# (tests/conftest.py); the whole-DAG tests share one stack and stay together on one worker.
+PYTEST_WORKERS ?= 2
 test: install lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 -m "not ui and not scheduler and not extended and not distributed"
+	@start=$$(date +%s); \
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 \
+		-m "not ui and not scheduler and not extended and not distributed"; status=$$?; \
+	echo "make test: pytest took $$(( $$(date +%s) - start )) s of wall time"; exit $$status
+
+# Deliberate defects applied one at a time to a copy of the tree: each must fail the tests named for it
+# (tests/mutations.py; the table is in docs/testing.md). MUTATIONS_ARGS="--ref REV --only M01,M02".
+test-mutations: install
+	$(BIN)/python tests/mutations.py $(MUTATIONS_ARGS)
 
 # Slow end-to-end fault scenarios whose failure classes the integration tests also cover
 # (throttling bursts, SIGKILL then rerun, a shrunken account set) and the stand-in's drift test:

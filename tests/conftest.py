@@ -11,7 +11,10 @@ import pytest
 from iam_audit.devenv.postgres import start_postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-TEST_STATE = Path(os.environ.get("IAM_AUDIT_TEST_STATE", PROJECT_ROOT / ".devenv" / "test"))
+# Each pytest-xdist worker gets a state directory of its own: its own PostgreSQL server, emulator
+# and Airflow home, so that workers never share a data directory or a metadata database.
+TEST_STATE = Path(os.environ.get("IAM_AUDIT_TEST_STATE", PROJECT_ROOT / ".devenv" / "test")) \
+    / os.environ.get("PYTEST_XDIST_WORKER", "main")
 TEST_STATE.mkdir(parents=True, exist_ok=True)
 # pgserver logs from an atexit hook after pytest closed its capture streams.
 logging.raiseExceptions = False
@@ -21,6 +24,26 @@ os.environ.setdefault("AIRFLOW_HOME", str(TEST_STATE / "airflow"))
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT_ROOT / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+
+# Directories whose tests share expensive session fixtures (one embedded stack, one clean first DAG run):
+# under pytest-xdist they all run on one worker, which builds those fixtures once.
+SHARED_STACK_DIRS = ("tests/e2e/",)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` with the groups above. xdist's own loadgroup reads the group from a suffix it
+    appends to each item's nodeid, which pytest 9 no longer lets a plugin change: without this hook,
+    every test is its own group and each worker would build the shared stack again."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedStackScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return next((d for d in SHARED_STACK_DIRS if nodeid.startswith(d)), nodeid)
+
+    return SharedStackScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

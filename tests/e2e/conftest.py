@@ -64,6 +64,7 @@ class FirstRun(tuple):
     requests: list[dict]
     refused: list[dict]
     elapsed: float
+    staged_users: int
 
 
 def shipped_policies(bucket: str, prefix: str = "iam", role_name: str = "OrganizationAccountAccessRole"):
@@ -96,4 +97,7 @@ def first_run(e2e_stack, run, today):
         emulator.clear_enforcement()
     out = FirstRun((result, fetch_results(e2e_stack, today), emulator.calls()))
     out.requests, out.refused, out.elapsed = emulator.requests(), refused, elapsed
+    with e2e_stack.postgres.connect(e2e_stack.database) as conn:
+        out.staged_users = conn.execute("SELECT count(*) FROM iam_stage.users WHERE snapshot_date = %s",
+                                        (today,)).fetchone()[0]
     return out

@@ -12,6 +12,8 @@ from sqlalchemy.pool import NullPool
 from tests.conftest import account_of
 from tests.e2e.conftest import fetch_results
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def clean_run(first_run):

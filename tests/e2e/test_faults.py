@@ -102,7 +102,7 @@ def _tries(stack, task_prefix: str) -> dict[str, int]:
         engine.dispose()
 
 
-def test_misconfigured_accounts_fail_fast_and_every_verdict_is_right(first_run, clean_run, e2e_stack, run, today):
+def test_misconfigured_accounts_fail_fast_and_every_verdict_is_right(clean_run, e2e_stack, run, today):
     """One account's AssumeRole denied, one account's GetAccountAuthorizationDetails denied, one region
     denied by an SCP, with the production retry settings (2 retries, 60 s apart): nothing is retried,
     and every verdict is right: error where data is missing, with the reason and what to fix."""
@@ -117,9 +117,7 @@ def test_misconfigured_accounts_fail_fast_and_every_verdict_is_right(first_run, 
         {"account_id": scp, "service": "accessanalyzer", "region": "eu-west-1", "error": "SCPDenied"},
     ])
     try:
-        started = time.monotonic()
         result = run(today, IAM_AUDIT_TASK_RETRIES="2", IAM_AUDIT_RETRY_DELAY_SECONDS="60")
-        elapsed = time.monotonic() - started
     finally:
         emulator.clear_faults()
     assert result.state == "failed"
@@ -155,16 +153,9 @@ def test_misconfigured_accounts_fail_fast_and_every_verdict_is_right(first_run, 
             assert (status, why) == clean_run[key], key
     others = {k: v for k, v in verdicts.items() if k[2] not in (denied, no_gaad, scp)}
     assert others and others == {k: v for k, v in clean_run.items() if k[2] not in (denied, no_gaad, scp)}
-
-    # the same organisation without faults, same settings, right after: for the timing figures (no threshold)
-    started = time.monotonic()
-    rerun = run(today, IAM_AUDIT_TASK_RETRIES="2", IAM_AUDIT_RETRY_DELAY_SECONDS="60")
-    clean_elapsed = time.monotonic() - started
-    assert rerun.state == "success", rerun.failed_tasks
-    assert results(e2e_stack, today) == clean_run
-    (TEST_STATE / "issue10-timings.json").write_text(json.dumps(
-        {"first_clean_run_seconds": round(first_run.elapsed, 1), "misconfigured_run_seconds": round(elapsed, 1),
-         "clean_run_after_seconds": round(clean_elapsed, 1)}))
+    # A clean rerun of the date after these faulted runs must give the clean verdicts again:
+    # tests/e2e/test_pipeline.py::test_rerun_of_the_same_date_is_idempotent (collected after this module)
+    # reruns it and compares with the first run.
 
 
 def test_organizations_access_denied_stops_discovery_and_keeps_history(clean_run, e2e_stack, run, today):
@@ -213,9 +204,12 @@ def test_throttling_bursts_give_identical_verdicts(clean_run, e2e_stack, run, to
 
 
 def test_bad_configuration_fails_before_any_extraction(clean_run, e2e_stack, run, today):
+    """A Variable refused by plan_run, and a bucket refused by discover_accounts: the run stops there.
+    Every malformed Variable's message is tested on build_config itself (tests/unit/test_config.py);
+    here one of them shows that plan_run's refusal stops the whole run."""
     emulator = e2e_stack.emulator
+    before = results(e2e_stack, today)
     for variable, value, expected in [
-        ("AIRFLOW_VAR_IAM_AUDIT_ACCOUNTS", '["12345", "abc"]', "'12345'"),
         ("AIRFLOW_VAR_IAM_AUDIT_ROLE_NAME", "bad role;name", "iam_audit_role_name"),
         ("AIRFLOW_VAR_IAM_AUDIT_BUCKET", "no-such-bucket-anywhere", "no-such-bucket-anywhere"),
     ]:
@@ -227,7 +221,7 @@ def test_bad_configuration_fails_before_any_extraction(clean_run, e2e_stack, run
         assert expected in result.log_file.read_text()
         iam_calls = [c for c in emulator.calls() if c["service"] in ("iam", "sts", "organizations")]
         assert iam_calls == [], f"{variable}: extraction must not start ({iam_calls})"
-    assert results(e2e_stack, today) == clean_run, "a rejected run must not touch earlier verdicts"
+    assert results(e2e_stack, today) == before, "a rejected run must not touch earlier verdicts"
 
 
 def _task_states(db, run_id=None):

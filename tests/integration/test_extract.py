@@ -58,9 +58,10 @@ def test_access_denied_on_one_api_only_loses_that_dataset(emulator):
 
 def test_throttling_bursts_are_retried(emulator):
     account_id = account_of(emulator.manifest, "none")
-    emulator.set_faults([{"account_id": account_id, "service": "iam", "action": action,
-                          "error": "Throttling", "times": 3}
-                         for action in ("GetAccountAuthorizationDetails", "GetAccountSummary", "ListAccessKeys")])
+    # One throttled call stands for all: every client shares one retry configuration
+    # (tests/integration/test_aws_sessions.py), and each throttled attempt waits out a real backoff.
+    emulator.set_faults([{"account_id": account_id, "service": "iam", "action": "GetAccountAuthorizationDetails",
+                          "error": "Throttling", "times": 3}])
     results = extract(emulator, account_id)
     assert all(r.ok for r in results.values()), {n: r.error_code for n, r in results.items() if not r.ok}
     throttled = [c for c in emulator.calls() if c["action"] == "GetAccountAuthorizationDetails"]
