@@ -31,6 +31,7 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 SHARED_STACK_DIRS = ("tests/e2e/",)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: unknown when it is not loaded (-p no:xdist)
 def pytest_xdist_make_scheduler(config, log):
     """`--dist loadgroup` with the groups above. xdist's own loadgroup reads the group from a suffix it
     appends to each item's nodeid, which pytest 9 no longer lets a plugin change: without this hook,

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from iam_audit.devenv.runner import migrate, run_dag
+from iam_audit.devenv.runner import DagRunResult, metadata_url, migrate, run_dag, task_states
 from iam_audit.devenv.stack import Stack
 
-from tests.conftest import TEST_STATE
+from tests.conftest import PROJECT_ROOT, TEST_STATE
 
 EXTERNAL_ID = f"e2e-external-id-{uuid.uuid4().hex}"
 
@@ -36,17 +41,59 @@ def today() -> str:
     return datetime.now(UTC).date().isoformat()
 
 
+class DagServer:
+    """tests/e2e/dag_server.py in a process of its own: each run as `airflow dags test` makes it,
+    without Airflow's start-up per run. IAM_AUDIT_E2E_CLI=1 runs `airflow dags test` itself instead."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.e2e.dag_server"], cwd=PROJECT_ROOT,
+                                     env={**os.environ, **env}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=open(TEST_STATE / "dag-server.log", "ab"), text=True)  # noqa: SIM115
+
+    def run(self, logical_date: str, log_file: Path, env_overrides: dict[str, str]) -> DagRunResult:
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        request = {"env": env_overrides, "logical_date": logical_date, "log_file": str(log_file)}
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the DAG server died; see {TEST_STATE / 'dag-server.log'} and {log_file}")
+        answer = json.loads(line)
+        engine = create_engine(metadata_url(self.env), poolclass=NullPool)
+        try:
+            _, rows = task_states(engine, answer["run_id"])
+        finally:
+            engine.dispose()
+        failed = sorted({f"{t}[{m}]" if m >= 0 else t for t, m, s in rows if s in ("failed", "upstream_failed")})
+        return DagRunResult(1 if answer["error"] else 0, answer["state"], answer["run_id"], failed, log_file)
+
+    def stop(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
 @pytest.fixture(scope="session")
 def run(e2e_stack):
     """Run the DAG once: run(logical_date, **env_overrides) -> DagRunResult."""
     counter = iter(range(1000))
+    server = None if os.environ.get("IAM_AUDIT_E2E_CLI") == "1" else DagServer(e2e_stack.env)
 
     def _run(logical_date: str, **env_overrides):
-        env = {**e2e_stack.env, **env_overrides}
         log_file = TEST_STATE / f"dag-run-{e2e_stack.database}-{next(counter)}.log"
-        return run_dag(env, logical_date=logical_date, log_file=log_file, progress=None)
+        if server:
+            return server.run(logical_date, log_file, env_overrides)
+        return run_dag({**e2e_stack.env, **env_overrides}, logical_date=logical_date, log_file=log_file,
+                       progress=None)
 
-    return _run
+    yield _run
+    if server:
+        server.stop()
 
 
 def fetch_results(stack, snapshot_date) -> dict:

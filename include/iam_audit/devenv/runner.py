@@ -50,7 +50,7 @@ def metadata_url(env: dict[str, str]) -> str:
     return env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or f"sqlite:///{Path(env['AIRFLOW_HOME']) / 'airflow.db'}"
 
 
-def _task_states(engine, run_id: str | None):
+def task_states(engine, run_id: str | None):
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -103,20 +103,20 @@ def run_dag(env: dict[str, str], logical_date: str | None = None, log_file: Path
     from sqlalchemy.pool import NullPool
 
     engine = create_engine(metadata_url(env), poolclass=NullPool)
-    _, before = _task_states(engine, None)
+    _, before = task_states(engine, None)
     with open(log_file, "w") as log:
         proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
         last, run_id = "", None
         while proc.poll() is None:
             time.sleep(poll_seconds)
-            found, rows = _task_states(engine, None)
+            found, rows = task_states(engine, None)
             if found and rows and rows != before:
                 run_id = found
                 line = _describe(rows)
                 if progress and line and line != last:
                     progress(f"  {line}")
                     last = line
-    run_id, rows = _task_states(engine, None)
+    run_id, rows = task_states(engine, None)
     engine.dispose()
     # `airflow dags test` exits 0 whatever the run's outcome: read the outcome from its log.
     state = None
