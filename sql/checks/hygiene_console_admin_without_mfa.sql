@@ -16,8 +16,15 @@
 -- (managed_policies.document or inline document NULL, or an attachment without a
 -- managed_policies row) may be "*:*": it counts as possible administrator rights, so
 -- such a user passes only when it has no password or has MFA.
--- "*:*" includes Allow + NotAction on Resource "*" whose list leaves every IAM action
--- allowed (iam_audit_is_full_admin): a hidden administrator.
+-- DECISION: "*:*" (a "*:*" statement) is any Allow statement when it leaves its holder able to make
+-- itself administrator, however it is written: NotAction on Resource "*" whose list
+-- leaves at least one of iam:Attach{User,Group,Role}Policy, iam:Put{User,Group,Role}Policy,
+-- iam:CreatePolicyVersion, iam:AddUserToGroup, iam:UpdateAssumeRolePolicy allowed
+-- (NotAction "s3:*", "iam:GetUser" or "*:Delete*": excluding some IAM actions is not
+-- enough), and Action "*" with a NotResource that does not exclude IAM users, roles
+-- and policies alike (NotResource "arn:aws:s3:::x/*"). A NotAction excluding every
+-- one of those actions (AWS's PowerUserAccess: iam:*) is not "*:*" and passes here
+-- (iam_audit_is_full_admin).
 -- DECISION: permissions boundaries, SCPs and Deny statements are not subtracted: a
 -- user holding a "*:*" policy is treated as an administrator.
 -- Set-based: administrator grants are found once per snapshot and expanded to users

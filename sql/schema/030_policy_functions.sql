@@ -153,33 +153,62 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     ORDER BY m.ord
 $$;
 
--- True when a NotAction list leaves out at least one IAM action: a pattern whose
--- service part matches "iam" ("iam:*", "iam:Get*", "*:Delete*", "*") or that has
--- no service part at all.
+-- The IAM actions that, each on its own, let a principal make itself administrator
+-- (attach or write an administrator policy to itself, its group or a role it can
+-- use, rewrite a policy it holds, or join a group). A statement that allows any of
+-- them on every IAM resource is an administrator grant, however it is written.
+CREATE OR REPLACE FUNCTION iam_audit_self_admin_actions() RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ARRAY['iam:AttachUserPolicy', 'iam:AttachGroupPolicy', 'iam:AttachRolePolicy',
+                 'iam:PutUserPolicy', 'iam:PutGroupPolicy', 'iam:PutRolePolicy',
+                 'iam:CreatePolicyVersion', 'iam:AddUserToGroup', 'iam:UpdateAssumeRolePolicy']
+$$;
+
+-- True when a NotAction list leaves none of the self-administrator actions allowed
+-- (every one of iam_audit_self_admin_actions() is matched by one of its patterns):
+-- only then is "Allow everything except these" harmless for IAM. Excluding some
+-- IAM actions ("iam:GetUser", "*:Delete*") leaves the others, iam:AttachUserPolicy
+-- among them. Patterns that are not strings exclude nothing.
 CREATE OR REPLACE FUNCTION iam_audit_not_action_spares_iam(not_action jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT EXISTS (
-        SELECT 1
-        FROM jsonb_array_elements(iam_audit_as_array(not_action)) AS p(pattern)
-        WHERE jsonb_typeof(p.pattern) <> 'string'
-           OR iam_audit_action_matches(split_part(p.pattern #>> '{}', ':', 1), 'iam')
+    SELECT NOT EXISTS (
+        SELECT 1 FROM unnest(iam_audit_self_admin_actions()) AS a(action)
+        WHERE NOT iam_audit_any_pattern_matches(not_action, a.action)
     )
 $$;
 
+-- True when a statement's Resource / NotResource covers every IAM resource of an
+-- account: Resource "*" (alone or in a list), or a NotResource none of whose
+-- patterns matches an IAM user, role or policy ARN ("everything except
+-- arn:aws:s3:::x/*" still covers IAM). A NotResource that excludes users, roles and
+-- policies alike ("*", "arn:aws:iam::*") spares IAM.
+CREATE OR REPLACE FUNCTION iam_audit_statement_on_every_iam_resource(statement jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN statement ? 'NotResource'
+        THEN NOT (iam_audit_any_pattern_matches(statement -> 'NotResource', 'arn:aws:iam::000000000000:user/x')
+                  AND iam_audit_any_pattern_matches(statement -> 'NotResource', 'arn:aws:iam::000000000000:role/x')
+                  AND iam_audit_any_pattern_matches(statement -> 'NotResource', 'arn:aws:iam::000000000000:policy/x'))
+        ELSE iam_audit_as_array(statement -> 'Resource') @> '["*"]'::jsonb
+    END
+$$;
+
 -- True when a statement grants administrator rights on every resource: Effect Allow,
--- Resource "*" (alone or in a list), and either
+-- Resource "*" (alone or in a list) or a NotResource that leaves IAM resources in
+-- (iam_audit_statement_on_every_iam_resource), and either
 --   Action "*" or "*:*" (alone or in a list): every action ("*:*"); or
---   NotAction whose list leaves every IAM action allowed ("Allow everything except
---   s3:*"): the classic hidden administrator, who can grant itself anything left
---   out. A NotAction that excludes IAM actions (PowerUserAccess excludes iam:*)
---   is not counted: it cannot manage IAM (hygiene_privilege_escalation evaluates
---   what it still allows).
--- Statement one object; Action/NotAction/Resource a string or a list.
+--   NotAction whose list leaves at least one self-administrator action allowed
+--   (iam_audit_not_action_spares_iam): "Allow everything except s3:*", or except
+--   "iam:GetUser", is the classic hidden administrator, who attaches
+--   AdministratorAccess to itself. A NotAction that excludes every one of those
+--   actions (PowerUserAccess excludes iam:*) is not counted: it cannot manage IAM
+--   (hygiene_privilege_escalation evaluates what it still allows).
+-- Statement one object; Action/NotAction/Resource/NotResource a string or a list.
 CREATE OR REPLACE FUNCTION iam_audit_is_full_admin(statement jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT jsonb_typeof(statement) = 'object'
        AND coalesce(statement ->> 'Effect', '') = 'Allow'
-       AND iam_audit_as_array(statement -> 'Resource') @> '["*"]'::jsonb
+       AND iam_audit_statement_on_every_iam_resource(statement)
        AND CASE WHEN statement ? 'Action'
                 THEN EXISTS (SELECT 1 FROM jsonb_array_elements_text(
                                  CASE WHEN jsonb_typeof(statement -> 'Action') IN ('array', 'string')
@@ -194,7 +223,13 @@ $$;
 -- How a full-admin statement grants: 'Action "*"' or 'NotAction [...]', for reasons.
 CREATE OR REPLACE FUNCTION iam_audit_full_admin_grant(statement jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN statement ? 'Action' THEN 'Allow Action "*" on Resource "*"'
+    -- the wording of the Resource "*" cases is kept as before, so their reasons do not change
+    SELECT CASE WHEN statement ? 'NotResource'
+                THEN format('Allow %s on NotResource %s (every resource except those, IAM included)',
+                            CASE WHEN statement ? 'Action' THEN 'Action "*"'
+                                 ELSE format('NotAction %s', (statement -> 'NotAction')::text) END,
+                            (statement -> 'NotResource')::text)
+                WHEN statement ? 'Action' THEN 'Allow Action "*" on Resource "*"'
                 ELSE format('Allow NotAction %s on Resource "*": every action except those, IAM included',
                             (statement -> 'NotAction')::text)
            END

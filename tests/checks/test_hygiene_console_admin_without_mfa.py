@@ -103,3 +103,23 @@ def test_unknown_password_mfa_or_policy_document_never_passes_an_admin(db):
     got = verdicts(db, LOGIC, FW)
     assert "password_enabled unknown" in got[(FW, ID, A, user("pw-unknown"))][1]
     assert "documents were not collected (managed policy lost" in got[(FW, ID, A, user("doc-unknown"))][1]
+
+
+def test_not_action_or_not_resource_administrator_without_mfa(db):
+    """A console user without MFA whose policy excludes one IAM action can attach AdministratorAccess to itself."""
+    def one(statement):
+        return {"Version": "2012-10-17", "Statement": [statement]}
+
+    s = Snapshot(db).account(A)
+    s.user(A, "nora", password=True).inline_policy(
+        A, "user", "nora", "all-but-getuser", one({"Effect": "Allow", "NotAction": "iam:GetUser", "Resource": "*"}))
+    s.user(A, "dell", password=True).inline_policy(
+        A, "user", "dell", "all-but-deletes", one({"Effect": "Allow", "NotAction": "*:Delete*", "Resource": "*"}))
+    s.user(A, "nell", password=True).inline_policy(
+        A, "user", "nell", "all-but-bucket", one({"Effect": "Allow", "Action": "*", "NotResource": "arn:aws:s3:::x/*"}))
+    s.user(A, "paula", password=True).inline_policy(
+        A, "user", "paula", "all-but-iam", one({"Effect": "Allow", "Action": "*", "NotResource": "arn:aws:iam::*"}))
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    assert statuses(db, LOGIC, FW) == {user("nora"): "fail", user("dell"): "fail", user("nell"): "fail",
+                                       user("paula"): "pass"}
