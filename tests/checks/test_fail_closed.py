@@ -194,6 +194,10 @@ def failing_snapshot(s: Snapshot) -> None:
     s.trusting_role(A, "vendor", {"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                  "Principal": {"AWS": f"arn:aws:iam::{OUTSIDE}:root"}}]},
                     created=days_ago(10), last_used=days_ago(1), path="/vendor/")
+    s.trusting_role(A, "vendor-secret", {"Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"},
+                                                        "Action": "sts:AssumeRole",
+                                                        "Condition": {"StringEquals": {"sts:ExternalId": "v7"}}}]},
+                    created=days_ago(30), last_used=days_ago(1))
     s.organization_account(A).organization_account(B)
     for region, count in (("eu-west-1", 2), ("us-east-1", 1)):
         s.row("access_analyzer_regions", A, region_name=region, status="ok", analyzer_count=count)
