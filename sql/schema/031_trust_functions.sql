@@ -28,25 +28,8 @@
 --   * sts:ExternalId alone is a shared secret, not an identity: a statement whose
 --     only binding is an ExternalId is reported apart (exposure 'external_id_only').
 
--- The conditions of a statement, one row per (operator, key, value).
-CREATE OR REPLACE FUNCTION iam_audit_condition_values(statement jsonb)
-RETURNS TABLE (operator text, condition_key text, value text)
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT o.key, k.key, CASE WHEN jsonb_typeof(v.value) = 'string' THEN v.value #>> '{}' ELSE v.value::text END
-    FROM jsonb_each(CASE WHEN jsonb_typeof(statement -> 'Condition') = 'object'
-                         THEN statement -> 'Condition' ELSE '{}'::jsonb END) AS o
-    CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(o.value) = 'object' THEN o.value ELSE '{}'::jsonb END) AS k
-    CROSS JOIN LATERAL jsonb_array_elements(iam_audit_as_array(k.value)) AS v
-$$;
-
--- True for an operator that holds only when the key is present and matches:
--- StringEquals, StringEqualsIgnoreCase, StringLike, ArnEquals, ArnLike, optionally
--- prefixed ForAnyValue:. IfExists, negated and ForAllValues: operators hold when the
--- key is absent, so they bind nothing.
-CREATE OR REPLACE FUNCTION iam_audit_positive_operator(operator text) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT lower(operator) ~ '^(foranyvalue:)?(stringequals|stringequalsignorecase|stringlike|arnequals|arnlike)$'
-$$;
+-- iam_audit_condition_values and iam_audit_positive_operator live in
+-- 030_policy_functions.sql (the escalation rules read iam:PassedToService with them).
 
 -- For one statement, the accounts its conditions restrict the caller to, and whether
 -- they restrict it to the organisation, to accounts, or by ExternalId only:
