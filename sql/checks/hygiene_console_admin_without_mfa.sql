@@ -25,6 +25,13 @@
 -- and policies alike (NotResource "arn:aws:s3:::x/*"). A NotAction excluding every
 -- one of those actions (AWS's PowerUserAccess: iam:*) is not "*:*" and passes here
 -- (iam_audit_is_full_admin).
+-- Administrator rights include the power to become one: a policy with a statement
+-- on every IAM resource allowing iam:Attach{User,Group,Role}Policy,
+-- iam:Put{User,Group,Role}Policy, iam:CreatePolicyVersion, iam:AddUserToGroup or
+-- iam:UpdateAssumeRolePolicy (iam_audit_document_can_self_admin), such as
+-- AWS-managed IAMFullAccess: its holder attaches AdministratorAccess to itself. The
+-- reason says "which lets it make itself administrator". Longer paths through
+-- other services are hygiene_principal_escalation's.
 -- DECISION: permissions boundaries, SCPs and Deny statements are not subtracted: a
 -- user holding a "*:*" policy is treated as an administrator.
 -- Set-based: administrator grants are found once per snapshot and expanded to users
@@ -66,7 +73,10 @@ LEFT JOIN (
                     THEN format('managed policy %%s attached to the user', coalesce(pa.policy_name, pa.policy_arn))
                     ELSE format('managed policy %%s through group %%s', coalesce(pa.policy_name, pa.policy_arn),
                                 pa.entity_name)
-               END AS source,
+               END
+               || CASE WHEN mp.document IS NOT NULL AND NOT iam_audit_document_is_full_admin(mp.document)
+                            AND pa.policy_arn !~ '^arn:aws[a-z-]*:iam::aws:policy/AdministratorAccess$'
+                       THEN ', which lets it make itself administrator' ELSE '' END AS source,
                pa.policy_arn ~ '^arn:aws[a-z-]*:iam::aws:policy/AdministratorAccess$'
                    OR mp.document IS NOT NULL AS certain
         FROM iam_stage.policy_attachments pa
@@ -75,17 +85,21 @@ LEFT JOIN (
         WHERE pa.snapshot_date = %(snapshot_date)s AND pa.entity_type IN ('user', 'group')
           AND (pa.policy_arn ~ '^arn:aws[a-z-]*:iam::aws:policy/AdministratorAccess$'
                OR mp.document IS NULL
-               OR iam_audit_document_is_full_admin(mp.document))
+               OR iam_audit_document_is_full_admin(mp.document)
+               OR iam_audit_document_can_self_admin(mp.document))
         UNION ALL
         SELECT ip.account_id, ip.entity_type, ip.entity_arn, ip.entity_name,
                CASE WHEN ip.entity_type = 'user'
                     THEN format('inline policy %%s of the user', ip.policy_name)
                     ELSE format('inline policy %%s of group %%s', ip.policy_name, ip.entity_name)
-               END,
+               END
+               || CASE WHEN ip.document IS NOT NULL AND NOT iam_audit_document_is_full_admin(ip.document)
+                       THEN ', which lets it make itself administrator' ELSE '' END,
                ip.document IS NOT NULL
         FROM iam_stage.inline_policies ip
         WHERE ip.snapshot_date = %(snapshot_date)s AND ip.entity_type IN ('user', 'group')
-          AND (ip.document IS NULL OR iam_audit_document_is_full_admin(ip.document))
+          AND (ip.document IS NULL OR iam_audit_document_is_full_admin(ip.document)
+               OR iam_audit_document_can_self_admin(ip.document))
     ),
     user_sources AS (
         SELECT account_id, entity_arn AS user_arn, source, certain FROM grants WHERE entity_type = 'user'

@@ -419,3 +419,58 @@ LANGUAGE sql STABLE AS $$
     FROM iam_stage.inline_policies
     WHERE snapshot_date = p_snapshot_date
 $$;
+
+-- What one policy document contributes to a principal's effective permissions, for
+-- the per-principal evaluation (hygiene_principal_escalation), one row per fact:
+--   'allow'    an escalation action allowed by a statement (with self_only and
+--              passed_to, as iam_audit_allowed_actions; Denies of the same document
+--              already removed);
+--   'deny'     an escalation action the document denies everywhere (unconditional,
+--              Resource "*"): removed from every other policy of the principal too;
+--   'has_deny' the document holds a Deny statement (action NULL);
+--   'admin'    the document grants "*:*" (iam_audit_is_full_admin; action NULL).
+-- Evaluated once per distinct document; principals join the facts of their documents.
+CREATE OR REPLACE FUNCTION iam_audit_document_facts(document jsonb)
+RETURNS TABLE (kind text, action text, statement_index integer, sid text, self_only boolean, passed_to text[])
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT 'allow', a.action, a.statement_index, a.sid, a.self_only, a.passed_to
+    FROM iam_audit_allowed_actions(document, iam_audit_escalation_actions()) AS a
+    UNION ALL
+    SELECT 'deny', e.action, NULL, NULL, NULL, NULL
+    FROM unnest(iam_audit_escalation_actions()) AS e(action)
+    WHERE EXISTS (SELECT 1 FROM iam_audit_statements(document) AS d
+                  WHERE iam_audit_statement_denies_everywhere(d.statement, e.action))
+    UNION ALL
+    SELECT 'has_deny', NULL, NULL, NULL, NULL, NULL
+    WHERE EXISTS (SELECT 1 FROM iam_audit_statements(document) AS d
+                  WHERE jsonb_typeof(d.statement) = 'object' AND d.statement ->> 'Effect' = 'Deny')
+    UNION ALL
+    SELECT 'admin', NULL, NULL, NULL, NULL, NULL
+    WHERE iam_audit_document_is_full_admin(document)
+$$;
+
+-- The escalation actions a permissions boundary lets through: allowed by one of its
+-- statements (Resource and Condition ignored, as for any Allow) and not denied
+-- everywhere by it.
+CREATE OR REPLACE FUNCTION iam_audit_boundary_allows(document jsonb)
+RETURNS TABLE (action text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT DISTINCT a.action FROM iam_audit_allowed_actions(document, iam_audit_escalation_actions()) AS a
+$$;
+
+-- True when a document lets its holder make itself administrator with one action:
+-- an Allow statement on every IAM resource (iam_audit_statement_on_every_iam_resource)
+-- allowing one of iam_audit_self_admin_actions() that the document does not deny
+-- everywhere (AWS-managed IAMFullAccess: iam:* on "*").
+CREATE OR REPLACE FUNCTION iam_audit_document_can_self_admin(document jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT EXISTS (
+        SELECT 1
+        FROM unnest(iam_audit_self_admin_actions()) AS a(action)
+        JOIN iam_audit_statements(document) AS st
+          ON iam_audit_statement_allows(st.statement, a.action)
+         AND iam_audit_statement_on_every_iam_resource(st.statement)
+        WHERE NOT EXISTS (SELECT 1 FROM iam_audit_statements(document) AS d
+                          WHERE iam_audit_statement_denies_everywhere(d.statement, a.action))
+    )
+$$;

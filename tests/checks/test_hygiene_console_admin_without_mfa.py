@@ -123,3 +123,23 @@ def test_not_action_or_not_resource_administrator_without_mfa(db):
     run_check(db, LOGIC, SNAPSHOT)
     assert statuses(db, LOGIC, FW) == {user("nora"): "fail", user("dell"): "fail", user("nell"): "fail",
                                        user("paula"): "pass"}
+
+
+def test_a_user_who_can_make_itself_administrator_is_one(db):
+    """AWS-managed IAMFullAccess lets its holder attach AdministratorAccess to itself."""
+    iam_full = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}]}
+    own_keys = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:*AccessKey*",
+                                                        "Resource": "arn:aws:iam::*:user/${aws:username}"}]}
+    s = Snapshot(db).account(A)
+    s.managed_policy(A, "IAMFullAccess", iam_full, aws_managed=True, attachments=2)
+    s.user(A, "iamadmin", password=True).attach(A, "user", "iamadmin", "arn:aws:iam::aws:policy/IAMFullAccess")
+    s.group(A, "iam-team").attach(A, "group", "iam-team", "arn:aws:iam::aws:policy/IAMFullAccess")
+    s.user(A, "ivy", password=True).member_of(A, "ivy", "iam-team")
+    s.user(A, "ivo", password=True, mfa=True).attach(A, "user", "ivo", "arn:aws:iam::aws:policy/IAMFullAccess")
+    s.user(A, "kim", password=True).inline_policy(A, "user", "kim", "own-keys", own_keys)
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    assert statuses(db, LOGIC, FW) == {user("iamadmin"): "fail", user("ivy"): "fail", user("ivo"): "pass",
+                                       user("kim"): "pass"}
+    reason = verdicts(db, LOGIC, FW)[(FW, ID, A, user("iamadmin"))][1]
+    assert "managed policy IAMFullAccess attached to the user, which lets it make itself administrator" in reason

@@ -1,0 +1,182 @@
+-- hygiene_principal_escalation · iam_hygiene IH.10 · severity high
+-- No IAM user, role or group can escalate its privileges through the policies it holds.
+-- Audit: per user, role and group, the effective escalation actions are gathered
+-- from every policy the principal holds: its inline policies and attached managed
+-- policies, customer-managed and AWS-managed alike, and for a user those of every
+-- group it is a member of. An action counts when some held policy allows it
+-- (iam_audit_document_facts 'allow'), no held policy denies it everywhere ('deny':
+-- unconditional Deny on Resource "*"), and the permissions boundary, when the
+-- principal has one, allows it too (iam_audit_boundary_allows). The principal fails
+-- when its effective actions meet an escalation rule of iam_audit_escalation_rules()
+-- (the same rules as hygiene_privilege_escalation, with the same self-only and
+-- iam:PassedToService exceptions), the actions of one rule possibly coming from
+-- different policies (iam:PassRole from a customer policy, ec2:RunInstances from
+-- AWS-managed AmazonEC2FullAccess). The reason names the policy granting each action.
+-- DECISION: a rule that needs a Deny to remove (iam:Detach*/Delete*Policy) holds when
+-- any policy the principal holds has a Deny statement.
+-- DECISION: a principal holding "*:*" (iam_audit_is_full_admin, through any policy,
+-- within its boundary) passes here with a reason naming the grant: it has nothing
+-- to escalate to; administrators are reported by the CIS full-admin control, IH.2
+-- and IH.5.
+-- DECISION: a permissions boundary whose document was not collected limits nothing
+-- (findings are never hidden by an unknown boundary); the reason says so. SCPs,
+-- session policies and resource policies are not collected and not evaluated.
+-- DECISION: a held policy whose document was not collected (an inline document or
+-- managed_policies.document NULL, or an attachment without a managed_policies row)
+-- may complete a path or grant "*:*": the principal cannot be shown to be free of
+-- escalation, so it fails (even when other policies make it an administrator),
+-- with a reason naming the policies not collected.
+-- DECISION: service-linked roles (path /aws-service-role/) get no verdict: only
+-- their AWS service can assume them and their policies are AWS's.
+-- DECISION: Denies are judged as in hygiene_privilege_escalation: a Deny with
+-- resources or conditions removes nothing (conservative).
+-- Cost: facts are computed once per distinct document; principals join them
+-- (principals x held policies x escalation actions per document).
+-- Reads: authorization_details (users, roles, groups, group_memberships,
+-- policy_attachments, managed_policies, inline_policies). Resource: the principal's ARN.
+{% from 'macros/check.sql' import check %}
+{% call check('hygiene_principal_escalation', needs=['authorization_details']) %}
+WITH principals AS MATERIALIZED (
+    SELECT u.account_id, u.arn, 'user' AS kind, u.user_name AS name, u.permissions_boundary_arn AS boundary_arn
+    FROM iam_stage.users u
+    WHERE u.snapshot_date = %(snapshot_date)s
+    UNION ALL
+    SELECT ro.account_id, ro.arn, 'role', ro.role_name, ro.permissions_boundary_arn
+    FROM iam_stage.roles ro
+    WHERE ro.snapshot_date = %(snapshot_date)s AND NOT starts_with(coalesce(ro.path, '/'), '/aws-service-role/')
+    UNION ALL
+    SELECT g.account_id, g.arn, 'group', g.group_name, NULL
+    FROM iam_stage.groups g
+    WHERE g.snapshot_date = %(snapshot_date)s
+),
+-- the policies each user, role and group holds directly
+direct AS (
+    SELECT pa.account_id, pa.entity_type, pa.entity_name,
+           format('%%s policy %%s',
+                  CASE WHEN mp.is_aws_managed OR pa.policy_arn ~ '^arn:aws[a-z-]*:iam::aws:policy/'
+                       THEN 'AWS-managed' ELSE 'customer-managed' END,
+                  coalesce(pa.policy_name, mp.policy_name, pa.policy_arn)) AS label,
+           mp.document
+    FROM iam_stage.policy_attachments pa
+    LEFT JOIN iam_stage.managed_policies mp
+           ON mp.snapshot_date = pa.snapshot_date AND mp.account_id = pa.account_id AND mp.arn = pa.policy_arn
+    WHERE pa.snapshot_date = %(snapshot_date)s
+    UNION ALL
+    SELECT ip.account_id, ip.entity_type, ip.entity_name, format('inline policy %%s', ip.policy_name), ip.document
+    FROM iam_stage.inline_policies ip
+    WHERE ip.snapshot_date = %(snapshot_date)s
+),
+-- ... and through groups, for users
+held AS MATERIALIZED (
+    SELECT p.account_id, p.arn, d.label, d.document
+    FROM principals p
+    JOIN direct d ON d.account_id = p.account_id AND d.entity_type = p.kind AND d.entity_name = p.name
+    UNION ALL
+    SELECT p.account_id, p.arn, d.label || ' through group ' || gm.group_name, d.document
+    FROM principals p
+    JOIN iam_stage.group_memberships gm
+      ON gm.snapshot_date = %(snapshot_date)s AND gm.account_id = p.account_id AND gm.user_arn = p.arn
+    JOIN direct d ON d.account_id = p.account_id AND d.entity_type = 'group' AND d.entity_name = gm.group_name
+    WHERE p.kind = 'user'
+),
+facts AS MATERIALIZED (
+    SELECT x.document, f.*
+    FROM (SELECT DISTINCT document FROM held WHERE document IS NOT NULL) AS x
+    CROSS JOIN LATERAL iam_audit_document_facts(x.document) AS f
+),
+boundaries AS MATERIALIZED (
+    SELECT p.account_id, p.arn, p.boundary_arn, mp.document,
+           (SELECT array_agg(b.action) FROM iam_audit_boundary_allows(mp.document) AS b) AS allows,
+           CASE WHEN mp.document IS NOT NULL THEN iam_audit_document_is_full_admin(mp.document) END AS admin
+    FROM principals p
+    LEFT JOIN iam_stage.managed_policies mp
+           ON mp.snapshot_date = %(snapshot_date)s AND mp.account_id = p.account_id AND mp.arn = p.boundary_arn
+    WHERE p.boundary_arn IS NOT NULL
+),
+principal_facts AS MATERIALIZED (
+    SELECT h.account_id, h.arn, h.label, f.kind, f.action, f.self_only, f.passed_to
+    FROM held h JOIN facts f ON f.document = h.document
+),
+effective AS (
+    SELECT pf.account_id, pf.arn, pf.label, pf.action, pf.self_only, pf.passed_to
+    FROM principal_facts pf
+    LEFT JOIN boundaries b ON b.account_id = pf.account_id AND b.arn = pf.arn
+    WHERE pf.kind = 'allow'
+      AND NOT EXISTS (SELECT 1 FROM principal_facts d
+                      WHERE d.account_id = pf.account_id AND d.arn = pf.arn AND d.kind = 'deny' AND d.action = pf.action)
+      AND (b.document IS NULL OR pf.action = ANY (b.allows))
+),
+rule_groups AS (
+    SELECT r.rule, r.ord, r.passed_to, r.self_ok, r.needs_deny, g.idx, g.actions,
+           jsonb_array_length(r.requires) AS n_groups
+    FROM iam_audit_escalation_rules() WITH ORDINALITY AS r(rule, requires, passed_to, self_ok, needs_deny, ord)
+    CROSS JOIN LATERAL jsonb_array_elements(r.requires) WITH ORDINALITY AS g(actions, idx)
+),
+usable AS (
+    SELECT DISTINCT e.account_id, e.arn, rg.rule, rg.ord, rg.n_groups, rg.needs_deny, rg.idx, e.action, e.label
+    FROM effective e
+    JOIN rule_groups rg
+      ON rg.actions ? e.action
+     AND iam_audit_counts_for_rule(e.action, e.self_only, e.passed_to, rg.passed_to, rg.self_ok)
+),
+met AS (
+    SELECT u.account_id, u.arn, u.rule, u.ord,
+           -- "iam:PassRole (customer-managed policy x), ec2:RunInstances (AWS-managed policy y)"
+           string_agg(DISTINCT format('%%s from %%s', u.action, u.label), ', '
+                      ORDER BY format('%%s from %%s', u.action, u.label)) AS grants
+    FROM usable u
+    GROUP BY u.account_id, u.arn, u.rule, u.ord, u.n_groups, u.needs_deny
+    HAVING count(DISTINCT u.idx) = u.n_groups
+       AND (NOT u.needs_deny
+            OR EXISTS (SELECT 1 FROM principal_facts d
+                       WHERE d.account_id = u.account_id AND d.arn = u.arn AND d.kind = 'has_deny'))
+),
+findings AS (
+    SELECT account_id, arn, string_agg(format('%%s (%%s)', rule, grants), '; ' ORDER BY ord) AS paths
+    FROM met
+    GROUP BY account_id, arn
+),
+admins AS (
+    SELECT pf.account_id, pf.arn, string_agg(DISTINCT pf.label, ', ' ORDER BY pf.label) AS grants
+    FROM principal_facts pf
+    LEFT JOIN boundaries b ON b.account_id = pf.account_id AND b.arn = pf.arn
+    WHERE pf.kind = 'admin' AND (b.document IS NULL OR b.admin)
+    GROUP BY pf.account_id, pf.arn
+),
+unknown AS (
+    SELECT account_id, arn, string_agg(DISTINCT label, ', ' ORDER BY label) AS labels
+    FROM held
+    WHERE document IS NULL
+    GROUP BY account_id, arn
+)
+SELECT c.framework, c.check_id, p.account_id, p.arn, 'iam_' || p.kind,
+       CASE WHEN ad.grants IS NOT NULL AND un.labels IS NULL THEN 'pass'
+            WHEN fi.paths IS NULL AND un.labels IS NULL THEN 'pass'
+            ELSE 'fail' END,
+       CASE WHEN ad.grants IS NOT NULL AND un.labels IS NULL
+            THEN format('%%s %%s holds administrator rights ("*:*" through %%s), so it has nothing to escalate to; administrators are reported by the full-admin and MFA controls.',
+                        initcap(p.kind), p.name, ad.grants)
+            WHEN fi.paths IS NOT NULL
+            THEN format('%%s %%s can escalate its privileges through the policies it holds: %%s.%%s%%s Remove an action of each path, or restrict it to the resources and services that need it.',
+                        initcap(p.kind), p.name, fi.paths,
+                        CASE WHEN un.labels IS NOT NULL
+                             THEN format(' The documents of %%s were not collected.', un.labels) ELSE '' END,
+                        CASE WHEN b.boundary_arn IS NOT NULL AND b.document IS NULL
+                             THEN format(' Its permissions boundary %%s was not collected, so it limits nothing here.', b.boundary_arn)
+                             ELSE '' END)
+            WHEN un.labels IS NOT NULL
+            THEN format('%%s %%s holds policies whose documents were not collected (%%s), so it cannot be shown to be unable to escalate its privileges.',
+                        initcap(p.kind), p.name, un.labels)
+            ELSE format('%%s %%s cannot escalate its privileges through the known paths with the policies it holds%%s.',
+                        initcap(p.kind), p.name,
+                        CASE WHEN b.boundary_arn IS NOT NULL AND b.document IS NOT NULL
+                             THEN format(' within its permissions boundary %%s', b.boundary_arn) ELSE '' END)
+       END
+FROM controls c
+CROSS JOIN ready_accounts r
+JOIN principals p ON p.account_id = r.account_id
+LEFT JOIN findings fi ON fi.account_id = p.account_id AND fi.arn = p.arn
+LEFT JOIN admins ad ON ad.account_id = p.account_id AND ad.arn = p.arn
+LEFT JOIN unknown un ON un.account_id = p.account_id AND un.arn = p.arn
+LEFT JOIN boundaries b ON b.account_id = p.account_id AND b.arn = p.arn
+{% endcall %}
