@@ -85,6 +85,9 @@ PATHS = {
     "ecs-passrole-start-task": with_passrole("ecs:RegisterTaskDefinition", "ecs:StartTask"),
     "ecs-passrole-create-service": with_passrole("ecs:RegisterTaskDefinition", "ecs:CreateService"),
     "ecs-passrole-cluster-run-task": with_passrole("ecs:CreateCluster", "ecs:RegisterTaskDefinition", "ecs:RunTask"),
+    "ecs-passrole-run-task-override": with_passrole("ecs:RunTask"),
+    "ecs-passrole-start-task-container-instance": with_passrole("ecs:StartTask", "ecs:RegisterContainerInstance"),
+    "codestar-passrole-create-project": with_passrole("codestar:CreateProject"),
     "codebuild-passrole-project-build": with_passrole("codebuild:CreateProject", "codebuild:StartBuild"),
     "codebuild-passrole-project-batch": with_passrole("codebuild:CreateProject", "codebuild:StartBuildBatch"),
     "apprunner-passrole-create-service": with_passrole("apprunner:CreateService"),
@@ -127,7 +130,7 @@ PATHS = {
 # fixture -> policy document that must pass IH.1: one piece short, or cleared by the references
 NEAR_MISSES = {
     "datapipeline-create-without-definition": with_passrole("datapipeline:CreatePipeline"),
-    "ecs-run-task-without-register": with_passrole("ecs:RunTask", "ecs:CreateService"),
+    "ecs-service-without-register": with_passrole("ecs:CreateService", "ecs:StartTask"),
     "ecs-register-without-passrole": doc(allow(["ecs:RegisterTaskDefinition", "ecs:RunTask"])),
     "codebuild-create-without-passrole": doc(allow("codebuild:CreateProject")),
     "lambda-create-add-permission-without-passrole": doc(allow(["lambda:CreateFunction", "lambda:AddPermission"])),
