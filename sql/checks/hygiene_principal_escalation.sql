@@ -12,6 +12,14 @@
 -- iam:PassedToService exceptions), the actions of one rule possibly coming from
 -- different policies (iam:PassRole from a customer policy, ec2:RunInstances from
 -- AWS-managed AmazonEC2FullAccess). The reason names the policy granting each action.
+-- DECISION: an iam:PassRole statement whose resources are only named roles
+-- (iam_audit_statement_role_targets) counts only when one of them is privileged: an
+-- administrator, a role that can itself escalate (found in a first pass over all
+-- principals, with every iam:PassRole counted), a role holding a policy not
+-- collected, or a role not in the snapshot (another account, deleted). Passing a
+-- role that can neither administer nor escalate leads nowhere; the pass reason
+-- names the roles. One level deep: a role cleared in the second pass still counts
+-- as privileged if it escalated in the first (conservative).
 -- DECISION: a rule that needs a Deny to remove (iam:Detach*/Delete*Policy) holds when
 -- any policy the principal holds has a Deny statement.
 -- DECISION: a principal holding "*:*" (iam_audit_is_full_admin, through any policy,
@@ -94,11 +102,11 @@ boundaries AS MATERIALIZED (
     WHERE p.boundary_arn IS NOT NULL
 ),
 principal_facts AS MATERIALIZED (
-    SELECT h.account_id, h.arn, h.label, f.kind, f.action, f.self_only, f.passed_to
+    SELECT h.account_id, h.arn, h.label, f.kind, f.action, f.self_only, f.passed_to, f.targets
     FROM held h JOIN facts f ON f.document = h.document
 ),
 effective AS (
-    SELECT pf.account_id, pf.arn, pf.label, pf.action, pf.self_only, pf.passed_to
+    SELECT pf.account_id, pf.arn, pf.label, pf.action, pf.self_only, pf.passed_to, pf.targets
     FROM principal_facts pf
     LEFT JOIN boundaries b ON b.account_id = pf.account_id AND b.arn = pf.arn
     WHERE pf.kind = 'allow'
@@ -112,24 +120,67 @@ rule_groups AS (
     FROM iam_audit_escalation_rules() WITH ORDINALITY AS r(rule, requires, passed_to, self_ok, needs_deny, ord)
     CROSS JOIN LATERAL jsonb_array_elements(r.requires) WITH ORDINALITY AS g(actions, idx)
 ),
-usable AS (
-    SELECT DISTINCT e.account_id, e.arn, rg.rule, rg.ord, rg.n_groups, rg.needs_deny, rg.idx, e.action, e.label
+usable_all AS (
+    SELECT DISTINCT e.account_id, e.arn, rg.rule, rg.ord, rg.n_groups, rg.needs_deny, rg.idx, e.action, e.label,
+           e.targets
     FROM effective e
     JOIN rule_groups rg
       ON rg.actions ? e.action
      AND iam_audit_counts_for_rule(e.action, e.self_only, e.passed_to, rg.passed_to, rg.self_ok)
 ),
+deny_holders AS (
+    SELECT DISTINCT account_id, arn FROM principal_facts WHERE kind = 'has_deny'
+),
+-- first pass: every iam:PassRole counts, whatever roles it names
+met_all AS (
+    SELECT u.account_id, u.arn, u.rule
+    FROM usable_all u
+    LEFT JOIN deny_holders dh ON dh.account_id = u.account_id AND dh.arn = u.arn
+    GROUP BY u.account_id, u.arn, u.rule, u.n_groups, u.needs_deny, dh.arn
+    HAVING count(DISTINCT u.idx) = u.n_groups AND (NOT u.needs_deny OR dh.arn IS NOT NULL)
+),
+-- roles that are worth passing: administrators, roles that can escalate themselves,
+-- and roles holding policies whose documents were not collected
+privileged AS (
+    SELECT DISTINCT arn FROM met_all
+    UNION
+    SELECT pf.arn FROM principal_facts pf WHERE pf.kind = 'admin'
+    UNION
+    SELECT arn FROM held WHERE document IS NULL
+),
+known_roles AS (
+    SELECT arn FROM principals WHERE kind = 'role'
+),
+-- second pass: an iam:PassRole limited to named roles, every one of them known and
+-- not privileged, passes nothing worth having
+usable AS (
+    SELECT u.*
+    FROM usable_all u
+    WHERE NOT (u.action = 'iam:PassRole' AND u.targets IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM unnest(u.targets) AS t(role_arn)
+                               WHERE t.role_arn IN (SELECT arn FROM privileged)
+                                  OR t.role_arn NOT IN (SELECT arn FROM known_roles)))
+),
 met AS (
     SELECT u.account_id, u.arn, u.rule, u.ord,
-           -- "iam:PassRole (customer-managed policy x), ec2:RunInstances (AWS-managed policy y)"
+           -- "iam:PassRole from customer-managed policy x, ec2:RunInstances from AWS-managed policy y"
            string_agg(DISTINCT format('%%s from %%s', u.action, u.label), ', '
                       ORDER BY format('%%s from %%s', u.action, u.label)) AS grants
     FROM usable u
-    GROUP BY u.account_id, u.arn, u.rule, u.ord, u.n_groups, u.needs_deny
-    HAVING count(DISTINCT u.idx) = u.n_groups
-       AND (NOT u.needs_deny
-            OR EXISTS (SELECT 1 FROM principal_facts d
-                       WHERE d.account_id = u.account_id AND d.arn = u.arn AND d.kind = 'has_deny'))
+    LEFT JOIN deny_holders dh ON dh.account_id = u.account_id AND dh.arn = u.arn
+    GROUP BY u.account_id, u.arn, u.rule, u.ord, u.n_groups, u.needs_deny, dh.arn
+    HAVING count(DISTINCT u.idx) = u.n_groups AND (NOT u.needs_deny OR dh.arn IS NOT NULL)
+),
+-- the principals a limited iam:PassRole cleared, and the roles it is limited to
+cleared AS (
+    SELECT u.account_id, u.arn,
+           string_agg(DISTINCT t.role_arn, ', ' ORDER BY t.role_arn) AS roles
+    FROM usable_all u
+    CROSS JOIN LATERAL unnest(u.targets) AS t(role_arn)
+    WHERE u.action = 'iam:PassRole'
+      AND EXISTS (SELECT 1 FROM met_all m WHERE m.account_id = u.account_id AND m.arn = u.arn AND m.rule = u.rule)
+      AND NOT EXISTS (SELECT 1 FROM met m WHERE m.account_id = u.account_id AND m.arn = u.arn AND m.rule = u.rule)
+    GROUP BY u.account_id, u.arn
 ),
 findings AS (
     SELECT account_id, arn, string_agg(format('%%s (%%s)', rule, grants), '; ' ORDER BY ord) AS paths
@@ -167,10 +218,13 @@ SELECT c.framework, c.check_id, p.account_id, p.arn, 'iam_' || p.kind,
             WHEN un.labels IS NOT NULL
             THEN format('%%s %%s holds policies whose documents were not collected (%%s), so it cannot be shown to be unable to escalate its privileges.',
                         initcap(p.kind), p.name, un.labels)
-            ELSE format('%%s %%s cannot escalate its privileges through the known paths with the policies it holds%%s.',
+            ELSE format('%%s %%s cannot escalate its privileges through the known paths with the policies it holds%%s%%s.',
                         initcap(p.kind), p.name,
                         CASE WHEN b.boundary_arn IS NOT NULL AND b.document IS NOT NULL
-                             THEN format(' within its permissions boundary %%s', b.boundary_arn) ELSE '' END)
+                             THEN format(' within its permissions boundary %%s', b.boundary_arn) ELSE '' END,
+                        CASE WHEN cl.roles IS NOT NULL
+                             THEN format('; its iam:PassRole is limited to %%s, which can neither administer nor escalate',
+                                         cl.roles) ELSE '' END)
        END
 FROM controls c
 CROSS JOIN ready_accounts r
@@ -179,4 +233,5 @@ LEFT JOIN findings fi ON fi.account_id = p.account_id AND fi.arn = p.arn
 LEFT JOIN admins ad ON ad.account_id = p.account_id AND ad.arn = p.arn
 LEFT JOIN unknown un ON un.account_id = p.account_id AND un.arn = p.arn
 LEFT JOIN boundaries b ON b.account_id = p.account_id AND b.arn = p.arn
+LEFT JOIN cleared cl ON cl.account_id = p.account_id AND cl.arn = p.arn
 {% endcall %}

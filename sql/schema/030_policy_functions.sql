@@ -428,32 +428,59 @@ LANGUAGE sql STABLE AS $$
     WHERE snapshot_date = p_snapshot_date
 $$;
 
+-- The roles an Allow statement names as its only resources, when every Resource is a
+-- role ARN of one account without wildcards ("arn:aws:iam::111111111111:role/deploy");
+-- NULL otherwise (NotResource, "*", a wildcard, any other resource). Used to judge
+-- iam:PassRole limited to named roles.
+CREATE OR REPLACE FUNCTION iam_audit_statement_role_targets(statement jsonb) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN jsonb_typeof(statement) <> 'object' OR statement ? 'NotResource' THEN NULL
+        WHEN jsonb_array_length(iam_audit_as_array(statement -> 'Resource')) = 0 THEN NULL
+        WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(iam_audit_as_array(statement -> 'Resource')) AS r(resource)
+                     WHERE jsonb_typeof(r.resource) <> 'string'
+                        OR (r.resource #>> '{}') !~ '^arn:aws[a-z-]*:iam::[0-9]{12}:role/[^*?]+$')
+        THEN NULL
+        ELSE ARRAY(SELECT DISTINCT r.resource
+                   FROM jsonb_array_elements_text(iam_audit_as_array(statement -> 'Resource')) AS r(resource)
+                   ORDER BY 1)
+    END
+$$;
+
 -- What one policy document contributes to a principal's effective permissions, for
 -- the per-principal evaluation (hygiene_principal_escalation), one row per fact:
 --   'allow'    an escalation action allowed by a statement (with self_only and
 --              passed_to, as iam_audit_allowed_actions; Denies of the same document
---              already removed);
+--              already removed; for iam:PassRole, targets: the roles the statement
+--              is limited to, iam_audit_statement_role_targets);
 --   'deny'     an escalation action the document denies everywhere (unconditional,
 --              Resource "*"): removed from every other policy of the principal too;
 --   'has_deny' the document holds a Deny statement (action NULL);
 --   'admin'    the document grants "*:*" (iam_audit_is_full_admin; action NULL).
 -- Evaluated once per distinct document; principals join the facts of their documents.
+-- (Dropped first: CREATE OR REPLACE cannot change the result columns of an earlier version.)
+DROP FUNCTION IF EXISTS iam_audit_document_facts(jsonb);
 CREATE OR REPLACE FUNCTION iam_audit_document_facts(document jsonb)
-RETURNS TABLE (kind text, action text, statement_index integer, sid text, self_only boolean, passed_to text[])
+RETURNS TABLE (kind text, action text, statement_index integer, sid text, self_only boolean, passed_to text[],
+               targets text[])
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT 'allow', a.action, a.statement_index, a.sid, a.self_only, a.passed_to
+    SELECT 'allow', a.action, a.statement_index, a.sid, a.self_only, a.passed_to,
+           CASE WHEN a.action = 'iam:PassRole'
+                THEN (SELECT iam_audit_statement_role_targets(st.statement)
+                      FROM iam_audit_statements(document) AS st WHERE st.statement_index = a.statement_index)
+           END
     FROM iam_audit_allowed_actions(document, iam_audit_escalation_actions()) AS a
     UNION ALL
-    SELECT 'deny', e.action, NULL, NULL, NULL, NULL
+    SELECT 'deny', e.action, NULL, NULL, NULL, NULL, NULL
     FROM unnest(iam_audit_escalation_actions()) AS e(action)
     WHERE EXISTS (SELECT 1 FROM iam_audit_statements(document) AS d
                   WHERE iam_audit_statement_denies_everywhere(d.statement, e.action))
     UNION ALL
-    SELECT 'has_deny', NULL, NULL, NULL, NULL, NULL
+    SELECT 'has_deny', NULL, NULL, NULL, NULL, NULL, NULL
     WHERE EXISTS (SELECT 1 FROM iam_audit_statements(document) AS d
                   WHERE jsonb_typeof(d.statement) = 'object' AND d.statement ->> 'Effect' = 'Deny')
     UNION ALL
-    SELECT 'admin', NULL, NULL, NULL, NULL, NULL
+    SELECT 'admin', NULL, NULL, NULL, NULL, NULL, NULL
     WHERE iam_audit_document_is_full_admin(document)
 $$;
 

@@ -140,3 +140,28 @@ def test_every_principal_type_resource_type(db):
     kinds = {k for (k,) in db.execute(
         "SELECT DISTINCT resource_type FROM aws_policy_results WHERE control_logic = %s", (LOGIC,))}
     assert kinds == {"iam_user", "iam_role", "iam_group"}
+
+
+def test_passrole_limited_to_roles_that_lead_nowhere(db):
+    s = Snapshot(db).account(A)
+    s.managed_policy(A, "AdministratorAccess", STAR, aws_managed=True, attachments=1)
+    s.managed_policy(A, "read", READ, attachments=1)
+    s.managed_policy(A, "launch", doc(allow("ec2:RunInstances")), attachments=4)
+    s.role(A, "worker").attach(A, "role", "worker", customer("read"))
+    s.role(A, "admin").attach(A, "role", "admin", aws("AdministratorAccess"))
+    targets = {
+        "passes-worker": [role("worker")],
+        "passes-admin": [role("worker"), role("admin")],
+        "passes-unknown": [role("elsewhere")],
+        "passes-wildcard": [Snapshot.arn(A, "role", "work*")],
+    }
+    for name, resources in targets.items():
+        s.role(A, name).attach(A, "role", name, customer("launch"))
+        s.inline_policy(A, "role", name, "pass", doc(allow("iam:PassRole", resources)))
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    got = statuses(db, LOGIC, FW)
+    assert {name: got[role(name)] for name in targets} == {
+        "passes-worker": "pass", "passes-admin": "fail", "passes-unknown": "fail", "passes-wildcard": "fail"}
+    reason = verdicts(db, LOGIC, FW)[(FW, ID, A, role("passes-worker"))][1]
+    assert f"its iam:PassRole is limited to {role('worker')}, which can neither administer nor escalate" in reason
