@@ -67,14 +67,24 @@ CROSS JOIN ready_accounts r
 JOIN iam_stage.credential_report u
   ON u.snapshot_date = %(snapshot_date)s AND u.account_id = r.account_id AND NOT u.is_root
 LEFT JOIN (
-    WITH grants AS (
+    -- each distinct document is judged once (many principals share one)
+    WITH judged AS MATERIALIZED (
+        SELECT d.document, iam_audit_document_is_full_admin(d.document) AS full_admin,
+               iam_audit_document_can_self_admin(d.document) AS self_admin
+        FROM (SELECT document FROM iam_stage.managed_policies
+              WHERE snapshot_date = %(snapshot_date)s AND document IS NOT NULL
+              UNION
+              SELECT document FROM iam_stage.inline_policies
+              WHERE snapshot_date = %(snapshot_date)s AND document IS NOT NULL) AS d
+    ),
+    grants AS (
         SELECT pa.account_id, pa.entity_type, pa.entity_arn, pa.entity_name,
                CASE WHEN pa.entity_type = 'user'
                     THEN format('managed policy %%s attached to the user', coalesce(pa.policy_name, pa.policy_arn))
                     ELSE format('managed policy %%s through group %%s', coalesce(pa.policy_name, pa.policy_arn),
                                 pa.entity_name)
                END
-               || CASE WHEN mp.document IS NOT NULL AND NOT iam_audit_document_is_full_admin(mp.document)
+               || CASE WHEN mp.document IS NOT NULL AND NOT j.full_admin
                             AND pa.policy_arn !~ '^arn:aws[a-z-]*:iam::aws:policy/AdministratorAccess$'
                        THEN ', which lets it make itself administrator' ELSE '' END AS source,
                pa.policy_arn ~ '^arn:aws[a-z-]*:iam::aws:policy/AdministratorAccess$'
@@ -82,24 +92,23 @@ LEFT JOIN (
         FROM iam_stage.policy_attachments pa
         LEFT JOIN iam_stage.managed_policies mp
                ON mp.snapshot_date = pa.snapshot_date AND mp.account_id = pa.account_id AND mp.arn = pa.policy_arn
+        LEFT JOIN judged j ON j.document = mp.document
         WHERE pa.snapshot_date = %(snapshot_date)s AND pa.entity_type IN ('user', 'group')
           AND (pa.policy_arn ~ '^arn:aws[a-z-]*:iam::aws:policy/AdministratorAccess$'
-               OR mp.document IS NULL
-               OR iam_audit_document_is_full_admin(mp.document)
-               OR iam_audit_document_can_self_admin(mp.document))
+               OR mp.document IS NULL OR j.full_admin OR j.self_admin)
         UNION ALL
         SELECT ip.account_id, ip.entity_type, ip.entity_arn, ip.entity_name,
                CASE WHEN ip.entity_type = 'user'
                     THEN format('inline policy %%s of the user', ip.policy_name)
                     ELSE format('inline policy %%s of group %%s', ip.policy_name, ip.entity_name)
                END
-               || CASE WHEN ip.document IS NOT NULL AND NOT iam_audit_document_is_full_admin(ip.document)
+               || CASE WHEN ip.document IS NOT NULL AND NOT j.full_admin
                        THEN ', which lets it make itself administrator' ELSE '' END,
                ip.document IS NOT NULL
         FROM iam_stage.inline_policies ip
+        LEFT JOIN judged j ON j.document = ip.document
         WHERE ip.snapshot_date = %(snapshot_date)s AND ip.entity_type IN ('user', 'group')
-          AND (ip.document IS NULL OR iam_audit_document_is_full_admin(ip.document)
-               OR iam_audit_document_can_self_admin(ip.document))
+          AND (ip.document IS NULL OR j.full_admin OR j.self_admin)
     ),
     user_sources AS (
         SELECT account_id, entity_arn AS user_arn, source, certain FROM grants WHERE entity_type = 'user'
