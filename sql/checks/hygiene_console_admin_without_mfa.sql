@@ -26,10 +26,12 @@
 -- one of those actions (AWS's PowerUserAccess: iam:*) is not "*:*" and passes here
 -- (iam_audit_is_full_admin).
 -- Administrator rights include the power to become one: a policy with a statement
--- on every IAM resource allowing iam:Attach{User,Group,Role}Policy,
--- iam:Put{User,Group,Role}Policy, iam:CreatePolicyVersion, iam:AddUserToGroup or
--- iam:UpdateAssumeRolePolicy (iam_audit_document_can_self_admin), such as
--- AWS-managed IAMFullAccess: its holder attaches AdministratorAccess to itself. The
+-- allowing iam:Attach{User,Group,Role}Policy, iam:Put{User,Group,Role}Policy,
+-- iam:CreatePolicyVersion, iam:AddUserToGroup or iam:UpdateAssumeRolePolicy on every
+-- resource of the kind it acts on, or (user actions) on the caller's own user
+-- (iam_audit_document_can_self_admin), such as AWS-managed IAMFullAccess: its holder
+-- attaches AdministratorAccess to itself. A grant on one named role, group or
+-- policy is not counted (whether it serves the user is not known; IH.10 reports it). The
 -- reason says "which lets it make itself administrator". Longer paths through
 -- other services are hygiene_principal_escalation's.
 -- DECISION: permissions boundaries, SCPs and Deny statements are not subtracted: a

@@ -493,10 +493,41 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT DISTINCT a.action FROM iam_audit_allowed_actions(document, iam_audit_escalation_actions()) AS a
 $$;
 
+-- True when a statement's resources reach whatever the self-administrator action
+-- needs to act on: every resource of the action's kind (a user for
+-- iam:Attach/PutUserPolicy, a group for iam:Attach/PutGroupPolicy and
+-- iam:AddUserToGroup, a role for iam:Attach/PutRolePolicy and
+-- iam:UpdateAssumeRolePolicy, a policy for iam:CreatePolicyVersion: "*",
+-- "arn:aws:iam::*:user/*", a NotResource that leaves them in), or, for the user
+-- actions, the caller's own user ("arn:aws:iam::*:user/${aws:username}"). A named
+-- role, group or policy is not enough: whether it serves the holder is not known.
+CREATE OR REPLACE FUNCTION iam_audit_statement_reaches_own_kind(statement jsonb, action text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    WITH k AS (
+        SELECT 'arn:aws:iam::000000000000:' || CASE
+                   WHEN action ILIKE 'iam:%UserPolicy' THEN 'user'
+                   WHEN action ILIKE 'iam:%GroupPolicy' OR action ILIKE 'iam:AddUserToGroup' THEN 'group'
+                   WHEN action ILIKE 'iam:%Role%' THEN 'role'
+                   ELSE 'policy' END || '/x' AS probe,
+               action ILIKE 'iam:%UserPolicy' AS on_user
+    )
+    SELECT CASE
+        WHEN statement ? 'NotResource' THEN NOT iam_audit_any_pattern_matches(statement -> 'NotResource', k.probe)
+        ELSE iam_audit_any_pattern_matches(statement -> 'Resource', k.probe)
+             OR (k.on_user AND EXISTS (
+                    SELECT 1 FROM jsonb_array_elements_text(
+                        CASE WHEN jsonb_typeof(statement -> 'Resource') IN ('array', 'string')
+                             THEN iam_audit_as_array(statement -> 'Resource') ELSE '[]'::jsonb END) AS r(resource)
+                    WHERE r.resource ~ '^arn:aws[a-z-]*:iam::(\*|[0-9]{12}):user/([^*?]*/)?\$\{aws:username\}$'))
+    END
+    FROM k
+$$;
+
 -- True when a document lets its holder make itself administrator with one action:
--- an Allow statement on every IAM resource (iam_audit_statement_on_every_iam_resource)
--- allowing one of iam_audit_self_admin_actions() that the document does not deny
--- everywhere (AWS-managed IAMFullAccess: iam:* on "*").
+-- an Allow statement allowing one of iam_audit_self_admin_actions() on resources that
+-- reach the holder (iam_audit_statement_reaches_own_kind), not denied everywhere by
+-- the same document (AWS-managed IAMFullAccess: iam:* on "*"; iam:AttachUserPolicy on
+-- the caller's own user).
 CREATE OR REPLACE FUNCTION iam_audit_document_can_self_admin(document jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT EXISTS (
@@ -504,7 +535,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         FROM unnest(iam_audit_self_admin_actions()) AS a(action)
         JOIN iam_audit_statements(document) AS st
           ON iam_audit_statement_allows(st.statement, a.action)
-         AND iam_audit_statement_on_every_iam_resource(st.statement)
+         AND iam_audit_statement_reaches_own_kind(st.statement, a.action)
         WHERE NOT EXISTS (SELECT 1 FROM iam_audit_statements(document) AS d
                           WHERE iam_audit_statement_denies_everywhere(d.statement, a.action))
     )

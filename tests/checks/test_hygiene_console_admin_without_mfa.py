@@ -137,9 +137,15 @@ def test_a_user_who_can_make_itself_administrator_is_one(db):
     s.user(A, "ivy", password=True).member_of(A, "ivy", "iam-team")
     s.user(A, "ivo", password=True, mfa=True).attach(A, "user", "ivo", "arn:aws:iam::aws:policy/IAMFullAccess")
     s.user(A, "kim", password=True).inline_policy(A, "user", "kim", "own-keys", own_keys)
+    own_policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:AttachUserPolicy",
+                                                          "Resource": "arn:aws:iam::*:user/${aws:username}"}]}
+    s.user(A, "lou", password=True).inline_policy(A, "user", "lou", "own-policies", own_policy)
+    one_role = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:AttachRolePolicy",
+                                                        "Resource": f"arn:aws:iam::{A}:role/lambda-exec"}]}
+    s.user(A, "max", password=True).inline_policy(A, "user", "max", "one-role", one_role)
     s.commit()
     run_check(db, LOGIC, SNAPSHOT)
     assert statuses(db, LOGIC, FW) == {user("iamadmin"): "fail", user("ivy"): "fail", user("ivo"): "pass",
-                                       user("kim"): "pass"}
+                                       user("kim"): "pass", user("lou"): "fail", user("max"): "pass"}
     reason = verdicts(db, LOGIC, FW)[(FW, ID, A, user("iamadmin"))][1]
     assert "managed policy IAMFullAccess attached to the user, which lets it make itself administrator" in reason
