@@ -158,16 +158,16 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
            CASE WHEN j.kind = 'aws' AND j.external_id AND j.accounts IS NULL THEN 'external_id_only' ELSE 'anyone' END,
            j.grantee,
            CASE WHEN j.kind = 'federated'
-                THEN 'no condition binds the provider''s tokens to your identities'
+                THEN 'with no condition binding the provider''s tokens to your identities'
                      || coalesce(format(' (conditions on %s do not)', j.other_keys), '')
                 WHEN j.accounts IS NOT NULL
-                THEN format('its conditions admit account%s %s outside the organisation',
+                THEN format('whose conditions admit account%s %s outside the organisation',
                             CASE WHEN cardinality(j.outside) > 1 THEN 's' ELSE '' END,
                             array_to_string(j.outside, ', '))
                 WHEN j.external_id
-                THEN 'only an sts:ExternalId condition stands between it and any AWS account'
+                THEN 'with only an sts:ExternalId condition between it and any AWS account'
                 WHEN j.other_keys IS NOT NULL
-                THEN format('its conditions (%s) do not restrict who calls', j.other_keys)
+                THEN format('whose conditions (%s) do not restrict who calls', j.other_keys)
                 ELSE 'without a Condition'
            END,
            j.outside
