@@ -35,6 +35,9 @@
 -- escalation only where there is a Deny to remove: here, when the same document
 -- holds a Deny statement (any resources or conditions); across the policies of a
 -- principal, hygiene_principal_escalation judges it.
+-- DECISION: an iam:PassRole limited to named roles still meets the PassRole rules
+-- here (a policy does not know which roles are privileged); the reason names the
+-- roles, and hygiene_principal_escalation clears it when none of them is.
 -- DECISION: "existing resource" methods (lambda:UpdateFunctionCode, ssm:SendCommand,
 -- codebuild:StartBuild, ...) are flagged on the action alone: which role the
 -- function, instance or project holds is not collected.
@@ -72,7 +75,15 @@ escalations AS (
                  WITH ORDINALITY AS x(rule, actions, all_actions, statements, ord)
             GROUP BY x.statements
         ) AS g
-    ) AS findings
+    ) AS findings,
+    -- the roles iam:PassRole is limited to, when every statement allowing it names roles
+    (SELECT string_agg(DISTINCT t.role_arn, ', ' ORDER BY t.role_arn)
+     FROM iam_audit_statements(d.document) AS st
+     CROSS JOIN LATERAL unnest(iam_audit_statement_role_targets(st.statement)) AS t(role_arn)
+     WHERE iam_audit_statement_allows(st.statement, 'iam:PassRole')
+     HAVING NOT EXISTS (SELECT 1 FROM iam_audit_statements(d.document) AS u
+                        WHERE iam_audit_statement_allows(u.statement, 'iam:PassRole')
+                          AND iam_audit_statement_role_targets(u.statement) IS NULL)) AS passrole_targets
     FROM (SELECT DISTINCT document FROM policies WHERE document IS NOT NULL) AS d
 )
 SELECT c.framework, c.check_id, p.account_id, p.resource_id, p.resource_type,
@@ -82,8 +93,12 @@ SELECT c.framework, c.check_id, p.account_id, p.resource_id, p.resource_type,
                         lower(left(p.label, 1)) || substr(p.label, 2))
             WHEN e.findings IS NULL
             THEN format('%%s allows none of the known privilege-escalation actions or combinations.', p.label)
-            ELSE format('%%s allows privilege escalation: %%s. Remove these actions or restrict them to the principals and resources that need them.',
-                        p.label, e.findings)
+            ELSE format('%%s allows privilege escalation: %%s.%%s Remove these actions or restrict them to the principals and resources that need them.',
+                        p.label, e.findings,
+                        CASE WHEN e.passrole_targets IS NOT NULL AND e.findings LIKE '%%iam:PassRole +%%'
+                             THEN format(' Its iam:PassRole is limited to %%s: the principals holding it are judged with those roles'' own rights by IH.10.',
+                                         e.passrole_targets)
+                             ELSE '' END)
        END
 FROM controls c
 CROSS JOIN ready_accounts r

@@ -155,3 +155,17 @@ def test_action_matching_function(db):
     for pattern, action, expected in cases:
         (got,) = db.execute("SELECT iam_audit_action_matches(%s, %s)", (pattern, action)).fetchone()
         assert got is expected, (pattern, action)
+
+
+def test_passrole_limited_to_named_roles_is_named_in_the_reason(db):
+    worker = f"arn:aws:iam::{A}:role/worker"
+    s = Snapshot(db).account(A)
+    s.managed_policy(A, "named", doc(allow("ec2:RunInstances"), {**allow("iam:PassRole"), "Resource": [worker]}))
+    s.managed_policy(A, "mixed", doc(allow("ec2:RunInstances"), {**allow("iam:PassRole"), "Resource": [worker]},
+                                     allow("iam:PassRole")))
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    got = verdicts(db, LOGIC, FW)
+    assert got[(FW, ID, A, policy("named"))][0] == "fail"
+    assert f"Its iam:PassRole is limited to {worker}" in got[(FW, ID, A, policy("named"))][1]
+    assert "is limited to" not in got[(FW, ID, A, policy("mixed"))][1]
