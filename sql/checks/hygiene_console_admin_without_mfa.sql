@@ -16,8 +16,24 @@
 -- (managed_policies.document or inline document NULL, or an attachment without a
 -- managed_policies row) may be "*:*": it counts as possible administrator rights, so
 -- such a user passes only when it has no password or has MFA.
--- "*:*" includes Allow + NotAction on Resource "*" whose list leaves every IAM action
--- allowed (iam_audit_is_full_admin): a hidden administrator.
+-- DECISION: "*:*" (a "*:*" statement) is any Allow statement when it leaves its holder able to make
+-- itself administrator, however it is written: NotAction on Resource "*" whose list
+-- leaves at least one of iam:Attach{User,Group,Role}Policy, iam:Put{User,Group,Role}Policy,
+-- iam:CreatePolicyVersion, iam:AddUserToGroup, iam:UpdateAssumeRolePolicy allowed
+-- (NotAction "s3:*", "iam:GetUser" or "*:Delete*": excluding some IAM actions is not
+-- enough), and Action "*" with a NotResource that does not exclude IAM users, roles
+-- and policies alike (NotResource "arn:aws:s3:::x/*"). A NotAction excluding every
+-- one of those actions (AWS's PowerUserAccess: iam:*) is not "*:*" and passes here
+-- (iam_audit_is_full_admin).
+-- Administrator rights include the power to become one: a policy with a statement
+-- allowing iam:Attach{User,Group,Role}Policy, iam:Put{User,Group,Role}Policy,
+-- iam:CreatePolicyVersion, iam:AddUserToGroup or iam:UpdateAssumeRolePolicy on every
+-- resource of the kind it acts on, or (user actions) on the caller's own user
+-- (iam_audit_document_can_self_admin), such as AWS-managed IAMFullAccess: its holder
+-- attaches AdministratorAccess to itself. A grant on one named role, group or
+-- policy is not counted (whether it serves the user is not known; IH.10 reports it). The
+-- reason says "which lets it make itself administrator". Longer paths through
+-- other services are hygiene_principal_escalation's.
 -- DECISION: permissions boundaries, SCPs and Deny statements are not subtracted: a
 -- user holding a "*:*" policy is treated as an administrator.
 -- Set-based: administrator grants are found once per snapshot and expanded to users
@@ -53,32 +69,48 @@ CROSS JOIN ready_accounts r
 JOIN iam_stage.credential_report u
   ON u.snapshot_date = %(snapshot_date)s AND u.account_id = r.account_id AND NOT u.is_root
 LEFT JOIN (
-    WITH grants AS (
+    -- each distinct document is judged once (many principals share one)
+    WITH judged AS MATERIALIZED (
+        SELECT d.document, iam_audit_document_is_full_admin(d.document) AS full_admin,
+               iam_audit_document_can_self_admin(d.document) AS self_admin
+        FROM (SELECT document FROM iam_stage.managed_policies
+              WHERE snapshot_date = %(snapshot_date)s AND document IS NOT NULL
+              UNION
+              SELECT document FROM iam_stage.inline_policies
+              WHERE snapshot_date = %(snapshot_date)s AND document IS NOT NULL) AS d
+    ),
+    grants AS (
         SELECT pa.account_id, pa.entity_type, pa.entity_arn, pa.entity_name,
                CASE WHEN pa.entity_type = 'user'
                     THEN format('managed policy %%s attached to the user', coalesce(pa.policy_name, pa.policy_arn))
                     ELSE format('managed policy %%s through group %%s', coalesce(pa.policy_name, pa.policy_arn),
                                 pa.entity_name)
-               END AS source,
+               END
+               || CASE WHEN mp.document IS NOT NULL AND NOT j.full_admin
+                            AND pa.policy_arn !~ '^arn:aws[a-z-]*:iam::aws:policy/AdministratorAccess$'
+                       THEN ', which lets it make itself administrator' ELSE '' END AS source,
                pa.policy_arn ~ '^arn:aws[a-z-]*:iam::aws:policy/AdministratorAccess$'
                    OR mp.document IS NOT NULL AS certain
         FROM iam_stage.policy_attachments pa
         LEFT JOIN iam_stage.managed_policies mp
                ON mp.snapshot_date = pa.snapshot_date AND mp.account_id = pa.account_id AND mp.arn = pa.policy_arn
+        LEFT JOIN judged j ON j.document = mp.document
         WHERE pa.snapshot_date = %(snapshot_date)s AND pa.entity_type IN ('user', 'group')
           AND (pa.policy_arn ~ '^arn:aws[a-z-]*:iam::aws:policy/AdministratorAccess$'
-               OR mp.document IS NULL
-               OR iam_audit_document_is_full_admin(mp.document))
+               OR mp.document IS NULL OR j.full_admin OR j.self_admin)
         UNION ALL
         SELECT ip.account_id, ip.entity_type, ip.entity_arn, ip.entity_name,
                CASE WHEN ip.entity_type = 'user'
                     THEN format('inline policy %%s of the user', ip.policy_name)
                     ELSE format('inline policy %%s of group %%s', ip.policy_name, ip.entity_name)
-               END,
+               END
+               || CASE WHEN ip.document IS NOT NULL AND NOT j.full_admin
+                       THEN ', which lets it make itself administrator' ELSE '' END,
                ip.document IS NOT NULL
         FROM iam_stage.inline_policies ip
+        LEFT JOIN judged j ON j.document = ip.document
         WHERE ip.snapshot_date = %(snapshot_date)s AND ip.entity_type IN ('user', 'group')
-          AND (ip.document IS NULL OR iam_audit_document_is_full_admin(ip.document))
+          AND (ip.document IS NULL OR j.full_admin OR j.self_admin)
     ),
     user_sources AS (
         SELECT account_id, entity_arn AS user_arn, source, certain FROM grants WHERE entity_type = 'user'

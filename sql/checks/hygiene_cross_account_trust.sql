@@ -9,11 +9,17 @@
 -- DECISION: when that table has no rows for the snapshot (Organizations not readable,
 -- or an older snapshot), the snapshot's audited accounts (iam_stage.accounts) stand in
 -- for it, and every reason says so.
--- DECISION: conditions (sts:ExternalId, aws:PrincipalOrgID, ...) do not change the
--- verdict: the trust in an outside account exists and must be reviewed. Principal "*"
--- names no account and is reported by hygiene_role_trusts_anyone; Service and
--- Federated principals, unique ids (AROA..., AIDA...: the trusted entity was deleted)
--- and Deny statements are not evaluated here.
+-- Accounts named only inside conditions count as trusted too: in every Allow
+-- statement, the 12-digit accounts of positive, literal aws:PrincipalAccount,
+-- aws:SourceAccount, aws:SourceOwner, aws:PrincipalArn and aws:SourceArn tests
+-- (iam_audit_trust_conditions), so Principal {"AWS": "*"} limited to an outside
+-- account by aws:PrincipalAccount, or a service principal acting for an outside
+-- account's resources (aws:SourceAccount), fails here.
+-- DECISION: other conditions (sts:ExternalId, aws:PrincipalOrgID, ...) do not change
+-- the verdict: the trust in an outside account exists and must be reviewed. Principal
+-- "*" and wildcard accounts name no account and are reported by
+-- hygiene_role_trusts_anyone; Federated principals, unique ids (AROA..., AIDA...: the
+-- trusted entity was deleted) and Deny statements are not evaluated here.
 -- DECISION: a role whose trust policy was not collected fails, with a reason saying so.
 -- Reads: authorization_details (roles); organization_accounts and accounts (loaded
 -- for every snapshot, not a data set of an account). Resource: the role's ARN.
@@ -51,6 +57,12 @@ LEFT JOIN LATERAL (
             CASE WHEN jsonb_typeof(st.statement -> 'Principal') = 'object'
                  THEN st.statement -> 'Principal' -> 'AWS' END)) AS p(principal)
         WHERE coalesce(st.statement ->> 'Effect', '') = 'Allow'
+        UNION
+        SELECT DISTINCT a.account
+        FROM iam_audit_statements(ro.assume_role_policy) AS st
+        CROSS JOIN LATERAL iam_audit_trust_conditions(st.statement) AS tc
+        CROSS JOIN LATERAL unnest(tc.accounts) AS a(account)
+        WHERE jsonb_typeof(st.statement) = 'object' AND coalesce(st.statement ->> 'Effect', '') = 'Allow'
     ) AS x
     WHERE x.trusted IS NOT NULL
       AND x.trusted <> ro.account_id

@@ -5,8 +5,14 @@
 -- Resource "*" (iam_audit_is_full_admin, as the CIS full-admin check uses for
 -- managed policies; Statement one object or an array, Action/Resource a string or
 -- a list).
--- DECISION: Allow + NotAction on Resource "*" counts as full admin when its list
--- leaves every IAM action allowed, as in no_full_admin_policies
+-- DECISION: an Allow statement counts as "*:*" when it leaves its holder able to make
+-- itself administrator, however it is written: NotAction on Resource "*" whose list
+-- leaves at least one of iam:Attach{User,Group,Role}Policy, iam:Put{User,Group,Role}Policy,
+-- iam:CreatePolicyVersion, iam:AddUserToGroup, iam:UpdateAssumeRolePolicy allowed
+-- (NotAction "s3:*", "iam:GetUser" or "*:Delete*": excluding some IAM actions is not
+-- enough), and Action "*" with a NotResource that does not exclude IAM users, roles
+-- and policies alike (NotResource "arn:aws:s3:::x/*"). A NotAction excluding every
+-- one of those actions (AWS's PowerUserAccess: iam:*) is not "*:*" and passes here
 -- (iam_audit_is_full_admin).
 -- DECISION: an inline policy whose document was not collected fails (it cannot be
 -- shown to be free of "*:*"), with a reason saying so.

@@ -1,16 +1,33 @@
 -- hygiene_role_trusts_anyone · iam_hygiene IH.3 · severity critical
--- No role's trust policy lets any principal assume it without a condition.
--- Audit: per role, the trust policy (iam_stage.roles.assume_role_policy) has no
--- statement with Effect Allow, no Condition, and either Principal "*" or an AWS
--- principal "*" (a string or an element of a list).
--- DECISION: an Allow statement with NotPrincipal and no Condition also fails: it
--- trusts every principal except the ones listed.
--- DECISION: any non-empty Condition makes the statement pass here, whatever its keys
--- (aws:PrincipalOrgID, sts:ExternalId, aws:SourceArn, ...): judging whether a
--- condition is restrictive enough needs a person. Service and Federated principals
--- are never "anyone".
+-- No role's trust policy lets anyone outside the organisation assume it.
+-- Audit: per role, no Allow statement of the trust policy (iam_stage.roles.assume_role_policy)
+-- lets in a caller the organisation does not control (iam_audit_trust_exposures, whose
+-- header sets out the model):
+--   an open principal (Principal "*", an AWS principal "*" or with a wildcard account
+--   such as "arn:aws:iam::*:root", or NotPrincipal) whose conditions do not restrict
+--   the caller to the organisation: no Condition, or only keys that do not say who
+--   calls (aws:SecureTransport, aws:MultiFactorAuthPresent, aws:SourceIp, ...), or
+--   wildcard values (StringLike aws:PrincipalOrgID "*"), or account / ARN tests
+--   (aws:PrincipalAccount, aws:SourceAccount, aws:PrincipalArn, aws:SourceArn) naming
+--   an account outside the organisation;
+--   a federated principal whose tokens the conditions do not bind to your
+--   identities (GitHub Actions without a "sub" naming a repository owner, Cognito
+--   without "aud", any other OIDC provider without "aud" or "sub"; SAML is bound).
+-- Restricting conditions clear the statement: a literal aws:PrincipalOrgID or
+-- aws:PrincipalOrgPaths, or account / ARN tests all of whose accounts are the
+-- role's own or the organisation's.
+-- DECISION: the organisation's own id is not collected, so any literal
+-- aws:PrincipalOrgID ("o-abc123") is taken to be it; a wildcard org id restricts nothing.
+-- DECISION: an open principal bound only by sts:ExternalId passes here: an external
+-- id is a shared secret, not an identity, and is reported at a lower severity by
+-- hygiene_external_id_trust.
+-- DECISION: "inside the organisation" is iam_stage.organization_accounts of the
+-- snapshot, or the audited accounts (iam_stage.accounts) when the organisation was
+-- not read, as in hygiene_cross_account_trust. Service principals are never
+-- "anyone" (their aws:SourceAccount / SourceArn are judged by IH.4).
 -- DECISION: a role whose trust policy was not collected fails, with a reason saying so.
--- Reads: authorization_details (roles). Resource: the role's ARN.
+-- Reads: authorization_details (roles); organization_accounts and accounts.
+-- Resource: the role's ARN.
 {% from 'macros/check.sql' import check %}
 {% call check('hygiene_role_trusts_anyone', needs=['authorization_details']) %}
 SELECT c.framework, c.check_id, ro.account_id, ro.arn, 'iam_role',
@@ -19,28 +36,27 @@ SELECT c.framework, c.check_id, ro.account_id, ro.arn, 'iam_role',
             THEN format('The trust policy of role %%s was not collected, so it cannot be shown not to trust any principal.',
                         ro.role_name)
             WHEN s.open_statements IS NULL
-            THEN format('Role %%s trusts no wildcard principal without a condition.', ro.role_name)
-            ELSE format('Role %%s can be assumed by any AWS principal: its trust policy allows %%s without a Condition; name the trusted principals or add a condition such as aws:PrincipalOrgID.',
+            THEN format('Role %%s trusts no wildcard or unbound federated principal that anyone outside the organisation can satisfy.',
+                        ro.role_name)
+            ELSE format('Role %%s can be assumed from outside the organisation: its trust policy allows %%s; name the trusted principals, or add a condition that binds the caller (aws:PrincipalOrgID, aws:PrincipalAccount of your accounts, or the provider''s sub / aud).',
                         ro.role_name, s.open_statements)
        END
 FROM controls c
 CROSS JOIN ready_accounts r
+CROSS JOIN (
+    SELECT coalesce((SELECT array_agg(account_id) FROM iam_stage.organization_accounts
+                     WHERE snapshot_date = %(snapshot_date)s),
+                    (SELECT array_agg(account_id) FROM iam_stage.accounts
+                     WHERE snapshot_date = %(snapshot_date)s)) AS inside
+) AS o
 JOIN iam_stage.roles ro
   ON ro.snapshot_date = %(snapshot_date)s AND ro.account_id = r.account_id
 LEFT JOIN LATERAL (
-    SELECT string_agg(format('%%s in statement %%s%%s',
-                             CASE WHEN st.statement ? 'NotPrincipal' THEN 'NotPrincipal'
-                                  WHEN st.statement -> 'Principal' = '"*"'::jsonb THEN 'Principal "*"'
-                                  ELSE 'Principal {"AWS": "*"}' END,
-                             st.statement_index,
-                             CASE WHEN st.statement ? 'Sid' THEN format(' (Sid %%s)', st.statement ->> 'Sid') ELSE '' END),
-                      ', ' ORDER BY st.statement_index) AS open_statements
-    FROM iam_audit_statements(ro.assume_role_policy) AS st
-    WHERE coalesce(st.statement ->> 'Effect', '') = 'Allow'
-      AND coalesce(st.statement -> 'Condition', '{}'::jsonb) IN ('{}'::jsonb, 'null'::jsonb)
-      AND (st.statement ? 'NotPrincipal'
-           OR st.statement -> 'Principal' = '"*"'::jsonb
-           OR (jsonb_typeof(st.statement -> 'Principal') = 'object'
-               AND iam_audit_as_array(st.statement -> 'Principal' -> 'AWS') @> '["*"]'::jsonb))
+    SELECT string_agg(format('%%s in statement %%s%%s %%s', e.grantee, e.statement_index,
+                             CASE WHEN e.sid IS NOT NULL THEN format(' (Sid %%s)', e.sid) ELSE '' END,
+                             e.detail),
+                      ', ' ORDER BY e.statement_index, e.grantee) AS open_statements
+    FROM iam_audit_trust_exposures(ro.assume_role_policy, o.inside || ro.account_id) AS e
+    WHERE e.exposure = 'anyone'
 ) AS s ON true
 {% endcall %}

@@ -3,12 +3,15 @@
 -- Audit: for each managed policy in scope, the default version's document has no
 -- statement with Effect Allow, Action "*" and Resource "*" (iam_audit_is_full_admin;
 -- Statement may be one object or an array, Action/Resource a string or a list).
--- DECISION: an Allow statement with NotAction on Resource "*" whose list leaves every
--- IAM action allowed (e.g. NotAction "s3:*") counts as "*:*" too: it grants every
--- action but a few, including all of IAM, so its holder can grant itself the rest;
--- it is the classic way to hide an administrator policy from a literal "*:*" search.
--- A NotAction that excludes IAM actions (AWS's PowerUserAccess: iam:*,
--- organizations:*, account:*) is not "*:*" and passes here.
+-- DECISION: an Allow statement counts as "*:*" when it leaves its holder able to make
+-- itself administrator, however it is written: NotAction on Resource "*" whose list
+-- leaves at least one of iam:Attach{User,Group,Role}Policy, iam:Put{User,Group,Role}Policy,
+-- iam:CreatePolicyVersion, iam:AddUserToGroup, iam:UpdateAssumeRolePolicy allowed
+-- (NotAction "s3:*", "iam:GetUser" or "*:Delete*": excluding some IAM actions is not
+-- enough), and Action "*" with a NotResource that does not exclude IAM users, roles
+-- and policies alike (NotResource "arn:aws:s3:::x/*"). A NotAction excluding every
+-- one of those actions (AWS's PowerUserAccess: iam:*) is not "*:*" and passes here
+-- (iam_audit_is_full_admin).
 -- params.scope picks the policies evaluated:
 --   customer_managed (v1.2.0): every customer-managed policy (is_aws_managed = false),
 --                              attached or not;

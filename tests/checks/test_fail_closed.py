@@ -189,11 +189,23 @@ def failing_snapshot(s: Snapshot) -> None:
     s.inline_policy(A, "user", "alice", "escalate", ESCALATE)
     s.inline_policy(A, "role", "ops", "break-glass", STAR)
     s.managed_policy(A, "custom-escalate", ESCALATE, attachments=1)
+    s.trusting_role(A, "builder", {"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                                                  "Action": "sts:AssumeRole"}]},
+                    created=days_ago(20), last_used=days_ago(1))
+    s.attach(A, "role", "builder", Snapshot.arn(A, "policy", "custom-escalate"))
+    # permissions boundaries that let the escalation through (a NULL boundary must not hide it)
+    for table, name in (("roles", "builder"), ("users", "ci")):
+        s.conn.execute(f"UPDATE iam_stage.{table} SET permissions_boundary_arn = %s WHERE arn = %s",  # noqa: S608
+                       (Snapshot.arn(A, "policy", "custom-escalate"), Snapshot.arn(A, table[:-1], name)))
     s.trusting_role(A, "open", {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}]},
                     created=days_ago(500), last_used=days_ago(200))
     s.trusting_role(A, "vendor", {"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                  "Principal": {"AWS": f"arn:aws:iam::{OUTSIDE}:root"}}]},
                     created=days_ago(10), last_used=days_ago(1), path="/vendor/")
+    s.trusting_role(A, "vendor-secret", {"Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"},
+                                                        "Action": "sts:AssumeRole",
+                                                        "Condition": {"StringEquals": {"sts:ExternalId": "v7"}}}]},
+                    created=days_ago(30), last_used=days_ago(1))
     s.organization_account(A).organization_account(B)
     for region, count in (("eu-west-1", 2), ("us-east-1", 1)):
         s.row("access_analyzer_regions", A, region_name=region, status="ok", analyzer_count=count)

@@ -103,3 +103,49 @@ def test_unknown_password_mfa_or_policy_document_never_passes_an_admin(db):
     got = verdicts(db, LOGIC, FW)
     assert "password_enabled unknown" in got[(FW, ID, A, user("pw-unknown"))][1]
     assert "documents were not collected (managed policy lost" in got[(FW, ID, A, user("doc-unknown"))][1]
+
+
+def test_not_action_or_not_resource_administrator_without_mfa(db):
+    """A console user without MFA whose policy excludes one IAM action can attach AdministratorAccess to itself."""
+    def one(statement):
+        return {"Version": "2012-10-17", "Statement": [statement]}
+
+    s = Snapshot(db).account(A)
+    s.user(A, "nora", password=True).inline_policy(
+        A, "user", "nora", "all-but-getuser", one({"Effect": "Allow", "NotAction": "iam:GetUser", "Resource": "*"}))
+    s.user(A, "dell", password=True).inline_policy(
+        A, "user", "dell", "all-but-deletes", one({"Effect": "Allow", "NotAction": "*:Delete*", "Resource": "*"}))
+    s.user(A, "nell", password=True).inline_policy(
+        A, "user", "nell", "all-but-bucket", one({"Effect": "Allow", "Action": "*", "NotResource": "arn:aws:s3:::x/*"}))
+    s.user(A, "paula", password=True).inline_policy(
+        A, "user", "paula", "all-but-iam", one({"Effect": "Allow", "Action": "*", "NotResource": "arn:aws:iam::*"}))
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    assert statuses(db, LOGIC, FW) == {user("nora"): "fail", user("dell"): "fail", user("nell"): "fail",
+                                       user("paula"): "pass"}
+
+
+def test_a_user_who_can_make_itself_administrator_is_one(db):
+    """AWS-managed IAMFullAccess lets its holder attach AdministratorAccess to itself."""
+    iam_full = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}]}
+    own_keys = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:*AccessKey*",
+                                                        "Resource": "arn:aws:iam::*:user/${aws:username}"}]}
+    s = Snapshot(db).account(A)
+    s.managed_policy(A, "IAMFullAccess", iam_full, aws_managed=True, attachments=2)
+    s.user(A, "iamadmin", password=True).attach(A, "user", "iamadmin", "arn:aws:iam::aws:policy/IAMFullAccess")
+    s.group(A, "iam-team").attach(A, "group", "iam-team", "arn:aws:iam::aws:policy/IAMFullAccess")
+    s.user(A, "ivy", password=True).member_of(A, "ivy", "iam-team")
+    s.user(A, "ivo", password=True, mfa=True).attach(A, "user", "ivo", "arn:aws:iam::aws:policy/IAMFullAccess")
+    s.user(A, "kim", password=True).inline_policy(A, "user", "kim", "own-keys", own_keys)
+    own_policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:AttachUserPolicy",
+                                                          "Resource": "arn:aws:iam::*:user/${aws:username}"}]}
+    s.user(A, "lou", password=True).inline_policy(A, "user", "lou", "own-policies", own_policy)
+    one_role = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:AttachRolePolicy",
+                                                        "Resource": f"arn:aws:iam::{A}:role/lambda-exec"}]}
+    s.user(A, "max", password=True).inline_policy(A, "user", "max", "one-role", one_role)
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    assert statuses(db, LOGIC, FW) == {user("iamadmin"): "fail", user("ivy"): "fail", user("ivo"): "pass",
+                                       user("kim"): "pass", user("lou"): "fail", user("max"): "pass"}
+    reason = verdicts(db, LOGIC, FW)[(FW, ID, A, user("iamadmin"))][1]
+    assert "managed policy IAMFullAccess attached to the user, which lets it make itself administrator" in reason

@@ -72,3 +72,36 @@ def test_without_organisation_the_audited_accounts_stand_in(db):
     for name in ("org-member-not-audited", "same-account"):
         assert "audited accounts" in got[(FW, ID, A, Snapshot.arn(A, "role", name))][1]
     assert C in got[(FW, ID, A, Snapshot.arn(A, "role", "org-member-not-audited"))][1]
+
+
+CONDITION_CASES = {
+    # an account named only inside a condition is trusted as much as a named principal
+    "star-limited-to-outside-account": (
+        "fail", trust(allow({"AWS": "*"}, Condition={"StringEquals": {"aws:PrincipalAccount": OUT}}))),
+    "service-for-outside-source": (
+        "fail", trust(allow({"Service": "sns.amazonaws.com"},
+                            Condition={"ArnLike": {"aws:SourceArn": f"arn:aws:sns:eu-west-1:{OUT2}:topic"}}))),
+    "star-limited-to-org-accounts": (
+        "pass", trust(allow({"AWS": "*"}, Condition={"StringEquals": {"aws:PrincipalAccount": [B, C]}}))),
+    "service-for-own-source": (
+        "pass", trust(allow({"Service": "events.amazonaws.com"},
+                            Condition={"StringEquals": {"aws:SourceAccount": A}}))),
+    # a negated test names the accounts that may NOT call: not a trust in them
+    "negated-outside": (
+        "pass", trust(allow({"AWS": f"arn:aws:iam::{A}:root"},
+                            Condition={"StringNotEquals": {"aws:PrincipalAccount": OUT}}))),
+}
+
+
+def test_accounts_named_only_in_conditions(db):
+    s = Snapshot(db).account(A).account(B)
+    for account in (A, B, C):
+        s.organization_account(account)
+    for name, (_, document) in CONDITION_CASES.items():
+        s.trusting_role(A, name, document)
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    assert {k: v for k, v in statuses(db, LOGIC, FW).items() if k.startswith(f"arn:aws:iam::{A}")} == {
+        Snapshot.arn(A, "role", name): status for name, (status, _) in CONDITION_CASES.items()}
+    reason = verdicts(db, LOGIC, FW)[(FW, ID, A, Snapshot.arn(A, "role", "star-limited-to-outside-account"))][1]
+    assert f"trusts AWS account {OUT} outside the organisation" in reason

@@ -61,3 +61,38 @@ def test_allow_not_action_on_every_resource_counts_as_full_admin(db):
     }
     reason = verdicts(db, LOGIC, FW)[(FW, ID, A, inline("role", "ci", "all-but-s3"))][1]
     assert 'statement 0 (Sid Hidden): Allow NotAction ["s3:*"]' in reason
+
+
+# Administrator grants written without Action "*": NotAction that leaves an action by
+# which the principal makes itself administrator, or NotResource that leaves IAM in.
+HIDDEN = {
+    # leaves iam:AttachUserPolicy and the rest of IAM: the user attaches AdministratorAccess to itself
+    "not-action-get-user": ("fail", {"Effect": "Allow", "NotAction": "iam:GetUser", "Resource": "*"}),
+    "not-action-deletes": ("fail", {"Effect": "Allow", "NotAction": "*:Delete*", "Resource": "*"}),
+    "not-action-most-of-iam": ("fail", {"Effect": "Allow", "NotAction": ["iam:Attach*", "iam:Put*"],
+                                        "Resource": "*"}),
+    "not-resource-bucket": ("fail", {"Effect": "Allow", "Action": "*", "NotResource": "arn:aws:s3:::x/*"}),
+    "not-action-and-not-resource": ("fail", {"Effect": "Allow", "NotAction": "s3:*",
+                                             "NotResource": ["arn:aws:s3:::x", "arn:aws:s3:::x/*"]}),
+    # every self-administrator action excluded: no IAM administration left (PowerUserAccess)
+    "not-action-all-iam-writes": ("pass", {"Effect": "Allow", "Resource": "*", "NotAction": [
+        "iam:Attach*", "iam:Put*", "iam:CreatePolicyVersion", "iam:AddUserToGroup", "iam:UpdateAssumeRolePolicy"]}),
+    # NotResource that excludes every IAM resource
+    "not-resource-iam": ("pass", {"Effect": "Allow", "Action": "*", "NotResource": "arn:aws:iam::*"}),
+    "not-resource-star": ("pass", {"Effect": "Allow", "Action": "*", "NotResource": "*"}),
+    "one-bucket": ("pass", {"Effect": "Allow", "Action": "*", "Resource": "arn:aws:s3:::x/*"}),
+}
+
+
+def test_not_action_and_not_resource_hiding_an_administrator(db):
+    s = Snapshot(db).account(A)
+    for name, (_, statement) in HIDDEN.items():
+        s.inline_policy(A, "user", "mallory", name, doc(statement))
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    assert statuses(db, LOGIC, FW) == {inline("user", "mallory", name): status
+                                       for name, (status, _) in HIDDEN.items()}
+    got = verdicts(db, LOGIC, FW)
+    assert ('Allow Action "*" on NotResource "arn:aws:s3:::x/*" (every resource except those, IAM included)'
+            in got[(FW, ID, A, inline("user", "mallory", "not-resource-bucket"))][1])
+    assert 'NotAction "iam:GetUser"' in got[(FW, ID, A, inline("user", "mallory", "not-action-get-user"))][1]

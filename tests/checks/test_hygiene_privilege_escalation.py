@@ -45,8 +45,9 @@ CASES = {
     ),
     # NotAction allows every action its patterns do not match
     "not-action-s3": ("fail", doc({"Effect": "Allow", "NotAction": "s3:*", "Resource": "*"})),
+    # without IAM and Lambda, the rest still reaches roles already at work (ssm:SendCommand, ...)
     "not-action-iam-lambda": (
-        "pass",
+        "fail",
         doc({"Effect": "Allow", "NotAction": ["iam:*", "lambda:*"], "Resource": "*"}),
     ),
     # combinations with iam:PassRole, within one policy, across statements
@@ -62,7 +63,11 @@ CASES = {
     "passrole-cloudformation": ("fail", doc(allow(["iam:PassRole", "cloudformation:CreateStack"]))),
     "passrole-glue": ("fail", doc(allow(["iam:PassRole", "glue:CreateDevEndpoint"]))),
     # explicit Deny in the same policy
-    "star-minus-iam-lambda": ("pass", doc(allow("*"), deny(["iam:*", "lambda:*"]))),
+    "star-minus-iam-lambda": ("fail", doc(allow("*"), deny(["iam:*", "lambda:*"]))),
+    "star-minus-iam-and-existing-role-services": (
+        "pass",
+        doc(allow("*"), deny(["iam:*", "lambda:*", "ssm:*", "ecs:*", "ec2*", "cloudformation:*", "glue:*",
+                              "sagemaker:*", "codebuild:*", "apprunner:*", "bedrock-agentcore:*"]))),
     "deny-passrole-breaks-combination": ("pass", doc(allow(["iam:PassRole", "ec2:RunInstances"]), deny("iam:Pass*"))),
     "deny-on-one-resource-keeps": (
         "fail",
@@ -110,6 +115,7 @@ def test_actions_wildcards_notaction_combinations_and_deny(db):
             "(iam:PassRole, lambda:CreateFunction, lambda:InvokeFunction) in statement 0, statement 1") in reason
     assert "not collected" in got[(FW, ID, A, policy("not-collected"))][1]
     assert "none of the known" in got[(FW, ID, A, policy("read-only"))][1]
+    assert "ssm:SendCommand/StartSession" in got[(FW, ID, A, policy("not-action-iam-lambda"))][1]
 
 
 def test_inline_policies_resource_and_sid(db):
@@ -149,3 +155,17 @@ def test_action_matching_function(db):
     for pattern, action, expected in cases:
         (got,) = db.execute("SELECT iam_audit_action_matches(%s, %s)", (pattern, action)).fetchone()
         assert got is expected, (pattern, action)
+
+
+def test_passrole_limited_to_named_roles_is_named_in_the_reason(db):
+    worker = f"arn:aws:iam::{A}:role/worker"
+    s = Snapshot(db).account(A)
+    s.managed_policy(A, "named", doc(allow("ec2:RunInstances"), {**allow("iam:PassRole"), "Resource": [worker]}))
+    s.managed_policy(A, "mixed", doc(allow("ec2:RunInstances"), {**allow("iam:PassRole"), "Resource": [worker]},
+                                     allow("iam:PassRole")))
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    got = verdicts(db, LOGIC, FW)
+    assert got[(FW, ID, A, policy("named"))][0] == "fail"
+    assert f"Its iam:PassRole is limited to {worker}" in got[(FW, ID, A, policy("named"))][1]
+    assert "is limited to" not in got[(FW, ID, A, policy("mixed"))][1]
