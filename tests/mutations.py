@@ -171,10 +171,11 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/bi/test_report.py",),
     ),
     Mutant(
-        "M17", "check", "a missing data set is not an error: the check macro treats every account as ready",
-        (Edit("sql/macros/check.sql",
-              "    SELECT account_id, as_of FROM readiness WHERE ready\n",
-              "    SELECT account_id, as_of FROM readiness\n"),),
+        "M17", "check", "missing data is not an error: an account whose data sets were not collected loses "
+        "its verdicts instead of getting 'error'",
+        (Edit("sql/schema/011_history.sql",
+              "           CASE WHEN NOT r.ready THEN coalesce(r.reason, 'data not collected') END AS error_reason\n",
+              "           NULL::text AS error_reason\n"),),
         ("tests/checks/test_fail_closed.py",),
     ),
 )

@@ -153,6 +153,8 @@ $$;
 -- "existing" rules need a resource that already runs with a role (a function, a
 -- stack, an instance, a notebook, a project): their actions alone are flagged, as
 -- the role of the resource is not collected.
+-- (Dropped first: its result columns grew since the earlier release.)
+DROP FUNCTION IF EXISTS iam_audit_escalation_rules();
 CREATE OR REPLACE FUNCTION iam_audit_escalation_rules()
 RETURNS TABLE (rule text, requires jsonb, passed_to text[], self_ok boolean, needs_deny boolean)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$

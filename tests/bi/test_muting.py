@@ -185,3 +185,20 @@ def test_existing_exceptions_are_migrated_safely(db):
     # the views work on the migrated table
     history(db)
     assert effective(db, D1)["alice"] == "muted"
+
+
+def test_framework_scores_count_each_frameworks_muted_fails_in_that_framework_only(db):
+    """One control in two frameworks, an exception scoped to one of them: the other framework's
+    counts keep every fail, and neither framework counts the muted fail twice."""
+    other = "cis_v2.0.0"
+    for framework in (FW, other):
+        put(db, D1, A, user(A, "alice"), "fail", framework=framework)
+        put(db, D1, A, user(A, "bob"), "fail", framework=framework)
+        put(db, D1, A, user(A, "carol"), "pass", framework=framework)
+    db.commit()
+    add_exception(db, account_id=A, framework=FW, check_id=CHECK, resource_pattern="%/alice", expires_on=D3)
+    rows = {r["framework"]: r for r in query(
+        db, "SELECT * FROM aws_policy_framework_scores WHERE snapshot_date = %s", (D1,))}
+    assert set(rows) == {FW, other}
+    counts = {fw: (r["pass_count"], r["fail_count"], r["muted_count"], r["raw_fail_count"]) for fw, r in rows.items()}
+    assert counts == {FW: (1, 1, 1, 2), other: (1, 2, 0, 2)}

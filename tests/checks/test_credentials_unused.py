@@ -32,6 +32,29 @@ def test_password_last_used_boundaries(db):
     assert v3 == {user("pw-44"): "pass", user("pw-45"): "fail", user("pw-89"): "fail", user("pw-90"): "fail"}
 
 
+# Each version's own threshold, read from its benchmark text: "90 days or greater" up to v1.3.0,
+# "45 days or greater/more" from v1.4.0 on. A version added to the catalogue must be added here.
+THRESHOLD_DAYS = {"cis_v1.2.0": 90, "cis_v1.3.0": 90, "cis_v1.4.0": 45, "cis_v1.5.0": 45, "cis_v2.0.0": 45,
+                  "cis_v3.0.0": 45, "cis_v4.0.0": 45, "cis_v5.0.0": 45, "cis_v6.0.0": 45}
+
+
+def test_every_version_applies_its_own_threshold(db):
+    from iam_audit.catalogue import load_catalogue
+
+    check = next(c for c in load_catalogue().checks if c.logic == LOGIC)
+    assert {c.framework for c in check.controls} == set(THRESHOLD_DAYS)
+    s = Snapshot(db).account(A)
+    ages = (44, 45, 89, 90)
+    for days in ages:
+        s.user(A, f"pw-{days}", password=True, password_last_used=days_ago(days),
+               password_last_changed=days_ago(400))
+    s.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    for framework, limit in THRESHOLD_DAYS.items():
+        expected = {user(f"pw-{days}"): "fail" if days >= limit else "pass" for days in ages}
+        assert statuses(db, LOGIC, framework) == expected, framework
+
+
 def test_never_used_password_counts_from_last_change_then_creation(db):
     s = Snapshot(db).account(A)
     # never used, changed 10 days ago although the user is 1000 days old: recent

@@ -40,6 +40,24 @@ def test_every_dataset_of_a_weak_account(emulator):
     assert results["alternate_contacts"].payload == {"SECURITY": None}
 
 
+def test_every_page_of_a_listing_is_read(emulator):
+    """IAM pages at 1,000 items, more than the emulator's accounts hold: a page size of 1 makes the
+    weak account's ListVirtualMFADevices span pages (the emulator pages that call, not
+    GetAccountAuthorizationDetails), and the merged result must hold every item of every page."""
+    from iam_audit.extract import _paginate
+
+    account_id = account_of(emulator.manifest, "weak")
+    target = target_for(emulator)
+    session = target.assume_role(f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole")
+    iam = target.client("iam", session=session)
+    key = "VirtualMFADevices"
+    whole = _paginate(iam, "list_virtual_mfa_devices", (key,), AssignmentStatus="Any")[key]
+    paged = _paginate(iam, "list_virtual_mfa_devices", (key,), AssignmentStatus="Any",
+                      PaginationConfig={"PageSize": 1})[key]
+    assert len(whole) > 2
+    assert [d["SerialNumber"] for d in paged] == [d["SerialNumber"] for d in whole]
+
+
 def test_missing_password_policy_is_collected_as_no_policy(emulator):
     results = extract(emulator, account_of(emulator.manifest, "none"))
     assert results["password_policy"].ok
