@@ -178,6 +178,22 @@ MUTANTS: tuple[Mutant, ...] = (
               "           NULL::text AS error_reason\n"),),
         ("tests/checks/test_fail_closed.py",),
     ),
+    Mutant(
+        "M18", "evidence", "evidence in S3 trusted unchecked: a raw object whose SHA-256 differs from its "
+        "manifest's is loaded",
+        (Edit("include/iam_audit/load.py",
+              "if expected is not None and hashlib.sha256(blob).hexdigest() != expected:",
+              "if False and expected is not None and hashlib.sha256(blob).hexdigest() != expected:"),),
+        ("tests/integration/test_load_failures.py",),
+    ),
+    Mutant(
+        "M19", "retention", "retention keeps one day too few: the first date inside the retention window is "
+        "deleted",
+        (Edit("include/iam_audit/retention.py",
+              "    return date.fromisoformat(str(snapshot_date)) - timedelta(days=retention_days)",
+              "    return date.fromisoformat(str(snapshot_date)) - timedelta(days=retention_days - 1)"),),
+        ("tests/history/test_retention.py", "tests/bi/test_views.py"),
+    ),
 )
 
 
