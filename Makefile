@@ -66,7 +66,7 @@ test-mutations: install
 
 # Slow end-to-end fault scenarios whose failure classes the integration tests also cover
 # (throttling bursts, SIGKILL then rerun, a shrunken account set) and the stand-in's drift test:
-# kept out of make test's 15-minute budget. Run them before a release.
+# kept out of make test's 6-minute budget. Run them before a release.
 test-extended: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "extended and not ui and not scheduler and not distributed"
 
