@@ -26,12 +26,7 @@ SELECT c.framework, c.check_id, ro.account_id, ro.arn, 'iam_role',
        END
 FROM controls c
 CROSS JOIN ready_accounts r
-CROSS JOIN (
-    SELECT coalesce((SELECT array_agg(account_id) FROM iam_stage.organization_accounts
-                     WHERE snapshot_date = %(snapshot_date)s),
-                    (SELECT array_agg(account_id) FROM iam_stage.accounts
-                     WHERE snapshot_date = %(snapshot_date)s)) AS inside
-) AS o
+CROSS JOIN (SELECT iam_audit_organization_account_ids(%(snapshot_date)s::date) AS inside) AS o
 JOIN iam_stage.roles ro
   ON ro.snapshot_date = %(snapshot_date)s AND ro.account_id = r.account_id
 LEFT JOIN LATERAL (

@@ -53,3 +53,14 @@ LANGUAGE sql STABLE AS $$
     WHERE a.snapshot_date = p_snapshot_date
     GROUP BY a.account_id, a.extracted_at, a.load_error
 $$;
+
+-- The account ids of the organisation on a snapshot date: iam_stage.organization_accounts,
+-- or, where that table has no rows for the date (Organizations not readable, an older
+-- snapshot), the date's audited accounts. The trust checks judge "outside" against it.
+CREATE OR REPLACE FUNCTION iam_audit_organization_account_ids(p_snapshot_date date)
+RETURNS text[] LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT coalesce((SELECT array_agg(account_id) FROM iam_stage.organization_accounts
+                     WHERE snapshot_date = p_snapshot_date),
+                    (SELECT array_agg(account_id) FROM iam_stage.accounts
+                     WHERE snapshot_date = p_snapshot_date))
+$$;
