@@ -40,22 +40,28 @@ def test_every_dataset_of_a_weak_account(emulator):
     assert results["alternate_contacts"].payload == {"SECURITY": None}
 
 
-def test_every_page_of_a_listing_is_read(emulator):
-    """IAM pages at 1,000 items, more than the emulator's accounts hold: a page size of 1 makes the
-    weak account's ListVirtualMFADevices span pages (the emulator pages that call, not
-    GetAccountAuthorizationDetails), and the merged result must hold every item of every page."""
+@pytest.mark.parametrize(("operation", "keys", "identity", "kwargs"), [
+    ("get_account_authorization_details", ("UserDetailList", "GroupDetailList", "RoleDetailList", "Policies"),
+     "Arn", {}),
+    ("list_virtual_mfa_devices", ("VirtualMFADevices",), "SerialNumber", {"AssignmentStatus": "Any"}),
+])
+def test_every_page_of_a_listing_is_read(emulator, operation, keys, identity, kwargs):
+    """IAM pages at up to 1,000 items, more than the emulator's accounts hold: a page size of 2 makes
+    the weak account's listings span pages (the emulator pages them as AWS does), and the merged result
+    must hold every item of every page."""
     from iam_audit.extract import _paginate
 
     account_id = account_of(emulator.manifest, "weak")
     target = target_for(emulator)
     session = target.assume_role(f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole")
     iam = target.client("iam", session=session)
-    key = "VirtualMFADevices"
-    whole = _paginate(iam, "list_virtual_mfa_devices", (key,), AssignmentStatus="Any")[key]
-    paged = _paginate(iam, "list_virtual_mfa_devices", (key,), AssignmentStatus="Any",
-                      PaginationConfig={"PageSize": 1})[key]
-    assert len(whole) > 2
-    assert [d["SerialNumber"] for d in paged] == [d["SerialNumber"] for d in whole]
+    pages = list(iam.get_paginator(operation).paginate(PaginationConfig={"PageSize": 2}, **kwargs))
+    assert len(pages) >= 2, "the emulator must page this listing"
+    whole = _paginate(iam, operation, keys, **kwargs)
+    paged = _paginate(iam, operation, keys, PaginationConfig={"PageSize": 2}, **kwargs)
+    for key in keys:  # identities only: a role's RoleLastUsed moves with every AssumeRole
+        assert [item[identity] for item in paged[key]] == [item[identity] for item in whole[key]], key
+    assert sum(len(page[key]) for page in pages for key in keys) == sum(len(whole[key]) for key in keys)
 
 
 def test_missing_password_policy_is_collected_as_no_policy(emulator):

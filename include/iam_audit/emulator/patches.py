@@ -295,6 +295,34 @@ def apply() -> None:
 
     IAMBackend.get_account_authorization_details = get_account_authorization_details
 
+    # GetAccountAuthorizationDetails pages as AWS documents it (MaxItems 1-1000, default 100;
+    # IsTruncated and an opaque Marker while more items follow); moto returns every item at once,
+    # which would let a reader that stops after the first page pass every test. Items are paged
+    # across the four lists in order: users, groups, roles, then policies.
+    orig_resp_gaad = IAMResponse.get_account_authorization_details
+    gaad_lists = ("UserDetailList", "GroupDetailList", "RoleDetailList", "Policies")
+
+    def resp_get_account_authorization_details(self: Any) -> ActionResult:
+        whole = orig_resp_gaad(self).result
+        max_items = int(self._get_param("MaxItems") or 100)
+        marker = self._get_param("Marker")
+        if not 1 <= max_items <= 1000:
+            raise iam_models.ValidationError("MaxItems must be between 1 and 1000.")
+        if marker is not None and not marker.isdigit():
+            raise iam_models.ValidationError("Invalid Marker.")
+        start = int(marker or 0)
+        items = [(name, item) for name in gaad_lists for item in whole[name]]
+        if start > len(items):
+            raise iam_models.ValidationError("Invalid Marker.")
+        page = items[start:start + max_items]
+        result: dict[str, Any] = {name: [item for n, item in page if n == name] for name in gaad_lists}
+        result["IsTruncated"] = start + max_items < len(items)
+        if result["IsTruncated"]:
+            result["Marker"] = str(start + max_items)
+        return ActionResult(result)
+
+    IAMResponse.get_account_authorization_details = resp_get_account_authorization_details
+
     # ---- credential report -------------------------------------------------
     def get_credential_report(self: Any) -> str:
         if not self.credential_report:
