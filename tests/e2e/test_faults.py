@@ -11,7 +11,7 @@ import time
 
 import pytest
 from iam_audit.catalogue import load_catalogue
-from iam_audit.devenv.runner import airflow_bin
+from iam_audit.devenv.runner import airflow_bin, first_failure
 
 from tests.conftest import TEST_STATE, account_of
 from tests.e2e.conftest import fetch_results as results
@@ -209,16 +209,19 @@ def test_bad_configuration_fails_before_any_extraction(clean_run, e2e_stack, run
     here one of them shows that plan_run's refusal stops the whole run."""
     emulator = e2e_stack.emulator
     before = results(e2e_stack, today)
-    for variable, value, expected in [
-        ("AIRFLOW_VAR_IAM_AUDIT_ROLE_NAME", "bad role;name", "iam_audit_role_name"),
-        ("AIRFLOW_VAR_IAM_AUDIT_BUCKET", "no-such-bucket-anywhere", "no-such-bucket-anywhere"),
+    for variable, value, expected, refused_by in [
+        ("AIRFLOW_VAR_IAM_AUDIT_ROLE_NAME", "bad role;name", "iam_audit_role_name", "plan_run"),
+        ("AIRFLOW_VAR_IAM_AUDIT_BUCKET", "no-such-bucket-anywhere", "no-such-bucket-anywhere", "discover_accounts"),
     ]:
         emulator.reset_calls()
         result = run(today, **{variable: value})
         assert result.state == "failed"
         # failed_tasks also lists the tasks downstream (upstream_failed); the rejected one is among them
-        assert {"discover_accounts", "plan_run"} & set(result.failed_tasks), result.failed_tasks
+        assert refused_by in result.failed_tasks, result.failed_tasks
         assert expected in result.log_file.read_text()
+        # what `make run` prints: the first failed task and its error, read from the run's log
+        failure = first_failure(result.log_file)
+        assert failure and failure.task_id == refused_by and expected in failure.message, failure
         iam_calls = [c for c in emulator.calls() if c["service"] in ("iam", "sts", "organizations")]
         assert iam_calls == [], f"{variable}: extraction must not start ({iam_calls})"
     assert results(e2e_stack, today) == before, "a rejected run must not touch earlier verdicts"

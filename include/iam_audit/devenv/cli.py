@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from iam_audit.devenv.runner import migrate, run_dag
+from iam_audit.devenv.runner import first_failure, migrate, run_dag
 from iam_audit.paths import PROJECT_ROOT
 
 
@@ -23,17 +23,45 @@ def run_once(argv: list[str]) -> int:
     env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT_ROOT / "dags"))
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     env.setdefault("AIRFLOW__CORE__MAX_MAP_LENGTH", "10000")  # one mapped extract per account, up to 10,000
-    missing = [name for name in ("AIRFLOW_CONN_AWS_DEFAULT", "AIRFLOW_CONN_POSTGRES_DEFAULT",
-                                 "AIRFLOW_VAR_IAM_AUDIT_BUCKET") if name not in env]
-    if missing:
-        print("Note: not set in the environment (the Airflow metadata database must then provide them): "
-              + ", ".join(missing), file=sys.stderr)
     migrate(env)
+    missing = missing_settings(env)
+    if missing:
+        print("make run: not started, the contract's required settings are missing (environment, secrets "
+              "backend or Airflow metadata database):\n" + "\n".join(f"  - {m}" for m in missing), file=sys.stderr)
+        return 2
     result = run_dag(env, logical_date=args.date, log_file=Path(env["AIRFLOW_HOME"]) / "run.log")
     print(f"DAG run {result.run_id}: {result.state} (log: {result.log_file})")
     if result.failed_tasks:
         print("failed tasks: " + ", ".join(result.failed_tasks))
+        failure = first_failure(result.log_file)
+        if failure:
+            print(f"first failure, {failure.task_id} (log line {failure.line}):\n  "
+                  + failure.message.replace("\n", "\n  "))
     return 0 if result.state == "success" else 1
+
+
+# What a run cannot do without: (kind, name, environment variable that may carry it).
+REQUIRED_SETTINGS = (("connection", "aws_default", "AIRFLOW_CONN_AWS_DEFAULT"),
+                     ("connection", "postgres_default", "AIRFLOW_CONN_POSTGRES_DEFAULT"),
+                     ("Variable", "iam_audit_bucket", "AIRFLOW_VAR_IAM_AUDIT_BUCKET"))
+
+
+def missing_settings(env: dict[str, str]) -> list[str]:
+    """The required connections and Variables that neither the environment nor Airflow's secrets
+    backends and metadata database provide, looked up as the run's tasks will look them up."""
+    os.environ.update(env)  # Airflow reads its configuration (AIRFLOW_HOME, the database) at import
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models import Connection, Variable
+
+    missing = []
+    for kind, name, variable in REQUIRED_SETTINGS:
+        try:
+            found = Connection.get_connection_from_secrets(name) if kind == "connection" else Variable.get(name, None)
+        except AirflowNotFoundException:
+            found = None
+        if found is None:
+            missing.append(f"{kind} {name} (e.g. {variable} in the environment)")
+    return missing
 
 
 REPROCESS_CHOICES = ("completed", "failed", "none")

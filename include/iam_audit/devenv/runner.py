@@ -89,6 +89,40 @@ def _describe(rows) -> str:
     return " · ".join(parts)
 
 
+_TIMESTAMPED = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
+
+
+@dataclass
+class TaskFailure:
+    task_id: str
+    message: str
+    line: int  # 1-based line of the log where the failure's traceback starts
+
+
+def first_failure(log_file: Path) -> TaskFailure | None:
+    """The first task that failed in an `airflow dags test` log, with its exception's message: what
+    "Task failed with exception" was, below the traceback's last frame."""
+    lines = log_file.read_text(errors="replace").splitlines()
+    task_id = None
+    for number, line in enumerate(lines):
+        started = re.search(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)", line)
+        if started:
+            task_id = started.group(1) + (f"[{started.group(2)}]" if started.group(2) != "-1" else "")
+        if "Task failed with exception" not in line or task_id is None:
+            continue
+        block = []
+        for following in lines[number + 1:]:
+            if _TIMESTAMPED.match(following):
+                break
+            block.append(following)
+        last_frame = max((i for i, text in enumerate(block) if text.startswith("  File ")), default=-1)
+        message = "\n".join(text for text in block[last_frame + 1:] if not text.startswith("    ")).strip()
+        # "package.module.<locals>.Class: text" -> "Class: text"
+        message = re.sub(r"^[\w.<>]+\.(\w+): ", r"\1: ", message)
+        return TaskFailure(task_id, message or "(no message)", number + 1)
+    return None
+
+
 def run_dag(env: dict[str, str], logical_date: str | None = None, log_file: Path | None = None,
             conf: str | None = None, progress: Callable[[str], None] | None = print,
             poll_seconds: float = 1.0) -> DagRunResult:
