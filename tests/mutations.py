@@ -219,9 +219,8 @@ def apply(tree: Path, mutant: Mutant) -> dict[Path, str]:
     originals: dict[Path, str] = {}
     for edit in mutant.edits:
         path = tree / edit.path
-        text = originals.get(path) or path.read_text()
-        originals.setdefault(path, text)
         current = path.read_text()
+        originals.setdefault(path, current)
         count = current.count(edit.old)
         if count != 1:
             raise SystemExit(f"{mutant.id}: {edit.path}: the text to mutate occurs {count} times, not once: "

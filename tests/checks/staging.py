@@ -138,6 +138,12 @@ class Snapshot:
                         path=path, create_date=created or days_ago(1000), assume_role_policy=trust,
                         role_last_used_date=last_used)
 
+    def trusting_roles(self, account_id: str, cases: dict[str, tuple[str, dict | None]]) -> Snapshot:
+        """One role per case of a trust-check fixture table {name: (expected status, trust policy)}."""
+        for name, (_, document) in cases.items():
+            self.trusting_role(account_id, name, document)
+        return self
+
     def member_of(self, account_id: str, user_name: str, group_name: str) -> Snapshot:
         """The user is a member of the group (group_memberships)."""
         return self.row("group_memberships", account_id, user_arn=self.arn(account_id, "user", user_name),
@@ -224,6 +230,11 @@ def verdicts(conn, logic: str | None = None, framework: str | None = None) -> di
         sql += " AND framework = %s"
         params.append(framework)
     return {(f, c, a, r): (s, why) for f, c, a, r, s, why in conn.execute(sql, params).fetchall()}
+
+
+def expected_role_statuses(account_id: str, cases: dict[str, tuple[str, dict | None]]) -> dict:
+    """{role ARN: expected status} of a trust-check fixture table {name: (expected status, trust policy)}."""
+    return {Snapshot.arn(account_id, "role", name): status for name, (status, _) in cases.items()}
 
 
 def statuses(conn, logic: str, framework: str) -> dict:

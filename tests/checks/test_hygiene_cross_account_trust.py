@@ -1,6 +1,6 @@
 from iam_audit.database import run_check
 
-from .staging import SNAPSHOT, Snapshot, statuses, verdicts
+from .staging import SNAPSHOT, Snapshot, expected_role_statuses, statuses, verdicts
 
 LOGIC = "hygiene_cross_account_trust"
 FW, ID = "iam_hygiene", "IH.4"
@@ -40,8 +40,7 @@ CASES = {
 
 
 def roles(s: Snapshot) -> None:
-    for name, (_, document) in CASES.items():
-        s.trusting_role(A, name, document)
+    s.trusting_roles(A, CASES)
 
 
 def test_trust_outside_the_organisation_fails(db):
@@ -97,11 +96,10 @@ def test_accounts_named_only_in_conditions(db):
     s = Snapshot(db).account(A).account(B)
     for account in (A, B, C):
         s.organization_account(account)
-    for name, (_, document) in CONDITION_CASES.items():
-        s.trusting_role(A, name, document)
+    s.trusting_roles(A, CONDITION_CASES)
     s.commit()
     run_check(db, LOGIC, SNAPSHOT)
-    assert {k: v for k, v in statuses(db, LOGIC, FW).items() if k.startswith(f"arn:aws:iam::{A}")} == {
-        Snapshot.arn(A, "role", name): status for name, (status, _) in CONDITION_CASES.items()}
+    in_a = {k: v for k, v in statuses(db, LOGIC, FW).items() if k.startswith(f"arn:aws:iam::{A}")}
+    assert in_a == expected_role_statuses(A, CONDITION_CASES)
     reason = verdicts(db, LOGIC, FW)[(FW, ID, A, Snapshot.arn(A, "role", "star-limited-to-outside-account"))][1]
     assert f"trusts AWS account {OUT} outside the organisation" in reason

@@ -1,6 +1,6 @@
 from iam_audit.database import run_check
 
-from .staging import SNAPSHOT, Snapshot, statuses, verdicts
+from .staging import SNAPSHOT, Snapshot, expected_role_statuses, statuses, verdicts
 
 LOGIC = "hygiene_external_id_trust"
 FW, ID = "iam_hygiene", "IH.9"
@@ -37,11 +37,10 @@ CASES = {
 
 def test_external_id_alone_is_a_finding_of_its_own(db):
     s = Snapshot(db).account(A).account(B, missing={"authorization_details": "AccessDenied"})
-    for name, (_, document) in CASES.items():
-        s.trusting_role(A, name, document)
+    s.trusting_roles(A, CASES)
     s.commit()
     run_check(db, LOGIC, SNAPSHOT)
-    expected = {Snapshot.arn(A, "role", name): status for name, (status, _) in CASES.items()}
+    expected = expected_role_statuses(A, CASES)
     assert statuses(db, LOGIC, FW) == {**expected, B: "error"}
     got = verdicts(db, LOGIC, FW)
     reason = got[(FW, ID, A, Snapshot.arn(A, "role", "star-external-id"))][1]

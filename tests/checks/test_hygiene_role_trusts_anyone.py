@@ -1,6 +1,6 @@
 from iam_audit.database import run_check
 
-from .staging import SNAPSHOT, Snapshot, statuses, verdicts
+from .staging import SNAPSHOT, Snapshot, expected_role_statuses, statuses, verdicts
 
 LOGIC = "hygiene_role_trusts_anyone"
 FW, ID = "iam_hygiene", "IH.3"
@@ -42,11 +42,10 @@ CASES = {
 
 def test_wildcard_principals_without_condition_fail(db):
     s = Snapshot(db).account(A).account(B, missing={"authorization_details": "AccessDenied"})
-    for name, (_, document) in CASES.items():
-        s.trusting_role(A, name, document)
+    s.trusting_roles(A, CASES)
     s.commit()
     run_check(db, LOGIC, SNAPSHOT)
-    expected = {Snapshot.arn(A, "role", name): status for name, (status, _) in CASES.items()}
+    expected = expected_role_statuses(A, CASES)
     assert statuses(db, LOGIC, FW) == {**expected, B: "error"}
     got = verdicts(db, LOGIC, FW)
     reason = got[(FW, ID, A, Snapshot.arn(A, "role", "single-object-statement"))][1]
@@ -106,13 +105,12 @@ WEAK = {
 
 def test_conditions_that_do_not_bind_the_caller_fail_and_those_that_do_pass(db):
     s = Snapshot(db).account(A).account(B).organization_account(A).organization_account(B)
-    for name, (_, document) in WEAK.items():
-        s.trusting_role(A, name, document)
+    s.trusting_roles(A, WEAK)
     s.commit()
     run_check(db, LOGIC, SNAPSHOT)
     got = statuses(db, LOGIC, FW)
-    assert {k: v for k, v in got.items() if k.startswith(f"arn:aws:iam::{A}")} == {
-        Snapshot.arn(A, "role", name): status for name, (status, _) in WEAK.items()}
+    in_a = {k: v for k, v in got.items() if k.startswith(f"arn:aws:iam::{A}")}
+    assert in_a == expected_role_statuses(A, WEAK)
     reasons = verdicts(db, LOGIC, FW)
 
     def why(name):

@@ -47,9 +47,10 @@ class DagServer:
 
     def __init__(self, env: dict[str, str]):
         self.env = env
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.e2e.dag_server"], cwd=PROJECT_ROOT,
-                                     env={**os.environ, **env}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=open(TEST_STATE / "dag-server.log", "ab"), text=True)  # noqa: SIM115
+        with open(TEST_STATE / "dag-server.log", "ab") as server_log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen([sys.executable, "-m", "tests.e2e.dag_server"], cwd=PROJECT_ROOT,
+                                         env={**os.environ, **env}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=server_log, text=True)
 
     def run(self, logical_date: str, log_file: Path, env_overrides: dict[str, str]) -> DagRunResult:
         from sqlalchemy import create_engine
