@@ -2,7 +2,7 @@
 
 discover accounts -> extract (one mapped task per account, or per batch of
 Variable iam_audit_accounts_per_task accounts) -> raw JSON in S3
--> load staging (COPY) -> one SQL task per control logic -> summary.
+-> load staging (COPY) -> one SQL task per control logic -> summary, report, alerts.
 The task bodies live in include/iam_audit; this file only declares the flow.
 """
 
@@ -137,6 +137,13 @@ def aws_iam_cis():
         return publish(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
 
     @task(trigger_rule="none_skipped")
+    def send_alerts(plan: dict) -> dict:
+        """Evaluate the alert rules (sql/alerts and the custom folder) and deliver each new alert once."""
+        from iam_audit.alerts_task import send_alerts as send
+
+        return send(plan, POSTGRES_CONN_ID)
+
+    @task(trigger_rule="none_skipped")
     def expire_history(plan: dict) -> dict:
         """Drop verdict history and staged snapshots older than Variable iam_audit_retention_days (if set)."""
         from iam_audit import tasks
@@ -180,9 +187,11 @@ def aws_iam_cis():
     report = publish_report(plan)
     loaded >> checks >> summary
     checks >> report
+    alerted = send_alerts(plan)
+    checks >> alerted
     retention = expire_history(plan)
     [summary, report] >> retention
-    watched = [plan, schema, accounts, batches, extracted, loaded, *checks, summary, report, retention]
+    watched = [plan, schema, accounts, batches, extracted, loaded, *checks, summary, report, alerted, retention]
     watched >> fail_run_on_task_failure()
 
 
