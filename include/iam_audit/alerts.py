@@ -447,11 +447,16 @@ def describe_failure(channel: str, recipient: str, exc: BaseException) -> str:
     """Why a delivery failed, naming the connection and never its URL or password (a Slack webhook's
     URL is its secret): the error class and, for HTTP, the status code."""
     cause = exc
-    while getattr(cause, "last_attempt", None) is not None:   # tenacity.RetryError
-        cause = cause.last_attempt.exception() or cause
-        break
-    status = getattr(getattr(cause, "response", None), "status_code", None)
+    status = None
+    link: BaseException | None = exc
+    while link is not None and status is None:   # HttpHook raises AirflowException from requests' HTTPError
+        status = getattr(getattr(link, "response", None), "status_code", None)
+        link = link.__cause__ or link.__context__
     what = type(cause).__name__ + (f" (HTTP {status})" if status else "")
+    # the providers' own wording: "503:Service Unavailable" (http), "..., Status Code: 503" (Slack)
+    said = re.search(r"^(\d{3}):|Status Code: (\d{3})\b", str(cause))
+    if status is None and said:
+        what += f" (HTTP {said.group(1) or said.group(2)})"
     if type(cause).__name__ in ("AirflowNotFoundException", "ConnectionNotFound"):
         what = "the connection is not defined"
     where = f"connection {DEFAULT_CONNECTIONS['email']}, to {recipient}" if channel == "email" \
@@ -685,3 +690,34 @@ def run_alerts(conn, rules: list[Rule], routes: Routes, snapshot_date: str, run_
                         {"compliance": f"{base_url.rstrip('/')}/compliance/", "run": links({})["run"]})
     result.counts, result.failures = delivered["counts"], delivered["failures"]
     return result
+
+
+def preview(conn, snapshot_date: str, run_id: str = "preview", custom_path: str | None = None,
+            routes: Routes | None = None, base_url: str = "http://localhost:8080") -> str:
+    """What send_alerts would deliver for the snapshot, as text: every rule read, nothing recorded or
+    sent (`make demo`, where no alert connection is defined)."""
+    rules, refused = load_rules(rule_dirs(custom_path))
+    routes = routes or Routes(tags=account_tags(conn))
+    params = {"snapshot_date": snapshot_date, "run_id": run_id}
+    lines = [f"Alerts the run of {snapshot_date} would send (rules in sql/alerts; nothing was sent: "
+             "no alert connection is defined)"]
+    lines += [f"  rule refused: {e}" for e in refused]
+    for rule in sorted(rules, key=lambda r: (r.delivery, r.name)):
+        try:
+            check_rule(conn, rule, params)
+            rows = evaluate_rule(conn, rule, params, "60s")
+        except RuleError as exc:
+            lines.append(f"  rule refused: {exc}")
+            continue
+        found = candidates(rule, rows, snapshot_date, links_for(base_url, run_id),
+                           account_names(conn, (r.get("account_id") for r in rows)))
+        floor = f", severity >= {rule.severity_floor}" if rule.severity_floor else ""
+        lines.append(f"  {rule.name} ({rule.delivery}{floor}): {len(found)} alert(s)")
+        for c in sorted(found, key=lambda c: (-severity_rank(c.payload), c.account_id or "", c.key))[:10]:
+            to = ", ".join(f"{ch} {rc}" for ch, rc in routes.resolve(rule.recipients, c.account_id))
+            first = alert_lines(c.payload)[0]
+            lines.append(f"    {first} -> {to}")
+            lines += [f"      {text[:200]}" for text in (c.payload.get("resource_id"), c.payload.get("reason")) if text]
+        if len(found) > 10:
+            lines.append(f"    ... and {len(found) - 10} more")
+    return "\n".join(lines)
