@@ -7,7 +7,10 @@
 -- delivery: digest
 -- recipients: [owner]
 WITH first_time AS (
-    SELECT f.account_id FROM aws_policy_account_freshness f WHERE f.latest_snapshot_date = %(snapshot_date)s
+    SELECT f.account_id FROM aws_policy_account_freshness f
+    WHERE f.latest_snapshot_date = %(snapshot_date)s
+      AND NOT EXISTS (SELECT 1 FROM aws_policy_alert_ledger l
+                      WHERE l.rule = 'baseline' AND l.alert_key = 'baseline ' || f.account_id)
 ),
 problems AS (
     SELECT o.account_id, o.control_logic, o.resource_id,
@@ -29,5 +32,3 @@ SELECT 'baseline ' || f.account_id AS alert_key, f.account_id,
                                       ORDER BY w.rank DESC, w.since, w.resource_id LIMIT 5) w))
                  FROM problems p WHERE p.account_id = f.account_id), 'No open findings.') AS reason
 FROM first_time f
-WHERE NOT EXISTS (SELECT 1 FROM aws_policy_alert_ledger l
-                  WHERE l.rule = 'baseline' AND l.alert_key = 'baseline ' || f.account_id)
