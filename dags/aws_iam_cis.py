@@ -127,7 +127,8 @@ def aws_iam_cis():
         """Log the compliance summary; fail the run when any account could not be fully audited."""
         from iam_audit import tasks
 
-        return tasks.summarize(plan, accounts, POSTGRES_CONN_ID)
+        alerts = get_current_context()["ti"].xcom_pull(task_ids="send_alerts")
+        return tasks.summarize(plan, accounts, POSTGRES_CONN_ID, alerts=alerts)
 
     @task(trigger_rule="none_skipped")
     def publish_report(plan: dict) -> str:
@@ -188,7 +189,7 @@ def aws_iam_cis():
     loaded >> checks >> summary
     checks >> report
     alerted = send_alerts(plan)
-    checks >> alerted
+    checks >> alerted >> summary   # the summary reports the alerts' counts
     retention = expire_history(plan)
     [summary, report] >> retention
     watched = [plan, schema, accounts, batches, extracted, loaded, *checks, summary, report, alerted, retention]

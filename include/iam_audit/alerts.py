@@ -721,3 +721,17 @@ def preview(conn, snapshot_date: str, run_id: str = "preview", custom_path: str 
         if len(found) > 10:
             lines.append(f"    ... and {len(found) - 10} more")
     return "\n".join(lines)
+
+
+def summary_line(counts: dict | None) -> str:
+    """The run summary's line about alerts, from send_alerts' XCom (None: the task failed or did not run)."""
+    if counts is None:
+        return "Alerts: send_alerts did not complete (see its log; unsent alerts stay in aws_policy_alert_ledger)"
+    if counts.get("mode") == "replay":
+        return "Alerts: none (a replay sends no alert)"
+    if counts.get("configured") is False:
+        return "Alerts: off (no alert connection is defined)"
+    sent = counts.get("sent") or {}
+    per = ", ".join(f"{k} {v}" for k, v in sorted(sent.items()))
+    return f"Alerts: {sum(sent.values())} sent" + (f" ({per})" if per else "") + \
+        f"; {counts.get('recorded', 0)} new in the ledger"

@@ -389,7 +389,7 @@ def _analyze(hook) -> None:
         conn.close()
 
 
-def summarize(plan: dict, accounts: list[dict] | None, postgres_conn_id: str) -> dict:
+def summarize(plan: dict, accounts: list[dict] | None, postgres_conn_id: str, alerts: dict | None = None) -> dict:
     from iam_audit.database import pipeline_hook
     from iam_audit.summary import build_summary, format_summary
 
@@ -400,6 +400,9 @@ def summarize(plan: dict, accounts: list[dict] | None, postgres_conn_id: str) ->
     finally:
         conn.close()
     log.info("\n%s", format_summary(summary))
+    from iam_audit.alerts import summary_line
+
+    log.info("%s", summary_line(alerts))
     incomplete = sorted({e["account_id"] for e in summary.extraction_errors})
     if plan["mode"] == "live" and incomplete:
         from airflow.sdk.exceptions import AirflowFailException

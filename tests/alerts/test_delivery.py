@@ -48,6 +48,7 @@ def test_each_alert_reaches_each_recipient_once(history_db, channels):
     assert sum("digest" in s for _, s in mails) == 1
     rows = ledger(history_db)
     assert len(rows) == 3 * 2 + 1 + 3 and {r[3] for r in rows} == {"sent"} and {r[4] for r in rows} == {"scheduled__d3"}
+    assert alerts.summary_line(first.summary()).startswith("Alerts: 10 sent (baseline/email 1, ")
     assert first.summary()["sent"] == {"baseline/email": 1, "baseline/slack": 1, "baseline/webhook": 1,
                                        "newly_failing/email": 3, "newly_failing/slack": 1,
                                        "newly_failing/webhook": 3}

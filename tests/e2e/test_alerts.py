@@ -134,6 +134,7 @@ def test_alerts_baseline_changes_outage_rerun_and_backfill(e2e_stack, run, today
         assert delivered == sorted(f"{r[0]}|{r[1]}|{r[2]}|{r[3]}" for r in unsent)
         assert len(smtp.messages) == mails
         assert all(r[4] == "sent" for r in ledger())
+        assert f"Alerts: {len(unsent)} sent (newly_failing/webhook {len(unsent)})" in again.log_file.read_text()
         assert {r[6] for r in ledger() if (r[0], r[1]) in {(u[0], u[1]) for u in unsent}} == {again.run_id}
 
         # a backfill (replay) of day 1: no alert at all
@@ -142,6 +143,7 @@ def test_alerts_baseline_changes_outage_rerun_and_backfill(e2e_stack, run, today
         replay = run(day1, conf=accounts, **env)
         assert replay.state == "success", (replay.failed_tasks, replay.log_file)
         assert http.requests == [] and len(smtp.messages) == mails and len(ledger()) == rows
+        assert "Alerts: none (a replay sends no alert)" in replay.log_file.read_text()
     finally:
         http.stop()
         smtp.stop()

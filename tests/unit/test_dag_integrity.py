@@ -51,6 +51,7 @@ def test_flow(dag):
     checks = {t.task_id for t in dag.tasks if t.task_id.startswith("check_")}
     assert dag.get_task("send_alerts").upstream_task_ids == checks | {"plan_run"}
     assert dag.get_task("send_alerts").trigger_rule == "none_skipped"
+    assert "send_alerts" in dag.get_task("summarize").upstream_task_ids   # the summary reports the alerts
     # acyclic: a topological sort covers every task
     assert len(dag.topological_sort()) == len(dag.tasks)
 
