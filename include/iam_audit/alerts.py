@@ -10,8 +10,9 @@ passed on as details. `%(snapshot_date)s` and `%(run_id)s` are bound (a literal 
 
 Recipients: `webhook` (connection iam_audit_alerts_webhook, or `webhook:<conn id>`), `slack`
 (iam_audit_alerts_slack, or `slack:<conn id>`), `email:<address>` (connection iam_audit_alerts_smtp),
-`owner` (the account's `security-contact` Organizations tag, else Variable iam_audit_alert_routes,
-else Variable iam_audit_alert_default_recipients, default ["webhook"]).
+`sns:<topic arn>` (connection iam_audit_alerts_sns, conn_type aws), `owner` (the account's
+`security-contact` Organizations tag, else Variable iam_audit_alert_routes, else Variable
+iam_audit_alert_default_recipients, default ["webhook"]).
 """
 
 from __future__ import annotations
@@ -44,14 +45,16 @@ SHOWN_COLUMNS = ("alert_key", "account_id", "account_name", "severity", "title",
                  "control_logic", "controls", "reason", "failing_since")
 # channel -> the connection it uses when a recipient names none
 DEFAULT_CONNECTIONS = {"webhook": "iam_audit_alerts_webhook", "slack": "iam_audit_alerts_slack",
-                       "email": "iam_audit_alerts_smtp"}
+                       "email": "iam_audit_alerts_smtp", "sns": "iam_audit_alerts_sns"}
+SNS_TOPIC = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 ROUTE_TAG = os.environ.get("IAM_AUDIT_ALERT_ROUTE_TAG", "security-contact")
 VAR_ROUTES = "iam_audit_alert_routes"
 VAR_DEFAULT = "iam_audit_alert_default_recipients"
 VAR_CUSTOM_PATH = "iam_audit_custom_path"
 # Channel limits: Slack truncates a message's text beyond 40,000 characters; mail servers commonly
 # refuse messages over 10 MB. Lists stop well before, with "and N more" and a link.
-LIMITS = {"slack": (50, 35_000), "email": (500, 2_000_000), "webhook": (1_000, 5_000_000)}
+LIMITS = {"slack": (50, 35_000), "email": (500, 2_000_000), "webhook": (1_000, 5_000_000),
+          "sns": (500, 250_000)}   # SNS: 256 KB a message
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -226,7 +229,8 @@ def evaluate_rule(conn, rule: Rule, params: dict, timeout: str) -> list[dict]:
 # ---- routing --------------------------------------------------------------------------------
 
 def parse_recipient(spec: str) -> tuple[str, str]:
-    """'webhook', 'webhook:<conn>', 'slack', 'slack:<conn>', 'email:<address>' -> (channel, recipient)."""
+    """'webhook', 'webhook:<conn>', 'slack', 'slack:<conn>', 'email:<address>', 'sns:<topic arn>'
+    -> (channel, recipient)."""
     channel, _, target = spec.strip().partition(":")
     if channel not in DEFAULT_CONNECTIONS:
         raise ValueError(f"recipient {spec!r}: the channel must be one of {', '.join(DEFAULT_CONNECTIONS)} "
@@ -234,6 +238,10 @@ def parse_recipient(spec: str) -> tuple[str, str]:
     if channel == "email":
         if not re.fullmatch(r"[^@\s,;]+@[^@\s,;]+", target):
             raise ValueError(f"recipient {spec!r}: email needs an address, email:team@example.com")
+        return channel, target
+    if channel == "sns":
+        if not SNS_TOPIC.match(target):
+            raise ValueError(f"recipient {spec!r}: sns needs a topic ARN, sns:arn:aws:sns:<region>:<account>:<topic>")
         return channel, target
     return channel, target or DEFAULT_CONNECTIONS[channel]
 
@@ -459,7 +467,7 @@ def describe_failure(channel: str, recipient: str, exc: BaseException) -> str:
         what += f" (HTTP {said.group(1) or said.group(2)})"
     if type(cause).__name__ in ("AirflowNotFoundException", "ConnectionNotFound"):
         what = "the connection is not defined"
-    where = f"connection {DEFAULT_CONNECTIONS['email']}, to {recipient}" if channel == "email" \
+    where = f"connection {DEFAULT_CONNECTIONS[channel]}, to {recipient}" if channel in ("email", "sns") \
         else f"connection {recipient}"
     return f"{channel} via {where}: {what}"
 
@@ -596,6 +604,17 @@ def make_notifier(message: Message):
         sender = BaseHook.get_connection(conn_id).extra_dejson.get("from_email") or "aws-iam-cis@localhost"
         return SmtpNotifier(to=message.recipient, from_email=sender, subject=subject(message),
                             html_content=email_html(message), smtp_conn_id=conn_id)
+    if message.channel == "sns":
+        from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
+
+        if message.delivery == "immediate":
+            text = "\n".join(alert_lines(message.items[0]))[:LIMITS["sns"][1]]
+        else:
+            text, _ = digest_text(message, *LIMITS["sns"])
+        # SNS subjects: at most 100 ASCII characters, no line breaks
+        title = subject(message).encode("ascii", "replace").decode()[:100]
+        return SnsNotifier(aws_conn_id=DEFAULT_CONNECTIONS["sns"], target_arn=message.recipient, message=text,
+                           subject=title)
     raise ValueError(f"unknown channel {message.channel!r}")
 
 

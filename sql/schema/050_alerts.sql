@@ -5,7 +5,7 @@
 --                          the change happened, so a finding that fails again later is a
 --                          new alert)
 --   channel, recipient     webhook / email / slack / sns and the connection id, address
---                          or topic it goes to
+--                          or topic ARN it goes to
 --   snapshot_date, run_id  the snapshot and run that found it first
 --   payload, payload_digest the JSON delivered (SHA-256 of its canonical text)
 --   outcome                pending (found, not delivered yet), sent, failed (last attempt
