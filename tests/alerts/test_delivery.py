@@ -135,3 +135,41 @@ def test_preview_shows_what_would_be_sent_and_sends_nothing(history_db):
     assert "baseline (digest): 2 alert(s)" in text
     assert results.user(B, "gina") in text and "-> webhook iam_audit_alerts_webhook" in text
     assert history_db.execute("SELECT count(*) FROM aws_policy_alert_ledger").fetchone()[0] == 0
+
+
+def test_two_runs_at_once_never_send_the_same_alert(history_db, postgres, database):
+    """A run delivering holds its rows' locks; another run at the same time skips them (SKIP LOCKED),
+    and finds them sent once the first commits."""
+    import threading
+
+    rules, _ = alerts.load_rules(alerts.rule_dirs(None))
+    routes = alerts.Routes(default=["webhook"])
+    found = []
+    for rule in rules:
+        rows = alerts.evaluate_rule(history_db, rule, {"snapshot_date": results.D3, "run_id": "r"}, "10s")
+        found += alerts.candidates(rule, rows, str(results.D3), alerts.links_for("http://a", "r"), {})
+    assert alerts.record(history_db, found, routes, str(results.D3), "run-a") == 6
+
+    entered, release, sent_by = threading.Event(), threading.Event(), {"a": [], "b": []}
+
+    def slow(message):
+        sent_by["a"].append(message)
+        entered.set()
+        release.wait(30)
+
+    other = postgres.connect(database)
+    first = threading.Thread(target=alerts.deliver, args=(other, slow, "run-a", str(results.D3), {}))
+    first.start()
+    try:
+        assert entered.wait(30)
+        # run b while run a holds the first message's rows: it sends everything else, not that one
+        alerts.deliver(history_db, sent_by["b"].append, "run-b", str(results.D3), {})
+    finally:
+        release.set()
+        first.join(30)
+        other.close()
+    keys_a = {i["dedup_key"] for m in sent_by["a"] for i in m.items}
+    keys_b = {i["dedup_key"] for m in sent_by["b"] for i in m.items}
+    assert keys_a and keys_b and not keys_a & keys_b
+    assert len(keys_a | keys_b) == 6
+    assert history_db.execute("SELECT count(*) FROM aws_policy_alert_ledger WHERE outcome = 'sent'").fetchone()[0] == 6
