@@ -377,16 +377,19 @@ def record(conn, found: list[Candidate], routes: Routes, snapshot_date: str, run
         for channel, recipient in routes.resolve(c.rule.recipients, c.account_id):
             rows.append((c.rule.name, c.key, channel, recipient, c.rule.delivery, c.account_id, c.severity,
                          snapshot_date, run_id, json.dumps(c.payload, default=str), digest_of(c.payload)))
-    inserted = 0
+    if not rows:
+        return 0
+    columns = list(zip(*rows, strict=True))
+    # one statement for every row (a day of churn can bring thousands): arrays in, rows counted out
     with conn.transaction(), conn.cursor() as cur:
-        for row in rows:
-            cur.execute(
-                "INSERT INTO aws_policy_alert_ledger (rule, alert_key, channel, recipient, delivery, account_id, "
-                "severity, snapshot_date, run_id, payload, payload_digest) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (rule, alert_key, channel, recipient) DO NOTHING", row)
-            inserted += cur.rowcount
-    return inserted
+        cur.execute(
+            "WITH added AS (INSERT INTO aws_policy_alert_ledger (rule, alert_key, channel, recipient, delivery, "
+            "account_id, severity, snapshot_date, run_id, payload, payload_digest) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+            "%s::text[], %s::date[], %s::text[], %s::jsonb[], %s::text[]) "
+            "ON CONFLICT (rule, alert_key, channel, recipient) DO NOTHING RETURNING 1) "
+            "SELECT count(*) FROM added", [list(c) for c in columns])
+        return cur.fetchone()[0]
 
 
 @dataclass
