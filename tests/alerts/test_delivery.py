@@ -173,3 +173,14 @@ def test_two_runs_at_once_never_send_the_same_alert(history_db, postgres, databa
     assert keys_a and keys_b and not keys_a & keys_b
     assert len(keys_a | keys_b) == 6
     assert history_db.execute("SELECT count(*) FROM aws_policy_alert_ledger WHERE outcome = 'sent'").fetchone()[0] == 6
+
+
+def test_a_recipient_whose_connection_is_missing_is_an_error_naming_it(history_db, channels):
+    routes = alerts.Routes(mapping={A: ["webhook:iam_audit_alerts_teams"]}, default=["webhook"])
+    outcome = run(history_db, "run-1", routes)
+    assert outcome.failures and all(
+        f.endswith("webhook via connection iam_audit_alerts_teams: the connection is not defined")
+        for f in outcome.failures)
+    rows = ledger(history_db)
+    assert {r[3] for r in rows if r[2] == "iam_audit_alerts_teams"} == {"failed"}
+    assert {r[3] for r in rows if r[2] == "iam_audit_alerts_webhook"} == {"sent"}   # B: the default
