@@ -74,6 +74,15 @@ def render_markdown(r: dict) -> str:
         for action, v in alone.items():
             out.append(_row("standin", f"stand-in alone: {action} ({v['response_bytes']} bytes)",
                             f"{v['requests_per_second']} requests/s", "≫ emulator's ~30", "-"))
+    al = st.get("alerts", {})
+    if "steady_day" in al:
+        sd = al["steady_day"]
+        out.append(_row("alerts", f"every shipped rule + ledger + delivery (no-op sender), steady day "
+                                  f"({al['accounts']} x {al['users']}, {al['days']} days, {al['churn_pct']} % churn, "
+                                  f"{sum(sd['alerts'].values())} alerts)",
+                        f"{sd['seconds']} s = {round(100 * sd['ratio_to_checks'], 1)} % of the day's checks "
+                        f"({al['checks_seconds']} s); rules alone {sd['rules_seconds']} s",
+                        "≤ 5 s and ≤ 10 %", _ok(sd["seconds"] <= 5 and sd["ratio_to_checks"] <= 0.10)))
     e = st.get("e2e", {})
     if "ratios" in e:
         ra = e["ratios"]

@@ -15,6 +15,8 @@ Stages (all on the benchmark's own PostgreSQL under bench/.state/ and fresh emul
           no-op DAG first (--dagscale-noop-tasks: Airflow's own overhead per task instance)
   history N days of verdict history with daily churn: bytes per day, check time against the
           earlier design, tile and Compliance page query times, retention
+  alerts  every shipped alert rule after N days of history with daily churn, as a share of the
+          day's checks time measured in the same run
 
 Prints one table and writes bench/results/latest.json and latest.md.
 """
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS_DIR, log, machine  # noqa: E402
 
-STAGES = ("calls", "load", "checks", "scale", "e2e", "curve", "history", "standin", "dagscale")
+STAGES = ("calls", "load", "checks", "scale", "e2e", "curve", "history", "standin", "dagscale", "alerts")
 
 
 def parse_args(argv):
@@ -69,6 +71,10 @@ def parse_args(argv):
     p.add_argument("--history-users", type=int, default=100, help="history: synthetic users per account")
     p.add_argument("--history-days", type=int, default=90, help="history: days of history")
     p.add_argument("--history-churn", type=float, default=1.0, help="history: percent of verdicts changing daily")
+    p.add_argument("--alerts-accounts", type=int, default=300, help="alerts: synthetic accounts")
+    p.add_argument("--alerts-users", type=int, default=100, help="alerts: synthetic users per account")
+    p.add_argument("--alerts-days", type=int, default=90, help="alerts: days of history")
+    p.add_argument("--alerts-churn", type=float, default=1.0, help="alerts: percent of verdicts changing daily")
     p.add_argument("--history-keep", type=int, default=30,
                    help="history: retention test keeps this many days (0: skip)")
     p.add_argument("--history-tiles-only", action="store_true",
@@ -191,6 +197,10 @@ def main(argv=None) -> int:
                 else:
                     res = run_history(args.history_accounts, args.history_users, args.history_days,
                                       args.history_churn, args.history_keep or None)
+            elif stage == "alerts":
+                from stage_alerts import run_alerts_bench
+
+                res = run_alerts_bench(args.alerts_accounts, args.alerts_users, args.alerts_days, args.alerts_churn)
         except Exception as exc:  # noqa: BLE001 - report and go on with the next stage
             traceback.print_exc()
             res = {"error": f"{type(exc).__name__}: {exc}"}

@@ -2,7 +2,7 @@
 
 discover accounts -> extract (one mapped task per account, or per batch of
 Variable iam_audit_accounts_per_task accounts) -> raw JSON in S3
--> load staging (COPY) -> one SQL task per control logic -> summary.
+-> load staging (COPY) -> one SQL task per control logic -> summary, report, alerts.
 The task bodies live in include/iam_audit; this file only declares the flow.
 """
 
@@ -127,7 +127,8 @@ def aws_iam_cis():
         """Log the compliance summary; fail the run when any account could not be fully audited."""
         from iam_audit import tasks
 
-        return tasks.summarize(plan, accounts, POSTGRES_CONN_ID)
+        alerts = get_current_context()["ti"].xcom_pull(task_ids="send_alerts")
+        return tasks.summarize(plan, accounts, POSTGRES_CONN_ID, alerts=alerts)
 
     @task(trigger_rule="none_skipped")
     def publish_report(plan: dict) -> str:
@@ -135,6 +136,13 @@ def aws_iam_cis():
         from iam_audit.report_task import publish_report as publish
 
         return publish(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
+
+    @task(trigger_rule="none_skipped")
+    def send_alerts(plan: dict) -> dict:
+        """Evaluate the alert rules (sql/alerts and the custom folder) and deliver each new alert once."""
+        from iam_audit.alerts_task import send_alerts as send
+
+        return send(plan, POSTGRES_CONN_ID)
 
     @task(trigger_rule="none_skipped")
     def expire_history(plan: dict) -> dict:
@@ -180,9 +188,11 @@ def aws_iam_cis():
     report = publish_report(plan)
     loaded >> checks >> summary
     checks >> report
+    alerted = send_alerts(plan)
+    checks >> alerted >> summary   # the summary reports the alerts' counts
     retention = expire_history(plan)
     [summary, report] >> retention
-    watched = [plan, schema, accounts, batches, extracted, loaded, *checks, summary, report, retention]
+    watched = [plan, schema, accounts, batches, extracted, loaded, *checks, summary, report, alerted, retention]
     watched >> fail_run_on_task_failure()
 
 

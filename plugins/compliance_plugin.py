@@ -77,8 +77,13 @@ VIEWS = ("aws_policy_scores", "aws_policy_open_findings", "aws_policy_open_probl
 
 # Every statement the page runs: values only as bind parameters. The findings statement gets
 # its optional filters as fixed fragments (FINDING_FILTERS), never as text from the request.
+ALERTS_SHOWN = 20
+
 QUERIES = {
     "relations": "SELECT name, to_regclass(name) IS NOT NULL FROM unnest(%(names)s::text[]) AS name",
+    # the last alerts the send_alerts task delivered (absent before the alert ledger exists)
+    "alerts_sent": "SELECT sent_at, rule, channel, recipient, account_id, severity, title, resource_id "
+                   "FROM aws_policy_alerts_sent ORDER BY sent_at DESC LIMIT %(limit)s",
     "frameworks": "SELECT DISTINCT framework FROM aws_policy_controls",
     # names and freshness of the accounts of the shown findings
     "account_info": """
@@ -361,6 +366,11 @@ def load_compliance(hook: Any = None, params: dict[str, str] | None = None) -> d
         trend = [{"snapshot_date": snapshot, "framework": framework, "pass": int(p), "fail": int(f),
                   "error": int(e), "muted": int(m), "accounts": n, "pass_rate": rate(int(p), int(f))}
                  for snapshot, framework, p, f, e, m, n in _records(cur, "trend", dates=dates)]
+        alerts_sent = []
+        if dict(_records(cur, "relations", names=["aws_policy_alerts_sent"])).get("aws_policy_alerts_sent"):
+            columns = ("sent_at", "rule", "channel", "recipient", "account_id", "severity", "title", "resource_id")
+            alerts_sent = [dict(zip(columns, row, strict=True))
+                           for row in _records(cur, "alerts_sent", limit=ALERTS_SHOWN)]
     for a in accounts:
         a["run_id"] = run_ids.get((a["account_id"], _iso(a["latest_snapshot_date"])))
         a["run_url"] = run_url(a["run_id"])
@@ -372,7 +382,7 @@ def load_compliance(hook: Any = None, params: dict[str, str] | None = None) -> d
         f["run_url"] = run_url(f["run_id"])
     paging["pages"] = max(1, -(-matching // paging["page_size"]))
     data.update(totals=totals, accounts=accounts, accounts_matching=matching, scores=scores, findings=findings,
-                findings_total=total, trend=trend,
+                findings_total=total, trend=trend, alerts_sent=alerts_sent,
                 frameworks=[t["framework"] for t in totals["frameworks"]], available=bool(totals["frameworks"]))
     return _plain(data)
 
@@ -735,6 +745,18 @@ def _trend_table(data: dict[str, Any]) -> str:
             f'<thead><tr><th>snapshot</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div></details>')
 
 
+def _alerts_table(data: dict[str, Any]) -> str:
+    rows = data.get("alerts_sent") or []
+    if not rows:
+        return '<p class="count" id="alerts-sent">No alert sent yet.</p>'
+    cells = "".join(
+        f"<tr><td>{_e(str(a['sent_at'])[:19])}</td><td>{_e(a['rule'])}</td><td>{_e(a['channel'])} "
+        f"{_e(a['recipient'])}</td><td>{_e(a['account_id'] or '')}</td><td>{_e(a['severity'] or '')}</td>"
+        f"<td>{_e(a['title'] or '')}</td><td>{_e(_shorten(a['resource_id'] or ''))}</td></tr>" for a in rows)
+    return ('<table id="alerts-sent"><thead><tr><th>sent</th><th>rule</th><th>to</th><th>account</th>'
+            f'<th>severity</th><th>alert</th><th>resource</th></tr></thead><tbody>{cells}</tbody></table>')
+
+
 def _css() -> str:
     try:
         return (STATIC_DIR / "style.css").read_text()
@@ -786,6 +808,8 @@ def render_page(data: dict[str, Any] | None, error: str | None = None, warning: 
             f'{shown} of {total} problems)</span></h2>', _findings_table(data), "</section>",
             f"<section><h2>Trend over the last {TREND_SNAPSHOTS} snapshots</h2>",
             _trend_chart(data), _trend_table(data), "</section>",
+            f'<section><h2>Last alerts sent <span class="count">(newest {ALERTS_SHOWN})</span></h2>',
+            _alerts_table(data), "</section>",
         ]
     return ('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Compliance</title>'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -129,6 +129,9 @@ def discover(plan: dict, aws_conn_id: str) -> list[dict]:
         org_accounts = None
     if org_accounts is not None:
         store.put(layout.organization_key(plan["config"]["prefix"], plan["snapshot_date"]), layout.encode(org_accounts))
+        from iam_audit.account_tags import store_account_tags
+
+        store_account_tags(target, store, plan["config"]["prefix"], plan["snapshot_date"], org_accounts)
     accounts = discover_accounts(target, _config(plan), plan["requested_accounts"], org_accounts)
     _check_map_length(len(accounts), _per_task(plan))
     log.info("auditing %d accounts", len(accounts))
@@ -352,6 +355,9 @@ def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_con
             else:
                 prune_other_accounts(plan["snapshot_date"], keep, hook.get_conn)
         load_organization(store, plan["config"]["prefix"], plan["snapshot_date"], hook.get_conn)
+        from iam_audit.account_tags import load_account_tags
+
+        load_account_tags(store, plan["config"]["prefix"], plan["snapshot_date"], hook.get_conn)
         report = load_snapshot(store, plan["config"]["prefix"], plan["snapshot_date"], accounts,
                                hook.get_conn, mode=plan["mode"], run_id=plan["run_id"])
     _analyze(hook)
@@ -383,7 +389,7 @@ def _analyze(hook) -> None:
         conn.close()
 
 
-def summarize(plan: dict, accounts: list[dict] | None, postgres_conn_id: str) -> dict:
+def summarize(plan: dict, accounts: list[dict] | None, postgres_conn_id: str, alerts: dict | None = None) -> dict:
     from iam_audit.database import pipeline_hook
     from iam_audit.summary import build_summary, format_summary
 
@@ -394,6 +400,9 @@ def summarize(plan: dict, accounts: list[dict] | None, postgres_conn_id: str) ->
     finally:
         conn.close()
     log.info("\n%s", format_summary(summary))
+    from iam_audit.alerts import summary_line
+
+    log.info("%s", summary_line(alerts))
     incomplete = sorted({e["account_id"] for e in summary.extraction_errors})
     if plan["mode"] == "live" and incomplete:
         from airflow.sdk.exceptions import AirflowFailException

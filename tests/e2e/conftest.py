@@ -52,11 +52,12 @@ class DagServer:
                                          env={**os.environ, **env}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=server_log, text=True)
 
-    def run(self, logical_date: str, log_file: Path, env_overrides: dict[str, str]) -> DagRunResult:
+    def run(self, logical_date: str, log_file: Path, env_overrides: dict[str, str],
+            conf: dict | None = None) -> DagRunResult:
         from sqlalchemy import create_engine
         from sqlalchemy.pool import NullPool
 
-        request = {"env": env_overrides, "logical_date": logical_date, "log_file": str(log_file)}
+        request = {"env": env_overrides, "logical_date": logical_date, "log_file": str(log_file), "conf": conf}
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
@@ -81,16 +82,16 @@ class DagServer:
 
 @pytest.fixture(scope="session")
 def run(e2e_stack):
-    """Run the DAG once: run(logical_date, **env_overrides) -> DagRunResult."""
+    """Run the DAG once: run(logical_date, conf=None, **env_overrides) -> DagRunResult (conf: the run's params)."""
     counter = iter(range(1000))
     server = None if os.environ.get("IAM_AUDIT_E2E_CLI") == "1" else DagServer(e2e_stack.env)
 
-    def _run(logical_date: str, **env_overrides):
+    def _run(logical_date: str, conf: dict | None = None, **env_overrides):
         log_file = TEST_STATE / f"dag-run-{e2e_stack.database}-{next(counter)}.log"
         if server:
-            return server.run(logical_date, log_file, env_overrides)
+            return server.run(logical_date, log_file, env_overrides, conf)
         return run_dag({**e2e_stack.env, **env_overrides}, logical_date=logical_date, log_file=log_file,
-                       progress=None)
+                       conf=json.dumps(conf) if conf else None, progress=None)
 
     yield _run
     if server:

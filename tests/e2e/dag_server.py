@@ -3,7 +3,7 @@
 start-up, its configuration and its in-process Execution API again for every run.
 
 Protocol: one JSON request a line on standard input,
-    {"env": {name: value, ...}, "logical_date": "YYYY-MM-DD", "log_file": path}
+    {"env": {name: value, ...}, "logical_date": "YYYY-MM-DD", "log_file": path, "conf": {...} (optional)}
 and one JSON answer a line on the standard output it started with,
     {"state": "success" | "failed" | null, "run_id": ..., "error": null | "..."}.
 Each run sees the starting environment plus its "env" (the DAG file is parsed again, so settings
@@ -28,7 +28,7 @@ def run_once(request: dict) -> dict:
     from airflow.utils.cli import get_bagged_dag
 
     dag = get_bagged_dag(bundle_names=None, dag_id=DAG_ID)
-    dag_run = dag.test(logical_date=parsedate(request["logical_date"]))
+    dag_run = dag.test(logical_date=parsedate(request["logical_date"]), run_conf=request.get("conf"))
     state = getattr(dag_run.state, "value", dag_run.state) if dag_run else None
     return {"state": state, "run_id": dag_run.run_id if dag_run else None}
 

@@ -587,3 +587,22 @@ def test_make_airflow_gives_the_page_its_reader_login(db, postgres, database, tm
     monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn)
     data = cp.load_compliance()
     assert data["available"] and data["warning"] is None
+
+
+def test_last_alerts_sent_are_listed_escaped(db, reader_conn):
+    seed(db, organisation())
+    assert 'id="alerts-sent"' in cp.render_page(cp.load_compliance()) and "No alert sent yet" in \
+        cp.render_page(cp.load_compliance())
+    for i, outcome in enumerate(("sent", "failed", "sent")):
+        db.execute(
+            "INSERT INTO aws_policy_alert_ledger (rule, alert_key, channel, recipient, delivery, account_id, severity,"
+            " snapshot_date, run_id, payload, payload_digest, outcome, sent_at) VALUES ('newly_failing', %s, "
+            "'email', 'sec@example.com', 'immediate', %s, 'high', %s, %s, %s, 'x', %s, "
+            "CASE WHEN %s = 'sent' THEN now() - make_interval(mins => %s) END)",
+            (f"k{i}", PROD, DAY2, RUN2, json.dumps({"title": f"<b>alert {i}</b>", "resource_id": f"user-{i}"}),
+             outcome, outcome, 10 - i))
+    db.commit()
+    data = cp.load_compliance()   # read as compliance_reader
+    assert [a["title"] for a in data["alerts_sent"]] == ["<b>alert 2</b>", "<b>alert 0</b>"]
+    html = cp.render_page(data)
+    assert "&lt;b&gt;alert 2&lt;/b&gt;" in html and "<b>alert 2" not in html and "alert 1" not in html

@@ -47,6 +47,11 @@ def test_flow(dag):
     watcher = dag.get_task("fail_run_on_task_failure")
     assert watcher.trigger_rule == "one_failed"
     assert {t.task_id for t in dag.tasks} - {watcher.task_id} <= watcher.upstream_task_ids
+    # alerts after every check, whatever the report and summary do
+    checks = {t.task_id for t in dag.tasks if t.task_id.startswith("check_")}
+    assert dag.get_task("send_alerts").upstream_task_ids == checks | {"plan_run"}
+    assert dag.get_task("send_alerts").trigger_rule == "none_skipped"
+    assert "send_alerts" in dag.get_task("summarize").upstream_task_ids   # the summary reports the alerts
     # acyclic: a topological sort covers every task
     assert len(dag.topological_sort()) == len(dag.tasks)
 

@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         snapshot_date = row[0]
         raw = f"s3://{stack.bucket}/iam/snapshot_date={snapshot_date}/"
         print(format_summary(build_summary(conn, snapshot_date), raw_location=f"{raw} (on the emulator)"))
+        from iam_audit.alerts import preview
+
+        print()
+        print(preview(conn, snapshot_date.isoformat()))
         from iam_audit.report import write_report
 
         report_path = stack.state_dir / "report.html"
