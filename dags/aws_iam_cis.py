@@ -137,6 +137,13 @@ def aws_iam_cis():
         return publish(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
 
     @task(trigger_rule="none_skipped")
+    def export_ocsf(plan: dict) -> dict:
+        """Every verdict of the snapshot as OCSF Compliance Findings (JSON Lines, gzip) next to it in S3."""
+        from iam_audit.export.task import export_ocsf as export
+
+        return export(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
+
+    @task(trigger_rule="none_skipped")
     def expire_history(plan: dict) -> dict:
         """Drop verdict history and staged snapshots older than Variable iam_audit_retention_days (if set)."""
         from iam_audit import tasks
@@ -179,10 +186,12 @@ def aws_iam_cis():
     summary = summarize(plan, accounts)
     report = publish_report(plan)
     loaded >> checks >> summary
+    ocsf = export_ocsf(plan)
     checks >> report
+    checks >> ocsf
     retention = expire_history(plan)
-    [summary, report] >> retention
-    watched = [plan, schema, accounts, batches, extracted, loaded, *checks, summary, report, retention]
+    [summary, report, ocsf] >> retention
+    watched = [plan, schema, accounts, batches, extracted, loaded, *checks, summary, report, ocsf, retention]
     watched >> fail_run_on_task_failure()
 
 

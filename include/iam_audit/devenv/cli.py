@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 from iam_audit.devenv.runner import first_failure, migrate, run_dag
@@ -312,6 +313,29 @@ def sql(argv: list[str]) -> int:
     return subprocess.call(cmd)
 
 
+def export_ocsf(argv: list[str]) -> int:
+    """`make export-ocsf DATE=YYYY-MM-DD [OUT=file]`: a stored date's verdicts as OCSF findings."""
+    from iam_audit.devenv.postgres import start_postgres
+    from iam_audit.devenv.stack import COMPLIANCE_DB, STATE_DIR
+    from iam_audit.export.ocsf import EXPORT_NAME, NothingToExport, export_to_file
+
+    parser = argparse.ArgumentParser(prog="make export-ocsf")
+    parser.add_argument("date", type=date.fromisoformat, help="snapshot date YYYY-MM-DD (DATE=)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"output file (OUT=; default .devenv/<date>-{EXPORT_NAME})")
+    args = parser.parse_args(argv)
+    out = args.out or STATE_DIR / f"{args.date}-{EXPORT_NAME}"
+    pg = start_postgres(STATE_DIR / "pg")
+    with pg.connect(COMPLIANCE_DB) as conn:
+        try:
+            count = export_to_file(conn, args.date, out)
+        except NothingToExport as exc:
+            print(f"make export-ocsf: {exc}", file=sys.stderr)
+            return 2
+    print(f"{count} OCSF findings of {args.date} in {out}")
+    return 0
+
+
 def stop(argv: list[str]) -> int:
     """`make stop`: Airflow of `make airflow`, the emulator (its S3 saved to disk) and PostgreSQL."""
     from iam_audit.devenv.stack import STATE_DIR, down, status
@@ -328,7 +352,7 @@ def stop(argv: list[str]) -> int:
     return 1 if still else 0
 
 
-COMMANDS = {"backfill": backfill, "run": run_once, "ui": ui, "sql": sql, "stop": stop}
+COMMANDS = {"export-ocsf": export_ocsf, "backfill": backfill, "run": run_once, "ui": ui, "sql": sql, "stop": stop}
 
 if __name__ == "__main__":
     sys.exit(COMMANDS[sys.argv[1]](sys.argv[2:]))
