@@ -143,6 +143,13 @@ def aws_iam_cis():
 
         return export(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
 
+    @task(trigger_rule="none_skipped", pool=AWS_POOL)
+    def send_to_securityhub(plan: dict) -> dict:
+        """Changed findings to AWS Security Hub, when Variable iam_audit_securityhub_region is set."""
+        from iam_audit.export.task import send_to_securityhub as send
+
+        return send(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
+
     @task(trigger_rule="none_skipped")
     def expire_history(plan: dict) -> dict:
         """Drop verdict history and staged snapshots older than Variable iam_audit_retention_days (if set)."""
@@ -187,11 +194,14 @@ def aws_iam_cis():
     report = publish_report(plan)
     loaded >> checks >> summary
     ocsf = export_ocsf(plan)
+    securityhub = send_to_securityhub(plan)
     checks >> report
     checks >> ocsf
+    checks >> securityhub
     retention = expire_history(plan)
-    [summary, report, ocsf] >> retention
-    watched = [plan, schema, accounts, batches, extracted, loaded, *checks, summary, report, ocsf, retention]
+    [summary, report, ocsf, securityhub] >> retention
+    watched = [plan, schema, accounts, batches, extracted, loaded, *checks, summary, report, ocsf, securityhub,
+               retention]
     watched >> fail_run_on_task_failure()
 
 

@@ -88,6 +88,7 @@ def plan_run(context) -> dict:
             "max_account_drop_percent": config.max_account_drop_percent,
             "retention_days": config.retention_days,
             "accounts_per_task": config.accounts_per_task,
+            "securityhub_region": config.securityhub_region,
         },
     }
     log.info("snapshot %s, mode %s, frameworks %s, bucket %s", plan["snapshot_date"], mode,

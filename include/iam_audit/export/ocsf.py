@@ -209,7 +209,7 @@ def _check(c: dict) -> dict:
     return out
 
 
-def _rows(conn, snapshot_date: date) -> Iterator[dict]:
+def finding_rows(conn, snapshot_date: date) -> Iterator[dict]:
     """The query's rows through a server-side cursor (FETCH_ROWS at a time)."""
     sql = QUERY_FILE.read_text(encoding="utf-8")
     with conn.transaction(), conn.cursor(name="iam_audit_ocsf_export") as cur:
@@ -238,7 +238,7 @@ def findings(conn, snapshot_date: date) -> Iterator[dict]:
         raise NothingToExport(f"no verdicts are stored for {snapshot_date}: evaluate the date first "
                               "(a run or a backfill of it)")
     texts, version = logic_texts(), _product_version()
-    for row in _rows(conn, snapshot_date):
+    for row in finding_rows(conn, snapshot_date):
         yield to_ocsf(row, snapshot_date, texts, version)
 
 

@@ -28,3 +28,34 @@ def export_ocsf(plan: dict, postgres_conn_id: str, aws_conn_id: str) -> dict:
         conn.close()
     log.info("OCSF export of %s: %d findings, %s", snapshot_date, count, url)
     return {"url": url, "findings": count}
+
+
+def send_to_securityhub(plan: dict, postgres_conn_id: str, aws_conn_id: str) -> dict:
+    """Changed findings to the Security Hub of Variable iam_audit_securityhub_region (unset: nothing)."""
+    from iam_audit.aws import target_from_connection
+    from iam_audit.database import pipeline_hook
+    from iam_audit.export.securityhub import Receiver, newest_sent_date, send
+
+    region = plan["config"].get("securityhub_region")
+    if not region:
+        log.info("Security Hub export is off (Variable iam_audit_securityhub_region is not set)")
+        return {"enabled": False}
+    snapshot_date = date.fromisoformat(str(plan["snapshot_date"]))
+    hook = pipeline_hook(postgres_conn_id)
+    conn, ledger_conn = hook.get_conn(), hook.get_conn()
+    ledger_conn.autocommit = True
+    try:
+        newest = newest_sent_date(conn)
+        if newest and snapshot_date < newest:
+            log.info("Security Hub already holds %s; %s is older and is not sent (it would turn findings back)",
+                     newest, snapshot_date)
+            return {"enabled": True, "sent": 0, "skipped": f"older than {newest}"}
+        target = target_from_connection(aws_conn_id)
+        arn = target.client("sts").get_caller_identity()["Arn"]
+        receiver = Receiver(account_id=arn.split(":")[4], region=region, partition=arn.split(":")[1])
+        result = send(conn, ledger_conn, target.client("securityhub", region_name=region), snapshot_date,
+                      receiver, plan["run_id"])
+    finally:
+        conn.close()
+        ledger_conn.close()
+    return {"enabled": True, "changed": result.changed, "sent": result.sent}
