@@ -57,6 +57,7 @@ MAX_CONCURRENT_BATCHES = 3       # AWS's rate for it is 10 requests per second, 
 SCHEMA_VERSION = "2018-10-08"
 STATUS = {"fail": "FAILED", "error": "NOT_AVAILABLE", "pass": "PASSED"}
 RESOURCE_TYPES = {"iam_user": "AwsIamUser", "iam_role": "AwsIamRole", "iam_policy": "AwsIamPolicy",
+                  "access_key": "AwsIamAccessKey",
                   "iam_group": "AwsIamGroup", "account": "AwsAccount"}
 CIS_TYPE = "Software and Configuration Checks/Industry and Regulatory Standards/CIS AWS Foundations Benchmark"
 HYGIENE_TYPE = "Software and Configuration Checks/AWS Security Best Practices"
