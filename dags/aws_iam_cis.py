@@ -72,6 +72,9 @@ Backfills (`make backfill`, the Backfill form, `airflow backfill create`) replay
                       description="live: read IAM now; replay: re-evaluate the stored snapshot of the "
                                   "logical date. " + AUTO_RULE),
         OVERRIDE_PARAM: Param(False, type="boolean", description=OVERRIDE_HELP),
+        "evidence_pack": Param(False, type="boolean",
+                               description="Also store an auditor's evidence pack of the date (CSV, printable "
+                                           "summary, manifest of hashed raw objects) as a zip next to it in S3."),
     },
 )
 def aws_iam_cis():
@@ -151,6 +154,14 @@ def aws_iam_cis():
         return send(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
 
     @task(trigger_rule="none_skipped")
+    def build_evidence_pack(plan: dict) -> dict:
+        """With trigger param evidence_pack: the date's evidence pack as a zip next to the snapshot."""
+        from iam_audit.export.task import build_evidence_pack as build
+
+        wanted = bool(get_current_context()["params"].get("evidence_pack"))
+        return build(plan, POSTGRES_CONN_ID, AWS_CONN_ID, wanted)
+
+    @task(trigger_rule="none_skipped")
     def expire_history(plan: dict) -> dict:
         """Drop verdict history and staged snapshots older than Variable iam_audit_retention_days (if set)."""
         from iam_audit import tasks
@@ -195,13 +206,13 @@ def aws_iam_cis():
     loaded >> checks >> summary
     ocsf = export_ocsf(plan)
     securityhub = send_to_securityhub(plan)
-    checks >> report
-    checks >> ocsf
-    checks >> securityhub
+    evidence = build_evidence_pack(plan)
+    exports = [report, ocsf, securityhub, evidence]
+    for export in exports:
+        checks >> export
     retention = expire_history(plan)
-    [summary, report, ocsf, securityhub] >> retention
-    watched = [plan, schema, accounts, batches, extracted, loaded, *checks, summary, report, ocsf, securityhub,
-               retention]
+    [summary, *exports] >> retention
+    watched = [plan, schema, accounts, batches, extracted, loaded, *checks, summary, *exports, retention]
     watched >> fail_run_on_task_failure()
 
 

@@ -59,3 +59,31 @@ def send_to_securityhub(plan: dict, postgres_conn_id: str, aws_conn_id: str) -> 
         conn.close()
         ledger_conn.close()
     return {"enabled": True, "changed": result.changed, "sent": result.sent}
+
+
+def build_evidence_pack(plan: dict, postgres_conn_id: str, aws_conn_id: str, wanted: bool) -> dict:
+    """The date's evidence pack (iam_audit.export.evidence) as a zip next to the snapshot, when asked for."""
+    import tempfile
+    from pathlib import Path
+
+    from iam_audit.database import pipeline_hook
+    from iam_audit.export.evidence import build_pack, evidence_key
+    from iam_audit.raw_store import S3RawStore
+
+    if not wanted:
+        log.info("no evidence pack asked for (trigger param evidence_pack; make evidence DATE=... builds one)")
+        return {"built": False}
+    config = plan["config"]
+    prefix = config.get("prefix") or "iam"
+    snapshot_date = date.fromisoformat(str(plan["snapshot_date"]))
+    store = S3RawStore(config["bucket"], aws_conn_id=aws_conn_id, kms_key_id=config.get("kms_key_id"))
+    conn = pipeline_hook(postgres_conn_id).get_conn()
+    with tempfile.TemporaryDirectory(prefix="iam-audit-evidence-") as tmp:
+        try:
+            archive = build_pack(conn, store.get, prefix, snapshot_date, Path(tmp))
+        finally:
+            conn.close()
+        key = evidence_key(prefix, snapshot_date)
+        store.put(key, archive.read_bytes(), content_type="application/zip")
+    log.info("evidence pack of %s: %s", snapshot_date, store.url(key))
+    return {"built": True, "url": store.url(key)}
