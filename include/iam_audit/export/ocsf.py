@@ -26,6 +26,7 @@ whatever the number of findings.
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import hashlib
 import json
@@ -39,7 +40,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO
 
-from iam_audit.catalogue import framework_sort_key, load_catalogue
+from iam_audit.catalogue import framework_sort_key as _framework_sort_key
+from iam_audit.catalogue import load_catalogue
 from iam_audit.paths import SQL_DIR
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ FINDINGS_CATEGORY = 2
 PRODUCT_NAME = "iam-audit"
 EXPORT_NAME = "findings.ocsf.jsonl.gz"
 QUERY_FILE = SQL_DIR / "exports" / "ocsf_findings.sql"
+SCOPES_FILE = SQL_DIR / "exports" / "ocsf_scopes.sql"
 
 SEVERITY_ID = {"low": 2, "medium": 3, "high": 4, "critical": 5}
 COMPLIANCE_STATUS = {"pass": (1, "Pass"), "fail": (3, "Fail"), "error": (99, "Error")}
@@ -61,11 +64,16 @@ AWS_ACCOUNT = 10
 FETCH_ROWS = 2000
 
 
+# a handful of framework names, sorted for every finding: computed once each
+framework_sort_key = functools.lru_cache(maxsize=256)(_framework_sort_key)
+
+
 def export_key(prefix: str, snapshot_date: date | str) -> str:
     """Next to the snapshot, outside every account_id= folder (replay never reads it)."""
     return f"{prefix}/snapshot_date={snapshot_date}/exports/ocsf/{EXPORT_NAME}"
 
 
+@functools.lru_cache(maxsize=256)
 def standard_name(framework: str) -> str:
     """The standard's name as Security Hub and auditors write it."""
     if framework.startswith("cis_v"):
@@ -77,6 +85,7 @@ def _version(framework: str) -> str | None:
     return framework.removeprefix("cis_v") if framework.startswith("cis_v") else None
 
 
+@functools.lru_cache(maxsize=4096)  # evaluation times and dates repeat across an account's findings
 def _epoch_ms(value: datetime | date) -> int:
     if not isinstance(value, datetime):
         value = datetime.combine(value, time(0), tzinfo=UTC)
@@ -117,6 +126,7 @@ def to_ocsf(row: dict, snapshot_date: date, texts: dict[str, LogicTexts], produc
     checks = sorted(row["checks"], key=lambda c: (framework_sort_key(c["framework"]), c["check_id"]))
     worst = min(checks, key=lambda c: STATUS_ORDER.index(c["status"]))
     status = worst["status"]
+    severity = max(checks, key=lambda c: SEVERITY_ID[c["severity"]])["severity"]
     failing = [c for c in checks if c["status"] == "fail"]
     muted = bool(failing) and all(c["exception_id"] is not None for c in failing)
     if status == "fail":
@@ -127,7 +137,7 @@ def to_ocsf(row: dict, snapshot_date: date, texts: dict[str, LogicTexts], produc
         finding_status = (FINDING_OTHER, "Error")
     logic = row["control_logic"]
     text = texts.get(logic)
-    newest = max(checks, key=lambda c: framework_sort_key(c["framework"]))
+    newest = checks[-1]                    # sorted by framework version: the newest one's title
     first_seen = row["first_seen"] or snapshot_date
     activity = ACTIVITY_CREATE if first_seen >= snapshot_date else ACTIVITY_UPDATE
     uid = finding_uid(logic, row["account_id"], row["resource_id"])
@@ -145,8 +155,8 @@ def to_ocsf(row: dict, snapshot_date: date, texts: dict[str, LogicTexts], produc
         "class_name": "Compliance Finding",
         "type_uid": COMPLIANCE_FINDING * 100 + activity,
         "time": evaluated,
-        "severity_id": max(SEVERITY_ID[c["severity"]] for c in checks),
-        "severity": max(checks, key=lambda c: SEVERITY_ID[c["severity"]])["severity"].capitalize(),
+        "severity_id": SEVERITY_ID[severity],
+        "severity": severity.capitalize(),
         "status_id": finding_status[0],
         "status": finding_status[1],
         "status_detail": worst["reason"],
@@ -199,27 +209,53 @@ def to_ocsf(row: dict, snapshot_date: date, texts: dict[str, LogicTexts], produc
 
 def _check(c: dict) -> dict:
     status_id, status = COMPLIANCE_STATUS[c["status"]]
-    out = {"uid": f"{c['framework']}/{c['check_id']}", "name": c["title"],
-           "standards": [standard_name(c["framework"])], "status_id": status_id, "status": status,
-           "severity_id": SEVERITY_ID[c["severity"]], "severity": c["severity"].capitalize(),
-           "desc": c["reason"]}
-    version = _version(c["framework"])
+    return {**_check_base(c["framework"], c["check_id"], c["title"], c["severity"]),
+            "status_id": status_id, "status": status, "desc": c["reason"]}
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_base(framework: str, check_id: str, title: str, severity: str) -> dict:
+    """The part of a compliance check that is the same for every resource (never mutated by callers)."""
+    out = {"uid": f"{framework}/{check_id}", "name": title, "standards": [standard_name(framework)],
+           "severity_id": SEVERITY_ID[severity], "severity": severity.capitalize()}
+    version = _version(framework)
     if version:
         out["version"] = version
     return out
 
 
 def finding_rows(conn, snapshot_date: date) -> Iterator[dict]:
-    """The query's rows through a server-side cursor (FETCH_ROWS at a time)."""
+    """One dict per (control logic, account, resource) of the date, with `checks`: one entry per framework
+    control that answered it (framework, check_id, title, severity, status, reason, exception_*).
+
+    Rows of sql/exports/ocsf_findings.sql come through a server-side cursor (FETCH_ROWS at a time) and
+    are joined in Python to the day's few scopes (sql/exports/ocsf_scopes.sql)."""
+    params = {"snapshot_date": snapshot_date}
+    scopes: dict[int, list[tuple]] = {}
+    for variant_id, framework, check_id, title, severity in conn.execute(SCOPES_FILE.read_text(encoding="utf-8"),
+                                                                          params):
+        scopes.setdefault(variant_id, []).append((framework, check_id, title, severity))
     sql = QUERY_FILE.read_text(encoding="utf-8")
-    with conn.transaction(), conn.cursor(name="iam_audit_ocsf_export") as cur:
+    with conn.transaction(), conn.cursor(name="iam_audit_finding_export") as cur:
         cur.itersize = FETCH_ROWS
-        cur.execute(sql, {"snapshot_date": snapshot_date})
+        cur.execute(sql, params)
         names = None
         for record in cur:
             if names is None:
                 names = [c.name for c in cur.description]
-            yield dict(zip(names, record, strict=True))
+            row = dict(zip(names, record, strict=True))
+            checks = []
+            for variant_id, status, reason, muted in row.pop("variants"):
+                exceptions = {(m[0], m[1]): m[2:] for m in muted or ()}
+                for framework, check_id, title, severity in scopes.get(variant_id, ()):
+                    exception = exceptions.get((framework, check_id), (None, None, None))
+                    checks.append({"framework": framework, "check_id": check_id, "title": title,
+                                   "severity": severity, "status": status, "reason": reason,
+                                   "exception_id": exception[0], "exception_reason": exception[1],
+                                   "exception_expires_on": exception[2]})
+            if checks:
+                row["checks"] = checks
+                yield row
 
 
 def has_evaluations(conn, snapshot_date: date) -> bool:
