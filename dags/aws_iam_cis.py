@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from iam_audit.catalogue import load_catalogue
 from iam_audit.database import session_options
 from iam_audit.notify import on_run_failure
+from iam_audit.operators import CheckOperator
 from iam_audit.paths import SQL_DIR
 from iam_audit.run_modes import AUTO_RULE, OVERRIDE_HELP, OVERRIDE_PARAM
 
@@ -185,8 +185,9 @@ def aws_iam_cis():
     [plan, accounts, extracted] >> loaded
 
     checks = [
-        SQLExecuteQueryOperator(
+        CheckOperator(
             task_id=f"check_{check.logic}",
+            needs=check.needs,
             conn_id=POSTGRES_CONN_ID,
             # lock_timeout, statement_timeout and the date lock's wait (iam_audit.database.timeouts)
             hook_params={"options": session_options()},

@@ -13,6 +13,14 @@ from datetime import date
 log = logging.getLogger(__name__)
 
 
+def _lineage(hook, postgres_conn_id: str, config: dict, output: str) -> None:
+    """aws_policy_results -> s3://<bucket>/<prefix>/<output> (iam_audit.lineage)."""
+    from iam_audit.lineage import RESULTS, postgres_uri, report, s3_uri
+
+    report(hook, inputs=[postgres_uri(postgres_conn_id, "public", RESULTS)],
+           outputs=[s3_uri(config["bucket"], config.get("prefix") or "iam", output)])
+
+
 def export_ocsf(plan: dict, postgres_conn_id: str, aws_conn_id: str) -> dict:
     from iam_audit.database import pipeline_hook
     from iam_audit.export.ocsf import export_to_s3
@@ -21,6 +29,7 @@ def export_ocsf(plan: dict, postgres_conn_id: str, aws_conn_id: str) -> dict:
     config = plan["config"]
     snapshot_date = date.fromisoformat(str(plan["snapshot_date"]))
     store = S3RawStore(config["bucket"], aws_conn_id=aws_conn_id, kms_key_id=config.get("kms_key_id"))
+    _lineage(store.hook, postgres_conn_id, config, "exports/ocsf")
     conn = pipeline_hook(postgres_conn_id).get_conn()
     try:
         url, count = export_to_s3(conn, snapshot_date, store, config.get("prefix") or "iam")
@@ -77,6 +86,7 @@ def build_evidence_pack(plan: dict, postgres_conn_id: str, aws_conn_id: str, wan
     prefix = config.get("prefix") or "iam"
     snapshot_date = date.fromisoformat(str(plan["snapshot_date"]))
     store = S3RawStore(config["bucket"], aws_conn_id=aws_conn_id, kms_key_id=config.get("kms_key_id"))
+    _lineage(store.hook, postgres_conn_id, config, "exports/evidence")
     conn = pipeline_hook(postgres_conn_id).get_conn()
     with tempfile.TemporaryDirectory(prefix="iam-audit-evidence-") as tmp:
         try:
