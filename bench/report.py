@@ -51,6 +51,14 @@ def render_markdown(r: dict) -> str:
         out.append(_row("checks", "all checks / (scan + writing the verdicts alone)",
                         f"{ck['ratio_total_to_scan_plus_write_floor']}x "
                         f"({ck['verdicts_written']} verdicts, write floor {ck['write_floor_seconds']} s)", "-", "-"))
+    ex = st.get("exports", {})
+    if "ocsf" in ex:
+        for name, label in (("ocsf", "OCSF export"), ("evidence", "evidence pack CSV + summary")):
+            part = ex[name]
+            out.append(_row("exports", f"{label} / the day's checks ({ex['accounts']} x {ex['users_per_account']}, "
+                                       f"{part['count']} {'findings' if name == 'ocsf' else 'verdicts'})",
+                            f"{part['seconds']} s / {ex['checks_seconds']} s = {ex[name + '_to_checks']}x, "
+                            f"peak {part['peak_rss_mb']} MB", "peak < 500 MB", _ok(part["peak_rss_mb"] < 500)))
     for key in ("scale", "scale_prototype"):
         sc = st.get(key, {})
         if "extraction_seconds" in sc:

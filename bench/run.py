@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS_DIR, log, machine  # noqa: E402
 
-STAGES = ("calls", "load", "checks", "scale", "e2e", "curve", "history", "standin", "dagscale", "alerts")
+STAGES = ("calls", "load", "checks", "scale", "e2e", "curve", "history", "standin", "dagscale", "alerts", "exports")
 
 
 def parse_args(argv):
@@ -105,6 +105,8 @@ def parse_args(argv):
                    help="history: upgrade the kept database of a stopped run to the current schema, then "
                         "sizes, tiles and retention (--history-keep)")
     p.add_argument("--history-log", default=None, help="history: the stopped run's log (with --history-finish)")
+    p.add_argument("--exports-accounts", type=int, default=300, help="exports: synthetic accounts")
+    p.add_argument("--exports-users", type=int, default=100, help="exports: synthetic users per account")
     p.add_argument("--output", default=str(RESULTS_DIR / "latest.json"))
     return p.parse_args(argv)
 
@@ -187,6 +189,10 @@ def main(argv=None) -> int:
                     _write(results, out_path)  # after every size: a later failure keeps what was measured
             elif stage == "curve":
                 res = run_curve(args)
+            elif stage == "exports":
+                from stage_exports import run_exports
+
+                res = run_exports(args.exports_accounts, args.exports_users)
             elif stage == "history":
                 from stage_history import finish_history, retime_tiles, run_history
 

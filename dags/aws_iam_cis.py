@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from iam_audit.catalogue import load_catalogue
 from iam_audit.database import session_options
 from iam_audit.notify import on_run_failure
+from iam_audit.operators import CheckOperator
 from iam_audit.paths import SQL_DIR
 from iam_audit.run_modes import AUTO_RULE, OVERRIDE_HELP, OVERRIDE_PARAM
 
@@ -72,6 +72,9 @@ Backfills (`make backfill`, the Backfill form, `airflow backfill create`) replay
                       description="live: read IAM now; replay: re-evaluate the stored snapshot of the "
                                   "logical date. " + AUTO_RULE),
         OVERRIDE_PARAM: Param(False, type="boolean", description=OVERRIDE_HELP),
+        "evidence_pack": Param(False, type="boolean",
+                               description="Also store an auditor's evidence pack of the date (CSV, printable "
+                                           "summary, manifest of hashed raw objects) as a zip next to it in S3."),
     },
 )
 def aws_iam_cis():
@@ -145,6 +148,28 @@ def aws_iam_cis():
         return send(plan, POSTGRES_CONN_ID)
 
     @task(trigger_rule="none_skipped")
+    def export_ocsf(plan: dict) -> dict:
+        """Every verdict of the snapshot as OCSF Compliance Findings (JSON Lines, gzip) next to it in S3."""
+        from iam_audit.export.task import export_ocsf as export
+
+        return export(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
+
+    @task(trigger_rule="none_skipped", pool=AWS_POOL)
+    def send_to_securityhub(plan: dict) -> dict:
+        """Changed findings to AWS Security Hub, when Variable iam_audit_securityhub_region is set."""
+        from iam_audit.export.task import send_to_securityhub as send
+
+        return send(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
+
+    @task(trigger_rule="none_skipped")
+    def build_evidence_pack(plan: dict) -> dict:
+        """With trigger param evidence_pack: the date's evidence pack as a zip next to the snapshot."""
+        from iam_audit.export.task import build_evidence_pack as build
+
+        wanted = bool(get_current_context()["params"].get("evidence_pack"))
+        return build(plan, POSTGRES_CONN_ID, AWS_CONN_ID, wanted)
+
+    @task(trigger_rule="none_skipped")
     def expire_history(plan: dict) -> dict:
         """Drop verdict history and staged snapshots older than Variable iam_audit_retention_days (if set)."""
         from iam_audit import tasks
@@ -168,8 +193,9 @@ def aws_iam_cis():
     [plan, accounts, extracted] >> loaded
 
     checks = [
-        SQLExecuteQueryOperator(
+        CheckOperator(
             task_id=f"check_{check.logic}",
+            needs=check.needs,
             conn_id=POSTGRES_CONN_ID,
             # lock_timeout, statement_timeout and the date lock's wait (iam_audit.database.timeouts)
             hook_params={"options": session_options()},
@@ -187,12 +213,17 @@ def aws_iam_cis():
     summary = summarize(plan, accounts)
     report = publish_report(plan)
     loaded >> checks >> summary
-    checks >> report
     alerted = send_alerts(plan)
     checks >> alerted >> summary   # the summary reports the alerts' counts
+    ocsf = export_ocsf(plan)
+    securityhub = send_to_securityhub(plan)
+    evidence = build_evidence_pack(plan)
+    exports = [report, ocsf, securityhub, evidence]
+    for export in exports:
+        checks >> export
     retention = expire_history(plan)
-    [summary, report] >> retention
-    watched = [plan, schema, accounts, batches, extracted, loaded, *checks, summary, report, alerted, retention]
+    [summary, *exports] >> retention
+    watched = [plan, schema, accounts, batches, extracted, loaded, *checks, summary, alerted, *exports, retention]
     watched >> fail_run_on_task_failure()
 
 

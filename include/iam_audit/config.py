@@ -23,6 +23,8 @@ VAR_PREFIX = "iam_audit_prefix"
 VAR_MAX_ACCOUNT_DROP = "iam_audit_max_account_drop_percent"
 VAR_RETENTION_DAYS = "iam_audit_retention_days"
 VAR_ACCOUNTS_PER_TASK = "iam_audit_accounts_per_task"
+# Optional: the region of the pipeline's own account whose Security Hub receives the findings (unset: off).
+VAR_SECURITYHUB_REGION = "iam_audit_securityhub_region"
 
 DEFAULT_ROLE_NAME = "OrganizationAccountAccessRole"
 DEFAULT_PREFIX = "iam"
@@ -41,6 +43,7 @@ ROLE_PATH_RE = re.compile(r"^(/|/[\x21-\x7E]+/)$")
 EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$", re.ASCII)
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.*'()/-]{1,200}$")
+REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
 
 
 class ConfigError(ValueError):
@@ -59,6 +62,7 @@ class AuditConfig:
     max_account_drop_percent: float = DEFAULT_MAX_ACCOUNT_DROP_PERCENT
     retention_days: int | None = None  # None: keep the verdict history for ever
     accounts_per_task: int = 1
+    securityhub_region: str | None = None  # None: findings are not sent to Security Hub
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def role_arn(self, account_id: str, partition: str = "aws") -> str:
@@ -182,6 +186,13 @@ def build_config(variables: dict) -> AuditConfig:
         else:
             accounts_per_task = int(text)
 
+    securityhub_region = (variables.get(VAR_SECURITYHUB_REGION) or "").strip() or None
+    if securityhub_region and not REGION_RE.match(securityhub_region):
+        problems.append(
+            f"Variable {VAR_SECURITYHUB_REGION}={securityhub_region!r} is not an AWS region name such as "
+            "eu-west-1 (the region whose Security Hub receives the findings; unset it to send none)"
+        )
+
     if problems:
         raise ConfigError("Invalid iam_audit configuration:\n  - " + "\n  - ".join(problems))
     for warning in warnings:
@@ -190,6 +201,7 @@ def build_config(variables: dict) -> AuditConfig:
         bucket=bucket,
         retention_days=retention_days,
         accounts_per_task=accounts_per_task,
+        securityhub_region=securityhub_region,
         role_name=role_name,
         role_path=role_path,
         external_id=external_id,
@@ -215,7 +227,7 @@ def read_variables() -> dict:
     from airflow.sdk import Variable
 
     names = (VAR_BUCKET, VAR_ROLE_NAME, VAR_ROLE_PATH, VAR_EXTERNAL_ID, VAR_ACCOUNTS, VAR_KMS_KEY_ID, VAR_PREFIX,
-             VAR_MAX_ACCOUNT_DROP, VAR_RETENTION_DAYS, VAR_ACCOUNTS_PER_TASK)
+             VAR_MAX_ACCOUNT_DROP, VAR_RETENTION_DAYS, VAR_ACCOUNTS_PER_TASK, VAR_SECURITYHUB_REGION)
     values = {name: Variable.get(name, default=None) for name in names}
     mask_external_id(values[VAR_EXTERNAL_ID])
     return values

@@ -38,6 +38,33 @@ def _store(plan: dict, aws_conn_id: str):
     return S3RawStore(config.bucket, aws_conn_id=aws_conn_id, kms_key_id=config.kms_key_id)
 
 
+def _raw_datasets(plan: dict) -> list[str]:
+    """The raw data sets in S3 as lineage datasets (iam_audit.lineage)."""
+    from iam_audit.lineage import all_datasets, s3_uri
+
+    config = plan["config"]
+    prefix = config.get("prefix") or "iam"
+    return [s3_uri(config["bucket"], prefix, d) for d in [*all_datasets(), "organization/accounts"]]
+
+
+def _staging_tables() -> list[str]:
+    from iam_audit.load import STAGING_TABLES
+
+    return list(STAGING_TABLES)
+
+
+def _table(postgres_conn_id: str, schema: str, table: str) -> str:
+    from iam_audit.lineage import postgres_uri
+
+    return postgres_uri(postgres_conn_id, schema, table)
+
+
+def _report_lineage(context, inputs=(), outputs=()) -> None:
+    from iam_audit.lineage import report
+
+    report(context, inputs, outputs)
+
+
 def _no_retry_on_config_error(fn):
     """A configuration error does not go away on a retry: fail the task at once."""
     import functools
@@ -88,6 +115,7 @@ def plan_run(context) -> dict:
             "max_account_drop_percent": config.max_account_drop_percent,
             "retention_days": config.retention_days,
             "accounts_per_task": config.accounts_per_task,
+            "securityhub_region": config.securityhub_region,
         },
     }
     log.info("snapshot %s, mode %s, frameworks %s, bucket %s", plan["snapshot_date"], mode,
@@ -240,6 +268,7 @@ def extract_batch(plan: dict, accounts: list[dict], aws_conn_id: str, first_try:
     if plan["mode"] == "replay":
         _skip_replay(plan, accounts)
     store = _store(plan, aws_conn_id)
+    _report_lineage(store, outputs=_raw_datasets(plan))
     done = {} if first_try else {a["account_id"]: s for a in accounts
                                  if (s := _stored_summary(store, plan, a["account_id"]))}
     todo = [a for a in accounts if a["account_id"] not in done]
@@ -343,6 +372,8 @@ def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_con
         raise LoadError("account discovery did not finish: nothing to load")
     hook = pipeline_hook(postgres_conn_id)
     store = _store(plan, aws_conn_id)
+    _report_lineage(hook, inputs=_raw_datasets(plan),
+                    outputs=[_table(postgres_conn_id, "iam_stage", t) for t in _staging_tables()])
     # Another run of the same date (scheduler, make run, a backfill) must not write in between.
     with snapshot_date_lock(hook.get_conn, plan["snapshot_date"]):
         shrink = None
@@ -394,7 +425,9 @@ def summarize(plan: dict, accounts: list[dict] | None, postgres_conn_id: str, al
     from iam_audit.summary import build_summary, format_summary
 
     account_ids = [a["account_id"] for a in accounts or []]
-    conn = pipeline_hook(postgres_conn_id).get_conn()
+    hook = pipeline_hook(postgres_conn_id)
+    _report_lineage(hook, inputs=[_table(postgres_conn_id, "public", "aws_policy_results")])
+    conn = hook.get_conn()
     try:
         summary = build_summary(conn, plan["snapshot_date"], account_ids or None)
     finally:

@@ -106,3 +106,26 @@ def test_rerun_of_the_same_date_is_idempotent(first_run, e2e_stack, run, today):
     with e2e_stack.postgres.connect(e2e_stack.database) as conn:
         assert conn.execute("SELECT count(*) FROM iam_stage.users WHERE snapshot_date = %s",
                             (today,)).fetchone()[0] == first_run.staged_users
+
+
+def test_the_run_exports_its_verdicts_as_valid_ocsf_next_to_the_snapshot(first_run, e2e_stack, today):
+    """export_ocsf wrote one valid OCSF Compliance Finding per control logic x resource of the run."""
+    from iam_audit.export.ocsf import OCSF_VERSION, export_key
+    from jsonschema import Draft202012Validator
+    from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
+
+    _, verdicts, _ = first_run
+    s3 = e2e_stack.boto3_client("s3")
+    body = s3.get_object(Bucket=e2e_stack.bucket, Key=export_key("iam", today))["Body"].read()
+    findings = [json.loads(line) for line in gzip.decompress(body).decode().splitlines()]
+    schema = OcsfJsonSchemaEmbedded(get_ocsf_schema(version=OCSF_VERSION))
+    validator = Draft202012Validator(schema.get_class_schema("compliance_finding", profiles=["cloud"]))
+    for finding in findings:
+        assert not list(validator.iter_errors(finding)), finding["finding_info"]["uid"]
+    # every framework verdict of the run is one check of exactly one finding, with the same status
+    checks = {(c["uid"].split("/", 1)[0], c["uid"].split("/", 1)[1], f["cloud"]["account"]["uid"],
+               f["resources"][0]["uid"]): c["status"].lower()
+              for f in findings for c in f["compliance"]["checks"]}
+    assert checks == {key: value[0] for key, value in verdicts.items()}
+    uids = [f["finding_info"]["uid"] for f in findings]
+    assert len(uids) == len(set(uids)) < len(verdicts)

@@ -103,3 +103,14 @@ def test_accounts_per_task_defaults_to_one_and_is_validated():
     for bad in ("0", "-3", "2.5", "many", "1001"):
         with pytest.raises(ConfigError, match=r"iam_audit_accounts_per_task='?.*is not a whole number from 1 to 1000"):
             build_config({"iam_audit_bucket": "b-ok", "iam_audit_accounts_per_task": bad})
+
+
+def test_securityhub_region_is_optional_and_validated():
+    assert build_config({"iam_audit_bucket": "b-ok"}).securityhub_region is None
+    config = build_config({"iam_audit_bucket": "b-ok", "iam_audit_securityhub_region": " eu-west-1 "})
+    assert config.securityhub_region == "eu-west-1"
+    assert build_config({"iam_audit_bucket": "b-ok",
+                         "iam_audit_securityhub_region": "us-gov-west-1"}).securityhub_region == "us-gov-west-1"
+    for bad in ("Europe", "eu-west", "arn:aws:securityhub:eu-west-1"):
+        with pytest.raises(ConfigError, match=r"iam_audit_securityhub_region='.*' is not an AWS region name"):
+            build_config({"iam_audit_bucket": "b-ok", "iam_audit_securityhub_region": bad})

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 from iam_audit.devenv.runner import first_failure, migrate, run_dag
@@ -312,6 +313,54 @@ def sql(argv: list[str]) -> int:
     return subprocess.call(cmd)
 
 
+def export_ocsf(argv: list[str]) -> int:
+    """`make export-ocsf DATE=YYYY-MM-DD [OUT=file]`: a stored date's verdicts as OCSF findings."""
+    from iam_audit.devenv.postgres import start_postgres
+    from iam_audit.devenv.stack import COMPLIANCE_DB, STATE_DIR
+    from iam_audit.export.ocsf import EXPORT_NAME, NothingToExport, export_to_file
+
+    parser = argparse.ArgumentParser(prog="make export-ocsf")
+    parser.add_argument("date", type=date.fromisoformat, help="snapshot date YYYY-MM-DD (DATE=)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"output file (OUT=; default .devenv/<date>-{EXPORT_NAME})")
+    args = parser.parse_args(argv)
+    out = args.out or STATE_DIR / f"{args.date}-{EXPORT_NAME}"
+    pg = start_postgres(STATE_DIR / "pg")
+    with pg.connect(COMPLIANCE_DB) as conn:
+        try:
+            count = export_to_file(conn, args.date, out)
+        except NothingToExport as exc:
+            print(f"make export-ocsf: {exc}", file=sys.stderr)
+            return 2
+    print(f"{count} OCSF findings of {args.date} in {out}")
+    return 0
+
+
+def evidence(argv: list[str]) -> int:
+    """`make evidence DATE=YYYY-MM-DD [FRAMEWORK=cis_v3.0.0] [OUT=dir]`: a stored date's evidence pack."""
+    from iam_audit.devenv import stack as stack_mod
+    from iam_audit.export.evidence import EvidenceIntegrityError, build_pack
+    from iam_audit.export.ocsf import NothingToExport
+    from iam_audit.raw_store import S3RawStore
+
+    parser = argparse.ArgumentParser(prog="make evidence")
+    parser.add_argument("date", type=date.fromisoformat, help="snapshot date YYYY-MM-DD (DATE=)")
+    parser.add_argument("--framework", default=None, help="one framework version, e.g. cis_v3.0.0 (FRAMEWORK=)")
+    parser.add_argument("--out", type=Path, default=stack_mod.STATE_DIR / "evidence", help="output folder (OUT=)")
+    args = parser.parse_args(argv)
+    stack, _ = stack_mod.up()
+    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = stack.aws_conn_json()
+    store = S3RawStore(stack.bucket)
+    with stack.postgres.connect(stack.database) as conn:
+        try:
+            archive = build_pack(conn, store.get, "iam", args.date, args.out, framework=args.framework)
+        except (NothingToExport, EvidenceIntegrityError, ValueError) as exc:
+            print(f"make evidence: {exc}", file=sys.stderr)
+            return 2
+    print(f"evidence pack of {args.date}: {archive.with_suffix('')}/ and {archive}")
+    return 0
+
+
 def stop(argv: list[str]) -> int:
     """`make stop`: Airflow of `make airflow`, the emulator (its S3 saved to disk) and PostgreSQL."""
     from iam_audit.devenv.stack import STATE_DIR, down, status
@@ -328,7 +377,8 @@ def stop(argv: list[str]) -> int:
     return 1 if still else 0
 
 
-COMMANDS = {"backfill": backfill, "run": run_once, "ui": ui, "sql": sql, "stop": stop}
+COMMANDS = {"evidence": evidence, "export-ocsf": export_ocsf, "backfill": backfill, "run": run_once, "ui": ui,
+            "sql": sql, "stop": stop}
 
 if __name__ == "__main__":
     sys.exit(COMMANDS[sys.argv[1]](sys.argv[2:]))

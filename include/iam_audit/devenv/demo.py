@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -58,6 +59,16 @@ def main(argv: list[str] | None = None) -> int:
 
         report_path = stack.state_dir / "report.html"
         write_report(conn, row[0], report_path)
+        from iam_audit.export.ocsf import EXPORT_NAME, export_to_file
+
+        ocsf_path = stack.state_dir / EXPORT_NAME
+        ocsf_count = export_to_file(conn, snapshot_date, ocsf_path)
+        from iam_audit.export.evidence import build_pack
+        from iam_audit.raw_store import S3RawStore
+
+        os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = stack.aws_conn_json()
+        evidence_zip = build_pack(conn, S3RawStore(stack.bucket).get, "iam", snapshot_date,
+                                  stack.state_dir / "evidence")
     bi_login = "bi_reader"  # a login in role compliance_reader, for BI tools over TCP
     bi_password = stack.postgres.ensure_login(bi_login, "compliance_reader", stack.state_dir / f"{bi_login}.password")
     example = 'make sql Q="SELECT framework, check_id, status, count(*) FROM aws_policy_results GROUP BY 1,2,3"'
@@ -71,6 +82,10 @@ Where the data is
   Raw JSON   {raw}account_id=.../ on the emulator at {stack.emulator_url}
              (kept in {_shown(stack.state_dir / 'emulator-s3')} when the emulator stops)
   Report     {_shown(report_path)} (open it in a browser; the DAG also stores it next to the raw data in S3)
+  OCSF       {_shown(ocsf_path)}: {ocsf_count} Compliance Findings (OCSF 1.6.0, JSON Lines, gzip);
+             the DAG's export_ocsf task writes the same file to {raw}exports/ocsf/
+  Evidence   {_shown(evidence_zip.with_suffix(''))}/ (CSV, summary.html to print, manifest of hashed raw
+             objects) and its .zip; make evidence DATE=YYYY-MM-DD [FRAMEWORK=cis_v3.0.0] for any stored date
   Airflow    make airflow  (UI on the same services)  ·  make stop  (stop the embedded services)""")
     stack_mod.save_s3(stack.state_dir, stack.emulator_url)
     return 0 if result.state == "success" else 2

@@ -446,6 +446,15 @@ def authorisation_request(info: RequestInfo, environ: dict[str, Any]) -> tuple[s
             context["s3:x-amz-server-side-encryption"] = sse
     elif info.service == "sts" and info.action == "AssumeRole":
         resource = info.params.get("RoleArn") or "*"
+    elif info.service == "securityhub" and info.action == "BatchImportFindings":
+        # authorised on the product the findings are imported through (the Service Authorization
+        # Reference's resource type "product")
+        try:
+            findings = json.loads(_read_body(environ) or b"{}").get("Findings") or []
+        except ValueError:
+            findings = []
+        if findings and isinstance(findings[0], dict):
+            resource = findings[0].get("ProductArn") or "*"
     return action, resource, context
 
 
@@ -586,7 +595,22 @@ class EmulatorMiddleware:
 
         if info.service == "accessanalyzer":
             return self.access_analyzer(info, environ, start_response)
+        if info.service == "securityhub" and info.action == "BatchImportFindings":
+            return self.securityhub_import(info, environ, start_response)
         return self.app(environ, start_response)
+
+    # -- Security Hub's BatchImportFindings with AWS's limits (emulator/securityhub.py)
+    def securityhub_import(
+        self, info: RequestInfo, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        from iam_audit.emulator.securityhub import RequestRefused, batch_import_findings
+
+        try:
+            answer = batch_import_findings(info.account_id, info.region, _read_body(environ))
+        except RequestRefused as exc:
+            status, headers, body = error_response(info, exc.code, exc.message, exc.status)
+            return _reply(start_response, status, headers, body)
+        return _json_reply(start_response, answer)
 
     # -- NeverReady credential report
     def never_ready(self, info: RequestInfo, start_response: StartResponse) -> Iterable[bytes]:
