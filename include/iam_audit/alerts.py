@@ -586,9 +586,31 @@ def _webhook_notifier_class():
     return WebhookNotifier
 
 
+def mask_connection_secrets(conn_id: str) -> None:
+    """Register the secret parts of a webhook connection with Airflow's log masker before anything is
+    sent: the password, and the URL's path and query (Slack and most webhook services put their token
+    there). The http provider logs the URL when a connection fails ("Max retries exceeded with url:
+    /services/T000/B000/XXXX"); masked, the task log shows *** instead."""
+    from urllib.parse import urlsplit
+
+    from airflow.sdk import BaseHook
+    from airflow.sdk.log import mask_secret
+
+    conn = BaseHook.get_connection(conn_id)
+    if conn.password:
+        mask_secret(conn.password)
+    host = conn.host or ""
+    parts = urlsplit(host if "://" in host else f"//{host}")
+    for secret in (parts.path, parts.query, conn.extra_dejson.get("endpoint")):
+        if secret and len(secret.strip("/")) >= 6:     # never mask "/" or a short common word
+            mask_secret(secret)
+
+
 def make_notifier(message: Message):
     """The provider notifier that delivers this message (its notify() is called without templating:
     finding texts are data, never Jinja)."""
+    if message.channel in ("webhook", "slack"):
+        mask_connection_secrets(message.recipient)
     if message.channel == "webhook":
         return _webhook_notifier_class()(http_conn_id=message.recipient, body=webhook_body(message))
     if message.channel == "slack":

@@ -184,3 +184,18 @@ def test_a_recipient_whose_connection_is_missing_is_an_error_naming_it(history_d
     rows = ledger(history_db)
     assert {r[3] for r in rows if r[2] == "iam_audit_alerts_teams"} == {"failed"}
     assert {r[3] for r in rows if r[2] == "iam_audit_alerts_webhook"} == {"sent"}   # B: the default
+
+
+def test_a_webhook_urls_token_is_masked_before_anything_is_sent(monkeypatch):
+    """The http provider logs the URL when the receiver cannot be reached; its path (where webhook
+    services put their token) and the connection's password are registered with Airflow's masker."""
+    from airflow.sdk._shared.secrets_masker import redact
+    from iam_audit.alerts import mask_connection_secrets
+
+    monkeypatch.setenv("AIRFLOW_CONN_TOKENED_WEBHOOK", json.dumps({
+        "conn_type": "http", "host": "https://hooks.example.com/services/T0001/B0002/tok3nInPath",
+        "password": "pw-secret-value"}))
+    line = "Max retries exceeded with url: /services/T0001/B0002/tok3nInPath (pw-secret-value)"
+    assert "tok3nInPath" in redact(line)
+    mask_connection_secrets("tokened_webhook")
+    assert "tok3nInPath" not in redact(line) and "pw-secret-value" not in redact(line)
