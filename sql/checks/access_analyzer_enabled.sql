@@ -1,4 +1,4 @@
--- access_analyzer_enabled · cis_v1.3.0 1.21 · cis_v1.4.0 1.20 · cis_v1.5.0 1.20 · cis_v2.0.0 1.20 · cis_v3.0.0 1.20 · cis_v4.0.0 1.20 · cis_v5.0.0 1.19 · cis_v6.0.0 2.19 · severity medium
+-- access_analyzer_enabled · catalogue: sql/catalogue/controls/access_analyzer_enabled.yaml
 -- IAM Access Analyzer has an active external access analyzer (in every enabled
 -- region from v1.4.0 on).
 -- Audit: the enabled regions are those of DescribeRegions with OptInStatus

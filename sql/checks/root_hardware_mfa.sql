@@ -1,4 +1,4 @@
--- root_hardware_mfa · cis_v1.2.0 1.14 · cis_v1.3.0 1.6 · cis_v1.4.0 1.6 · cis_v1.5.0 1.6 · cis_v2.0.0 1.6 · cis_v3.0.0 1.6 · cis_v4.0.0 1.6 · cis_v5.0.0 1.5 · cis_v6.0.0 2.5 · severity high
+-- root_hardware_mfa · catalogue: sql/catalogue/controls/root_hardware_mfa.yaml
 -- The root user's MFA is a hardware device, not a virtual one.
 -- Audit: GetAccountSummary AccountMFAEnabled = 1, and ListVirtualMFADevices has no
 -- device for root (SerialNumber ending ':mfa/root-account-mfa-device' or User.Arn

@@ -1,4 +1,4 @@
--- root_mfa · cis_v1.2.0 1.13 · cis_v1.3.0 1.5 · cis_v1.4.0 1.5 · cis_v1.5.0 1.5 · cis_v2.0.0 1.5 · cis_v3.0.0 1.5 · cis_v4.0.0 1.5 · cis_v5.0.0 1.4 · cis_v6.0.0 2.4 · severity critical
+-- root_mfa · catalogue: sql/catalogue/controls/root_mfa.yaml
 -- The root user has MFA enabled.
 -- Audit: GetAccountSummary AccountMFAEnabled = 1 passes; 0 fails.
 -- From v5.0.0 (params.pass_without_password) the benchmark also passes a root user
