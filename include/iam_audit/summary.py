@@ -166,8 +166,9 @@ def format_summary(summary: Summary, width: int = 160, raw_location: str | None 
     logic_width = max([len(r["logic"]) for r in summary.logics] + [11])
     columns = " ".join(f"{_short(n):<{w}}" for n, w in zip(names, cols, strict=True))
     head = f"{'check logic':<{logic_width}} {'severity':<8} {columns} {'pass':>5} {'fail':>5} {'error':>5}  "
-    title_width = max(width - len(head), 20)
-    lines.append(head + "title (newest CIS version)")
+    # eleven framework columns leave about 20 characters for titles at 160: the titles give way, not the width
+    title_width = max(width - len(head), 10)
+    lines.append(head + clip("title (newest CIS)", title_width))
     for row in summary.logics:
         ids = " ".join(f"{row['ids'].get(n, '-'):<{w}}" for n, w in zip(names, cols, strict=True))
         lines.append(f"{row['logic']:<{logic_width}} {row['severity']:<8} {ids} "

@@ -22,8 +22,8 @@ def test_root_mfa_enabled_passes(db):
 
 ALL_IDS = {"cis_v1.2.0": "1.13", "cis_v1.3.0": "1.5", "cis_v1.4.0": "1.5", "cis_v1.5.0": "1.5",
            "cis_v2.0.0": "1.5", "cis_v3.0.0": "1.5", "cis_v4.0.0": "1.5", "cis_v5.0.0": "1.4",
-           "cis_v6.0.0": "2.4"}
-WITHOUT_PASSWORD_PASSES = {"cis_v5.0.0", "cis_v6.0.0"}
+           "cis_v6.0.0": "2.4", "cis_v7.0.0": "2.5"}
+WITHOUT_PASSWORD_PASSES = {"cis_v5.0.0", "cis_v6.0.0", "cis_v7.0.0"}
 NO_PW, UNKNOWN_PW, PW, NO_ROOT_ROW, NO_REPORT, NO_PW_MFA = (f"{n:012d}" for n in range(11, 17))
 
 
