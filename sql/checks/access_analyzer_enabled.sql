@@ -24,6 +24,10 @@
 -- account whatever the unreadable ones hold; otherwise any unreadable enabled region
 -- makes the verdict 'error', naming the regions and why. any_region: a counting
 -- analyzer anywhere passes; with none, any unreadable region makes it 'error'.
+-- DECISION: an ORGANIZATION analyzer counts only in the account that holds it (the
+-- management or delegated-administrator account): ListAnalyzers in a member account does
+-- not show it, so a member account passes with its own ACCOUNT analyzers (the remediation
+-- says so in every version).
 -- Reads: regions, access_analyzers (region_name, analyzer_type, status),
 -- access_analyzer_regions. Resource: the 12-digit account id (account-level).
 {% from 'macros/check.sql' import check %}

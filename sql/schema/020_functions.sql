@@ -46,10 +46,18 @@ LANGUAGE sql STABLE AS $$
            END
     FROM iam_stage.accounts a
     CROSS JOIN unnest(p_datasets) AS d(dataset)
-    LEFT JOIN iam_stage.extraction_status s
-           ON s.snapshot_date = a.snapshot_date
-          AND s.account_id = a.account_id
-          AND s.dataset = d.dataset
+    -- an organisation data set (organization_*: collected once per run, not per account) counts
+    -- for every account of the date; account data sets come from extraction_status
+    LEFT JOIN LATERAL (
+        SELECT e.status, e.error_code, e.error_message
+        FROM iam_stage.extraction_status e
+        WHERE e.snapshot_date = a.snapshot_date AND e.account_id = a.account_id AND e.dataset = d.dataset
+        UNION ALL
+        SELECT o.status, o.error_code, o.error_message
+        FROM iam_stage.organization_datasets o
+        WHERE d.dataset LIKE 'organization\_%' AND o.snapshot_date = a.snapshot_date AND o.dataset = d.dataset
+        LIMIT 1
+    ) s ON true
     WHERE a.snapshot_date = p_snapshot_date
     GROUP BY a.account_id, a.extracted_at, a.load_error
 $$;

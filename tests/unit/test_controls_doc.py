@@ -113,3 +113,11 @@ def test_titles_as_the_benchmarks_write_them():
     assert title("access_analyzer_enabled", "cis_v4.0.0") == (
         "Ensure that IAM Access Analyzer is enabled for all regions")
     assert title("access_analyzer_enabled", "cis_v1.3.0") == "Ensure that IAM Access analyzer is enabled"
+
+
+def test_access_analyzer_remediation_passes_member_accounts():
+    """An ORGANIZATION analyzer is invisible to member accounts: the advice must be one that passes there."""
+    check = CATALOGUE.check("access_analyzer_enabled")
+    assert "type ACCOUNT" in check.remediation and "member accounts" in check.remediation
+    assert "account or organisation zone of trust" not in check.remediation
+    assert check.remediation in check.doc_md()

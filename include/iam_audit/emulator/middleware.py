@@ -586,6 +586,10 @@ class EmulatorMiddleware:
 
         if info.service == "accessanalyzer":
             return self.access_analyzer(info, environ, start_response)
+        from . import organization
+
+        if organization.handles(info.service, info.action):
+            return organization.serve(info, environ, start_response, error_response, _reply)
         return self.app(environ, start_response)
 
     # -- NeverReady credential report

@@ -139,10 +139,11 @@ def reset_world() -> None:
     """Forget every moto resource and every emulator-side state."""
     from moto.moto_api._internal.models import moto_api_backend
 
-    from . import middleware, patches
+    from . import middleware, organization, patches
 
     moto_api_backend.reset()
     state.reset_all()
+    organization.reset()
     middleware._ACCOUNT_CACHE.clear()
     patches.clear_caches()
 
@@ -458,6 +459,9 @@ def seed_organisation(
         )
 
     regions = sorted(r["RegionName"] for r in ec2.describe_regions()["Regions"])
+    from .seed_organization import seed_structure
+
+    structure = seed_structure(org, manifest_accounts, mgmt_id)
 
     for acc in manifest_accounts:
         AccountSeeder(acc["id"], acc["profile"], mgmt_id, now, regions).run(users)
@@ -466,6 +470,7 @@ def seed_organisation(
     manifest = {
         "management_account_id": mgmt_id,
         "accounts": manifest_accounts,
+        "organization": structure,
         "users_per_account": users,
         "seed": seed,
         "seeded_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
