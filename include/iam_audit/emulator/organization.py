@@ -94,8 +94,9 @@ def serve(info, environ: dict[str, Any], start_response, error_response, reply):
     if info.account_id != management and info.action != "DescribeResourcePolicy":
         return reply(start_response, *error_response(
             info, "AccessDeniedException", "You don't have permissions to access this resource.", 400))
-    summary = {"Id": f"rp-{organisation.id[2:10]}",
-               "Arn": f"arn:aws:organizations::{management}:resourcepolicy/{organisation.id}/rp-{organisation.id[2:10]}"}
+    policy_id = f"rp-{organisation.id[2:10]}"
+    summary = {"Id": policy_id,
+               "Arn": f"arn:aws:organizations::{management}:resourcepolicy/{organisation.id}/{policy_id}"}
     with state.LOCK:
         if info.action == "PutResourcePolicy":
             raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
