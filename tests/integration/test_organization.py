@@ -63,7 +63,8 @@ def test_centralised_root_access_through_iams_own_operations(emulator):
         iam.disable_organizations_root_credentials_management()
     assert iam.list_organizations_features()["EnabledFeatures"] == []
     # a member account's credentials are refused, as AWS refuses them
-    member = next(a["id"] for a in emulator.manifest["accounts"] if a["id"] != emulator.manifest["management_account_id"])
+    management = emulator.manifest["management_account_id"]
+    member = next(a["id"] for a in emulator.manifest["accounts"] if a["id"] != management)
     sts = target(emulator).client("sts")
     creds = sts.assume_role(RoleArn=f"arn:aws:iam::{member}:role/OrganizationAccountAccessRole",
                             RoleSessionName="member")["Credentials"]
