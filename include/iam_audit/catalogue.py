@@ -203,7 +203,10 @@ def _check_params(validator: Draft202012Validator | None, params, logic: str, fr
 
 FRAMEWORK_KEYS = {"framework": True, "name": False, "controls": True}
 FRAMEWORK_CONTROL_KEYS = {"id": True, "title": True, "assessment": True, "level": False, "logic": False,
-                          "params": False, "note": False, "severity": False}
+                          "params": False, "note": False, "severity": False, "evidence": False}
+# kinds of organisation evidence sql/views/080_aws_policy_manual_evidence.sql produces for manual controls
+EVIDENCE_KINDS = ("root_access_management", "guardrail_policies", "ou_structure",
+                  "organizations_delegation_policy", "delegated_administrators")
 LOGIC_KEYS = {"severity": True, "needs": True, "summary": True, "rationale": True, "remediation": True,
               "audit": False, "params_schema": False}
 ASSESSMENTS = ("automated", "manual")
@@ -279,14 +282,19 @@ def parse_catalogue(data: dict, source: str = "sql/catalogue") -> Catalogue:
                 severity = spec.get("severity", "low")
                 if severity not in SEVERITIES:
                     raise CatalogueError(f"{where}: severity: {severity!r} is not one of {SEVERITIES}")
+                evidence = spec.get("evidence", [])
+                if not isinstance(evidence, list) or any(kind not in EVIDENCE_KINDS for kind in evidence):
+                    raise CatalogueError(f"{where}: evidence: {evidence!r} must be a list of {EVIDENCE_KINDS}")
                 manual.append(FrameworkControl(
                     framework=framework, check_id=check_id, title=spec["title"], level=spec.get("level"),
                     assessment="manual", logic=None, severity=severity, note=spec.get("note", ""),
+                    # the evidence a person is shown (aws_policy_manual_evidence); never a verdict
+                    params={"evidence": evidence} if evidence else {},
                 ))
                 continue
             if logic not in logics:
                 raise CatalogueError(f"{where}: logic: {logic!r} has no control file {source}/controls/{logic}.yaml")
-            for key in ("note", "severity"):
+            for key in ("note", "severity", "evidence"):
                 if key in spec:
                     raise CatalogueError(f"{where}: {key}: only a manual control without a logic has one "
                                          f"(the logic's file sets severity)")
