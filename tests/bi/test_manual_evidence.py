@@ -80,3 +80,18 @@ def test_readers_see_the_evidence(db):
     granted = db.execute("SELECT has_table_privilege('compliance_reader', 'aws_policy_manual_evidence', "
                          "'SELECT')").fetchone()[0]
     assert granted
+
+
+def test_the_text_summary_lists_the_evidence_needing_a_look_first(db):
+    from iam_audit.summary import format_manual_evidence
+
+    _organisation(db)
+    text = format_manual_evidence(db, SNAPSHOT, width=160)
+    lines = text.splitlines()
+    head = next(i for i, line in enumerate(lines) if "cis_v7.0.0 2.1.2" in line)
+    assert "1 of 2 need a look" in lines[head]
+    assert lines[head + 1].lstrip().startswith("!") and BARE in lines[head + 1]
+    assert [line.split()[1] for line in lines if line.startswith("  cis_v7.0.0")] == [
+        "2.1.1", "2.1.2", "2.1.4", "2.1.5", "2.1.6"]
+    assert all(len(line) <= 160 for line in lines)
+    assert format_manual_evidence(db, "2020-01-01") == ""
