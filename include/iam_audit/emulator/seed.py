@@ -459,13 +459,14 @@ def seed_organisation(
         )
 
     regions = sorted(r["RegionName"] for r in ec2.describe_regions()["Regions"])
-    from .seed_organization import seed_structure
-
-    structure = seed_structure(org, manifest_accounts, mgmt_id)
 
     for acc in manifest_accounts:
         AccountSeeder(acc["id"], acc["profile"], mgmt_id, now, regions).run(users)
         seed_hygiene(acc["id"], acc["profile"], now)
+    from .seed_organization import seed_structure
+
+    # last: the OU and policy ids it draws from moto's seeded random leave every IAM id as before
+    structure = seed_structure(org, manifest_accounts, mgmt_id)
 
     manifest = {
         "management_account_id": mgmt_id,
