@@ -40,7 +40,8 @@ members AS (
     LEFT JOIN iam_stage.organization_info i ON i.snapshot_date = n.snapshot_date
     WHERE n.child_type = 'ACCOUNT'
 ),
-effective AS (  -- every SCP and RCP applying to an account, with where it is attached
+effective AS (  -- every SCP and RCP applying to an account, with where it is attached (an AWS-managed
+                -- FullAWSAccess, attached everywhere by default, is then named once, after the guardrails)
     SELECT u.snapshot_date, u.account_id, p.policy_type, p.policy_name, p.aws_managed,
            CASE WHEN u.depth = 0 THEN 'the account' ELSE coalesce(n.name, u.node_id) END AS attached_at, u.depth
     FROM up u
@@ -80,15 +81,21 @@ evidence (snapshot_date, evidence, account_id, account_name, subject, detail, at
     -- guardrail_policies: member accounts only (SCPs and RCPs never apply to the management account)
     SELECT m.snapshot_date, 'guardrail_policies', m.account_id, m.account_name, 'SCPs and RCPs in effect',
            format('SCPs: %s; RCPs: %s',
-                  coalesce((SELECT string_agg(format('%s (at %s)', e.policy_name, e.attached_at), ', '
-                                              ORDER BY e.depth, e.policy_name)
-                            FROM effective e WHERE e.snapshot_date = m.snapshot_date
-                              AND e.account_id = m.account_id AND e.policy_type = 'SERVICE_CONTROL_POLICY'),
+                  coalesce((SELECT string_agg(x.item, ', ' ORDER BY x.managed, x.depth, x.item)
+                            FROM (SELECT e.aws_managed IS TRUE AS managed, min(e.depth) AS depth,
+                                         CASE WHEN e.aws_managed IS TRUE THEN e.policy_name || ' (AWS-managed)'
+                                              ELSE format('%s (at %s)', e.policy_name, e.attached_at) END AS item
+                                  FROM effective e WHERE e.snapshot_date = m.snapshot_date
+                                    AND e.account_id = m.account_id AND e.policy_type = 'SERVICE_CONTROL_POLICY'
+                                  GROUP BY 1, 3) x),
                            'none'),
-                  coalesce((SELECT string_agg(format('%s (at %s)', e.policy_name, e.attached_at), ', '
-                                              ORDER BY e.depth, e.policy_name)
-                            FROM effective e WHERE e.snapshot_date = m.snapshot_date
-                              AND e.account_id = m.account_id AND e.policy_type = 'RESOURCE_CONTROL_POLICY'),
+                  coalesce((SELECT string_agg(x.item, ', ' ORDER BY x.managed, x.depth, x.item)
+                            FROM (SELECT e.aws_managed IS TRUE AS managed, min(e.depth) AS depth,
+                                         CASE WHEN e.aws_managed IS TRUE THEN e.policy_name || ' (AWS-managed)'
+                                              ELSE format('%s (at %s)', e.policy_name, e.attached_at) END AS item
+                                  FROM effective e WHERE e.snapshot_date = m.snapshot_date
+                                    AND e.account_id = m.account_id AND e.policy_type = 'RESOURCE_CONTROL_POLICY'
+                                  GROUP BY 1, 3) x),
                            'none'))
            || CASE WHEN NOT EXISTS (SELECT 1 FROM effective e WHERE e.snapshot_date = m.snapshot_date
                                       AND e.account_id = m.account_id AND e.policy_type = 'SERVICE_CONTROL_POLICY'

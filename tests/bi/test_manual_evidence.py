@@ -41,8 +41,8 @@ def test_evidence_for_each_organisation_control(db):
     assert set(guardrails) == {(GUARDED, "SCPs and RCPs in effect"), (BARE, "SCPs and RCPs in effect")}
     detail, attention = guardrails[(GUARDED, "SCPs and RCPs in effect")]
     assert not attention
-    assert detail == ("SCPs: FullAWSAccess (at the account), GuardrailBaseline (at Workloads), FullAWSAccess (at "
-                      "Root); RCPs: DataPerimeter (at Root)")
+    assert detail == ("SCPs: GuardrailBaseline (at Workloads), FullAWSAccess (AWS-managed); "
+                      "RCPs: DataPerimeter (at Root)")
     detail, attention = guardrails[(BARE, "SCPs and RCPs in effect")]
     assert attention and "no SCP beyond FullAWSAccess" in detail
 
