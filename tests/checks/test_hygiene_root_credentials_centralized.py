@@ -57,3 +57,15 @@ def test_refused_missing_or_malformed_organisation_data_is_error(db):
     db.commit()
     run_check(db, LOGIC, SNAPSHOT)
     assert {v[0] for v in verdicts(db, LOGIC, FW).values()} == {"error"}
+
+
+def test_an_account_that_could_not_be_read_gets_error_not_the_organisations_verdict(db):
+    unread = "333333333333"
+    datasets = ("credential_report", "authorization_details", "password_policy", "account_summary",
+                "virtual_mfa_devices", "access_keys", "server_certificates", "regions", "access_analyzers",
+                "alternate_contacts", "identity_providers")
+    s = _accounts(Snapshot(db)).account(unread, missing=dict.fromkeys(datasets, "NoSnapshot"))
+    s.organization(features=(), management=MGMT).commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    assert statuses(db, LOGIC, FW) == {MGMT: "fail", MEMBER: "fail", unread: "error"}
+    assert "none of the account's own data sets" in verdicts(db, LOGIC, FW)[(FW, ID, unread, unread)][1]
