@@ -63,7 +63,14 @@ LANGUAGE sql STABLE AS $$
               AND EXISTS (SELECT 1 FROM iam_stage.extraction_status r
                           WHERE r.snapshot_date = a.snapshot_date AND r.account_id = a.account_id AND r.status = 'ok')
             UNION ALL
-            SELECT 3, 'error', 'NoSnapshot', 'none of the account''s own data sets was collected'
+            SELECT 3, 'error', coalesce(f.error_code, 'NoSnapshot'),
+                   'none of the account''s own data sets was collected' || coalesce(': ' || f.error_message, '')
+            FROM (SELECT 1) AS one
+            LEFT JOIN LATERAL (  -- the account's own error, which says what to fix
+                SELECT e.error_code, e.error_message FROM iam_stage.extraction_status e
+                WHERE e.snapshot_date = a.snapshot_date AND e.account_id = a.account_id
+                ORDER BY e.dataset LIMIT 1
+            ) f ON true
             WHERE d.dataset LIKE 'organization\_%'
               AND EXISTS (SELECT 1 FROM iam_stage.organization_datasets o
                           WHERE o.snapshot_date = a.snapshot_date AND o.dataset = d.dataset)

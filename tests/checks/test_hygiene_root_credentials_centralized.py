@@ -68,4 +68,5 @@ def test_an_account_that_could_not_be_read_gets_error_not_the_organisations_verd
     s.organization(features=(), management=MGMT).commit()
     run_check(db, LOGIC, SNAPSHOT)
     assert statuses(db, LOGIC, FW) == {MGMT: "fail", MEMBER: "fail", unread: "error"}
-    assert "none of the account's own data sets" in verdicts(db, LOGIC, FW)[(FW, ID, unread, unread)][1]
+    reason = verdicts(db, LOGIC, FW)[(FW, ID, unread, unread)][1]
+    assert "none of the account's own data sets" in reason and "NoSnapshot while reading" in reason
