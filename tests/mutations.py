@@ -194,6 +194,14 @@ MUTANTS: tuple[Mutant, ...] = (
               "    return date.fromisoformat(str(snapshot_date)) - timedelta(days=retention_days - 1)"),),
         ("tests/history/test_retention.py", "tests/bi/test_views.py"),
     ),
+    Mutant(
+        "M20", "organisation", "a refused organisation data set is trusted: readiness reads every organisation "
+        "data set as collected, so IH.11 judges what was never read",
+        (Edit("sql/schema/020_functions.sql",
+              "            SELECT 2, o.status, o.error_code, o.error_message\n",
+              "            SELECT 2, 'ok', o.error_code, o.error_message\n"),),
+        ("tests/checks/test_hygiene_root_credentials_centralized.py",),
+    ),
 )
 
 
