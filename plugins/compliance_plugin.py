@@ -73,7 +73,9 @@ STALE_NAMED = 10  # stale accounts named in the notice; the count covers all
 SEVERITIES = ("critical", "high", "medium", "low")
 ACCOUNT_ID = re.compile(r"\d{12}")
 VIEWS = ("aws_policy_scores", "aws_policy_open_findings", "aws_policy_open_problems", "aws_policy_accounts",
-         "aws_policy_account_freshness", "aws_policy_controls", "aws_policy_runs", "aws_policy_framework_scores")
+         "aws_policy_account_freshness", "aws_policy_controls", "aws_policy_runs", "aws_policy_framework_scores",
+         "aws_policy_manual_evidence")
+EVIDENCE_ROWS = 25  # facts shown per manual control (those needing attention first); the count covers all
 
 # Every statement the page runs: values only as bind parameters. The findings statement gets
 # its optional filters as fixed fragments (FINDING_FILTERS), never as text from the request.
@@ -85,6 +87,22 @@ QUERIES = {
     "alerts_sent": "SELECT sent_at, rule, channel, recipient, account_id, severity, title, resource_id "
                    "FROM aws_policy_alerts_sent ORDER BY sent_at DESC LIMIT %(limit)s",
     "frameworks": "SELECT DISTINCT framework FROM aws_policy_controls",
+    # the organisation facts of the newest date next to each manual control that has evidence; never verdicts
+    "manual_evidence": """
+        WITH latest AS (SELECT max(snapshot_date) AS d FROM aws_policy_manual_evidence),
+        facts AS (
+            SELECT e.*, row_number() OVER w AS n, count(*) OVER p AS total,
+                   count(*) FILTER (WHERE e.attention) OVER p AS flagged
+            FROM aws_policy_manual_evidence e JOIN latest ON e.snapshot_date = latest.d
+            WHERE true {filters}
+            WINDOW p AS (PARTITION BY e.framework, e.check_id),
+                   w AS (PARTITION BY e.framework, e.check_id
+                         ORDER BY e.attention DESC, e.evidence, e.account_id NULLS FIRST, e.subject)
+        )
+        SELECT snapshot_date, framework, check_id, title, evidence, account_id, account_name, subject, detail,
+               attention, total, flagged
+        FROM facts WHERE n <= %(limit)s
+    """,
     # names and freshness of the accounts of the shown findings
     "account_info": """
         SELECT account_id, account_name, is_stale FROM aws_policy_account_freshness
@@ -341,7 +359,7 @@ def load_compliance(hook: Any = None, params: dict[str, str] | None = None) -> d
     data: dict[str, Any] = {"available": False, "warning": warning, "missing_views": [], "filters": {},
                             "paging": {}, "catalogue_frameworks": [], "totals": {}, "accounts": [],
                             "accounts_matching": 0, "frameworks": [], "scores": [],
-                            "findings": [], "findings_total": 0, "trend": []}
+                            "findings": [], "findings_total": 0, "trend": [], "manual_evidence": []}
     with read_only_cursor(hook) as cur:
         present = dict(_records(cur, "relations", names=list(VIEWS)))
         data["missing_views"] = [v for v in VIEWS if not present.get(v)]
@@ -363,6 +381,7 @@ def load_compliance(hook: Any = None, params: dict[str, str] | None = None) -> d
         run_ids = {(a, _iso(d)): r for a, d, r in _records(cur, "run_ids", accounts=[a for a, _ in pairs],
                                                      dates=[d for _, d in pairs])}
         dates = [d for (d,) in _records(cur, "trend_dates", snapshots=TREND_SNAPSHOTS)]
+        evidence = _manual_evidence(cur, filters)
         trend = [{"snapshot_date": snapshot, "framework": framework, "pass": int(p), "fail": int(f),
                   "error": int(e), "muted": int(m), "accounts": n, "pass_rate": rate(int(p), int(f))}
                  for snapshot, framework, p, f, e, m, n in _records(cur, "trend", dates=dates)]
@@ -382,9 +401,26 @@ def load_compliance(hook: Any = None, params: dict[str, str] | None = None) -> d
         f["run_url"] = run_url(f["run_id"])
     paging["pages"] = max(1, -(-matching // paging["page_size"]))
     data.update(totals=totals, accounts=accounts, accounts_matching=matching, scores=scores, findings=findings,
-                findings_total=total, trend=trend, alerts_sent=alerts_sent,
+                findings_total=total, trend=trend, alerts_sent=alerts_sent, manual_evidence=evidence,
                 frameworks=[t["framework"] for t in totals["frameworks"]], available=bool(totals["frameworks"]))
     return _plain(data)
+
+
+def _manual_evidence(cur: Any, filters: dict[str, str]) -> list[dict[str, Any]]:
+    """Per manual control with evidence (framework order, then control number): its facts."""
+    where = "AND e.framework = %(framework)s" if "framework" in filters else ""
+    sql = QUERIES["manual_evidence"].format(filters=where)
+    cur.execute(sql, {"limit": EVIDENCE_ROWS, **filters})
+    controls: dict[tuple[str, str], dict[str, Any]] = {}
+    for (snapshot, framework, check_id, title, evidence, account_id, account_name, subject, detail, attention,
+         total, flagged) in cur.fetchall():
+        control = controls.setdefault((framework, check_id), {
+            "framework": framework, "check_id": check_id, "title": title, "snapshot_date": snapshot,
+            "total": int(total), "flagged": int(flagged), "facts": []})
+        control["facts"].append({"evidence": evidence, "account_id": account_id, "account_name": account_name,
+                                 "subject": subject, "detail": detail, "attention": bool(attention)})
+    number = lambda c: tuple(int(p) if p.isdigit() else 0 for p in c["check_id"].split("."))  # noqa: E731
+    return sorted(controls.values(), key=lambda c: (framework_key(c["framework"]), number(c)))
 
 
 def _iso(value: Any) -> Any:
@@ -652,6 +688,34 @@ def _findings_table(data: dict[str, Any]) -> str:
             f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
+def _evidence_section(data: dict[str, Any]) -> str:
+    """Manual controls with the organisation facts their audit reads: for a person to assess, never a pass."""
+    controls = data.get("manual_evidence") or []
+    if not controls:
+        return ('<p class="empty" id="no-evidence">No organisation evidence collected yet (the discovery '
+                'credentials must read Organizations and iam:ListOrganizationsFeatures).</p>')
+    out = []
+    for c in controls:
+        rows = "".join(
+            f'<tr class="fact{" attention" if f["attention"] else ""}" data-attention="{str(f["attention"]).lower()}"'
+            f' data-account="{_e(f["account_id"] or "")}">'
+            f'<td>{"<b>look</b>" if f["attention"] else ""}</td>'
+            f'<td><span class="mono">{_e(f["account_id"] or "")}</span>'
+            f'<div class="detail">{_e(f["account_name"] or "")}</div></td><td>{_e(f["subject"])}</td>'
+            f'<td class="reason">{_e(f["detail"])}</td></tr>'
+            for f in c["facts"])
+        more = (f' <span class="count">({len(c["facts"])} of {c["total"]} facts shown)</span>'
+                if c["total"] > len(c["facts"]) else "")
+        out.append(
+            f'<div class="manual-control" data-framework="{_e(c["framework"])}" data-control="{_e(c["check_id"])}">'
+            f'<h3>{_e(framework_label(c["framework"]))} {_e(c["check_id"])} (manual) · {_e(c["title"])}'
+            f' <span class="count">{c["flagged"]} of {c["total"]} need a look · snapshot {_e(c["snapshot_date"])}'
+            f'</span>{more}</h3>'
+            '<div class="scroll"><table class="evidence"><thead><tr><th></th><th>account</th><th>fact</th>'
+            f'<th>evidence</th></tr></thead><tbody>{rows}</tbody></table></div></div>')
+    return "".join(out)
+
+
 def _numbers_html(numbers: str) -> str:
     """Each 'version number' pair kept on one line; lines break only between pairs."""
     return " · ".join(f'<span class="nowrap">{_e(item)}</span>' for item in numbers.split(" · "))
@@ -806,6 +870,9 @@ def render_page(data: dict[str, Any] | None, error: str | None = None, warning: 
             "<section><h2>Pass rate per account and framework</h2>", _scores_table(data), "</section>",
             f'<section><h2>Open failing findings <span class="count">(worst severity first, then oldest; '
             f'{shown} of {total} problems)</span></h2>', _findings_table(data), "</section>",
+            '<section id="manual"><h2>Manual controls: evidence for the assessor <span class="count">(organisation '
+            'facts their audit reads; a person decides, never counted as a pass)</span></h2>',
+            _evidence_section(data), "</section>",
             f"<section><h2>Trend over the last {TREND_SNAPSHOTS} snapshots</h2>",
             _trend_chart(data), _trend_table(data), "</section>",
             f'<section><h2>Last alerts sent <span class="count">(newest {ALERTS_SHOWN})</span></h2>',

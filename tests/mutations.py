@@ -54,22 +54,22 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "M02", "catalogue", "a wrong threshold in one CIS version: v1.5.0 unused credentials at 90 days, not 45",
-        (Edit("sql/catalogue.yaml",
-              "cis_v1.5.0: {id: \"1.12\", title: Ensure credentials unused for 45 days or greater are disabled, "
+        (Edit("sql/catalogue/frameworks/cis_v1.5.0.yaml",
+              "title: Ensure credentials unused for 45 days or greater are disabled, "
               "level: L1, assessment: automated, params: {max_unused_days: 45}}",
-              "cis_v1.5.0: {id: \"1.12\", title: Ensure credentials unused for 45 days or greater are disabled, "
+              "title: Ensure credentials unused for 45 days or greater are disabled, "
               "level: L1, assessment: automated, params: {max_unused_days: 90}}"),),
         ("tests/checks/test_credentials_unused.py", "tests/checks/test_catalogue_consistency.py",
          "tests/unit/test_catalogue_params.py"),
     ),
     Mutant(
         "M03", "catalogue", "a framework mapping swapped: v5.0.0's numbers of password length and reuse exchanged",
-        (Edit("sql/catalogue.yaml",
-              "cis_v5.0.0: {id: \"1.7\", title: Ensure IAM password policy requires minimum length",
-              "cis_v5.0.0: {id: \"1.8\", title: Ensure IAM password policy requires minimum length"),
-         Edit("sql/catalogue.yaml",
-              "cis_v5.0.0: {id: \"1.8\", title: Ensure IAM password policy prevents password reuse",
-              "cis_v5.0.0: {id: \"1.7\", title: Ensure IAM password policy prevents password reuse")),
+        (Edit("sql/catalogue/frameworks/cis_v5.0.0.yaml",
+              "{id: '1.7', logic: password_policy_min_length,",
+              "{id: '1.8', logic: password_policy_min_length,"),
+         Edit("sql/catalogue/frameworks/cis_v5.0.0.yaml",
+              "{id: '1.8', logic: password_policy_reuse,",
+              "{id: '1.7', logic: password_policy_reuse,")),
         ("tests/checks/test_catalogue_consistency.py", "tests/unit/test_controls_doc.py",
          "tests/unit/test_catalogue_params.py"),
     ),
@@ -193,6 +193,14 @@ MUTANTS: tuple[Mutant, ...] = (
               "    return date.fromisoformat(str(snapshot_date)) - timedelta(days=retention_days)",
               "    return date.fromisoformat(str(snapshot_date)) - timedelta(days=retention_days - 1)"),),
         ("tests/history/test_retention.py", "tests/bi/test_views.py"),
+    ),
+    Mutant(
+        "M20", "organisation", "a refused organisation data set is trusted: readiness reads every organisation "
+        "data set as collected, so IH.11 judges what was never read",
+        (Edit("sql/schema/020_functions.sql",
+              "            SELECT 2, o.status, o.error_code, o.error_message\n",
+              "            SELECT 2, 'ok', o.error_code, o.error_message\n"),),
+        ("tests/checks/test_hygiene_root_credentials_centralized.py",),
     ),
 )
 

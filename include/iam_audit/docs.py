@@ -1,4 +1,4 @@
-"""docs/controls.md, generated from the control catalogue (sql/catalogue.yaml), and
+"""docs/controls.md, generated from the control catalogue (sql/catalogue/), and
 docs/escalation-paths.md, generated from docs/escalation-paths.yaml.
 
     PYTHONPATH=include .venv/bin/python -m iam_audit.docs
@@ -57,7 +57,7 @@ def render_controls_markdown(catalogue: Catalogue) -> str:
     out = [
         "# Controls",
         "",
-        f"Generated from `sql/catalogue.yaml` by `{REGENERATE}`; do not edit by hand.",
+        f"Generated from `sql/catalogue/` (frameworks/*.yaml, controls/*.yaml) by `{REGENERATE}`; do not edit by hand.",
         "",
         "One row per check logic (`sql/checks/<logic>.sql`) and per title of a control that a person",
         "must assess; one column per framework version with the control's number in it. `(m)`: the",

@@ -65,6 +65,7 @@ class ReportData:
     errors: list[dict] = field(default_factory=list)
     muted: list[dict] = field(default_factory=list)
     freshness: dict[str, dict] = field(default_factory=dict)   # account_id -> aws_policy_account_freshness row
+    evidence: dict[tuple[str, str], list[dict]] = field(default_factory=dict)  # manual control -> its facts
     _by_account_framework: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def is_stale(self, account_id: str) -> bool:
@@ -130,7 +131,14 @@ def load_report_data(conn, snapshot_date: date | str) -> ReportData:
         WHERE snapshot_date = %s
         ORDER BY exception_expires_on, account_id, framework, check_id, resource_id""", (day,))
     freshness = day_verdicts.freshness(conn, accounts)
-    return ReportData(day, accounts, frameworks, controls, cells, failing, errors, muted, freshness)
+    evidence: dict[tuple[str, str], list[dict]] = {}
+    for row in _rows(conn, """
+        SELECT framework, check_id, account_id, account_name, subject, detail, attention
+        FROM aws_policy_manual_evidence
+        WHERE snapshot_date = %s
+        ORDER BY framework, check_id, attention DESC, account_id NULLS FIRST, subject""", (day,)):
+        evidence.setdefault((row["framework"], row["check_id"]), []).append(row)
+    return ReportData(day, accounts, frameworks, controls, cells, failing, errors, muted, freshness, evidence)
 
 
 # ---- rendering ---------------------------------------------------------------------
@@ -178,6 +186,7 @@ code{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-bre
 .stale{display:inline-block;padding:1px 8px;border-radius:10px;font-size:11px;font-weight:600;color:#fff;
 background:var(--error)}
 footer{color:var(--soft);font-size:12px;text-align:center;padding-bottom:24px}
+ul.evidence{margin:2px 0 0;padding-left:18px;font-size:12px}
 """
 
 
@@ -357,15 +366,33 @@ def _muted(data: ReportData) -> str:
             f"<th>resource</th><th>exception reason</th></tr></thead><tbody>{rows}</tbody></table></div></section>")
 
 
+EVIDENCE_SHOWN = 8  # facts per manual control in the report; the view has them all
+
+
 def _manual(data: ReportData) -> str:
     manual = [c for c in data.controls if c["manual"]]
     if not manual:
         return ""
     rows = "".join(f"<tr><td>{escape(c['framework'])}</td><td><b>{escape(c['check_id'])}</b></td>"
-                   f"<td>{escape(c['title'])}</td></tr>" for c in manual)
+                   f"<td>{escape(c['title'])}</td><td>{_evidence(data.evidence.get((c['framework'], c['check_id'])))}"
+                   "</td></tr>" for c in manual)
     return ("<section><h2>Manual controls</h2><p class='note'>These need a person's assessment and have no "
-            "automated verdict.</p><table><thead><tr><th>framework</th><th>control</th><th>title</th></tr>"
-            f"</thead><tbody>{rows}</tbody></table></section>")
+            "automated verdict. Where the organisation facts their audit reads were collected, they are shown "
+            "beside them, those needing a look first (aws_policy_manual_evidence).</p><div class='wrap'><table>"
+            "<thead><tr><th>framework</th><th>control</th><th>title</th><th>evidence</th></tr>"
+            f"</thead><tbody>{rows}</tbody></table></div></section>")
+
+
+def _evidence(facts: list[dict] | None, shown: int = EVIDENCE_SHOWN) -> str:
+    if not facts:
+        return ""
+    flagged = sum(1 for f in facts if f["attention"])
+    items = "".join(
+        f"<li>{'<b>look:</b> ' if f['attention'] else ''}"
+        f"{escape(f['account_id'] + ' ' + (f['account_name'] or '') if f['account_id'] else 'organisation')}: "
+        f"{escape(f['subject'])}: {escape(f['detail'])}</li>" for f in facts[:shown])
+    more = f"<li class='side'>... {len(facts) - shown} more</li>" if len(facts) > shown else ""
+    return f"<span class='side'>{flagged} of {len(facts)} need a look</span><ul class='evidence'>{items}{more}</ul>"
 
 
 def render_report(data: ReportData) -> str:

@@ -23,6 +23,7 @@ def expire_history(conn, snapshot_date: date | str, retention_days: int | None) 
     """Drop what is older than the retention; returns what was done. Needs its own connection
     (it commits step by step)."""
     from iam_audit.load import STAGING_TABLES
+    from iam_audit.organization import ORG_TABLES
 
     if not retention_days:
         return {"retention_days": None}
@@ -33,6 +34,8 @@ def expire_history(conn, snapshot_date: date | str, retention_days: int | None) 
         (keep_from,)).fetchall()]
     for day in staged:
         for table in reversed(STAGING_TABLES):
+            conn.execute(f"DELETE FROM iam_stage.{table} WHERE snapshot_date = %s", (day,))  # noqa: S608
+        for table in ORG_TABLES:
             conn.execute(f"DELETE FROM iam_stage.{table} WHERE snapshot_date = %s", (day,))  # noqa: S608
     conn.execute("CALL aws_policy_expire_history(%s)", (keep_from,))
     log.info("retention %d days: removed staged snapshots %s and verdict history before %s",

@@ -166,8 +166,9 @@ def format_summary(summary: Summary, width: int = 160, raw_location: str | None 
     logic_width = max([len(r["logic"]) for r in summary.logics] + [11])
     columns = " ".join(f"{_short(n):<{w}}" for n, w in zip(names, cols, strict=True))
     head = f"{'check logic':<{logic_width}} {'severity':<8} {columns} {'pass':>5} {'fail':>5} {'error':>5}  "
-    title_width = max(width - len(head), 20)
-    lines.append(head + "title (newest CIS version)")
+    # eleven framework columns leave about 20 characters for titles at 160: the titles give way, not the width
+    title_width = max(width - len(head), 10)
+    lines.append(head + clip("title (newest CIS)", title_width))
     for row in summary.logics:
         ids = " ".join(f"{row['ids'].get(n, '-'):<{w}}" for n, w in zip(names, cols, strict=True))
         lines.append(f"{row['logic']:<{logic_width}} {row['severity']:<8} {ids} "
@@ -208,4 +209,29 @@ def format_summary(summary: Summary, width: int = 160, raw_location: str | None 
         lines += ["", "Data that could not be collected (checks needing it say 'error'):"]
         for e in summary.extraction_errors:
             lines.append(f"  {e['account_id']} {e['dataset']}: {e['error_code']}")
+    return "\n".join(lines)
+
+
+def format_manual_evidence(conn, snapshot_date, width: int = 160, per_control: int = 5) -> str:
+    """The organisation evidence of manual controls (aws_policy_manual_evidence) for a text summary:
+    per control, how many facts need a look and the first of them. Never verdicts."""
+    rows = conn.execute(
+        "SELECT framework, check_id, title, account_id, account_name, subject, detail, attention "
+        "FROM aws_policy_manual_evidence WHERE snapshot_date = %s", (str(snapshot_date),)).fetchall()
+    if not rows:
+        return ""
+    controls: dict[tuple[str, str], list] = {}
+    for row in rows:
+        controls.setdefault((row[0], row[1]), []).append(row)
+    lines = ["Manual controls with organisation evidence (a person decides; facts needing a look first):"]
+    for key in sorted(controls, key=lambda k: (framework_sort_key(k[0]), control_sort_key(k[1]))):
+        facts = sorted(controls[key], key=lambda r: (not r[7], r[3] or "", r[5]))
+        flagged = sum(1 for r in facts if r[7])
+        # clip() folds whitespace: the indent goes on after it
+        lines.append("  " + clip(f"{key[0]} {key[1]} {facts[0][2]}: {flagged} of {len(facts)} need a look", width - 2))
+        for _, _, _, account_id, account_name, subject, detail, attention in facts[:per_control]:
+            who = f"{account_id} {account_name or ''}".strip() if account_id else "organisation"
+            lines.append(f"    {'!' if attention else ' '} " + clip(f"{who}: {subject}: {detail}", width - 6))
+        if len(facts) > per_control:
+            lines.append(f"      ... {len(facts) - per_control} more in aws_policy_manual_evidence")
     return "\n".join(lines)

@@ -160,10 +160,19 @@ def discover(plan: dict, aws_conn_id: str) -> list[dict]:
         from iam_audit.account_tags import store_account_tags
 
         store_account_tags(target, store, plan["config"]["prefix"], plan["snapshot_date"], org_accounts)
+    _collect_organization_facts(target, store, plan)
     accounts = discover_accounts(target, _config(plan), plan["requested_accounts"], org_accounts)
     _check_map_length(len(accounts), _per_task(plan))
     log.info("auditing %d accounts", len(accounts))
     return accounts
+
+
+def _collect_organization_facts(target, store, plan: dict) -> None:
+    """The organisation-level data sets (centralised root access, SCPs/RCPs, OU tree, delegated
+    administrators), once per run; a refused call makes its data set 'error', never the run."""
+    from iam_audit.organization import collect_and_store
+
+    collect_and_store(target, store, plan["config"]["prefix"], plan["snapshot_date"], plan.get("run_id"))
 
 
 def _per_task(plan: dict) -> int:
@@ -389,6 +398,7 @@ def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_con
         from iam_audit.account_tags import load_account_tags
 
         load_account_tags(store, plan["config"]["prefix"], plan["snapshot_date"], hook.get_conn)
+        _load_organization_facts(store, plan, hook)
         report = load_snapshot(store, plan["config"]["prefix"], plan["snapshot_date"], accounts,
                                hook.get_conn, mode=plan["mode"], run_id=plan["run_id"])
     _analyze(hook)
@@ -404,6 +414,12 @@ def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_con
         # not retried: the same discovery gives the same set; the checks still run on what was loaded
         raise AirflowFailException(shrink.message(plan["config"]["max_account_drop_percent"]))
     return {"loaded": len(report.loaded), "missing": sorted(report.missing), "rows": sum(report.loaded.values())}
+
+
+def _load_organization_facts(store, plan: dict, hook) -> None:
+    from iam_audit.organization import load_organization_facts
+
+    load_organization_facts(store, plan["config"]["prefix"], plan["snapshot_date"], hook.get_conn)
 
 
 def _analyze(hook) -> None:

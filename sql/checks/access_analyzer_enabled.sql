@@ -1,4 +1,4 @@
--- access_analyzer_enabled · cis_v1.3.0 1.21 · cis_v1.4.0 1.20 · cis_v1.5.0 1.20 · cis_v2.0.0 1.20 · cis_v3.0.0 1.20 · cis_v4.0.0 1.20 · cis_v5.0.0 1.19 · cis_v6.0.0 2.19 · severity medium
+-- access_analyzer_enabled · catalogue: sql/catalogue/controls/access_analyzer_enabled.yaml
 -- IAM Access Analyzer has an active external access analyzer (in every enabled
 -- region from v1.4.0 on).
 -- Audit: the enabled regions are those of DescribeRegions with OptInStatus
@@ -24,6 +24,10 @@
 -- account whatever the unreadable ones hold; otherwise any unreadable enabled region
 -- makes the verdict 'error', naming the regions and why. any_region: a counting
 -- analyzer anywhere passes; with none, any unreadable region makes it 'error'.
+-- DECISION: an ORGANIZATION analyzer counts only in the account that holds it (the
+-- management or delegated-administrator account): ListAnalyzers in a member account does
+-- not show it, so a member account passes with its own ACCOUNT analyzers (the remediation
+-- says so in every version).
 -- Reads: regions, access_analyzers (region_name, analyzer_type, status),
 -- access_analyzer_regions. Resource: the 12-digit account id (account-level).
 {% from 'macros/check.sql' import check %}

@@ -1,4 +1,4 @@
--- access_keys_initial_setup · cis_v1.2.0 1.21 · cis_v1.3.0 1.11 · cis_v1.4.0 1.11 · cis_v1.5.0 1.11 · cis_v2.0.0 1.11 · cis_v3.0.0 1.11 · cis_v4.0.0 1.11 · cis_v5.0.0 1.10 · cis_v6.0.0 2.10 · severity medium
+-- access_keys_initial_setup · catalogue: sql/catalogue/controls/access_keys_initial_setup.yaml
 -- No access key is set up during initial setup for IAM users with a console password.
 -- Audit (the credential-report audit of v1.4.0, v1.5.0 and v3.0.0): credential report
 -- rows other than <root_account> with password_enabled = true; a user fails when an

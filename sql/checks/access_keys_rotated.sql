@@ -1,4 +1,4 @@
--- access_keys_rotated · cis_v1.2.0 1.4 · cis_v1.3.0 1.14 · cis_v1.4.0 1.14 · cis_v1.5.0 1.14 · cis_v2.0.0 1.14 · cis_v3.0.0 1.14 · cis_v4.0.0 1.14 · cis_v5.0.0 1.13 · cis_v6.0.0 2.13 · severity medium
+-- access_keys_rotated · catalogue: sql/catalogue/controls/access_keys_rotated.yaml
 -- Every active access key was created (rotated) at most params.max_key_age_days (90)
 -- days before the snapshot.
 -- Audit: per active key of iam_stage.access_keys (ListAccessKeys, one row per key id):

@@ -1,4 +1,4 @@
--- cloudshell_full_access · cis_v2.0.0 1.22 · cis_v3.0.0 1.22 · cis_v4.0.0 1.22 · cis_v5.0.0 1.21 · cis_v6.0.0 2.21 · severity medium
+-- cloudshell_full_access · catalogue: sql/catalogue/controls/cloudshell_full_access.yaml
 -- The AWS-managed AWSCloudShellFullAccess policy is attached to no user, group or role.
 -- Audit: ListEntitiesForPolicy on arn:aws:iam::aws:policy/AWSCloudShellFullAccess must
 -- return empty PolicyUsers, PolicyGroups and PolicyRoles.

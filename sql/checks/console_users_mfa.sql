@@ -1,4 +1,4 @@
--- console_users_mfa · cis_v1.2.0 1.2 · cis_v1.3.0 1.10 · cis_v1.4.0 1.10 · cis_v1.5.0 1.10 · cis_v2.0.0 1.10 · cis_v3.0.0 1.10 · cis_v4.0.0 1.10 · cis_v5.0.0 1.9 · cis_v6.0.0 2.9 · severity high
+-- console_users_mfa · catalogue: sql/catalogue/controls/console_users_mfa.yaml
 -- MFA is enabled for every IAM user that has a console password.
 -- Audit: credential report rows other than <root_account> with password_enabled = true
 -- must have mfa_active = true. Users without a console password are not evaluated.

@@ -1,4 +1,4 @@
--- credentials_unused · cis_v1.2.0 1.3 · cis_v1.3.0 1.12 · cis_v1.4.0 1.12 · cis_v1.5.0 1.12 · cis_v2.0.0 1.12 · cis_v3.0.0 1.12 · cis_v4.0.0 1.12 · cis_v5.0.0 1.11 · cis_v6.0.0 2.11 · severity medium
+-- credentials_unused · catalogue: sql/catalogue/controls/credentials_unused.yaml
 -- Console passwords and active access keys unused for params.max_unused_days days or
 -- greater (90 in v1.2.0 and v1.3.0, 45 from v1.4.0) are disabled.
 -- Audit: credential report rows other than <root_account>. A user fails when

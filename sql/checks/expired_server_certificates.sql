@@ -1,4 +1,4 @@
--- expired_server_certificates · cis_v1.3.0 1.19 · cis_v1.4.0 1.19 · cis_v1.5.0 1.19 · cis_v2.0.0 1.19 · cis_v3.0.0 1.19 · cis_v4.0.0 1.19 · cis_v5.0.0 1.18 · cis_v6.0.0 2.18 · severity medium
+-- expired_server_certificates · catalogue: sql/catalogue/controls/expired_server_certificates.yaml
 -- No expired SSL/TLS certificate is stored in IAM.
 -- Audit: ListServerCertificates; a certificate whose Expiration is before as_of fails.
 -- A certificate expiring exactly at as_of passes (not yet expired).

@@ -1,4 +1,4 @@
--- hygiene_console_admin_without_mfa · iam_hygiene IH.5 · severity critical
+-- hygiene_console_admin_without_mfa · catalogue: sql/catalogue/controls/hygiene_console_admin_without_mfa.yaml
 -- No IAM user that holds administrator rights has a console password without MFA.
 -- Audit: per IAM user of the credential report (root excluded: root_mfa covers it),
 -- fail when password_enabled is true, mfa_active is false, and the user holds an

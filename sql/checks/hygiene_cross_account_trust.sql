@@ -1,4 +1,4 @@
--- hygiene_cross_account_trust · iam_hygiene IH.4 · severity medium
+-- hygiene_cross_account_trust · catalogue: sql/catalogue/controls/hygiene_cross_account_trust.yaml
 -- Roles trust only AWS accounts of the organisation.
 -- Audit: per role, every AWS principal of the trust policy's Allow statements
 -- (Principal {"AWS": ...}, a string or a list) that names an account

@@ -1,4 +1,4 @@
--- hygiene_external_id_trust · iam_hygiene IH.9 · severity medium
+-- hygiene_external_id_trust · catalogue: sql/catalogue/controls/hygiene_external_id_trust.yaml
 -- No role trusts any AWS principal on the strength of an sts:ExternalId alone.
 -- Audit: per role, no Allow statement of the trust policy has an open principal
 -- (Principal "*", an AWS principal "*" or with a wildcard account, or NotPrincipal)

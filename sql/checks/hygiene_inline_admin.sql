@@ -1,4 +1,4 @@
--- hygiene_inline_admin · iam_hygiene IH.2 · severity high
+-- hygiene_inline_admin · catalogue: sql/catalogue/controls/hygiene_inline_admin.yaml
 -- No inline policy of a user, group or role allows Action "*" on Resource "*".
 -- Audit: per inline policy (GetAccountAuthorizationDetails UserPolicyList,
 -- GroupPolicyList, RolePolicyList), no statement has Effect Allow, Action "*" and

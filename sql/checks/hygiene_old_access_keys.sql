@@ -1,4 +1,4 @@
--- hygiene_old_access_keys · iam_hygiene IH.6 · severity medium
+-- hygiene_old_access_keys · catalogue: sql/catalogue/controls/hygiene_old_access_keys.yaml
 -- No active access key is older than 365 days.
 -- Audit: per active key of iam_stage.access_keys (ListAccessKeys, one row per key id):
 -- fail when as_of - create_date > 365 days; a key exactly 365 days old passes.

@@ -1,4 +1,4 @@
--- hygiene_principal_escalation · iam_hygiene IH.10 · severity high
+-- hygiene_principal_escalation · catalogue: sql/catalogue/controls/hygiene_principal_escalation.yaml
 -- No IAM user, role or group can escalate its privileges through the policies it holds.
 -- Audit: per user, role and group, the effective escalation actions are gathered
 -- from every policy the principal holds: its inline policies and attached managed

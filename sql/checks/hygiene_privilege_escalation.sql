@@ -1,4 +1,4 @@
--- hygiene_privilege_escalation · iam_hygiene IH.1 · severity high
+-- hygiene_privilege_escalation · catalogue: sql/catalogue/controls/hygiene_privilege_escalation.yaml
 -- No customer-managed or inline policy allows a known privilege-escalation action
 -- or combination.
 -- Audit: per customer-managed policy (its default version's document) and per inline

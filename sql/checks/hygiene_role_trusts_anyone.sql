@@ -1,4 +1,4 @@
--- hygiene_role_trusts_anyone · iam_hygiene IH.3 · severity critical
+-- hygiene_role_trusts_anyone · catalogue: sql/catalogue/controls/hygiene_role_trusts_anyone.yaml
 -- No role's trust policy lets anyone outside the organisation assume it.
 -- Audit: per role, no Allow statement of the trust policy (iam_stage.roles.assume_role_policy)
 -- lets in a caller the organisation does not control (iam_audit_trust_exposures, whose

@@ -1,4 +1,4 @@
--- hygiene_service_wildcards · iam_hygiene IH.8 · severity medium
+-- hygiene_service_wildcards · catalogue: sql/catalogue/controls/hygiene_service_wildcards.yaml
 -- No customer-managed or inline policy allows every action of a service.
 -- Audit: per customer-managed policy (its default version's document) and per inline
 -- policy of a user, group or role: fail when an Allow statement's Action contains a

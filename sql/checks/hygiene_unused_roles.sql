@@ -1,4 +1,4 @@
--- hygiene_unused_roles · iam_hygiene IH.7 · severity low
+-- hygiene_unused_roles · catalogue: sql/catalogue/controls/hygiene_unused_roles.yaml
 -- Every role was used in the 90 days before the snapshot, or is younger than 90 days.
 -- Audit: per role, the reference date is RoleLastUsed.LastUsedDate, or the role's
 -- create_date when it was never used; fail when as_of - reference > 90 days (a role

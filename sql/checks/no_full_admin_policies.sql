@@ -1,4 +1,4 @@
--- no_full_admin_policies · cis_v1.2.0 1.22 · cis_v1.3.0 1.16 · cis_v1.4.0 1.16 · cis_v1.5.0 1.16 · cis_v2.0.0 1.16 · cis_v3.0.0 1.16 · cis_v4.0.0 1.16 · cis_v5.0.0 1.15 · cis_v6.0.0 2.15 · severity high
+-- no_full_admin_policies · catalogue: sql/catalogue/controls/no_full_admin_policies.yaml
 -- No managed policy in scope allows Action "*" on Resource "*".
 -- Audit: for each managed policy in scope, the default version's document has no
 -- statement with Effect Allow, Action "*" and Resource "*" (iam_audit_is_full_admin;

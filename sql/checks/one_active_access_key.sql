@@ -1,4 +1,4 @@
--- one_active_access_key · cis_v1.3.0 1.13 · cis_v1.4.0 1.13 · cis_v1.5.0 1.13 · cis_v2.0.0 1.13 · cis_v3.0.0 1.13 · cis_v4.0.0 1.13 · cis_v5.0.0 1.12 · cis_v6.0.0 2.12 · severity low
+-- one_active_access_key · catalogue: sql/catalogue/controls/one_active_access_key.yaml
 -- No IAM user has more than one active access key.
 -- Audit: credential report rows other than <root_account> with at least one active
 -- access key; access_key_1_active and access_key_2_active both true fails. Users

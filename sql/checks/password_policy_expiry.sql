@@ -1,4 +1,4 @@
--- password_policy_expiry · cis_v1.2.0 1.11 · severity low
+-- password_policy_expiry · catalogue: sql/catalogue/controls/password_policy_expiry.yaml
 -- Passwords expire within params.max_age_days (90) days or less.
 -- Audit: GetAccountPasswordPolicy ExpirePasswords = true and MaxPasswordAge between 1 and
 -- params.max_age_days inclusive.

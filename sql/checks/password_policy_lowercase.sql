@@ -1,4 +1,4 @@
--- password_policy_lowercase · cis_v1.2.0 1.6 · severity medium
+-- password_policy_lowercase · catalogue: sql/catalogue/controls/password_policy_lowercase.yaml
 -- The account password policy requires at least one lowercase letter.
 -- Audit: GetAccountPasswordPolicy RequireLowercaseCharacters = true.
 -- One verdict per account. An account without a password policy (has_policy = false:

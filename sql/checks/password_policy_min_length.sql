@@ -1,4 +1,4 @@
--- password_policy_min_length · cis_v1.2.0 1.9 · cis_v1.3.0 1.8 · cis_v1.4.0 1.8 · cis_v1.5.0 1.8 · cis_v2.0.0 1.8 · cis_v3.0.0 1.8 · cis_v4.0.0 1.8 · cis_v5.0.0 1.7 · cis_v6.0.0 2.7 · severity medium
+-- password_policy_min_length · catalogue: sql/catalogue/controls/password_policy_min_length.yaml
 -- The account password policy requires passwords of params.min_length (14) characters or more.
 -- Audit: GetAccountPasswordPolicy MinimumPasswordLength >= params.min_length (14 passes, 13 fails).
 -- One verdict per account. An account without a password policy (has_policy = false:

@@ -1,4 +1,4 @@
--- password_policy_number · cis_v1.2.0 1.8 · severity medium
+-- password_policy_number · catalogue: sql/catalogue/controls/password_policy_number.yaml
 -- The account password policy requires at least one number.
 -- Audit: GetAccountPasswordPolicy RequireNumbers = true.
 -- One verdict per account. An account without a password policy (has_policy = false:

@@ -1,4 +1,4 @@
--- password_policy_reuse · cis_v1.2.0 1.10 · cis_v1.3.0 1.9 · cis_v1.4.0 1.9 · cis_v1.5.0 1.9 · cis_v2.0.0 1.9 · cis_v3.0.0 1.9 · cis_v4.0.0 1.9 · cis_v5.0.0 1.8 · cis_v6.0.0 2.8 · severity medium
+-- password_policy_reuse · catalogue: sql/catalogue/controls/password_policy_reuse.yaml
 -- The account password policy remembers params.min_remembered (24) passwords, so none of
 -- them can be reused.
 -- Audit: GetAccountPasswordPolicy PasswordReusePrevention >= params.min_remembered (24).

@@ -1,4 +1,4 @@
--- password_policy_symbol · cis_v1.2.0 1.7 · severity medium
+-- password_policy_symbol · catalogue: sql/catalogue/controls/password_policy_symbol.yaml
 -- The account password policy requires at least one symbol.
 -- Audit: GetAccountPasswordPolicy RequireSymbols = true.
 -- One verdict per account. An account without a password policy (has_policy = false:

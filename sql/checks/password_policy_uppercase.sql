@@ -1,4 +1,4 @@
--- password_policy_uppercase · cis_v1.2.0 1.5 · severity medium
+-- password_policy_uppercase · catalogue: sql/catalogue/controls/password_policy_uppercase.yaml
 -- The account password policy requires at least one uppercase letter.
 -- Audit: GetAccountPasswordPolicy RequireUppercaseCharacters = true.
 -- One verdict per account. An account without a password policy (has_policy = false:

@@ -1,4 +1,4 @@
--- policies_on_groups_or_roles_only · cis_v1.2.0 1.16 · cis_v1.3.0 1.15 · cis_v1.4.0 1.15 · cis_v1.5.0 1.15 · cis_v2.0.0 1.15 · cis_v3.0.0 1.15 · cis_v4.0.0 1.15 · cis_v5.0.0 1.14 · cis_v6.0.0 2.14 · severity low
+-- policies_on_groups_or_roles_only · catalogue: sql/catalogue/controls/policies_on_groups_or_roles_only.yaml
 -- IAM users get permissions only through groups (or roles), never from policies of
 -- their own.
 -- Audit: per IAM user (GetAccountAuthorizationDetails UserDetailList):

@@ -1,4 +1,4 @@
--- root_access_keys · cis_v1.2.0 1.12 · cis_v1.3.0 1.4 · cis_v1.4.0 1.4 · cis_v1.5.0 1.4 · cis_v2.0.0 1.4 · cis_v3.0.0 1.4 · cis_v4.0.0 1.4 · cis_v5.0.0 1.3 · cis_v6.0.0 2.3 · severity critical
+-- root_access_keys · catalogue: sql/catalogue/controls/root_access_keys.yaml
 -- The root user has no access keys (v1.3.0 on: active or inactive; v1.2.0: no active one).
 -- Audit: GetAccountSummary AccountAccessKeysPresent = 0 passes.
 -- params.inactive_keys_count = false (v1.2.0 1.12): its audit tests the credential

@@ -1,4 +1,4 @@
--- root_account_usage · cis_v1.2.0 1.1 · cis_v1.3.0 1.7 · cis_v1.4.0 1.7 · cis_v1.5.0 1.7 · cis_v2.0.0 1.7 · cis_v3.0.0 1.7 · cis_v4.0.0 1.7 · cis_v5.0.0 1.6 · cis_v6.0.0 2.6 · severity high
+-- root_account_usage · catalogue: sql/catalogue/controls/root_account_usage.yaml
 -- The root user is not used for everyday work.
 -- Audit: the <root_account> row of the credential report; password_last_used,
 -- access_key_1_last_used_date and access_key_2_last_used_date must all be older than

@@ -1,4 +1,4 @@
--- root_mfa · cis_v1.2.0 1.13 · cis_v1.3.0 1.5 · cis_v1.4.0 1.5 · cis_v1.5.0 1.5 · cis_v2.0.0 1.5 · cis_v3.0.0 1.5 · cis_v4.0.0 1.5 · cis_v5.0.0 1.4 · cis_v6.0.0 2.4 · severity critical
+-- root_mfa · catalogue: sql/catalogue/controls/root_mfa.yaml
 -- The root user has MFA enabled.
 -- Audit: GetAccountSummary AccountMFAEnabled = 1 passes; 0 fails.
 -- From v5.0.0 (params.pass_without_password) the benchmark also passes a root user
@@ -18,6 +18,9 @@
 -- control. The cost: an account whose credential report could not be collected gets
 -- 'error' for root MFA in every version, even where the account summary alone
 -- would have answered.
+-- DECISION: where the organisation's centralised root access is on (organization_features,
+-- collected once per run), the no-password pass says root credentials are centrally
+-- managed; the verdict never depends on it (a missing organisation data set changes nothing).
 -- Reads: account_summary, credential_report. Resource: the 12-digit account id (account-level).
 {% from 'macros/check.sql' import check %}
 {% call check('root_mfa', needs=['account_summary', 'credential_report']) %}
@@ -30,10 +33,11 @@ SELECT c.framework, c.check_id, r.account_id, r.account_id, 'account',
             THEN 'The root user has MFA enabled (AccountMFAEnabled = 1).'
             WHEN (c.params->>'pass_without_password')::boolean
                  AND (s.account_password_present = 0 OR u.password_enabled IS FALSE)
-            THEN format('The root user has no password (%%s), so there is no root sign-in for MFA to protect.',
+            THEN format('The root user has no password (%%s)%%s, so there is no root sign-in for MFA to protect.',
                         concat_ws(' and ',
                                   CASE WHEN s.account_password_present = 0 THEN 'AccountPasswordPresent = 0' END,
-                                  CASE WHEN u.password_enabled IS FALSE THEN 'credential report password_enabled = false' END))
+                                  CASE WHEN u.password_enabled IS FALSE THEN 'credential report password_enabled = false' END),
+                        CASE WHEN o.central THEN ': root credentials are centrally managed by the organisation (RootCredentialsManagement enabled)' ELSE '' END)
             WHEN s.account_mfa_enabled IS NULL
             THEN 'The account summary has no AccountMFAEnabled value, so MFA on the root user cannot be confirmed; check the root user''s security credentials.'
             WHEN (c.params->>'pass_without_password')::boolean
@@ -46,4 +50,11 @@ LEFT JOIN iam_stage.account_summary s
   ON s.snapshot_date = %(snapshot_date)s AND s.account_id = r.account_id
 LEFT JOIN iam_stage.credential_report u
   ON u.snapshot_date = %(snapshot_date)s AND u.account_id = r.account_id AND u.is_root
+LEFT JOIN (
+    -- the organisation's centralised root access (organisation data set, collected once per run):
+    -- named in the reason only; the verdict reads the account's own data
+    SELECT bool_or(feature = 'RootCredentialsManagement') AS central
+    FROM iam_stage.organization_features
+    WHERE snapshot_date = %(snapshot_date)s
+) AS o ON true
 {% endcall %}

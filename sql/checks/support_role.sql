@@ -1,4 +1,4 @@
--- support_role · cis_v1.2.0 1.20 · cis_v1.3.0 1.17 · cis_v1.4.0 1.17 · cis_v1.5.0 1.17 · cis_v2.0.0 1.17 · cis_v3.0.0 1.17 · cis_v4.0.0 1.17 · cis_v5.0.0 1.16 · cis_v6.0.0 2.16 · severity low
+-- support_role · catalogue: sql/catalogue/controls/support_role.yaml
 -- The AWS-managed AWSSupportAccess policy is attached to a principal of an accepted
 -- type, so incidents can be raised with AWS Support.
 -- Audit: ListEntitiesForPolicy on arn:aws:iam::aws:policy/AWSSupportAccess must list

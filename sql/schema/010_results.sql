@@ -1,4 +1,4 @@
--- The control catalogue (loaded from sql/catalogue.yaml). aws_policy_results, the
+-- The control catalogue (loaded from sql/catalogue/). aws_policy_results, the
 -- verdicts BI tools read, is part of the public contract: extend it, never rename
 -- its columns.
 CREATE TABLE IF NOT EXISTS aws_policy_controls (

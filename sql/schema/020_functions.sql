@@ -46,10 +46,38 @@ LANGUAGE sql STABLE AS $$
            END
     FROM iam_stage.accounts a
     CROSS JOIN unnest(p_datasets) AS d(dataset)
-    LEFT JOIN iam_stage.extraction_status s
-           ON s.snapshot_date = a.snapshot_date
-          AND s.account_id = a.account_id
-          AND s.dataset = d.dataset
+    -- account data sets come from extraction_status; an organisation data set (organization_*:
+    -- collected once per run, not per account) counts for every account of the date whose own
+    -- snapshot was taken (at least one data set collected): an account that could not be read at
+    -- all gets 'error' from every check, organisation-level ones included
+    LEFT JOIN LATERAL (
+        SELECT x.status, x.error_code, x.error_message
+        FROM (
+            SELECT 1 AS rank, e.status, e.error_code, e.error_message
+            FROM iam_stage.extraction_status e
+            WHERE e.snapshot_date = a.snapshot_date AND e.account_id = a.account_id AND e.dataset = d.dataset
+            UNION ALL
+            SELECT 2, o.status, o.error_code, o.error_message
+            FROM iam_stage.organization_datasets o
+            WHERE d.dataset LIKE 'organization\_%' AND o.snapshot_date = a.snapshot_date AND o.dataset = d.dataset
+              AND EXISTS (SELECT 1 FROM iam_stage.extraction_status r
+                          WHERE r.snapshot_date = a.snapshot_date AND r.account_id = a.account_id AND r.status = 'ok')
+            UNION ALL
+            SELECT 3, 'error', coalesce(f.error_code, 'NoSnapshot'),
+                   'none of the account''s own data sets was collected' || coalesce(': ' || f.error_message, '')
+            FROM (SELECT 1) AS one
+            LEFT JOIN LATERAL (  -- the account's own error, which says what to fix
+                SELECT e.error_code, e.error_message FROM iam_stage.extraction_status e
+                WHERE e.snapshot_date = a.snapshot_date AND e.account_id = a.account_id
+                ORDER BY e.dataset LIMIT 1
+            ) f ON true
+            WHERE d.dataset LIKE 'organization\_%'
+              AND EXISTS (SELECT 1 FROM iam_stage.organization_datasets o
+                          WHERE o.snapshot_date = a.snapshot_date AND o.dataset = d.dataset)
+        ) x
+        ORDER BY x.rank
+        LIMIT 1
+    ) s ON true
     WHERE a.snapshot_date = p_snapshot_date
     GROUP BY a.account_id, a.extracted_at, a.load_error
 $$;

@@ -127,3 +127,21 @@ def test_pass_rate_excludes_errors_and_muted_and_shows_them_beside_it(db):
     # A in cis_v3.0.0: 0 pass, 4 fail (erin muted): 0%, with its error and muted counts next to it
     assert '<span class="rate">0%</span> <small class="side">0 error · 1 muted</small>' in page
     assert Counts(passed=3, failed=1, errors=5, muted=2).pass_rate == 0.75
+
+
+def test_manual_controls_carry_their_organisation_evidence_escaped(db):
+    """CIS v7.0.0 2.1.2 in the report: the account without a guardrail SCP first, flagged; names escaped."""
+    report(db)  # the fixture's verdicts of D3, then the organisation of the same date
+    day = D3
+    s = Snapshot(db, snapshot_date=day)
+    s.organization(features=(), management=A)
+    s.org_node("r-root", "ROOT", None, "Root").org_node(A, "ACCOUNT", "r-root", "production")
+    s.org_node(B, "ACCOUNT", "r-root", "sandbox <dev>")
+    s.org_policy("p-FullAWSAccess", "FullAWSAccess", ("r-root",), aws_managed=True)
+    s.commit()
+    page = build_report_html(db, day)
+    row = page.split("<b>2.1.2</b>", 1)[1].split("</tr>", 1)[0]
+    assert "1 of 1 need a look" in row and "<b>look:</b>" in row
+    assert "sandbox &lt;dev&gt;" in row and "no SCP beyond FullAWSAccess" in row
+    title = "Ensure Organizations management account is not used for workloads"
+    assert f"<b>2.1.3</b></td><td>{title}</td><td></td>" in page  # no evidence collected for it

@@ -215,6 +215,58 @@ class Snapshot:
                         analyzer_arn=f"arn:aws:access-analyzer:{region}:{account_id}:analyzer/{name}",
                         analyzer_name=name, analyzer_type=analyzer_type, status=status)
 
+    # --- organisation-level data sets (one set per snapshot date, not per account) ---------------
+
+    ORG_DATASETS = ("organization_features", "organization_units", "organization_policies",
+                    "organization_delegated_admins")
+
+    def organization(self, *, features: tuple[str, ...] = ("RootCredentialsManagement",),
+                     organization_id: str | None = "o-example0001", management: str | None = None,
+                     missing: dict | None = None) -> Snapshot:
+        """The date's organisation data sets: collected unless `missing` maps one to an error code;
+        iam:ListOrganizationsFeatures answered with `features` (none: one row with feature NULL)."""
+        missing = missing or {}
+        base = {"snapshot_date": self.snapshot_date}
+        for dataset in self.ORG_DATASETS:
+            _insert(self.conn, "organization_datasets", {
+                **base, "dataset": dataset, "status": "error" if dataset in missing else "ok",
+                "error_code": missing.get(dataset),
+                "error_message": f"{missing[dataset]} while reading {dataset}" if dataset in missing else None,
+                "collected_at": self.as_of})
+        if "organization_features" not in missing:
+            for feature in features or (None,):
+                _insert(self.conn, "organization_features",
+                        {**base, "organization_id": organization_id, "feature": feature})
+        if "organization_units" not in missing:
+            _insert(self.conn, "organization_info", {**base, "organization_id": organization_id,
+                                                     "management_account_id": management, "feature_set": "ALL"})
+        return self
+
+    def org_node(self, child_id: str, child_type: str, parent_id: str | None, name: str | None = None) -> Snapshot:
+        """A root, OU or account of the OU tree (organization_parents)."""
+        _insert(self.conn, "organization_parents", {"snapshot_date": self.snapshot_date, "child_id": child_id,
+                                                    "child_type": child_type, "child_name": name or child_id,
+                                                    "parent_id": parent_id})
+        return self
+
+    def org_policy(self, policy_id: str, name: str, targets: tuple[str, ...], *,
+                   policy_type: str = "SERVICE_CONTROL_POLICY", aws_managed: bool = False) -> Snapshot:
+        _insert(self.conn, "organization_policies", {"snapshot_date": self.snapshot_date, "policy_id": policy_id,
+                                                     "policy_type": policy_type, "policy_name": name,
+                                                     "aws_managed": aws_managed})
+        for target in targets:
+            _insert(self.conn, "organization_policy_targets", {
+                "snapshot_date": self.snapshot_date, "policy_id": policy_id, "target_id": target,
+                "target_type": "ROOT" if target.startswith("r-") else
+                "ORGANIZATIONAL_UNIT" if target.startswith("ou-") else "ACCOUNT", "target_name": target})
+        return self
+
+    def delegated_admin(self, account_id: str, service_principal: str, name: str | None = None) -> Snapshot:
+        _insert(self.conn, "organization_delegated_admins", {
+            "snapshot_date": self.snapshot_date, "account_id": account_id, "account_name": name or account_id,
+            "service_principal": service_principal, "delegation_enabled_date": self.as_of})
+        return self
+
     def commit(self) -> None:
         self.conn.commit()
 

@@ -49,7 +49,8 @@ def test_every_enabled_region_needs_an_active_analyzer(db):
 
 ONE_REGION, UNUSED_ONLY, INTERNAL_MIXED, UNTYPED = (f"{n:012d}" for n in range(11, 15))
 ALL_IDS = {"cis_v1.3.0": "1.21", "cis_v1.4.0": "1.20", "cis_v1.5.0": "1.20", "cis_v2.0.0": "1.20",
-           "cis_v3.0.0": "1.20", "cis_v4.0.0": "1.20", "cis_v5.0.0": "1.19", "cis_v6.0.0": "2.19"}
+           "cis_v3.0.0": "1.20", "cis_v4.0.0": "1.20", "cis_v5.0.0": "1.19", "cis_v6.0.0": "2.19",
+           "cis_v7.0.0": "2.18"}
 
 
 def test_v1_3_needs_one_region_and_only_external_access_analyzers_count(db):

@@ -23,7 +23,7 @@ def test_console_users_need_mfa(db):
     assert ids == {
         ("cis_v1.2.0", "1.2"), ("cis_v1.3.0", "1.10"), ("cis_v1.4.0", "1.10"), ("cis_v1.5.0", "1.10"),
         ("cis_v2.0.0", "1.10"), ("cis_v3.0.0", "1.10"), ("cis_v4.0.0", "1.10"), ("cis_v5.0.0", "1.9"),
-        ("cis_v6.0.0", "2.9"),
+        ("cis_v6.0.0", "2.9"), ("cis_v7.0.0", "2.10"),
     }
 
 
@@ -44,7 +44,7 @@ def test_rerun_replaces_rows(db):
     db.commit()
     run_check(db, "console_users_mfa", SNAPSHOT, run_id="second")
     rows = db.execute("SELECT status, run_id FROM aws_policy_results").fetchall()
-    assert sorted(rows) == [("pass", "second")] * 9  # one verdict per framework version
+    assert sorted(rows) == [("pass", "second")] * 10  # one verdict per framework version
 
 
 def test_unknown_password_or_mfa_state_fails(db):

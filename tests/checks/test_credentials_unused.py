@@ -35,7 +35,8 @@ def test_password_last_used_boundaries(db):
 # Each version's own threshold, read from its benchmark text: "90 days or greater" up to v1.3.0,
 # "45 days or greater/more" from v1.4.0 on. A version added to the catalogue must be added here.
 THRESHOLD_DAYS = {"cis_v1.2.0": 90, "cis_v1.3.0": 90, "cis_v1.4.0": 45, "cis_v1.5.0": 45, "cis_v2.0.0": 45,
-                  "cis_v3.0.0": 45, "cis_v4.0.0": 45, "cis_v5.0.0": 45, "cis_v6.0.0": 45}
+                  "cis_v3.0.0": 45, "cis_v4.0.0": 45, "cis_v5.0.0": 45, "cis_v6.0.0": 45,
+                  "cis_v7.0.0": 45}
 
 
 def test_every_version_applies_its_own_threshold(db):
@@ -186,7 +187,7 @@ def test_root_excluded_users_without_credentials_pass_and_missing_report_errors(
     assert {(k[0], k[1]) for k in verdicts(db, LOGIC)} == {
         (V1, "1.3"), ("cis_v1.3.0", "1.12"), ("cis_v1.4.0", "1.12"), ("cis_v1.5.0", "1.12"),
         ("cis_v2.0.0", "1.12"), (V3, "1.12"), ("cis_v4.0.0", "1.12"), ("cis_v5.0.0", "1.11"),
-        ("cis_v6.0.0", "2.11"),
+        ("cis_v6.0.0", "2.11"), ("cis_v7.0.0", "2.11"),
     }
 
 

@@ -4,7 +4,7 @@ from .staging import verdicts
 LOGIC = "password_policy_min_length"
 IDS = {"cis_v1.2.0": "1.9", "cis_v1.3.0": "1.8", "cis_v1.4.0": "1.8", "cis_v1.5.0": "1.8",
        "cis_v2.0.0": "1.8", "cis_v3.0.0": "1.8", "cis_v4.0.0": "1.8", "cis_v5.0.0": "1.7",
-       "cis_v6.0.0": "2.7"}
+       "cis_v6.0.0": "2.7", "cis_v7.0.0": "2.8"}
 L13, L14, L15, L128, UNSET = (f"2000000000{n:02d}" for n in (13, 14, 15, 99, 0))
 
 

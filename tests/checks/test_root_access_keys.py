@@ -3,7 +3,7 @@ from iam_audit.database import run_check
 from .staging import SNAPSHOT, Snapshot, days_ago, statuses, verdicts
 
 LOGIC = "root_access_keys"
-IDS = {"cis_v1.3.0": "1.4", "cis_v3.0.0": "1.4", "cis_v6.0.0": "2.3"}
+IDS = {"cis_v1.3.0": "1.4", "cis_v3.0.0": "1.4", "cis_v6.0.0": "2.3", "cis_v7.0.0": "2.4"}
 NONE, PRESENT, NO_ROW, UNKNOWN, MISSING = (f"{n:012d}" for n in range(1, 6))
 
 

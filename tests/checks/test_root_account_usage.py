@@ -5,7 +5,7 @@ from .staging import SNAPSHOT, Snapshot, days_ago, statuses, verdicts
 LOGIC = "root_account_usage"
 IDS = {"cis_v1.2.0": "1.1", "cis_v1.3.0": "1.7", "cis_v1.4.0": "1.7", "cis_v1.5.0": "1.7",
        "cis_v2.0.0": "1.7", "cis_v3.0.0": "1.7", "cis_v4.0.0": "1.7", "cis_v5.0.0": "1.6",
-       "cis_v6.0.0": "2.6"}
+       "cis_v6.0.0": "2.6", "cis_v7.0.0": "2.7"}
 PW_89, PW_90, PW_91, NEVER, KEY2_10, KEY1_500, NO_ROOT, MISSING = (f"{n:012d}" for n in range(1, 9))
 
 

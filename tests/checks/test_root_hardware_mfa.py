@@ -46,7 +46,7 @@ def test_root_mfa_must_be_hardware(db):
 
 ALL_IDS = {"cis_v1.2.0": "1.14", "cis_v1.3.0": "1.6", "cis_v1.4.0": "1.6", "cis_v1.5.0": "1.6",
            "cis_v2.0.0": "1.6", "cis_v3.0.0": "1.6", "cis_v4.0.0": "1.6", "cis_v5.0.0": "1.5",
-           "cis_v6.0.0": "2.5"}
+           "cis_v6.0.0": "2.5", "cis_v7.0.0": "2.6"}
 NO_PW_SUMMARY, NO_PW_REPORT, NO_PW_VIRTUAL, UNKNOWN_PW, HAS_PW, NO_REPORT = (f"{n:012d}" for n in range(11, 17))
 
 
@@ -67,7 +67,7 @@ def test_root_without_password_passes_from_v5(db):
     s.commit()
     run_check(db, LOGIC, SNAPSHOT)
     for framework, check_id in ALL_IDS.items():
-        without = "pass" if framework in {"cis_v5.0.0", "cis_v6.0.0"} else "fail"
+        without = "pass" if framework in {"cis_v5.0.0", "cis_v6.0.0", "cis_v7.0.0"} else "fail"
         assert statuses(db, LOGIC, framework) == {
             NO_PW_SUMMARY: without, NO_PW_REPORT: without, NO_PW_VIRTUAL: without,
             UNKNOWN_PW: "fail", HAS_PW: "fail", NO_REPORT: "error",

@@ -22,8 +22,8 @@ def test_root_mfa_enabled_passes(db):
 
 ALL_IDS = {"cis_v1.2.0": "1.13", "cis_v1.3.0": "1.5", "cis_v1.4.0": "1.5", "cis_v1.5.0": "1.5",
            "cis_v2.0.0": "1.5", "cis_v3.0.0": "1.5", "cis_v4.0.0": "1.5", "cis_v5.0.0": "1.4",
-           "cis_v6.0.0": "2.4"}
-WITHOUT_PASSWORD_PASSES = {"cis_v5.0.0", "cis_v6.0.0"}
+           "cis_v6.0.0": "2.4", "cis_v7.0.0": "2.5"}
+WITHOUT_PASSWORD_PASSES = {"cis_v5.0.0", "cis_v6.0.0", "cis_v7.0.0"}
 NO_PW, UNKNOWN_PW, PW, NO_ROOT_ROW, NO_REPORT, NO_PW_MFA = (f"{n:012d}" for n in range(11, 17))
 
 
@@ -85,3 +85,32 @@ def test_account_password_present_zero_passes_from_v5(db):
             assert "AccountPasswordPresent = 0" in got[(framework, check_id, SUMMARY_NO_PW, SUMMARY_NO_PW)][1]
             both = got[(framework, check_id, BOTH_NO_PW, BOTH_NO_PW)][1]
             assert "AccountPasswordPresent = 0 and credential report password_enabled = false" in both
+
+
+MEMBER, WITH_PW = "000000000031", "000000000032"
+
+
+def test_centrally_managed_root_credentials_are_named_in_the_reason(db):
+    """Where the organisation's root credentials management is on, a member account whose root has no
+    credentials passes from v5.0.0 (v7.0.0 2.5 included) and the reason says why; the feature never
+    turns a root with a password into a pass, and without the organisation data nothing changes."""
+    s = Snapshot(db)
+    s.account(MEMBER).account_summary(MEMBER, mfa=0, password_present=0)
+    s.user(MEMBER, "<root_account>", is_root=True, password_enabled=False)
+    s.account(WITH_PW).account_summary(WITH_PW, mfa=0, password_present=1)
+    s.organization(features=("RootCredentialsManagement",))
+    s.commit()
+    for logic in (LOGIC, "root_hardware_mfa"):
+        run_check(db, logic, SNAPSHOT)
+        got = verdicts(db, logic)
+        for framework in WITHOUT_PASSWORD_PASSES:
+            (member,) = [v for (f, _, a, _), v in got.items() if f == framework and a == MEMBER]
+            assert member[0] == "pass" and "centrally managed by the organisation" in member[1], (logic, framework)
+            (other,) = [v for (f, _, a, _), v in got.items() if f == framework and a == WITH_PW]
+            assert other[0] == "fail", (logic, framework)
+        assert {v[0] for (f, _, a, _), v in got.items() if a == MEMBER and f == "cis_v4.0.0"} == {"fail"}
+    db.execute("DELETE FROM iam_stage.organization_features")
+    db.commit()
+    run_check(db, LOGIC, SNAPSHOT)
+    reason = verdicts(db, LOGIC, "cis_v7.0.0")[("cis_v7.0.0", "2.5", MEMBER, MEMBER)]
+    assert reason[0] == "pass" and "centrally managed" not in reason[1]

@@ -3,7 +3,7 @@ from iam_audit.database import run_check
 from .staging import SNAPSHOT, Snapshot, statuses, verdicts
 
 LOGIC = "support_role"
-IDS = {"cis_v1.3.0": "1.17", "cis_v3.0.0": "1.17", "cis_v6.0.0": "2.16"}
+IDS = {"cis_v1.3.0": "1.17", "cis_v3.0.0": "1.17", "cis_v6.0.0": "2.16", "cis_v7.0.0": "2.15"}
 SUPPORT = "arn:aws:iam::aws:policy/AWSSupportAccess"
 ROLE, USER_ONLY, GROUP_ONLY, NONE, LOOKALIKE, MISSING = (f"{n:012d}" for n in range(1, 7))
 

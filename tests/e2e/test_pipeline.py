@@ -129,3 +129,24 @@ def test_the_run_exports_its_verdicts_as_valid_ocsf_next_to_the_snapshot(first_r
     assert checks == {key: value[0] for key, value in verdicts.items()}
     uids = [f["finding_info"]["uid"] for f in findings]
     assert len(uids) == len(set(uids)) < len(verdicts)
+
+
+def test_organisation_evidence_and_centralised_root_access(first_run, e2e_stack, today):
+    """The run collected the organisation once: IH.11 fails every account (root access management is off
+    in the demo organisation), and the evidence of CIS v7.0.0 2.1.2 flags exactly the member accounts
+    left without a guardrail SCP; the manual controls have no verdict."""
+    _, v, _ = first_run
+    manifest = e2e_stack.emulator.manifest
+    structure = manifest["organization"]
+    for account in manifest["accounts"]:
+        assert status(v, "iam_hygiene", "IH.11", account["id"], account["id"]) == "fail"
+    assert not any(f == "cis_v7.0.0" and c.startswith("2.1.") for f, c, _a, _r in v)
+    with e2e_stack.postgres.connect(e2e_stack.database) as conn:
+        rows = conn.execute(
+            "SELECT check_id, account_id, attention, detail FROM aws_policy_manual_evidence "
+            "WHERE snapshot_date = %s AND framework = 'cis_v7.0.0'", (today,)).fetchall()
+    flagged = {a for c, a, attention, _ in rows if c == "2.1.2" and attention}
+    assert flagged == set(structure["unguarded_accounts"]) and flagged
+    members = {a["id"] for a in manifest["accounts"]} - {manifest["management_account_id"]}
+    assert {a for c, a, _, _ in rows if c == "2.1.2"} == members
+    assert {c for c, *_ in rows} == {"2.1.1", "2.1.2", "2.1.4", "2.1.5", "2.1.6"}

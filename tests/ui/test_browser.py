@@ -171,7 +171,7 @@ def test_compliance_trend_series_are_distinct(airflow_ui, page):
             [getComputedStyle(el).stroke !== 'none' ? getComputedStyle(el).stroke : getComputedStyle(el).fill,
              el.getAttribute('stroke-dasharray') || g.dataset.dash || ''])}))""")
     frameworks = {s["framework"] for s in series}
-    assert len(series) == len(frameworks) >= 10, series  # nine CIS versions and iam_hygiene
+    assert len(series) == len(frameworks) >= 11, series  # ten CIS versions and iam_hygiene
     styles = []
     for s in series:
         assert s["styles"], s
@@ -204,6 +204,10 @@ def test_compliance_page_shows_pass_rates_and_failing_findings(airflow_ui, page)
         expect(row.locator("td.fresh")).to_contain_text("current")
     expect(scores).to_contain_text("CIS v1.2.0")
     expect(scores).to_contain_text("CIS v6.0.0")
+    expect(scores).to_contain_text("CIS v7.0.0")
+    heads = scores.locator("thead th.fw").all_inner_texts()
+    assert heads.index(next(h for h in heads if "v7.0.0" in h)) == heads.index(
+        next(h for h in heads if "v6.0.0" in h)) + 1, heads  # versions sort as numbers
     # the org-wide headline counts every account; one page holds them all here
     accounts_shown = scores.locator("tr.account").count()
     assert accounts_shown >= len(manifest["accounts"])

@@ -606,3 +606,35 @@ def test_last_alerts_sent_are_listed_escaped(db, reader_conn):
     assert [a["title"] for a in data["alerts_sent"]] == ["<b>alert 2</b>", "<b>alert 0</b>"]
     html = cp.render_page(data)
     assert "&lt;b&gt;alert 2&lt;/b&gt;" in html and "<b>alert 2" not in html and "alert 1" not in html
+
+
+def test_manual_controls_show_their_organisation_evidence_never_a_pass(db, reader_conn):
+    """CIS v7.0.0 2.1.2 (manual): the member account without a guardrail SCP is flagged first; the
+    control gets no verdict and no pass rate."""
+    from tests.checks.staging import Snapshot
+
+    seed(db, organisation())
+    s = Snapshot(db, snapshot_date=DAY2)
+    s.organization(features=(), management=DEV)
+    s.org_node("r-root", "ROOT", None, "Root").org_node("ou-prod", "ORGANIZATIONAL_UNIT", "r-root", "Prod")
+    s.org_node(DEV, "ACCOUNT", "r-root", "dev").org_node(PROD, "ACCOUNT", "ou-prod", "prod <core>")
+    s.org_node("444444444444", "ACCOUNT", "r-root", "legacy <apps>")
+    s.org_policy("p-FullAWSAccess", "FullAWSAccess", ("r-root",), aws_managed=True)
+    s.org_policy("p-guard", "Guardrail", ("ou-prod",))
+    s.commit()
+    data = cp.load_compliance()
+    controls = {(c["framework"], c["check_id"]): c for c in data["manual_evidence"]}
+    guard = controls["cis_v7.0.0", "2.1.2"]
+    assert (guard["total"], guard["flagged"]) == (2, 1)
+    assert guard["facts"][0]["account_id"] == "444444444444" and guard["facts"][0]["attention"]
+    assert "no SCP beyond FullAWSAccess" in guard["facts"][0]["detail"]
+    assert controls["cis_v7.0.0", "2.1.1"]["flagged"] >= 1  # root credentials management off
+    keys = list(controls)
+    assert keys == sorted(keys, key=lambda k: tuple(int(p) for p in k[1].split(".")))  # 2.1.1 .. 2.1.6
+    assert "cis_v7.0.0" not in data["frameworks"]  # no verdicts, so no pass rate
+    html = cp.render_page(data)
+    section = html.split('id="manual"', 1)[1].split("</section>", 1)[0]
+    assert 'data-control="2.1.2"' in section and "legacy &lt;apps&gt;" in section
+    assert "never counted as a pass" in section
+    only_v3 = cp.load_compliance(params={"framework": "cis_v3.0.0"})
+    assert only_v3["manual_evidence"] == []

@@ -14,7 +14,7 @@ CONTROLS_DOC = (PROJECT_ROOT / "docs" / "controls.md").read_text()
 def test_a_control_has_its_four_parts(logic):
     catalogued = {check.logic for check in load_catalogue().checks}
     assert (CHECKS_DIR / f"{logic}.sql").is_file(), f"sql/checks/{logic}.sql is missing"
-    assert logic in catalogued, f"sql/catalogue.yaml has no entry with logic: {logic}"
+    assert logic in catalogued, f"sql/catalogue/controls/{logic}.yaml is missing"
     test_file = PROJECT_ROOT / "tests" / "checks" / f"test_{logic}.py"
     assert test_file.is_file(), f"{test_file.relative_to(PROJECT_ROOT)} (its fixture test) is missing"
     text = test_file.read_text()
@@ -27,7 +27,8 @@ def test_a_control_has_its_four_parts(logic):
 def test_the_readme_describes_the_four_parts():
     readme = (PROJECT_ROOT / "README.md").read_text()
     section = readme.split("## Add a control", 1)[1].split("\n## ", 1)[0]
-    for part in ("sql/checks/<logic>.sql", "sql/catalogue.yaml", "tests/checks/test_<logic>.py",
+    for part in ("sql/checks/<logic>.sql", "sql/catalogue/controls/<logic>.yaml", "sql/catalogue/frameworks/",
+                 "tests/checks/test_<logic>.py",
                  "python -m iam_audit.docs", "tests/unit/test_add_a_control.py"):
         assert part in section
 

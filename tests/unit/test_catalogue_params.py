@@ -3,20 +3,22 @@
 import copy
 
 import pytest
-import yaml
-from iam_audit.catalogue import CatalogueError, parse_catalogue
-from iam_audit.paths import CATALOGUE_FILE
+from iam_audit.catalogue import CatalogueError, parse_catalogue, read_catalogue_files
 
-DATA = yaml.safe_load(CATALOGUE_FILE.read_text(encoding="utf-8"))
+DATA = read_catalogue_files()
 
 
-def _entry(data: dict, logic: str) -> dict:
-    return next(e for e in data["controls"] if e["logic"] == logic)
+def _fw_file(framework: str) -> str:
+    return f"sql/catalogue/frameworks/{framework}.yaml"
+
+
+def _control(data: dict, logic: str, framework: str) -> dict:
+    return next(c for c in data["frameworks"][_fw_file(framework)]["controls"] if c.get("logic") == logic)
 
 
 def _with(logic: str, framework: str, params) -> dict:
     data = copy.deepcopy(DATA)
-    spec = _entry(data, logic)["frameworks"][framework]
+    spec = _control(data, logic, framework)
     if params is None:
         spec.pop("params", None)
     else:
@@ -26,10 +28,11 @@ def _with(logic: str, framework: str, params) -> dict:
 
 def test_the_shipped_catalogue_meets_its_schemas():
     catalogue = parse_catalogue(copy.deepcopy(DATA))
-    for entry in DATA["controls"]:
+    for file, entry in DATA["controls"].items():
+        logic = file.rsplit("/", 1)[1].removesuffix(".yaml")
         declared = set((entry.get("params_schema") or {}).get("properties", {}))
-        for control in catalogue.check(entry["logic"]).controls:
-            assert set(control.params) == declared, (entry["logic"], control.framework)
+        for control in catalogue.check(logic).controls:
+            assert set(control.params) == declared, (logic, control.framework)
 
 
 @pytest.mark.parametrize(
@@ -37,11 +40,12 @@ def test_the_shipped_catalogue_meets_its_schemas():
     [("root_account_usage", "cis_v1.2.0", "max_days_since_use"),
      ("credentials_unused", "cis_v5.0.0", "max_unused_days")],
 )
-def test_a_missing_param_is_a_load_error_naming_the_control(logic, framework, param):
+def test_a_missing_param_is_a_load_error_naming_the_file_and_control(logic, framework, param):
     with pytest.raises(CatalogueError) as raised:
-        parse_catalogue(_with(logic, framework, None), source="cat.yaml")
+        parse_catalogue(_with(logic, framework, None))
     message = str(raised.value)
-    control_id = _entry(DATA, logic)["frameworks"][framework]["id"]
+    control_id = _control(DATA, logic, framework)["id"]
+    assert message.startswith(_fw_file(framework))
     assert f"{framework} control {control_id} ({logic})" in message
     assert param in message and "required" in message
 
@@ -66,6 +70,7 @@ def test_params_on_a_logic_without_schema_are_a_load_error():
 
 def test_an_invalid_schema_is_a_load_error():
     data = copy.deepcopy(DATA)
-    _entry(data, "credentials_unused")["params_schema"] = {"properties": {"max_unused_days": {"type": "days"}}}
+    data["controls"]["sql/catalogue/controls/credentials_unused.yaml"]["params_schema"] = {
+        "properties": {"max_unused_days": {"type": "days"}}}
     with pytest.raises(CatalogueError, match="not a valid JSON Schema"):
         parse_catalogue(data)

@@ -55,7 +55,8 @@ def _walk(node):
 def test_references_resolve(path):
     template = load(path)
     assert template["AWSTemplateFormatVersion"] == "2010-09-09"
-    declared = set(template["Parameters"]) | set(template["Resources"])
+    pseudo = {"AWS::Partition", "AWS::AccountId", "AWS::Region"}  # CloudFormation's own, never declared
+    declared = set(template["Parameters"]) | set(template["Resources"]) | pseudo
     for node in _walk(template):
         if "Ref" in node:
             assert node["Ref"] in declared, f"{path.name}: !Ref {node['Ref']} is not declared"
@@ -135,3 +136,16 @@ CFN_LINT = os.environ.get("IAM_AUDIT_CFN_LINT") or shutil.which("cfn-lint")
 def test_cfn_lint():
     result = subprocess.run([CFN_LINT, str(ROLE), str(STACKSET)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_stackset_template_embeds_the_shipped_discovery_policy():
+    """The discovery policy (organisation reads included) is the shipped one, the role ARN aside."""
+    resource = load(STACKSET)["Resources"]["PipelineDiscoveryPolicy"]
+    assert resource["Type"] == "AWS::IAM::ManagedPolicy"
+    document = resource["Properties"]["PolicyDocument"]
+    shipped = load_policy("pipeline-discovery.json", AuditRoleName="IamAuditReadOnly")
+    assume = document["Statement"][-1]
+    assert assume["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role${RolePath}${RoleName}"}
+    rendered = [dict(st, Resource=shipped["Statement"][-1]["Resource"]) if st is assume else st
+                for st in document["Statement"]]
+    assert {**document, "Statement": rendered} == shipped

@@ -94,3 +94,9 @@ def test_audit_role_and_discovery_policies():
     discovery = [load_policy("pipeline-discovery.json", AuditRoleName="IamAudit")]
     assert evaluate(discovery, "sts:AssumeRole", "arn:aws:iam::111122223333:role/IamAudit").allowed
     assert not evaluate(discovery, "sts:AssumeRole", "arn:aws:iam::111122223333:role/Admin").allowed
+    for action in ("iam:ListOrganizationsFeatures", "organizations:ListPolicies", "organizations:ListTargetsForPolicy",
+                   "organizations:ListDelegatedAdministrators", "organizations:ListAccountsForParent"):
+        assert evaluate(discovery, action).allowed, action
+    for action in ("organizations:AttachPolicy", "iam:EnableOrganizationsRootCredentialsManagement",
+                   "organizations:DescribePolicy"):
+        assert not evaluate(discovery, action).allowed, action

@@ -21,7 +21,7 @@ def test_numbers_line_names_each_framework_family_once():
     doc = CATALOGUE.check("root_mfa").doc_md()
     numbers = next(line for line in doc.splitlines() if line.startswith("**Numbers:**"))
     assert numbers == ("**Numbers:** CIS v1.2.0 1.13 · v1.3.0 1.5 · v1.4.0 1.5 · v1.5.0 1.5 · v2.0.0 1.5 · "
-                       "v3.0.0 1.5 · v4.0.0 1.5 · v5.0.0 1.4 · v6.0.0 2.4")
+                       "v3.0.0 1.5 · v4.0.0 1.5 · v5.0.0 1.4 · v6.0.0 2.4 · v7.0.0 2.5")
     # versions that share a title or params are grouped, ranges when consecutive
-    assert "v1.4.0–v6.0.0: Ensure MFA is enabled for the 'root' user account" in doc
-    assert "v5.0.0, v6.0.0 `{\"pass_without_password\": true}`" in doc
+    assert "v1.4.0–v7.0.0: Ensure MFA is enabled for the 'root' user account" in doc
+    assert "v5.0.0–v7.0.0 `{\"pass_without_password\": true}`" in doc

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if result.failed_tasks:
         print("  failed tasks: " + ", ".join(result.failed_tasks))
 
-    from iam_audit.summary import build_summary, format_summary
+    from iam_audit.summary import build_summary, format_manual_evidence, format_summary
 
     with stack.postgres.connect(stack.database) as conn:
         row = conn.execute("SELECT max(snapshot_date) FROM aws_policy_snapshots").fetchone()
@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         snapshot_date = row[0]
         raw = f"s3://{stack.bucket}/iam/snapshot_date={snapshot_date}/"
         print(format_summary(build_summary(conn, snapshot_date), raw_location=f"{raw} (on the emulator)"))
+        evidence = format_manual_evidence(conn, snapshot_date)
+        if evidence:
+            print("\n" + evidence)
         from iam_audit.alerts import preview
 
         print()

@@ -595,6 +595,10 @@ class EmulatorMiddleware:
 
         if info.service == "accessanalyzer":
             return self.access_analyzer(info, environ, start_response)
+        from . import organization
+
+        if organization.handles(info.service, info.action):
+            return organization.serve(info, environ, start_response, error_response, _reply)
         if info.service == "securityhub" and info.action == "BatchImportFindings":
             return self.securityhub_import(info, environ, start_response)
         return self.app(environ, start_response)

@@ -139,10 +139,11 @@ def reset_world() -> None:
     """Forget every moto resource and every emulator-side state."""
     from moto.moto_api._internal.models import moto_api_backend
 
-    from . import middleware, patches
+    from . import middleware, organization, patches
 
     moto_api_backend.reset()
     state.reset_all()
+    organization.reset()
     middleware._ACCOUNT_CACHE.clear()
     patches.clear_caches()
 
@@ -462,10 +463,15 @@ def seed_organisation(
     for acc in manifest_accounts:
         AccountSeeder(acc["id"], acc["profile"], mgmt_id, now, regions).run(users)
         seed_hygiene(acc["id"], acc["profile"], now)
+    from .seed_organization import seed_structure
+
+    # last: the OU and policy ids it draws from moto's seeded random leave every IAM id as before
+    structure = seed_structure(org, manifest_accounts, mgmt_id)
 
     manifest = {
         "management_account_id": mgmt_id,
         "accounts": manifest_accounts,
+        "organization": structure,
         "users_per_account": users,
         "seed": seed,
         "seeded_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
