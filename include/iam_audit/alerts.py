@@ -11,8 +11,9 @@ passed on as details. `%(snapshot_date)s` and `%(run_id)s` are bound (a literal 
 Recipients: `webhook` (connection iam_audit_alerts_webhook, or `webhook:<conn id>`), `slack`
 (iam_audit_alerts_slack, or `slack:<conn id>`), `email:<address>` (connection iam_audit_alerts_smtp),
 `sns:<topic arn>` (connection iam_audit_alerts_sns, conn_type aws), `owner` (the account's
-`security-contact` Organizations tag, else Variable iam_audit_alert_routes, else Variable
-iam_audit_alert_default_recipients, default ["webhook"]).
+`security-contact` Organizations tag, else Variable iam_audit_alert_routes by account id, else by
+the nearest organisational unit or root above the account (ou-..., r-...: the OU tree of the newest
+organisation snapshot), else Variable iam_audit_alert_default_recipients, default ["webhook"]).
 """
 
 from __future__ import annotations
@@ -251,11 +252,15 @@ class Routes:
     """Where `owner` sends an account's alerts: its tag, else the mapping, else the default."""
 
     tags: dict[str, list[str]] = field(default_factory=dict)        # account -> tag values
-    mapping: dict[str, list[str]] = field(default_factory=dict)     # account -> recipient specs
+    mapping: dict[str, list[str]] = field(default_factory=dict)     # account, OU or root id -> recipient specs
     default: list[str] = field(default_factory=lambda: ["webhook"])
+    ancestors: dict[str, list[str]] = field(default_factory=dict)   # account -> its OUs, nearest first, root
 
     def owner(self, account_id: str | None) -> list[tuple[str, str]]:
-        for specs in (self._from_tags(account_id), self.mapping.get(account_id or "", [])):
+        key = account_id or ""
+        candidates = [self._from_tags(account_id), self.mapping.get(key, [])]
+        candidates += [self.mapping.get(node, []) for node in self.ancestors.get(key, [])]
+        for specs in candidates:
             routed = [r for r in (_try_recipient(s) for s in specs) if r]
             if routed:
                 return routed
@@ -285,7 +290,8 @@ def _try_recipient(spec: str) -> tuple[str, str] | None:
         return None
 
 
-def parse_routes(mapping_json: str | None, default_json: str | None, tags: dict[str, list[str]]) -> Routes:
+def parse_routes(mapping_json: str | None, default_json: str | None, tags: dict[str, list[str]],
+                 ancestors: dict[str, list[str]] | None = None) -> Routes:
     from iam_audit.config import ConfigError
 
     mapping: dict[str, list[str]] = {}
@@ -295,8 +301,12 @@ def parse_routes(mapping_json: str | None, default_json: str | None, tags: dict[
         except ValueError as exc:
             raise ConfigError(f"Variable {VAR_ROUTES} is not JSON: {exc}") from None
         if not isinstance(raw, dict):
-            raise ConfigError(f"Variable {VAR_ROUTES} must map account ids to lists of recipients")
+            raise ConfigError(f"Variable {VAR_ROUTES} must map account ids, OU ids (ou-...) or the root id "
+                              "(r-...) to lists of recipients")
         for account, specs in raw.items():
+            if not ROUTE_KEY.match(str(account)):
+                raise ConfigError(f"Variable {VAR_ROUTES}: {account!r} is neither a 12-digit account id, an OU id "
+                                  "(ou-xxxx-xxxxxxxx) nor a root id (r-xxxx)")
             specs = [specs] if isinstance(specs, str) else specs
             for spec in specs:
                 try:
@@ -315,7 +325,31 @@ def parse_routes(mapping_json: str | None, default_json: str | None, tags: dict[
             raise ConfigError(f"Variable {VAR_DEFAULT} must be a JSON list of recipients: {exc}") from None
         if not default:
             raise ConfigError(f"Variable {VAR_DEFAULT} is empty: unroutable alerts would go nowhere")
-    return Routes(tags=tags, mapping=mapping, default=default)
+    return Routes(tags=tags, mapping=mapping, default=default, ancestors=ancestors or {})
+
+
+# Organizations ids (API reference, Account.Id, OrganizationalUnit.Id and Root.Id patterns)
+ROUTE_KEY = re.compile(r"^([0-9]{12}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$")
+
+
+def account_ancestors(conn) -> dict[str, list[str]]:
+    """Each account's OUs up to the root, nearest first, from the newest staged OU tree
+    (iam_stage.organization_parents); empty when no organisation snapshot has it."""
+    rows = conn.execute(
+        """SELECT child_id, child_type, parent_id FROM iam_stage.organization_parents
+           WHERE snapshot_date = (SELECT max(snapshot_date) FROM iam_stage.organization_parents)""").fetchall()
+    conn.commit()
+    parent = {child: up for child, _kind, up in rows if up}
+    out = {}
+    for child, kind, _up in rows:
+        if kind != "ACCOUNT":
+            continue
+        chain, node = [], parent.get(child)
+        while node and node not in chain:
+            chain.append(node)
+            node = parent.get(node)
+        out[child] = chain
+    return out
 
 
 def account_tags(conn, tag_key: str = ROUTE_TAG) -> dict[str, list[str]]:
@@ -741,7 +775,7 @@ def preview(conn, snapshot_date: str, run_id: str = "preview", custom_path: str 
     """What send_alerts would deliver for the snapshot, as text: every rule read, nothing recorded or
     sent (`make demo`, where no alert connection is defined)."""
     rules, refused = load_rules(rule_dirs(custom_path))
-    routes = routes or Routes(tags=account_tags(conn))
+    routes = routes or Routes(tags=account_tags(conn), ancestors=account_ancestors(conn))
     params = {"snapshot_date": snapshot_date, "run_id": run_id}
     lines = [f"Alerts the run of {snapshot_date} would send (rules in sql/alerts; nothing was sent: "
              "no alert connection is defined)"]

@@ -49,7 +49,8 @@ def send_alerts(plan: dict, postgres_conn_id: str) -> dict:
     conn = pipeline_hook(postgres_conn_id).get_conn()
     try:
         routes = alerts.parse_routes(Variable.get(alerts.VAR_ROUTES, default=None),
-                                     Variable.get(alerts.VAR_DEFAULT, default=None), alerts.account_tags(conn))
+                                     Variable.get(alerts.VAR_DEFAULT, default=None), alerts.account_tags(conn),
+                                     alerts.account_ancestors(conn))
         result = alerts.run_alerts(conn, rules, routes, plan["snapshot_date"], plan["run_id"],
                                    conf.get("api", "base_url", fallback="http://localhost:8080"),
                                    timeout=os.environ.get("IAM_AUDIT_ALERT_RULE_TIMEOUT", "60s"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from iam_audit import alerts
 
 from tests.bi import results
@@ -199,3 +200,24 @@ def test_a_webhook_urls_token_is_masked_before_anything_is_sent(monkeypatch):
     assert "tok3nInPath" in redact(line)
     mask_connection_secrets("tokened_webhook")
     assert "tok3nInPath" not in redact(line) and "pw-secret-value" not in redact(line)
+
+
+def test_owner_routing_by_the_nearest_organisational_unit(history_db, channels):
+    """Variable iam_audit_alert_routes may name an OU or the root: an account goes to the nearest one above
+    it that has recipients (the account's own entry and its tag still come first)."""
+    from tests.checks.staging import Snapshot
+
+    s = Snapshot(history_db, snapshot_date=results.D3)
+    s.org_node("r-ab12", "ROOT", None, "Root").org_node("ou-ab12-prod0001", "ORGANIZATIONAL_UNIT", "r-ab12", "Prod")
+    s.org_node("ou-ab12-core0001", "ORGANIZATIONAL_UNIT", "ou-ab12-prod0001", "Core")
+    s.org_node(A, "ACCOUNT", "ou-ab12-core0001", "production").org_node(B, "ACCOUNT", "r-ab12", "sandbox")
+    s.commit()
+    ancestors = alerts.account_ancestors(history_db)
+    assert ancestors[A] == ["ou-ab12-core0001", "ou-ab12-prod0001", "r-ab12"] and ancestors[B] == ["r-ab12"]
+    routes = alerts.parse_routes(json.dumps({"ou-ab12-prod0001": ["email:prod@example.com"],
+                                             "r-ab12": ["slack"]}), '["webhook"]', {}, ancestors)
+    assert routes.owner(A) == [("email", "prod@example.com")]        # Prod, two levels up
+    assert routes.owner(B) == [("slack", "iam_audit_alerts_slack")]  # the root
+    assert routes.owner("333333333333") == [("webhook", "iam_audit_alerts_webhook")]
+    with pytest.raises(Exception, match="neither a 12-digit account id"):
+        alerts.parse_routes(json.dumps({"Prod": ["slack"]}), None, {})
