@@ -44,7 +44,10 @@ def _raw_datasets(plan: dict) -> list[str]:
 
     config = plan["config"]
     prefix = config.get("prefix") or "iam"
-    return [s3_uri(config["bucket"], prefix, d) for d in [*all_datasets(), "organization/accounts"]]
+    from iam_audit.organization import ORG_DATASETS
+
+    organisation = ["organization/accounts", "organization/account_tags", *(f"organization/{d}" for d in ORG_DATASETS)]
+    return [s3_uri(config["bucket"], prefix, d) for d in [*all_datasets(), *organisation]]
 
 
 def _staging_tables() -> list[str]:

@@ -153,3 +153,17 @@ def test_an_account_never_extracted_is_listed_one_with_data_must_have_its_snapsh
     with pytest.raises(EvidenceIntegrityError, match=f"account_id={B}/_manifest.json is missing"):
         build_pack(db, store.read, "iam", D3, tmp_path)
     assert evidence_key("iam", D3) == "iam/snapshot_date=2026-11-05/exports/evidence/evidence-2026-11-05.zip"
+
+
+def test_the_organisation_data_sets_are_checked_against_their_manifest(db, tmp_path):
+    from iam_audit.organization import write_organization
+
+    store = seeded(db)
+    write_organization(store, "iam", D3, {"organization_units": {"status": "ok", "payload": {"roots": []}}}, "run")
+    build_pack(db, store.read, "iam", D3, tmp_path / "a")
+    manifest = json.loads((tmp_path / "a/evidence-2026-11-05/manifest.json").read_text())
+    assert "iam/snapshot_date=2026-11-05/organization/organization_units.json.gz" in {
+        o["key"] for o in manifest["raw"]["objects"]}
+    store["iam/snapshot_date=2026-11-05/organization/organization_units.json.gz"] = layout.encode({"roots": ["x"]})
+    with pytest.raises(EvidenceIntegrityError, match="organization_units.json.gz does not match"):
+        build_pack(db, store.read, "iam", D3, tmp_path / "b")

@@ -107,6 +107,10 @@ def verify_raw_objects(conn, read: Callable[[str], bytes], prefix: str, snapshot
                     f"{_sha256(data)}; the object was changed after the run wrote it")
             objects.append({"key": entry["key"], "account_id": account_id, "dataset": dataset,
                             "sha256": recorded, "bytes": len(data)})
+    org_objects, org_manifest = _verify_organisation(read, prefix, snapshot_date)
+    objects += org_objects
+    if org_manifest:
+        manifests.append(org_manifest)
     organisation = None
     try:
         blob = read(layout.organization_key(prefix, snapshot_date))
@@ -116,6 +120,42 @@ def verify_raw_objects(conn, read: Callable[[str], bytes], prefix: str, snapshot
         pass
     return {"objects": objects, "manifests": manifests, "organization_accounts": organisation,
             "accounts_without_snapshot": without}
+
+
+def _verify_organisation(read: Callable[[str], bytes], prefix: str, snapshot_date: date) -> tuple[list, dict | None]:
+    """The organisation data sets (OU tree, SCPs and RCPs, ...) against organization/_manifest.json;
+    nothing when the date has no organisation snapshot (dates collected before it existed)."""
+    from iam_audit import organization
+
+    key = organization.manifest_key(prefix, snapshot_date)
+    try:
+        blob = read(key)
+    except LookupError:
+        return [], None
+    try:
+        manifest = json.loads(blob)
+    except ValueError:
+        raise EvidenceIntegrityError(f"{key} is not valid JSON") from None
+    if manifest.get("incomplete"):
+        raise EvidenceIntegrityError(f"{key} is an incomplete organisation manifest")
+    objects = []
+    for dataset, entry in sorted(manifest.get("datasets", {}).items()):
+        if "key" not in entry:
+            continue
+        if not isinstance(entry.get("sha256"), str):
+            raise EvidenceIntegrityError(f"{key} records no SHA-256 for {entry['key']}: the object cannot be checked")
+        try:
+            data = read(entry["key"])
+        except LookupError:
+            raise EvidenceIntegrityError(f"{entry['key']} (listed in {key}) is missing") from None
+        if _sha256(data) != entry["sha256"]:
+            raise EvidenceIntegrityError(
+                f"{entry['key']} does not match its manifest {key}: recorded SHA-256 {entry['sha256']}, read "
+                f"{_sha256(data)}; the object was changed after the run wrote it")
+        objects.append({"key": entry["key"], "account_id": None, "dataset": dataset, "sha256": entry["sha256"],
+                        "bytes": len(data)})
+    return objects, {"key": key, "account_id": None, "sha256": _sha256(blob), "bytes": len(blob),
+                     "run_id": manifest.get("run_id"), "extracted_at": manifest.get("collected_at")}
 
 
 # ---- the CSV files -------------------------------------------------------------------------------------
