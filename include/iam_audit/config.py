@@ -23,8 +23,15 @@ VAR_PREFIX = "iam_audit_prefix"
 VAR_MAX_ACCOUNT_DROP = "iam_audit_max_account_drop_percent"
 VAR_RETENTION_DAYS = "iam_audit_retention_days"
 VAR_ACCOUNTS_PER_TASK = "iam_audit_accounts_per_task"
+VAR_ALLOW_ORG_ACCESS_ROLE = "iam_audit_allow_organization_access_role"
 
-DEFAULT_ROLE_NAME = "OrganizationAccountAccessRole"
+# The dedicated read-only role of deploy/cloudformation/ (its RoleName default): one name everywhere.
+DEFAULT_ROLE_NAME = "IamAuditReadOnly"
+# Organizations' administrator role: it trusts the management account without an ExternalId, so anyone
+# holding the pipeline's credentials could assume it without the session policy the pipeline sends.
+ORGANIZATION_ACCESS_ROLE = "OrganizationAccountAccessRole"
+TRUE_WORDS = frozenset({"true", "yes", "1"})
+FALSE_WORDS = frozenset({"false", "no", "0"})
 DEFAULT_PREFIX = "iam"
 DEFAULT_ROLE_PATH = "/"
 # A full run auditing this share of the previous snapshot's accounts fewer fails loudly and keeps their history.
@@ -121,6 +128,31 @@ def build_config(variables: dict) -> AuditConfig:
             "(1-64 letters, digits and + = , . @ _ -; give the name, not the ARN)"
         )
 
+    allow_admin_role = False
+    raw_allow = variables.get(VAR_ALLOW_ORG_ACCESS_ROLE)
+    if raw_allow not in (None, ""):
+        word = str(raw_allow).strip().lower()
+        if word not in TRUE_WORDS | FALSE_WORDS:
+            problems.append(f"Variable {VAR_ALLOW_ORG_ACCESS_ROLE}={raw_allow!r} must be true or false")
+        allow_admin_role = word in TRUE_WORDS
+    # IAM role names are unique regardless of case: organizationaccountaccessrole is the same role
+    if role_name.lower() == ORGANIZATION_ACCESS_ROLE.lower():
+        if not allow_admin_role:
+            problems.append(
+                f"Variable {VAR_ROLE_NAME}={role_name!r} names Organizations' administrator role, which trusts "
+                "the management account without an ExternalId: anyone holding the pipeline's credentials can "
+                "assume it with full rights. Deploy the read-only audit role of deploy/cloudformation/ "
+                f"({DEFAULT_ROLE_NAME}) and unset {VAR_ROLE_NAME}, or set {VAR_ALLOW_ORG_ACCESS_ROLE}=true to "
+                "accept the risk"
+            )
+        else:
+            warnings.append(
+                f"{VAR_ROLE_NAME}={role_name!r} is Organizations' administrator role, allowed by "
+                f"{VAR_ALLOW_ORG_ACCESS_ROLE}: only the session policy the pipeline sends keeps its sessions "
+                f"read-only, and anyone holding the pipeline's credentials can assume it without that policy; "
+                f"deploy {DEFAULT_ROLE_NAME} from deploy/cloudformation/ instead"
+            )
+
     role_path = (variables.get(VAR_ROLE_PATH) or DEFAULT_ROLE_PATH).strip()
     if len(role_path) > 512 or not ROLE_PATH_RE.match(role_path):
         problems.append(
@@ -215,7 +247,7 @@ def read_variables() -> dict:
     from airflow.sdk import Variable
 
     names = (VAR_BUCKET, VAR_ROLE_NAME, VAR_ROLE_PATH, VAR_EXTERNAL_ID, VAR_ACCOUNTS, VAR_KMS_KEY_ID, VAR_PREFIX,
-             VAR_MAX_ACCOUNT_DROP, VAR_RETENTION_DAYS, VAR_ACCOUNTS_PER_TASK)
+             VAR_MAX_ACCOUNT_DROP, VAR_RETENTION_DAYS, VAR_ACCOUNTS_PER_TASK, VAR_ALLOW_ORG_ACCESS_ROLE)
     values = {name: Variable.get(name, default=None) for name in names}
     mask_external_id(values[VAR_EXTERNAL_ID])
     return values

@@ -31,7 +31,7 @@ def publish_report(plan: dict, postgres_conn_id: str, aws_conn_id: str) -> str:
     config = plan["config"]
     conn = pipeline_hook(postgres_conn_id).get_conn()
     try:
-        html = build_report_html(conn, plan["snapshot_date"])
+        html = build_report_html(conn, plan["snapshot_date"], warnings=plan.get("warnings") or ())
     finally:
         conn.close()
     store = S3RawStore(config["bucket"], aws_conn_id=aws_conn_id, kms_key_id=config.get("kms_key_id"))

@@ -77,6 +77,8 @@ def plan_run(context) -> dict:
         "mode": mode,
         "frameworks": frameworks,
         "requested_accounts": list(requested) if requested else None,
+        # configuration risks the operator accepted: logged above and shown in the run's report
+        "warnings": list(config.warnings),
         # what the check SQL binds, and nothing else: operators render and log their parameters
         "check_params": {"snapshot_date": snapshot_date.isoformat(), "run_id": context["run_id"],
                          "frameworks": frameworks},

@@ -127,3 +127,11 @@ def test_pass_rate_excludes_errors_and_muted_and_shows_them_beside_it(db):
     # A in cis_v3.0.0: 0 pass, 4 fail (erin muted): 0%, with its error and muted counts next to it
     assert '<span class="rate">0%</span> <small class="side">0 error · 1 muted</small>' in page
     assert Counts(passed=3, failed=1, errors=5, muted=2).pass_rate == 0.75
+
+
+def test_report_shows_the_runs_configuration_warnings_escaped(db):
+    warning = "iam_audit_role_name='OrganizationAccountAccessRole' is Organizations' administrator role <b>"
+    html = build_report_html(db, D2, warnings=[warning])
+    assert "Configuration warnings" in html
+    assert "administrator role &lt;b&gt;" in html and "<b>" not in html.split("Configuration warnings")[1][:400]
+    assert "Configuration warnings" not in build_report_html(db, D2)

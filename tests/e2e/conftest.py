@@ -115,7 +115,7 @@ class FirstRun(tuple):
     staged_users: int
 
 
-def shipped_policies(bucket: str, prefix: str = "iam", role_name: str = "OrganizationAccountAccessRole"):
+def shipped_policies(bucket: str, prefix: str = "iam", role_name: str = "IamAuditReadOnly"):
     """The emulator's enforcement rules: include/policies/ for the pipeline's key and the audit role."""
     from iam_audit.devenv.stack import EMULATOR_ACCESS_KEY
     from iam_audit.policies import load_policy

@@ -135,3 +135,11 @@ CFN_LINT = os.environ.get("IAM_AUDIT_CFN_LINT") or shutil.which("cfn-lint")
 def test_cfn_lint():
     result = subprocess.run([CFN_LINT, str(ROLE), str(STACKSET)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_pipelines_default_role_is_the_one_the_templates_deploy():
+    from iam_audit.config import DEFAULT_ROLE_NAME
+
+    assert DEFAULT_ROLE_NAME == "IamAuditReadOnly"
+    for path in (ROLE, STACKSET):
+        assert load(path)["Parameters"]["RoleName"]["Default"] == DEFAULT_ROLE_NAME, path
