@@ -24,6 +24,8 @@ VAR_MAX_ACCOUNT_DROP = "iam_audit_max_account_drop_percent"
 VAR_RETENTION_DAYS = "iam_audit_retention_days"
 VAR_ACCOUNTS_PER_TASK = "iam_audit_accounts_per_task"
 VAR_ALLOW_ORG_ACCESS_ROLE = "iam_audit_allow_organization_access_role"
+VAR_BUCKET_OWNER = "iam_audit_bucket_owner"
+VAR_ALLOW_UNHASHED = "iam_audit_allow_unhashed_manifests"
 
 # The dedicated read-only role of deploy/cloudformation/ (its RoleName default): one name everywhere.
 DEFAULT_ROLE_NAME = "IamAuditReadOnly"
@@ -66,6 +68,8 @@ class AuditConfig:
     max_account_drop_percent: float = DEFAULT_MAX_ACCOUNT_DROP_PERCENT
     retention_days: int | None = None  # None: keep the verdict history for ever
     accounts_per_task: int = 1
+    bucket_owner: str | None = None  # None: the account of aws_default's credentials
+    allow_unhashed_manifests: bool = False
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def role_arn(self, account_id: str, partition: str = "aws") -> str:
@@ -128,13 +132,15 @@ def build_config(variables: dict) -> AuditConfig:
             "(1-64 letters, digits and + = , . @ _ -; give the name, not the ARN)"
         )
 
-    allow_admin_role = False
-    raw_allow = variables.get(VAR_ALLOW_ORG_ACCESS_ROLE)
-    if raw_allow not in (None, ""):
-        word = str(raw_allow).strip().lower()
-        if word not in TRUE_WORDS | FALSE_WORDS:
-            problems.append(f"Variable {VAR_ALLOW_ORG_ACCESS_ROLE}={raw_allow!r} must be true or false")
-        allow_admin_role = word in TRUE_WORDS
+    allow_admin_role = _flag(variables, VAR_ALLOW_ORG_ACCESS_ROLE, problems)
+    allow_unhashed = _flag(variables, VAR_ALLOW_UNHASHED, problems)
+    if allow_unhashed:
+        warnings.append(f"{VAR_ALLOW_UNHASHED} is true: replays accept manifests of format 1, which record no "
+                        "SHA-256, so their objects are loaded unverified")
+    bucket_owner = (variables.get(VAR_BUCKET_OWNER) or "").strip() or None
+    if bucket_owner is not None and not ACCOUNT_ID_RE.match(bucket_owner):
+        problems.append(f"Variable {VAR_BUCKET_OWNER}={bucket_owner!r} is not a 12-digit account id (the account "
+                        "that owns iam_audit_bucket; unset: the account of aws_default's credentials)")
     # IAM role names are unique regardless of case: organizationaccountaccessrole is the same role
     if role_name.lower() == ORGANIZATION_ACCESS_ROLE.lower():
         if not allow_admin_role:
@@ -229,8 +235,20 @@ def build_config(variables: dict) -> AuditConfig:
         kms_key_id=variables.get(VAR_KMS_KEY_ID) or None,
         prefix=prefix,
         max_account_drop_percent=max_drop,
+        bucket_owner=bucket_owner,
+        allow_unhashed_manifests=allow_unhashed,
         warnings=tuple(warnings),
     )
+
+
+def _flag(variables: dict, name: str, problems: list[str]) -> bool:
+    raw = variables.get(name)
+    if raw in (None, ""):
+        return False
+    word = str(raw).strip().lower()
+    if word not in TRUE_WORDS | FALSE_WORDS:
+        problems.append(f"Variable {name}={raw!r} must be true or false")
+    return word in TRUE_WORDS
 
 
 def check_external_id(external_id: str | None) -> str | None:
@@ -247,7 +265,8 @@ def read_variables() -> dict:
     from airflow.sdk import Variable
 
     names = (VAR_BUCKET, VAR_ROLE_NAME, VAR_ROLE_PATH, VAR_EXTERNAL_ID, VAR_ACCOUNTS, VAR_KMS_KEY_ID, VAR_PREFIX,
-             VAR_MAX_ACCOUNT_DROP, VAR_RETENTION_DAYS, VAR_ACCOUNTS_PER_TASK, VAR_ALLOW_ORG_ACCESS_ROLE)
+             VAR_MAX_ACCOUNT_DROP, VAR_RETENTION_DAYS, VAR_ACCOUNTS_PER_TASK, VAR_ALLOW_ORG_ACCESS_ROLE,
+             VAR_BUCKET_OWNER, VAR_ALLOW_UNHASHED)
     values = {name: Variable.get(name, default=None) for name in names}
     mask_external_id(values[VAR_EXTERNAL_ID])
     return values

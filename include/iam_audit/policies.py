@@ -32,9 +32,13 @@ MUTATING_PREFIXES = ("Create", "Delete", "Update", "Put", "Attach", "Detach", "A
                      "Leave", "Move", "Close", "Register", "Deregister")
 
 
+# placeholders with a usual value: the commercial partition, and the audit role without a path
+POLICY_DEFAULTS = {"Partition": "aws", "AuditRolePath": "/"}
+
+
 def load_policy(name: str, **values: str) -> dict:
     text = (POLICY_DIR / name).read_text()
-    for key, value in values.items():
+    for key, value in {**POLICY_DEFAULTS, **values}.items():
         text = text.replace("${" + key + "}", value)
     return json.loads(text)
 

@@ -35,7 +35,8 @@ def _store(plan: dict, aws_conn_id: str):
     from iam_audit.raw_store import S3RawStore
 
     config = _config(plan)
-    return S3RawStore(config.bucket, aws_conn_id=aws_conn_id, kms_key_id=config.kms_key_id)
+    return S3RawStore(config.bucket, aws_conn_id=aws_conn_id, kms_key_id=config.kms_key_id,
+                      expected_owner=config.bucket_owner)
 
 
 def _no_retry_on_config_error(fn):
@@ -90,6 +91,8 @@ def plan_run(context) -> dict:
             "max_account_drop_percent": config.max_account_drop_percent,
             "retention_days": config.retention_days,
             "accounts_per_task": config.accounts_per_task,
+            "bucket_owner": config.bucket_owner,
+            "allow_unhashed_manifests": config.allow_unhashed_manifests,
         },
     }
     log.info("snapshot %s, mode %s, frameworks %s, bucket %s", plan["snapshot_date"], mode,
@@ -120,6 +123,7 @@ def discover(plan: dict, aws_conn_id: str) -> list[dict]:
         _check_map_length(len(accounts), _per_task(plan))
         return accounts
     from iam_audit import layout
+    from iam_audit.load import sha256
 
     target = target_from_connection(aws_conn_id)
     try:
@@ -129,9 +133,15 @@ def discover(plan: dict, aws_conn_id: str) -> list[dict]:
             raise
         log.warning("%s; auditing the configured account ids without their names", exc)
         org_accounts = None
+    org_sha256 = None
     if org_accounts is not None:
-        store.put(layout.organization_key(plan["config"]["prefix"], plan["snapshot_date"]), layout.encode(org_accounts))
+        blob = layout.encode(org_accounts)
+        store.put(layout.organization_key(plan["config"]["prefix"], plan["snapshot_date"]), blob)
+        org_sha256 = sha256(blob)
     accounts = discover_accounts(target, _config(plan), plan["requested_accounts"], org_accounts)
+    if org_sha256:
+        # each account's manifest records it, so the organisation list is covered like the data sets
+        accounts = [{**a, "organization_sha256": org_sha256} for a in accounts]
     _check_map_length(len(accounts), _per_task(plan))
     log.info("auditing %d accounts", len(accounts))
     return accounts
@@ -353,9 +363,12 @@ def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_con
                 log.error("%s", shrink.message(max_drop))  # loaded below, failed at the end, nothing pruned
             else:
                 prune_other_accounts(plan["snapshot_date"], keep, hook.get_conn)
-        load_organization(store, plan["config"]["prefix"], plan["snapshot_date"], hook.get_conn)
         report = load_snapshot(store, plan["config"]["prefix"], plan["snapshot_date"], accounts,
-                               hook.get_conn, mode=plan["mode"], run_id=plan["run_id"])
+                               hook.get_conn, mode=plan["mode"], run_id=plan["run_id"],
+                               allow_unhashed=bool(plan["config"].get("allow_unhashed_manifests")))
+        # after the accounts: their manifests record the organisation list's SHA-256
+        load_organization(store, plan["config"]["prefix"], plan["snapshot_date"], hook.get_conn,
+                          mode=plan["mode"], manifest_hashes=report.organization_sha256, run_id=plan["run_id"])
     _analyze(hook)
     if report.failed:
         raise LoadError(
