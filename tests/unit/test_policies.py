@@ -79,10 +79,22 @@ def test_actions_ignore_case_resources_do_not():
     assert not evaluate(p, "iam:ListRoles", "arn:aws:iam::111122223333:role/Audit").allowed
 
 
+def test_numeric_operators_compare_the_request_value_with_the_policys():
+    def policy(condition):
+        return [{"Statement": [{"Effect": "Allow", "Action": "x:Y", "Resource": "*", "Condition": condition}]}]
+
+    assert evaluate(policy({"NumericLessThan": {"s3:TlsVersion": "1.2"}}), "x:Y",
+                    context={"s3:TlsVersion": "1.1"}).allowed
+    assert not evaluate(policy({"NumericLessThan": {"s3:TlsVersion": "1.2"}}), "x:Y",
+                        context={"s3:TlsVersion": "1.2"}).allowed
+    assert evaluate(policy({"NumericGreaterThanEquals": {"k": "10"}}), "x:Y", context={"k": 10}).allowed
+    assert not evaluate(policy({"NumericLessThan": {"k": "1"}}), "x:Y").allowed  # missing key
+
+
 def test_unsupported_grammar_is_refused():
     with pytest.raises(UnsupportedPolicy):
         evaluate([{"Statement": [{"Effect": "Allow", "Action": "x:Y", "Resource": "*",
-                                  "Condition": {"NumericLessThan": {"k": "1"}}}]}], "x:Y", context={"k": "0"})
+                                  "Condition": {"DateLessThan": {"k": "1"}}}]}], "x:Y", context={"k": "0"})
     with pytest.raises(UnsupportedPolicy):
         evaluate([{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "x:Y", "Resource": "*"}]}], "x:Y")
 
