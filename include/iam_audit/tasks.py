@@ -422,12 +422,13 @@ def summarize(plan: dict, accounts: list[dict] | None, postgres_conn_id: str) ->
 
 
 def expire_history(plan: dict, postgres_conn_id: str) -> dict:
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
+    from iam_audit.database import pipeline_hook
     from iam_audit.retention import expire_history as expire
 
-    conn = PostgresHook(postgres_conn_id=postgres_conn_id).get_conn()
+    # the pipeline's session timeouts, and each expired day's lock (a backfill may be writing it)
+    hook = pipeline_hook(postgres_conn_id)
+    conn = hook.get_conn()
     try:
-        return expire(conn, plan["snapshot_date"], plan["config"].get("retention_days"))
+        return expire(conn, plan["snapshot_date"], plan["config"].get("retention_days"), connect=hook.get_conn)
     finally:
         conn.close()
