@@ -140,7 +140,9 @@ def test_the_mounted_app_is_built_on_its_first_request(monkeypatch):
 
 
 def test_views_missing_before_the_first_run(postgres, database, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn_json(postgres, database))
+    with psycopg.connect(postgres.conninfo(database), autocommit=True) as conn:
+        conn.execute("DO $$ BEGIN CREATE ROLE page_nobody LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn_json(postgres, database, "page_nobody"))
     data = cp.load_compliance()
     assert set(data["missing_views"]) == set(cp.VIEWS)
     assert "The compliance views are missing" in cp.render_page(data)
@@ -283,9 +285,10 @@ def test_series_styles_are_distinct_for_many_series():
 
 
 def test_page_reads_in_read_only_transactions(db, reader_conn, postgres, database, monkeypatch):
-    """Even through the read-write fallback connection, PostgreSQL refuses any write of the page."""
+    """Even through the read-write fallback connection (opted in), PostgreSQL refuses any write of the page."""
     monkeypatch.delenv("AIRFLOW_CONN_COMPLIANCE_READER")
     monkeypatch.setenv("AIRFLOW_CONN_POSTGRES_DEFAULT", conn_json(postgres, database))
+    monkeypatch.setenv(cp.ALLOW_WRITER_ENV, "true")
     hook, warning = cp.reader_hook()
     assert warning and hook.postgres_conn_id == "postgres_default"
     with cp.read_only_cursor(hook) as cur:
@@ -305,9 +308,48 @@ def test_reader_role_works_and_has_no_staging_access(db, reader_conn, postgres, 
             conn.execute("SELECT * FROM iam_stage.accounts")
 
 
-def test_fallback_to_postgres_default_warns_on_page_and_in_log(db, postgres, database, monkeypatch, caplog):
+def test_without_its_reader_connection_the_page_refuses_and_tells_only_the_log(db, postgres, database,
+                                                                                   monkeypatch, caplog):
+    """No fallback to the pipeline's read-write connection unless the API server opts in; a login that can
+    write is refused as well; the viewer sees a reference, the log the cause (host and login stay there)."""
+    from fastapi.testclient import TestClient
+
+    monkeypatch.delenv("AIRFLOW_CONN_COMPLIANCE_READER", raising=False)
+    monkeypatch.delenv(cp.ALLOW_WRITER_ENV, raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_POSTGRES_DEFAULT", conn_json(postgres, database))
+    seed(db, organisation())
+    with pytest.raises(cp.PageConfigurationError, match="compliance_reader is not defined"):
+        cp.load_compliance()
+    monkeypatch.setattr(cp, "_authorize", lambda: (lambda: None))  # authorization is tested below
+    client = TestClient(cp.create_app())
+    with caplog.at_level(logging.ERROR, logger=cp.log.name):
+        response = client.get("/")
+    assert response.status_code == 503
+    reference = re.search(r"reference ([0-9a-f]{12})", response.text).group(1)
+    assert "compliance_reader is not defined" not in response.text and postgres.socket_dir not in response.text
+    assert reference in caplog.text and "compliance_reader is not defined" in caplog.text
+    # the reader connection given a login that can write (here a superuser): refused too
+    monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn_json(postgres, database))
+    with pytest.raises(cp.PageConfigurationError, match="login postgres may write"):
+        cp.load_compliance()
+    response = client.get("/api/summary")
+    assert response.status_code == 503 and "postgres" not in response.json()["error"]
+    # a database error: its text (host, port, login) is logged, not shown
+    monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", json.dumps(
+        {"conn_type": "postgres", "host": "/nonexistent-socket-dir", "port": 5999, "login": "page_reader",
+         "schema": database}))
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger=cp.log.name):
+        response = TestClient(cp.create_app()).get("/")
+    assert response.status_code == 503 and "nonexistent-socket-dir" not in response.text
+    assert "nonexistent-socket-dir" in caplog.text
+
+
+def test_fallback_to_postgres_default_when_opted_in_warns_on_page_and_in_log(db, postgres, database, monkeypatch,
+                                                                             caplog):
     monkeypatch.delenv("AIRFLOW_CONN_COMPLIANCE_READER", raising=False)
     monkeypatch.setenv("AIRFLOW_CONN_POSTGRES_DEFAULT", conn_json(postgres, database))
+    monkeypatch.setenv(cp.ALLOW_WRITER_ENV, "true")
     seed(db, organisation())
     with caplog.at_level(logging.WARNING, logger=cp.log.name):
         data = cp.load_compliance()
