@@ -629,3 +629,88 @@ def test_make_airflow_gives_the_page_its_reader_login(db, postgres, database, tm
     monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn)
     data = cp.load_compliance()
     assert data["available"] and data["warning"] is None
+
+
+# -- a page no viewer can use to stall the API server ------------------------------------------------
+
+def test_page_requests_never_take_the_threads_other_routes_need(monkeypatch):
+    """More page requests at once than the API server's shared thread pool holds (anyio's default
+    limiter, which synchronous routes such as the Execution API's use): while they are all waiting on
+    the database, another synchronous route still answers, the page's reads run two at a time on a
+    limiter of their own, and the waiting requests are then served from the cache. The assertions are
+    on order and counts; the waits are bounded only so that a regression fails instead of hanging."""
+    import asyncio
+    import threading
+
+    import anyio
+    import httpx
+    from fastapi import FastAPI
+
+    monkeypatch.setattr(cp, "_authorize", lambda: (lambda: None))
+    monkeypatch.setenv("IAM_AUDIT_PAGE_CONCURRENCY", "2")
+    monkeypatch.setenv("IAM_AUDIT_PAGE_DEADLINE_SECONDS", "600")
+    release, lock = threading.Event(), threading.Lock()
+    state = {"inside": 0, "most": 0, "calls": 0}
+
+    def blocked_load(hook=None, params=None):
+        with lock:
+            state["calls"] += 1
+            state["inside"] += 1
+            state["most"] = max(state["most"], state["inside"])
+        release.wait(300)
+        with lock:
+            state["inside"] -= 1
+        return {"available": False, "missing_views": list(cp.VIEWS)}
+
+    monkeypatch.setattr(cp, "load_compliance", blocked_load)
+    server = FastAPI()
+    server.mount(cp.URL_PREFIX, cp.create_app())
+
+    @server.get("/other")
+    def other() -> dict:  # a synchronous route: it needs a thread of the shared pool
+        return {"ok": True}
+
+    async def scenario():
+        shared = anyio.to_thread.current_default_thread_limiter()
+        requests = int(shared.total_tokens) + 10
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=server), base_url="http://api") as client:
+            pages = [asyncio.create_task(client.get(f"{cp.URL_PREFIX}/api/summary", params={"severity": "high"}))
+                     for _ in range(requests)]
+
+            async def page_reads_started():
+                while state["inside"] < 2:
+                    await asyncio.sleep(0.01)
+                for _ in range(50):  # let every request reach the point where it waits
+                    await asyncio.sleep(0)
+
+            await asyncio.wait_for(page_reads_started(), 120)
+            shared_in_use = shared.borrowed_tokens
+            answer = await asyncio.wait_for(client.get("/other"), 120)
+            pages_done_before_other = sum(p.done() for p in pages)
+            release.set()
+            responses = await asyncio.wait_for(asyncio.gather(*pages), 120)
+        return requests, shared_in_use, answer, pages_done_before_other, responses
+
+    requests, shared_in_use, answer, pages_done_before_other, responses = asyncio.run(scenario())
+    assert answer.status_code == 200 and answer.json() == {"ok": True}
+    assert pages_done_before_other == 0, "the other route answered only after page requests finished"
+    assert shared_in_use == 0, "page requests held threads of the shared pool"
+    assert state["most"] == 2
+    assert [r.status_code for r in responses] == [200] * requests
+    assert state["calls"] == 2, "the requests that waited were not served from the cache"
+
+
+def test_a_page_request_past_its_deadline_is_a_503_busy(monkeypatch):
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setattr(cp, "_authorize", lambda: (lambda: None))
+    monkeypatch.setenv("IAM_AUDIT_PAGE_DEADLINE_SECONDS", "1")
+    release = threading.Event()
+    monkeypatch.setattr(cp, "load_compliance", lambda hook=None, params=None: release.wait(300) and {})
+    try:
+        response = TestClient(cp.create_app()).get("/api/summary")
+    finally:
+        release.set()
+    assert response.status_code == 503 and "busy" in response.json()["error"]
