@@ -146,8 +146,9 @@ def first_run(e2e_stack, run, today):
     """One clean run under the shipped least-privilege policies, enforced by the emulator."""
     emulator = e2e_stack.emulator
     emulator.clear_faults()
+    policies = shipped_policies(e2e_stack.bucket, emulator_url=emulator.url)  # its own calls before the reset
     emulator.reset_calls()
-    emulator.enforce(shipped_policies(e2e_stack.bucket, emulator_url=emulator.url))
+    emulator.enforce(policies)
     import time
 
     try:
