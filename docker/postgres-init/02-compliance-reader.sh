@@ -6,5 +6,9 @@
 set -eu
 psql -v ON_ERROR_STOP=1 -v password="$COMPLIANCE_READER_PASSWORD" --username "$POSTGRES_USER" --dbname compliance <<'SQL'
 CREATE ROLE compliance_reader NOLOGIN;
-CREATE ROLE compliance_page LOGIN PASSWORD :'password' IN ROLE compliance_reader;
+CREATE ROLE compliance_page LOGIN PASSWORD :'password' IN ROLE compliance_reader CONNECTION LIMIT 10;
+-- defaults of every login the project creates (include/iam_audit/devenv/postgres.py, LOGIN_LIMITS)
+ALTER ROLE compliance_page SET statement_timeout = '2min';
+ALTER ROLE compliance_page SET idle_in_transaction_session_timeout = '1min';
+ALTER ROLE compliance_page SET lock_timeout = '10s';
 SQL

@@ -263,10 +263,9 @@ def assume_role_remedy(role_arn: str, code: str) -> str:
     if code in ("InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch"):
         return "the aws_default connection's credentials are not valid: fix its access key or role"
     return (f"{role_arn} does not exist or does not trust the pipeline's principal with the configured "
-            "ExternalId. OrganizationAccountAccessRole exists only in accounts that Organizations created "
-            "(never in the management account or in accounts that joined by invitation): deploy the audit "
-            "role with deploy/cloudformation/ (a StackSet for member accounts, a stack for the management "
-            "account), or set iam_audit_role_name to a role that exists everywhere; also allow sts:AssumeRole "
+            "ExternalId: deploy the read-only audit role IamAuditReadOnly with deploy/cloudformation/ (a StackSet "
+            "for member accounts, a stack for the management account), or set iam_audit_role_name to the name "
+            "of a read-only role that exists in every account; also allow sts:AssumeRole "
             "on it to the pipeline's principal (include/policies/pipeline-discovery.json)")
 
 

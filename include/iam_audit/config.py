@@ -25,8 +25,17 @@ VAR_RETENTION_DAYS = "iam_audit_retention_days"
 VAR_ACCOUNTS_PER_TASK = "iam_audit_accounts_per_task"
 # Optional: the region of the pipeline's own account whose Security Hub receives the findings (unset: off).
 VAR_SECURITYHUB_REGION = "iam_audit_securityhub_region"
+VAR_ALLOW_ORG_ACCESS_ROLE = "iam_audit_allow_organization_access_role"
+VAR_BUCKET_OWNER = "iam_audit_bucket_owner"
+VAR_ALLOW_UNHASHED = "iam_audit_allow_unhashed_manifests"
 
-DEFAULT_ROLE_NAME = "OrganizationAccountAccessRole"
+# The dedicated read-only role of deploy/cloudformation/ (its RoleName default): one name everywhere.
+DEFAULT_ROLE_NAME = "IamAuditReadOnly"
+# Organizations' administrator role: it trusts the management account without an ExternalId, so anyone
+# holding the pipeline's credentials could assume it without the session policy the pipeline sends.
+ORGANIZATION_ACCESS_ROLE = "OrganizationAccountAccessRole"
+TRUE_WORDS = frozenset({"true", "yes", "1"})
+FALSE_WORDS = frozenset({"false", "no", "0"})
 DEFAULT_PREFIX = "iam"
 DEFAULT_ROLE_PATH = "/"
 # A full run auditing this share of the previous snapshot's accounts fewer fails loudly and keeps their history.
@@ -63,6 +72,8 @@ class AuditConfig:
     retention_days: int | None = None  # None: keep the verdict history for ever
     accounts_per_task: int = 1
     securityhub_region: str | None = None  # None: findings are not sent to Security Hub
+    bucket_owner: str | None = None  # None: the account of aws_default's credentials
+    allow_unhashed_manifests: bool = False
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def role_arn(self, account_id: str, partition: str = "aws") -> str:
@@ -124,6 +135,33 @@ def build_config(variables: dict) -> AuditConfig:
             f"Variable {VAR_ROLE_NAME}={role_name!r} is not a valid IAM role name "
             "(1-64 letters, digits and + = , . @ _ -; give the name, not the ARN)"
         )
+
+    allow_admin_role = _flag(variables, VAR_ALLOW_ORG_ACCESS_ROLE, problems)
+    allow_unhashed = _flag(variables, VAR_ALLOW_UNHASHED, problems)
+    if allow_unhashed:
+        warnings.append(f"{VAR_ALLOW_UNHASHED} is true: replays accept manifests of format 1, which record no "
+                        "SHA-256, so their objects are loaded unverified")
+    bucket_owner = (variables.get(VAR_BUCKET_OWNER) or "").strip() or None
+    if bucket_owner is not None and not ACCOUNT_ID_RE.match(bucket_owner):
+        problems.append(f"Variable {VAR_BUCKET_OWNER}={bucket_owner!r} is not a 12-digit account id (the account "
+                        "that owns iam_audit_bucket; unset: the account of aws_default's credentials)")
+    # IAM role names are unique regardless of case: organizationaccountaccessrole is the same role
+    if role_name.lower() == ORGANIZATION_ACCESS_ROLE.lower():
+        if not allow_admin_role:
+            problems.append(
+                f"Variable {VAR_ROLE_NAME}={role_name!r} names Organizations' administrator role, which trusts "
+                "the management account without an ExternalId: anyone holding the pipeline's credentials can "
+                "assume it with full rights. Deploy the read-only audit role of deploy/cloudformation/ "
+                f"({DEFAULT_ROLE_NAME}) and unset {VAR_ROLE_NAME}, or set {VAR_ALLOW_ORG_ACCESS_ROLE}=true to "
+                "accept the risk"
+            )
+        else:
+            warnings.append(
+                f"{VAR_ROLE_NAME}={role_name!r} is Organizations' administrator role, allowed by "
+                f"{VAR_ALLOW_ORG_ACCESS_ROLE}: only the session policy the pipeline sends keeps its sessions "
+                f"read-only, and anyone holding the pipeline's credentials can assume it without that policy; "
+                f"deploy {DEFAULT_ROLE_NAME} from deploy/cloudformation/ instead"
+            )
 
     role_path = (variables.get(VAR_ROLE_PATH) or DEFAULT_ROLE_PATH).strip()
     if len(role_path) > 512 or not ROLE_PATH_RE.match(role_path):
@@ -209,8 +247,20 @@ def build_config(variables: dict) -> AuditConfig:
         kms_key_id=variables.get(VAR_KMS_KEY_ID) or None,
         prefix=prefix,
         max_account_drop_percent=max_drop,
+        bucket_owner=bucket_owner,
+        allow_unhashed_manifests=allow_unhashed,
         warnings=tuple(warnings),
     )
+
+
+def _flag(variables: dict, name: str, problems: list[str]) -> bool:
+    raw = variables.get(name)
+    if raw in (None, ""):
+        return False
+    word = str(raw).strip().lower()
+    if word not in TRUE_WORDS | FALSE_WORDS:
+        problems.append(f"Variable {name}={raw!r} must be true or false")
+    return word in TRUE_WORDS
 
 
 def check_external_id(external_id: str | None) -> str | None:
@@ -227,7 +277,8 @@ def read_variables() -> dict:
     from airflow.sdk import Variable
 
     names = (VAR_BUCKET, VAR_ROLE_NAME, VAR_ROLE_PATH, VAR_EXTERNAL_ID, VAR_ACCOUNTS, VAR_KMS_KEY_ID, VAR_PREFIX,
-             VAR_MAX_ACCOUNT_DROP, VAR_RETENTION_DAYS, VAR_ACCOUNTS_PER_TASK, VAR_SECURITYHUB_REGION)
+             VAR_MAX_ACCOUNT_DROP, VAR_RETENTION_DAYS, VAR_ACCOUNTS_PER_TASK, VAR_SECURITYHUB_REGION,
+             VAR_ALLOW_ORG_ACCESS_ROLE, VAR_BUCKET_OWNER, VAR_ALLOW_UNHASHED)
     values = {name: Variable.get(name, default=None) for name in names}
     mask_external_id(values[VAR_EXTERNAL_ID])
     return values

@@ -128,7 +128,13 @@ def _apply_schema(conn, catalogue: Catalogue, fingerprint: str, force: bool, wai
     applied = []
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT set_config('lock_timeout', %s, true)", (wait,))
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        cur.execute("SELECT to_regclass('iam_audit_locks') IS NOT NULL")
+        if cur.fetchone()[0]:
+            # a row lock only the pipeline's role can take (see sql/schema/005_pipeline_state.sql)
+            cur.execute("SELECT 1 FROM iam_audit_locks WHERE lock_name = 'schema' FOR UPDATE")
+        else:
+            # the very first apply, before the lock table exists
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
         if not force:
             cur.execute("SELECT to_regclass('iam_audit_schema_state') IS NOT NULL")
             if cur.fetchone()[0]:
@@ -199,32 +205,35 @@ def _lock_holders(conn, where: str = "l.locktype = 'relation' AND l.database = "
 
 @contextmanager
 def snapshot_date_lock(connect: Callable, snapshot_date, wait: str | None = None) -> Iterator[None]:
-    """Hold the date's exclusive advisory lock (the load of a run) for the duration of the block.
+    """Hold the date's lock (the load of a run) for the duration of the block.
 
-    The checks take the same lock shared (iam_audit_lock_for_check), so a load never overlaps a
-    check or another load of the same date; waits at most `wait`, then SnapshotDateLocked names
-    the session holding it.
+    The lock is the row 'date <d>' of iam_audit_locks, locked FOR UPDATE by a transaction of its own
+    connection that stays open for the block; the checks lock it FOR SHARE (iam_audit_lock_for_check),
+    so a load never overlaps a check or another load of the same date. Only roles that may update
+    iam_audit_locks can take it (not compliance_reader). Waits at most `wait`, then SnapshotDateLocked
+    names the sessions that may hold it.
     """
     wait = wait or timeouts()["date_lock_timeout"]
     conn = connect()
-    conn.autocommit = True
     try:
+        # this session idles in its transaction on purpose while the block runs
+        conn.execute("SELECT set_config('idle_in_transaction_session_timeout', '0', false)")
         conn.execute("SELECT set_config('lock_timeout', %s, false)", (wait,))
         try:
-            conn.execute("SELECT pg_advisory_lock(iam_audit_date_lock_key(%s::date))", (str(snapshot_date),))
+            conn.execute("SELECT iam_audit_take_lock(iam_audit_lock_name(%s::date))", (str(snapshot_date),))
         except psycopg.errors.LockNotAvailable:
-            holders = _lock_holders(
-                conn, "l.locktype = 'advisory' AND (l.classid::bigint << 32) | l.objid::bigint = "
-                      "iam_audit_date_lock_key(%s::date)", (str(snapshot_date),))
+            conn.rollback()
+            holders = conn.execute("SELECT iam_audit_lock_holders()").fetchone()[0]
+            conn.rollback()
             raise SnapshotDateLocked(
-                f"another run is writing snapshot {snapshot_date} and did not finish within {wait}: "
-                f"{holders}. Runs of one date never write at the same time; re-run this one once it is done."
+                f"another run is writing snapshot {snapshot_date} and did not finish within {wait}: sessions that "
+                f"may hold it: {holders}. Runs of one date never write at the same time; re-run this one once it "
+                "is done."
             ) from None
-        conn.execute("RESET lock_timeout")
         try:
             yield
         finally:
-            conn.execute("SELECT pg_advisory_unlock(iam_audit_date_lock_key(%s::date))", (str(snapshot_date),))
+            conn.commit()
     finally:
         conn.close()
 

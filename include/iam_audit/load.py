@@ -32,6 +32,28 @@ class ChecksumMismatch(layout.CorruptObjectError):
     """A raw object's SHA-256 differs from the one its manifest recorded."""
 
 
+class ManifestChanged(ChecksumMismatch):
+    """A manifest's SHA-256 differs from the one the live load recorded in PostgreSQL."""
+
+
+def sha256(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
+
+
+def changed_since_live_load(url: str, recorded: str, read: str, snapshot_date) -> str:
+    return (f"{url} differs from the object the live load of {snapshot_date} read (SHA-256 recorded in "
+            f"iam_audit_evidence_digests {recorded}, read {read}): the evidence was rewritten after it was "
+            "loaded; restore the earlier object version (S3 Versioning) to replay it")
+
+
+# at most this many objects in one account's folder: its data sets and the manifest (a flood of
+# objects there must not exhaust the task listing them)
+def max_objects_per_account() -> int:
+    from iam_audit.extract import DATASETS
+
+    return len(DATASETS) + 1
+
+
 # Manifests of format 1 (written before checksums were recorded) carry no sha256; from
 # format 2 on every collected data set must have one.
 CHECKSUM_FORMAT = 2
@@ -48,6 +70,9 @@ class PreparedAccount:
     status_rows: list[tuple]
     tables: dict[str, list[tuple]]
     load_error: str | None = None
+    manifest_url: str | None = None
+    manifest_sha256: str | None = None       # of the manifest's bytes as read
+    organization_sha256: str | None = None   # of organization/accounts.json.gz, as the manifest records it
 
     @property
     def row_count(self) -> int:
@@ -55,7 +80,8 @@ class PreparedAccount:
 
 
 def prepare_account(store, prefix: str, snapshot_date, account_id: str,
-                    written_by_run: str | None = None) -> PreparedAccount:
+                    written_by_run: str | None = None, recorded_manifest_sha256: str | None = None,
+                    allow_unhashed: bool = False) -> PreparedAccount:
     """Read and transform an account's snapshot. Raises SnapshotMissing or CorruptObjectError.
 
     written_by_run: in a live run, only a snapshot written by this run counts; an older
@@ -65,7 +91,8 @@ def prepare_account(store, prefix: str, snapshot_date, account_id: str,
 
     manifest_key = layout.manifest_key(prefix, snapshot_date, account_id)
     try:
-        manifest = json.loads(store.get(manifest_key))
+        manifest_blob = store.get(manifest_key)
+        manifest = json.loads(manifest_blob)
     except RawObjectMissing:
         raise SnapshotMissing(
             f"no raw snapshot of account {account_id} for {snapshot_date} "
@@ -84,7 +111,11 @@ def prepare_account(store, prefix: str, snapshot_date, account_id: str,
             f"stopped while writing ({store.url(manifest_key)} is an 'incomplete' marker)"
         )
 
-    _check_manifest(manifest, store.url(manifest_key), prefix, snapshot_date, account_id)
+    manifest_sha256 = sha256(manifest_blob)
+    if recorded_manifest_sha256 is not None and recorded_manifest_sha256 != manifest_sha256:
+        raise ManifestChanged(changed_since_live_load(store.url(manifest_key), recorded_manifest_sha256,
+                                                      manifest_sha256, snapshot_date))
+    _check_manifest(manifest, store.url(manifest_key), prefix, snapshot_date, account_id, allow_unhashed)
     payloads = {}
     for dataset, entry in manifest["datasets"].items():
         if entry["status"] == "ok":
@@ -133,10 +164,14 @@ def prepare_account(store, prefix: str, snapshot_date, account_id: str,
         raw_prefix=store.url(layout.account_prefix(prefix, snapshot_date, account_id)),
         status_rows=status_rows,
         tables=tables,
+        manifest_url=store.url(manifest_key),
+        manifest_sha256=manifest_sha256,
+        organization_sha256=(manifest.get("organization") or {}).get("sha256"),
     )
 
 
-def _check_manifest(manifest, where: str, prefix: str, snapshot_date, account_id: str) -> None:
+def _check_manifest(manifest, where: str, prefix: str, snapshot_date, account_id: str,
+                    allow_unhashed: bool = False) -> None:
     """The manifest must describe this account and date and list only this account's own objects."""
     from iam_audit.extract import DATASETS
 
@@ -150,7 +185,21 @@ def _check_manifest(manifest, where: str, prefix: str, snapshot_date, account_id
             f"{where} describes snapshot {manifest.get('snapshot_date')!r}, not {snapshot_date}: stray manifest")
     if "extracted_at" not in manifest:
         raise layout.CorruptObjectError(f"{where} has no extracted_at")
-    checksums_required = int(manifest.get("format") or 1) >= CHECKSUM_FORMAT
+    try:
+        manifest_format = int(manifest.get("format") or 1)
+    except (TypeError, ValueError):
+        raise layout.CorruptObjectError(f"{where}: format {manifest.get('format')!r} is not a number") from None
+    if manifest_format < CHECKSUM_FORMAT and not allow_unhashed:
+        # A downgrade to format 1 would otherwise switch the checksum check off for edited objects.
+        raise layout.CorruptObjectError(
+            f"{where} is a manifest of format {manifest_format}, which records no SHA-256 of its objects: "
+            "refused, since its objects cannot be verified. If it was written before checksums existed and "
+            "you trust it, set the Variable iam_audit_allow_unhashed_manifests to true for the replay")
+    checksums_required = manifest_format >= CHECKSUM_FORMAT
+    organization = manifest.get("organization")
+    if organization is not None and not (isinstance(organization, dict)
+                                         and isinstance(organization.get("sha256"), str)):
+        raise layout.CorruptObjectError(f"{where}: 'organization' has no SHA-256")
     for dataset, entry in manifest["datasets"].items():
         if dataset not in DATASETS:
             raise layout.CorruptObjectError(f"{where} lists an unknown data set {dataset!r}")
@@ -176,7 +225,7 @@ def load_failed(account_id: str, account_name: str | None, reason: str, run_id: 
                            load_error=reason[:4000] or "unknown load failure")
 
 
-def write_accounts(conn, snapshot_date, batch: list[PreparedAccount]) -> None:
+def write_accounts(conn, snapshot_date, batch: list[PreparedAccount], record_digests: bool = False) -> None:
     """Replace the staging rows of the date of every account of the batch, in one transaction.
 
     Each account is all-or-nothing: a failure rolls the whole batch back (and it is retried),
@@ -203,6 +252,27 @@ def write_accounts(conn, snapshot_date, batch: list[PreparedAccount]) -> None:
             if any(p.tables.get(table) for p in batch):
                 _copy(cur, table, columns, snapshot_date,
                       ((p.account_id, row) for p in batch for row in p.tables.get(table, ())))
+        if record_digests:
+            record_digest_rows(cur, snapshot_date, [(p.manifest_url, p.manifest_sha256, p.run_id)
+                                                    for p in batch if p.manifest_sha256])
+
+
+def record_digest_rows(cur, snapshot_date, rows: list[tuple[str, str, str | None]]) -> None:
+    """(object_url, sha256, run_id) of objects a live load read: what later replays must find again."""
+    if rows:
+        cur.executemany(
+            "INSERT INTO iam_audit_evidence_digests (snapshot_date, object_url, sha256, run_id) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (snapshot_date, object_url) DO UPDATE "
+            "SET sha256 = EXCLUDED.sha256, run_id = EXCLUDED.run_id, recorded_at = now()",
+            [(str(snapshot_date), url, digest, run_id) for url, digest, run_id in rows])
+
+
+def recorded_digests(conn, snapshot_date) -> dict[str, str]:
+    """object_url -> SHA-256 recorded by the live loads of the date."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT object_url, sha256 FROM iam_audit_evidence_digests WHERE snapshot_date = %s",
+                    (str(snapshot_date),))
+        return dict(cur.fetchall())
 
 
 def write_account(conn, snapshot_date, prepared: PreparedAccount) -> None:
@@ -223,10 +293,11 @@ def _copy(cur, table: str, columns: tuple[str, ...], snapshot_date: str, rows) -
     wait=wait_exponential(multiplier=0.5, max=5),
     reraise=True,
 )
-def write_accounts_with_retry(connect, snapshot_date, batch: list[PreparedAccount]) -> None:
+def write_accounts_with_retry(connect, snapshot_date, batch: list[PreparedAccount],
+                              record_digests: bool = False) -> None:
     """Write on a fresh connection; a dropped connection rolls the batch back and it is retried."""
     conn = connect()
     try:
-        write_accounts(conn, snapshot_date, batch)
+        write_accounts(conn, snapshot_date, batch, record_digests=record_digests)
     finally:
         conn.close()

@@ -15,7 +15,16 @@ from iam_audit import layout
 from iam_audit.aws import AwsTarget, assume_role_remedy, dataset_remedy, error_code, is_permanent
 from iam_audit.config import AuditConfig, ConfigError
 from iam_audit.extract import extract_account_datasets, unreachable_account
-from iam_audit.load import ACCOUNT_ID, SnapshotMissing, prepare_account, write_accounts_with_retry
+from iam_audit.load import (
+    ACCOUNT_ID,
+    SnapshotMissing,
+    changed_since_live_load,
+    prepare_account,
+    record_digest_rows,
+    recorded_digests,
+    sha256,
+    write_accounts_with_retry,
+)
 from iam_audit.raw_store import RawStoreError
 from iam_audit.run_modes import run_mode  # noqa: F401 - re-exported: the rule lives in run_modes
 from iam_audit.snapshot import write_account_snapshot
@@ -44,6 +53,10 @@ DEPENDENT_ERRORS = {"CredentialReportUnavailable", "RegionsUnavailable"}
 
 class LoadError(RuntimeError):
     pass
+
+
+# A replay lists the date's objects: bounded, so a flood of objects cannot exhaust the task's memory.
+MAX_STORED_ACCOUNTS = 20_000
 
 
 # ---- plan ------------------------------------------------------------------------
@@ -109,8 +122,21 @@ def account_state(account: dict) -> str | None:
 
 def stored_accounts(store, prefix: str, snapshot_date) -> list[dict]:
     """Accounts with a raw snapshot for the date (replay mode: no IAM or Organizations call)."""
+    from iam_audit.load import max_objects_per_account
+
     base = f"{prefix}/snapshot_date={snapshot_date}/"
-    keys = store.hook.list_keys(bucket_name=store.bucket, prefix=base) or []
+    per_account = max_objects_per_account()
+    keys = store.list_keys(base, max_keys=MAX_STORED_ACCOUNTS * per_account + 100)
+    counts: dict[str, int] = {}
+    for k in keys:
+        folder = k[len(base):].split("/")[0]
+        if folder.startswith("account_id="):
+            counts[folder] = counts.get(folder, 0) + 1
+    crowded = sorted(f for f, n in counts.items() if n > per_account)
+    if crowded:
+        raise RawStoreError(
+            f"{store.url(base)}: {', '.join(crowded[:5])} hold(s) more objects than a snapshot writes "
+            f"(at most {per_account}: its data sets and manifest): refused, these were not written by the pipeline")
     ids = sorted({k[len(base):].split("/")[0].removeprefix("account_id=") for k in keys
                   if k.endswith(layout.MANIFEST)})
     stray = [i for i in ids if not ACCOUNT_ID.match(i)]
@@ -137,13 +163,14 @@ def extract_one(target: AwsTarget, config: AuditConfig, store, snapshot_date, ac
         if is_permanent(code):
             message += f". Fix: {assume_role_remedy(role_arn, code)}"
         write_account_snapshot(store, config.prefix, snapshot_date, account_id, account_name,
-                               unreachable_account(code, message), run_id, extracted_at)
+                               unreachable_account(code, message), run_id, extracted_at,
+                               organization_sha256=account.get("organization_sha256"))
         error = PermanentExtractionError if is_permanent(code) else AccountExtractionError
         raise error(f"account {account_id}: {message}") from None
 
     results = extract_account_datasets(target, session, poll_budget_seconds=poll_budget_seconds)
     write_account_snapshot(store, config.prefix, snapshot_date, account_id, account_name,
-                                      results, run_id, extracted_at)
+                           results, run_id, extracted_at, organization_sha256=account.get("organization_sha256"))
     failed = {name: r for name, r in results.items() if not r.ok}
     summary = {
         "account_id": account_id,
@@ -173,11 +200,12 @@ class LoadReport:
     loaded: dict[str, int] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    organization_sha256: set[str] = field(default_factory=set)  # as the loaded manifests record it
 
 
 def load_snapshot(store, prefix: str, snapshot_date, accounts: list[dict], connect: Callable,
                   mode: str = "live", run_id: str | None = None, workers: int = 4,
-                  batch_size: int = 25) -> LoadReport:
+                  batch_size: int = 25, allow_unhashed: bool = False) -> LoadReport:
     """Load every account's snapshot; each account is written all-or-nothing.
 
     Accounts are read and transformed in threads, `batch_size` at a time, then written in one
@@ -192,12 +220,23 @@ def load_snapshot(store, prefix: str, snapshot_date, accounts: list[dict], conne
     from iam_audit.load import load_failed
 
     report = LoadReport()
+    # A live load records each manifest's SHA-256 in PostgreSQL; a replay must read the same bytes.
+    recorded: dict[str, str] = {}
+    if mode != "live":
+        conn = connect()
+        try:
+            recorded = recorded_digests(conn, snapshot_date)
+        finally:
+            conn.close()
 
     def prepare(account: dict):
         account_id = account["account_id"]
+        url = store.url(layout.manifest_key(prefix, snapshot_date, account_id))
         try:
             return account_id, "loaded", prepare_account(store, prefix, snapshot_date, account_id,
-                                                         written_by_run=run_id if mode == "live" else None)
+                                                         written_by_run=run_id if mode == "live" else None,
+                                                         recorded_manifest_sha256=recorded.get(url),
+                                                         allow_unhashed=allow_unhashed)
         except SnapshotMissing as exc:
             return account_id, "missing", str(exc)
         except (layout.CorruptObjectError, RawStoreError) as exc:
@@ -221,6 +260,8 @@ def load_snapshot(store, prefix: str, snapshot_date, accounts: list[dict], conne
                 if outcome == "loaded":
                     batch.append(detail)
                     loaded[account_id] = detail.row_count
+                    if detail.organization_sha256:
+                        report.organization_sha256.add(detail.organization_sha256)
                 elif outcome == "missing":
                     report.missing[account_id] = detail
                     log.warning("account %s: %s", account_id, detail)
@@ -228,8 +269,9 @@ def load_snapshot(store, prefix: str, snapshot_date, accounts: list[dict], conne
                         batch.append(_unreachable(by_id[account_id], detail, run_id))
                 else:
                     batch.append(failed(by_id[account_id], detail))
+            record = mode == "live"
             try:
-                write_accounts_with_retry(connect, snapshot_date, batch)
+                write_accounts_with_retry(connect, snapshot_date, batch, record_digests=record)
             except psycopg.OperationalError:
                 raise  # the database itself is unavailable: nothing account-specific to record
             except psycopg.Error as exc:
@@ -239,7 +281,7 @@ def load_snapshot(store, prefix: str, snapshot_date, accounts: list[dict], conne
                             type(exc).__name__)
                 for prepared in batch:
                     try:
-                        write_accounts_with_retry(connect, snapshot_date, [prepared])
+                        write_accounts_with_retry(connect, snapshot_date, [prepared], record_digests=record)
                     except psycopg.OperationalError:
                         raise
                     except psycopg.Error as one:
@@ -317,19 +359,55 @@ def prune_other_accounts(snapshot_date, keep: list[str], connect: Callable) -> l
     return stale
 
 
-def load_organization(store, prefix: str, snapshot_date, connect: Callable) -> int | None:
-    """Stage the organisation's account list of the snapshot, if one was stored."""
+class EvidenceMismatch(LoadError):
+    """A stored object differs from what its manifests or the live load recorded."""
+
+
+def load_organization(store, prefix: str, snapshot_date, connect: Callable, mode: str = "live",
+                      manifest_hashes: set[str] | frozenset[str] = frozenset(),
+                      run_id: str | None = None) -> int | None:
+    """Stage the organisation's account list of the snapshot, if one was stored, once verified: its SHA-256
+    must be the one the loaded manifests record and, in a replay, the one the live load recorded.
+    On a mismatch the date's organisation rows are removed (the trust checks must not use an edited
+    list) and EvidenceMismatch names the object."""
     from iam_audit.raw_store import RawObjectMissing
 
     key = layout.organization_key(prefix, snapshot_date)
+    url = store.url(key)
     try:
-        accounts = layout.decode(store.get(key), store.url(key))
+        blob = store.get(key)
     except RawObjectMissing:
+        if manifest_hashes:
+            _clear_organization(connect, snapshot_date)
+            raise EvidenceMismatch(
+                f"{url} is recorded in the manifests of {snapshot_date} but does not exist") from None
         return None
+    digest = sha256(blob)
+    problem = None
+    if len(manifest_hashes) > 1:
+        problem = (f"the manifests of {snapshot_date} record {len(manifest_hashes)} different SHA-256 for {url}: "
+                   "some were rewritten")
+    elif manifest_hashes and digest not in manifest_hashes:
+        problem = (f"{url} does not match the SHA-256 recorded in the manifests of {snapshot_date} (recorded "
+                   f"{next(iter(manifest_hashes))}, read {digest}): the object was changed after extraction")
+    if problem is None and mode != "live":
+        conn = connect()
+        try:
+            recorded = recorded_digests(conn, snapshot_date).get(url)
+        finally:
+            conn.close()
+        if recorded is not None and recorded != digest:
+            problem = changed_since_live_load(url, recorded, digest, snapshot_date)
+    if problem is not None:
+        _clear_organization(connect, snapshot_date)
+        raise EvidenceMismatch(problem)
+    accounts = layout.decode(blob, url)
     conn = connect()
     try:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("DELETE FROM iam_stage.organization_accounts WHERE snapshot_date = %s", (str(snapshot_date),))
+            if mode == "live":
+                record_digest_rows(cur, snapshot_date, [(url, digest, run_id)])
             with cur.copy("COPY iam_stage.organization_accounts (snapshot_date, account_id, account_name, status) "
                           "FROM STDIN") as copy:
                 for a in accounts:
@@ -337,6 +415,15 @@ def load_organization(store, prefix: str, snapshot_date, connect: Callable) -> i
     finally:
         conn.close()
     return len(accounts)
+
+
+def _clear_organization(connect: Callable, snapshot_date) -> None:
+    conn = connect()
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("DELETE FROM iam_stage.organization_accounts WHERE snapshot_date = %s", (str(snapshot_date),))
+    finally:
+        conn.close()
 
 
 def _unreachable(account: dict, reason: str, run_id: str | None):

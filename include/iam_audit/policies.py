@@ -4,7 +4,7 @@ The evaluator decides one request the way AWS evaluates identity-based policies
 (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html):
 an explicit Deny wins, else an Allow whose Action, Resource and Condition all match,
 else the implicit deny. It covers the policy grammar the shipped policies use (Action,
-NotAction, Resource, NotResource, Condition with the string, ARN, Bool and Null
+NotAction, Resource, NotResource, Condition with the string, ARN, numeric, Bool and Null
 operators, the IfExists suffix and the ForAnyValue/ForAllValues set qualifiers) and
 raises on anything else rather than guessing. No maintained Python library on PyPI
 evaluates a request context against policy documents offline (policyuniverse and
@@ -32,9 +32,13 @@ MUTATING_PREFIXES = ("Create", "Delete", "Update", "Put", "Attach", "Detach", "A
                      "Leave", "Move", "Close", "Register", "Deregister")
 
 
+# placeholders with a usual value: the commercial partition, and the audit role without a path
+POLICY_DEFAULTS = {"Partition": "aws", "AuditRolePath": "/"}
+
+
 def load_policy(name: str, **values: str) -> dict:
     text = (POLICY_DIR / name).read_text()
-    for key, value in values.items():
+    for key, value in {**POLICY_DEFAULTS, **values}.items():
         text = text.replace("${" + key + "}", value)
     return json.loads(text)
 
@@ -72,6 +76,13 @@ def _as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UnsupportedPolicy(f"{value!r} is not a number") from None
+
+
 def _string_op(base: str):
     """(match(policy_value, request_value), negated) of a string/ARN/Bool operator."""
     ops = {
@@ -86,6 +97,13 @@ def _string_op(base: str):
         "ArnNotEquals": (lambda p, v: p == v, True),
         "ArnNotLike": (lambda p, v: _like(p, v), True),
         "Bool": (lambda p, v: str(p).lower() == str(v).lower(), False),
+        # request value compared with the policy's (s3:TlsVersion, the bucket policy of deploy/)
+        "NumericEquals": (lambda p, v: _number(v) == _number(p), False),
+        "NumericNotEquals": (lambda p, v: _number(v) == _number(p), True),
+        "NumericLessThan": (lambda p, v: _number(v) < _number(p), False),
+        "NumericLessThanEquals": (lambda p, v: _number(v) <= _number(p), False),
+        "NumericGreaterThan": (lambda p, v: _number(v) > _number(p), False),
+        "NumericGreaterThanEquals": (lambda p, v: _number(v) >= _number(p), False),
     }
     if base not in ops:
         raise UnsupportedPolicy(f"condition operator {base!r} is not implemented by the evaluator")

@@ -66,6 +66,7 @@ class ReportData:
     muted: list[dict] = field(default_factory=list)
     freshness: dict[str, dict] = field(default_factory=dict)   # account_id -> aws_policy_account_freshness row
     evidence: dict[tuple[str, str], list[dict]] = field(default_factory=dict)  # manual control -> its facts
+    warnings: list[str] = field(default_factory=list)          # the run's configuration warnings
     _by_account_framework: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def is_stale(self, account_id: str) -> bool:
@@ -395,6 +396,13 @@ def _evidence(facts: list[dict] | None, shown: int = EVIDENCE_SHOWN) -> str:
     return f"<span class='side'>{flagged} of {len(facts)} need a look</span><ul class='evidence'>{items}{more}</ul>"
 
 
+def _warnings(data: ReportData) -> str:
+    if not data.warnings:
+        return ""
+    items = "".join(f"<li>{escape(w)}</li>" for w in data.warnings)
+    return f"<section class='warnings'><h2>Configuration warnings</h2><ul>{items}</ul></section>"
+
+
 def render_report(data: ReportData) -> str:
     title = f"IAM compliance report {data.snapshot_date}"
     frameworks = ", ".join(data.frameworks) or "no framework evaluated"
@@ -405,16 +413,18 @@ def render_report(data: ReportData) -> str:
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
         f"<header><h1>{escape(title)}</h1><p>CIS AWS Foundations Benchmark, IAM controls · {escape(frameworks)}"
         f" · {len(data.accounts)} account(s)</p></header><main>"
-        f"{_summary_tiles(data)}{_pass_rates(data)}{_freshness(data)}{_heat_map(data)}{_failing(data)}{_errors(data)}"
+        f"{_warnings(data)}{_summary_tiles(data)}{_pass_rates(data)}{_freshness(data)}{_heat_map(data)}{_failing(data)}{_errors(data)}"
         f"{_muted(data)}{_manual(data)}</main>"
         f"<footer>Generated from aws_policy_results (snapshot {escape(data.snapshot_date)}).</footer>"
         "</body></html>\n"
     )
 
 
-def build_report_html(conn, snapshot_date: date | str) -> str:
-    """The report of one snapshot as a self-contained HTML page."""
-    return render_report(load_report_data(conn, snapshot_date))
+def build_report_html(conn, snapshot_date: date | str, warnings=()) -> str:
+    """The report of one snapshot as a self-contained HTML page, with the run's configuration warnings."""
+    data = load_report_data(conn, snapshot_date)
+    data.warnings = list(warnings)
+    return render_report(data)
 
 
 def write_report(conn, snapshot_date: date | str, path: str | Path) -> Path:

@@ -36,10 +36,11 @@ def publish_report(plan: dict, postgres_conn_id: str, aws_conn_id: str) -> str:
            outputs=[s3_uri(config["bucket"], config.get("prefix") or "iam", REPORT_NAME)])
     conn = hook.get_conn()
     try:
-        html = build_report_html(conn, plan["snapshot_date"])
+        html = build_report_html(conn, plan["snapshot_date"], warnings=plan.get("warnings") or ())
     finally:
         conn.close()
-    store = S3RawStore(config["bucket"], aws_conn_id=aws_conn_id, kms_key_id=config.get("kms_key_id"))
+    store = S3RawStore(config["bucket"], aws_conn_id=aws_conn_id, kms_key_id=config.get("kms_key_id"),
+                       expected_owner=config.get("bucket_owner"))
     key = report_key(config.get("prefix") or "iam", plan["snapshot_date"])
     upload_html(store, key, html)
     log.info("report of %s: %s (%d bytes)", plan["snapshot_date"], store.url(key), len(html))

@@ -12,7 +12,7 @@ from iam_audit.extract import DatasetResult
 
 def write_account_snapshot(store, prefix: str, snapshot_date, account_id: str, account_name: str | None,
                            results: dict[str, DatasetResult], run_id: str | None,
-                           extracted_at: datetime) -> dict:
+                           extracted_at: datetime, organization_sha256: str | None = None) -> dict:
     """Upload every collected data set, then the manifest; returns the manifest.
 
     The manifest is first overwritten with an 'incomplete' marker, so a failure
@@ -44,5 +44,9 @@ def write_account_snapshot(store, prefix: str, snapshot_date, account_id: str, a
         "run_id": run_id,
         "datasets": datasets,
     }
+    if organization_sha256:
+        # the organisation's account list (trust checks use it) written by discover_accounts
+        manifest["organization"] = {"key": layout.organization_key(prefix, snapshot_date),
+                                    "sha256": organization_sha256}
     store.put(manifest_key, json.dumps(manifest, sort_keys=True, indent=1).encode("utf-8"))
     return manifest

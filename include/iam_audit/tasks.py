@@ -35,7 +35,8 @@ def _store(plan: dict, aws_conn_id: str):
     from iam_audit.raw_store import S3RawStore
 
     config = _config(plan)
-    return S3RawStore(config.bucket, aws_conn_id=aws_conn_id, kms_key_id=config.kms_key_id)
+    return S3RawStore(config.bucket, aws_conn_id=aws_conn_id, kms_key_id=config.kms_key_id,
+                      expected_owner=config.bucket_owner)
 
 
 def _raw_datasets(plan: dict) -> list[str]:
@@ -107,6 +108,8 @@ def plan_run(context) -> dict:
         "mode": mode,
         "frameworks": frameworks,
         "requested_accounts": list(requested) if requested else None,
+        # configuration risks the operator accepted: logged above and shown in the run's report
+        "warnings": list(config.warnings),
         # what the check SQL binds, and nothing else: operators render and log their parameters
         "check_params": {"snapshot_date": snapshot_date.isoformat(), "run_id": context["run_id"],
                          "frameworks": frameworks},
@@ -119,6 +122,8 @@ def plan_run(context) -> dict:
             "retention_days": config.retention_days,
             "accounts_per_task": config.accounts_per_task,
             "securityhub_region": config.securityhub_region,
+            "bucket_owner": config.bucket_owner,
+            "allow_unhashed_manifests": config.allow_unhashed_manifests,
         },
     }
     log.info("snapshot %s, mode %s, frameworks %s, bucket %s", plan["snapshot_date"], mode,
@@ -149,6 +154,7 @@ def discover(plan: dict, aws_conn_id: str) -> list[dict]:
         _check_map_length(len(accounts), _per_task(plan))
         return accounts
     from iam_audit import layout
+    from iam_audit.load import sha256
 
     target = target_from_connection(aws_conn_id)
     try:
@@ -158,13 +164,19 @@ def discover(plan: dict, aws_conn_id: str) -> list[dict]:
             raise
         log.warning("%s; auditing the configured account ids without their names", exc)
         org_accounts = None
+    org_sha256 = None
     if org_accounts is not None:
-        store.put(layout.organization_key(plan["config"]["prefix"], plan["snapshot_date"]), layout.encode(org_accounts))
+        blob = layout.encode(org_accounts)
+        store.put(layout.organization_key(plan["config"]["prefix"], plan["snapshot_date"]), blob)
+        org_sha256 = sha256(blob)
         from iam_audit.account_tags import store_account_tags
 
         store_account_tags(target, store, plan["config"]["prefix"], plan["snapshot_date"], org_accounts)
     _collect_organization_facts(target, store, plan)
     accounts = discover_accounts(target, _config(plan), plan["requested_accounts"], org_accounts)
+    if org_sha256:
+        # each account's manifest records it, so the organisation list is covered like the data sets
+        accounts = [{**a, "organization_sha256": org_sha256} for a in accounts]
     _check_map_length(len(accounts), _per_task(plan))
     log.info("auditing %d accounts", len(accounts))
     return accounts
@@ -397,13 +409,16 @@ def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_con
                 log.error("%s", shrink.message(max_drop))  # loaded below, failed at the end, nothing pruned
             else:
                 prune_other_accounts(plan["snapshot_date"], keep, hook.get_conn)
-        load_organization(store, plan["config"]["prefix"], plan["snapshot_date"], hook.get_conn)
         from iam_audit.account_tags import load_account_tags
 
         load_account_tags(store, plan["config"]["prefix"], plan["snapshot_date"], hook.get_conn)
         _load_organization_facts(store, plan, hook)
         report = load_snapshot(store, plan["config"]["prefix"], plan["snapshot_date"], accounts,
-                               hook.get_conn, mode=plan["mode"], run_id=plan["run_id"])
+                               hook.get_conn, mode=plan["mode"], run_id=plan["run_id"],
+                               allow_unhashed=bool(plan["config"].get("allow_unhashed_manifests")))
+        # after the accounts: their manifests record the organisation list's SHA-256
+        load_organization(store, plan["config"]["prefix"], plan["snapshot_date"], hook.get_conn,
+                          mode=plan["mode"], manifest_hashes=report.organization_sha256, run_id=plan["run_id"])
     _analyze(hook)
     if report.failed:
         raise LoadError(
@@ -468,12 +483,13 @@ def summarize(plan: dict, accounts: list[dict] | None, postgres_conn_id: str, al
 
 
 def expire_history(plan: dict, postgres_conn_id: str) -> dict:
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
+    from iam_audit.database import pipeline_hook
     from iam_audit.retention import expire_history as expire
 
-    conn = PostgresHook(postgres_conn_id=postgres_conn_id).get_conn()
+    # the pipeline's session timeouts, and each expired day's lock (a backfill may be writing it)
+    hook = pipeline_hook(postgres_conn_id)
+    conn = hook.get_conn()
     try:
-        return expire(conn, plan["snapshot_date"], plan["config"].get("retention_days"))
+        return expire(conn, plan["snapshot_date"], plan["config"].get("retention_days"), connect=hook.get_conn)
     finally:
         conn.close()

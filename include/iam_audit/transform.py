@@ -152,11 +152,13 @@ def _validate_report_row(row: dict, line: int, header_length: int) -> None:
                                f"{where}: column arn {row['arn']!r} is not an IAM user or root ARN")
     is_root = user == "<root_account>"
     for column in _REPORT_BOOLEANS:
-        value = row[column]
+        # AWS writes them in lowercase today; a change of case must not turn a whole account's verdicts
+        # into errors, so the domain is checked (and _bool reads the value) without regard to case
+        value = row[column].strip().lower()
         allowed = ("true", "false", "not_supported") if is_root and column == "password_enabled" else ("true", "false")
         if value not in allowed:
             raise MalformedPayload("credential_report",
-                                   f"{where}: column {column} is {value!r}, not one of {', '.join(allowed)}")
+                                   f"{where}: column {column} is {row[column]!r}, not one of {', '.join(allowed)}")
     for column in _REPORT_TIMESTAMPS:
         value = row[column].strip()
         if value not in _NO_VALUE and not _is_timestamp(value):

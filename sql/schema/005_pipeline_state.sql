@@ -8,43 +8,86 @@ CREATE TABLE IF NOT EXISTS iam_audit_schema_state (
 );
 
 -- Concurrent runs of one snapshot date (scheduler, make run, backfills) must not
--- interleave writes. The key of a date's advisory lock: the load holds it exclusively
--- (database.snapshot_date_lock), each check holds it shared plus its own
--- (date, logic) key exclusively, for its transaction.
-CREATE OR REPLACE FUNCTION iam_audit_date_lock_key(p_snapshot_date date, p_logic text DEFAULT NULL)
-RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT hashtextextended('aws_iam_cis snapshot ' || p_snapshot_date::text
-                            || coalesce(' check ' || p_logic, ''), 0)
+-- interleave writes. Their locks are rows of this table, locked for the writer's
+-- transaction: the load holds its date's row FOR UPDATE (database.snapshot_date_lock),
+-- each check holds it FOR SHARE plus its (date, logic) row FOR UPDATE, and
+-- prepare_database holds the row 'schema' FOR UPDATE. Advisory locks, used before, take
+-- a predictable key and any role may take them, so a BI login could stall the pipeline;
+-- a row lock needs UPDATE on this table, which PUBLIC (and so compliance_reader) lacks.
+-- The rows exist beforehand (a row inserted by an open transaction would make every other
+-- writer wait for that transaction): dates and (date, logic) pairs hash to a fixed set of
+-- slots, so two dates may on rare occasions share one and wait for each other, never more.
+CREATE TABLE IF NOT EXISTS iam_audit_locks (
+    lock_name text PRIMARY KEY
+);
+REVOKE ALL ON iam_audit_locks FROM PUBLIC;
+INSERT INTO iam_audit_locks (lock_name)
+SELECT 'schema'
+UNION ALL SELECT 'date ' || n FROM generate_series(0, 255) AS n
+UNION ALL SELECT 'check ' || n FROM generate_series(0, 1023) AS n
+ON CONFLICT (lock_name) DO NOTHING;
+DROP FUNCTION IF EXISTS iam_audit_date_lock_key(date, text);
+
+-- The lock row of a date, and of a (date, logic) pair.
+CREATE OR REPLACE FUNCTION iam_audit_lock_name(p_snapshot_date date, p_logic text DEFAULT NULL)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN p_logic IS NULL
+                THEN 'date ' || abs(hashtextextended('aws_iam_cis ' || p_snapshot_date::text, 0) % 256)
+                ELSE 'check ' || abs(hashtextextended('aws_iam_cis ' || p_snapshot_date::text || ' ' || p_logic, 0)
+                                     % 1024)
+           END
+$$;
+
+-- Take the named lock for the caller's transaction.
+CREATE OR REPLACE FUNCTION iam_audit_take_lock(p_name text, p_shared boolean DEFAULT false)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_shared THEN
+        PERFORM 1 FROM iam_audit_locks WHERE lock_name = p_name FOR SHARE;
+    ELSE
+        PERFORM 1 FROM iam_audit_locks WHERE lock_name = p_name FOR UPDATE;
+    END IF;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'iam_audit_locks has no row %', p_name USING HINT = 'Re-apply the schema (prepare_database).';
+    END IF;
+END
+$$;
+
+-- Sessions that may hold the pipeline's locks (their role may update iam_audit_locks) and are in a
+-- transaction: who a lock's waiter names when it gives up (row locks are not listed in pg_locks).
+CREATE OR REPLACE FUNCTION iam_audit_lock_holders() RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT coalesce(string_agg(format('pid %s (%s, user %s, application %s, %s, in a transaction for %s)',
+                                      a.pid, coalesce(a.client_addr::text, 'local'), a.usename,
+                                      coalesce(nullif(a.application_name, ''), '?'), a.state,
+                                      date_trunc('second', now() - a.xact_start)), '; ' ORDER BY a.pid),
+                    'a session that has finished since')
+    FROM pg_stat_activity a
+    WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL
+      AND a.usesysid IS NOT NULL
+      AND has_table_privilege(a.usesysid, 'iam_audit_locks', 'UPDATE')
 $$;
 
 -- Called first in every check's transaction (sql/macros/check.sql): waits at most
 -- iam_audit.date_lock_timeout (default 10min) for a load or the same check of another
--- run of the date, then fails naming the session in the way.
+-- run of the date, then fails naming the sessions that may be in the way.
 CREATE OR REPLACE FUNCTION iam_audit_lock_for_check(p_snapshot_date date, p_logic text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_previous text := current_setting('lock_timeout');
     v_wait text := coalesce(nullif(current_setting('iam_audit.date_lock_timeout', true), ''), '10min');
-    v_holders text;
 BEGIN
     PERFORM set_config('lock_timeout', v_wait, true);
     BEGIN
-        PERFORM pg_advisory_xact_lock_shared(iam_audit_date_lock_key(p_snapshot_date));
-        PERFORM pg_advisory_xact_lock(iam_audit_date_lock_key(p_snapshot_date, p_logic));
+        PERFORM iam_audit_take_lock(iam_audit_lock_name(p_snapshot_date), true);
+        PERFORM iam_audit_take_lock(iam_audit_lock_name(p_snapshot_date, p_logic));
     EXCEPTION WHEN lock_not_available THEN
-        SELECT string_agg(DISTINCT 'pid ' || a.pid || ' (' || coalesce(a.application_name, '') || ', '
-                          || coalesce(a.state, '?') || ')', '; ')
-          INTO v_holders
-        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE l.locktype = 'advisory' AND l.granted AND a.pid <> pg_backend_pid()
-          AND ((l.classid::bigint << 32) | l.objid::bigint) IN (
-              iam_audit_date_lock_key(p_snapshot_date), iam_audit_date_lock_key(p_snapshot_date, p_logic));
         RAISE EXCEPTION 'check % of snapshot %: another run is writing this date and did not finish within %',
                         p_logic, p_snapshot_date, v_wait
               USING ERRCODE = 'lock_not_available',
-                    DETAIL = 'held by ' || coalesce(v_holders, 'a session that has finished since'),
+                    DETAIL = 'sessions that may hold it: ' || iam_audit_lock_holders(),
                     HINT = 'Runs of one date never write at the same time; re-run this task once the other run is done.';
     END;
     PERFORM set_config('lock_timeout', v_previous, true);
 END
 $$;
+

@@ -71,9 +71,11 @@ END
 $$;
 
 -- created_at is the server's clock at INSERT and immutable; expires_on is capped.
--- SECURITY DEFINER: writers of exceptions need no access to the policy table.
+-- SECURITY DEFINER: writers of exceptions need no access to the policy table. Its search_path
+-- (set below) is pg_catalog, the schema of these tables, then pg_temp last: otherwise pg_temp is
+-- searched first and a writer's temporary table named aws_policy_exception_policy would lift the cap.
 CREATE OR REPLACE FUNCTION aws_policy_exceptions_guard() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
     v_cap integer := coalesce((SELECT max_expiry_days FROM aws_policy_exception_policy), 365);
     v_created date;
@@ -96,6 +98,12 @@ BEGIN
                     HINT = 'Choose an earlier expires_on, or raise aws_policy_exception_policy.max_expiry_days.';
     END IF;
     RETURN NEW;
+END
+$$;
+DO $$
+BEGIN
+    EXECUTE format('ALTER FUNCTION aws_policy_exceptions_guard() SET search_path = pg_catalog, %I, pg_temp',
+                   current_schema());
 END
 $$;
 CREATE OR REPLACE TRIGGER aws_policy_exceptions_guard

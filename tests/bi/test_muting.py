@@ -202,3 +202,17 @@ def test_framework_scores_count_each_frameworks_muted_fails_in_that_framework_on
     assert set(rows) == {FW, other}
     counts = {fw: (r["pass_count"], r["fail_count"], r["muted_count"], r["raw_fail_count"]) for fw, r in rows.items()}
     assert counts == {FW: (1, 1, 1, 2), other: (1, 2, 0, 2)}
+
+
+def test_a_temporary_table_cannot_lift_the_expiry_cap(db):
+    """The guard runs SECURITY DEFINER: its search_path is pinned (pg_catalog, the schema, pg_temp last),
+    so a writer's temporary table named like the cap's table is not what it reads."""
+    config = db.execute("SELECT proconfig FROM pg_proc WHERE proname = 'aws_policy_exceptions_guard'").fetchone()[0]
+    assert config == [f"search_path=pg_catalog, {db.execute('SELECT current_schema()').fetchone()[0]}, pg_temp"]
+    today = db.execute("SELECT (now() AT TIME ZONE 'UTC')::date").fetchone()[0]
+    db.execute("CREATE TEMP TABLE aws_policy_exception_policy (max_expiry_days integer)")
+    db.execute("INSERT INTO aws_policy_exception_policy VALUES (100000)")
+    with pytest.raises(psycopg.errors.CheckViolation, match="more than 365 days"):
+        insert(db, "INSERT INTO aws_policy_exceptions (account_id, reason, expires_on) VALUES (%s, 'r', %s) "
+                   "RETURNING id", (A, today + timedelta(days=5000)))
+    db.rollback()

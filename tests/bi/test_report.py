@@ -145,3 +145,11 @@ def test_manual_controls_carry_their_organisation_evidence_escaped(db):
     assert "sandbox &lt;dev&gt;" in row and "no SCP beyond FullAWSAccess" in row
     title = "Ensure Organizations management account is not used for workloads"
     assert f"<b>2.1.3</b></td><td>{title}</td><td></td>" in page  # no evidence collected for it
+
+
+def test_report_shows_the_runs_configuration_warnings_escaped(db):
+    warning = "iam_audit_role_name='OrganizationAccountAccessRole' is Organizations' administrator role <b>"
+    html = build_report_html(db, D2, warnings=[warning])
+    assert "Configuration warnings" in html
+    assert "administrator role &lt;b&gt;" in html and "<b>" not in html.split("Configuration warnings")[1][:400]
+    assert "Configuration warnings" not in build_report_html(db, D2)

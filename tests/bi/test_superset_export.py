@@ -160,3 +160,12 @@ def test_tcp_listener_takes_password_logins_only(tmp_path):
     finally:
         pg.stop()
     assert not (tmp_path / "pg" / "postmaster.pid").exists()
+
+
+def test_no_table_chart_renders_cell_html():
+    """Superset's table chart renders a cell's HTML unless allow_render_html is false; account names and
+    IAM paths are chosen by whoever controls a member account, so a link or image there must stay text."""
+    tables = {name: chart for name, chart in CHARTS.items() if chart["viz_type"] == "table"}
+    assert tables
+    for name, chart in tables.items():
+        assert chart["params"].get("allow_render_html") is False, name

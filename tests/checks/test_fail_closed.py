@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
@@ -62,9 +63,9 @@ def write_snapshot(store: MemoryStore, payloads: dict) -> None:
     for dataset, payload in payloads.items():
         key = layout.dataset_key(PREFIX, SNAPSHOT, A, dataset)
         store.objects[key] = layout.encode(payload)
-        datasets[dataset] = {"status": "ok", "key": key}
-    manifest = {"account_id": A, "account_name": "drift", "extracted_at": AS_OF.isoformat(), "run_id": "r1",
-                "datasets": datasets}
+        datasets[dataset] = {"status": "ok", "key": key, "sha256": hashlib.sha256(store.objects[key]).hexdigest()}
+    manifest = {"format": 2, "account_id": A, "account_name": "drift", "extracted_at": AS_OF.isoformat(),
+                "run_id": "r1", "datasets": datasets}
     store.objects[layout.manifest_key(PREFIX, SNAPSHOT, A)] = json.dumps(manifest).encode()
 
 

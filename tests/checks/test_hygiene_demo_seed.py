@@ -4,6 +4,7 @@ only through an AWS-managed policy, and an open trust with a condition that bind
 The emulator's seed runs in-process (moto), its GetAccountAuthorizationDetails goes through the
 real loader, and the real checks judge it."""
 
+import hashlib
 import json
 from datetime import UTC, datetime
 
@@ -37,8 +38,9 @@ def test_weak_demo_account_escalates_through_an_aws_managed_policy_and_trusts_an
     key = layout.dataset_key(PREFIX, SNAPSHOT, ACCOUNT, "authorization_details")
     store.objects[key] = layout.encode(weak_account_details(monkeypatch))
     store.objects[layout.manifest_key(PREFIX, SNAPSHOT, ACCOUNT)] = json.dumps({
-        "account_id": ACCOUNT, "account_name": "demo-weak", "extracted_at": AS_OF.isoformat(), "run_id": "r1",
-        "datasets": {"authorization_details": {"status": "ok", "key": key}}}).encode()
+        "format": 2, "account_id": ACCOUNT, "account_name": "demo-weak", "extracted_at": AS_OF.isoformat(),
+        "run_id": "r1", "datasets": {"authorization_details": {
+            "status": "ok", "key": key, "sha256": hashlib.sha256(store.objects[key]).hexdigest()}}}).encode()
     write_account(db, SNAPSHOT, prepare_account(store, PREFIX, SNAPSHOT, ACCOUNT))
     db.commit()
     role = f"arn:aws:iam::{ACCOUNT}:role/"

@@ -95,11 +95,12 @@ def test_environment_follows_the_contract():
     pg = json.loads(env["AIRFLOW_CONN_POSTGRES_DEFAULT"])
     assert pg["conn_type"] == "postgres" and pg["host"] == "postgres" and pg["schema"] == "compliance"
     assert env["AIRFLOW_VAR_IAM_AUDIT_BUCKET"]
-    init_sql = "\n".join(p.read_text() for p in (ROOT / "docker" / "postgres-init").glob("*.sql"))
+    init_sql = "\n".join(p.read_text() for p in sorted((ROOT / "docker" / "postgres-init").glob("*.s*")))
     assert "CREATE DATABASE compliance" in init_sql
 
 
-REQUIRED_SECRETS = ("AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY", "COMPLIANCE_READER_PASSWORD")
+REQUIRED_SECRETS = ("AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY", "COMPLIANCE_READER_PASSWORD", "POSTGRES_PASSWORD",
+                    "AIRFLOW_DB_PASSWORD", "IAM_AUDIT_DB_PASSWORD")
 needs_compose = pytest.mark.skipif(shutil.which("docker-compose") is None,
                                    reason="docker-compose (Debian package) not installed")
 
@@ -130,7 +131,7 @@ def test_refuses_to_start_without_each_secret(missing):
 
 def test_secrets_have_no_defaults():
     text = (ROOT / "docker-compose.yaml").read_text()
-    for name in ("AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY"):
+    for name in REQUIRED_SECRETS:
         assert re.search(r"\$\{" + name + r":\?[^}]+\}", text), name
         assert not re.search(r"\$\{" + name + r":?-", text), f"{name} has a default"
     assert "change-me" not in text
@@ -263,3 +264,38 @@ def test_each_service_gets_only_the_connections_it_needs():
     assert '"login": "compliance_page"' in reader and "${COMPLIANCE_READER_PASSWORD}" in reader
     init = (ROOT / "docker" / "postgres-init" / "02-compliance-reader.sh").read_text()
     assert "IN ROLE compliance_reader" in init and "COMPLIANCE_READER_PASSWORD" in init
+
+
+def test_no_airflow_container_holds_a_superusers_password_and_databases_have_other_owners():
+    import json
+
+    postgres = SERVICES["postgres"]["environment"]
+    assert postgres["POSTGRES_USER"] == "postgres"
+    assert postgres["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    superuser = postgres["POSTGRES_USER"]
+    text = (ROOT / "docker-compose.yaml").read_text()
+    assert "airflow:airflow@" not in text and '"password": "airflow"' not in text
+    for name, service in SERVICES.items():
+        env = service.get("environment") or {}
+        if name != "postgres":
+            assert "POSTGRES_PASSWORD" not in env, name
+            assert not any("${POSTGRES_PASSWORD" in str(v) for v in env.values()), name
+        for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND"):
+            if key in env:
+                assert re.search(r"://airflow:\$\{AIRFLOW_DB_PASSWORD:\?", env[key]), (name, key)
+    pipeline = json.loads(SERVICES["airflow-worker"]["environment"]["AIRFLOW_CONN_POSTGRES_DEFAULT"])
+    assert pipeline["login"] == "iam_audit" != superuser
+    init = (ROOT / "docker" / "postgres-init" / "01-databases.sh").read_text()
+    for role in ("airflow", "iam_audit"):
+        assert re.search(rf"CREATE ROLE {role} LOGIN NOSUPERUSER .*CONNECTION LIMIT \d+;", init), role
+    assert "CREATE DATABASE airflow OWNER airflow;" in init
+    assert "CREATE DATABASE compliance OWNER iam_audit;" in init
+
+
+def test_postgres_is_not_published_and_code_is_mounted_read_only():
+    assert "ports" not in SERVICES["postgres"]
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source in ("./dags", "./plugins", "./include", "./sql"):
+                assert volume.endswith(":ro"), f"{name} mounts {volume} writable"

@@ -116,12 +116,26 @@ class FirstRun(tuple):
     staged_users: int
 
 
-def shipped_policies(bucket: str, prefix: str = "iam", role_name: str = "OrganizationAccountAccessRole"):
+def policy_values(emulator_url: str, bucket: str, prefix: str = "iam", role_name: str = "IamAuditReadOnly") -> dict:
+    """The placeholders of include/policies/ for the run: the organisation and the bucket owner as AWS
+    (the emulator) reports them to the pipeline's credentials."""
+    import boto3
+    from iam_audit.devenv.stack import EMULATOR_ACCESS_KEY, EMULATOR_SECRET_KEY
+
+    session = boto3.Session(aws_access_key_id=EMULATOR_ACCESS_KEY, aws_secret_access_key=EMULATOR_SECRET_KEY,
+                            region_name="us-east-1")
+    org_id = session.client("organizations", endpoint_url=emulator_url).describe_organization()["Organization"]["Id"]
+    owner = session.client("sts", endpoint_url=emulator_url).get_caller_identity()["Account"]
+    return {"AuditRoleName": role_name, "Bucket": bucket, "Prefix": prefix, "OrganizationId": org_id,
+            "BucketOwnerAccountId": owner}
+
+
+def shipped_policies(bucket: str, prefix: str = "iam", role_name: str = "IamAuditReadOnly", emulator_url=None):
     """The emulator's enforcement rules: include/policies/ for the pipeline's key and the audit role."""
     from iam_audit.devenv.stack import EMULATOR_ACCESS_KEY
     from iam_audit.policies import load_policy
 
-    values = {"AuditRoleName": role_name, "Bucket": bucket, "Prefix": prefix}
+    values = policy_values(emulator_url, bucket, prefix, role_name)
     pipeline = [load_policy(n, **values) for n in ("pipeline-discovery.json", "s3-raw-writer.json",
                                                    "s3-raw-reader.json")]
     return [{"access_key": EMULATOR_ACCESS_KEY, "policies": pipeline},
@@ -133,8 +147,9 @@ def first_run(e2e_stack, run, today):
     """One clean run under the shipped least-privilege policies, enforced by the emulator."""
     emulator = e2e_stack.emulator
     emulator.clear_faults()
+    policies = shipped_policies(e2e_stack.bucket, emulator_url=emulator.url)  # its own calls before the reset
     emulator.reset_calls()
-    emulator.enforce(shipped_policies(e2e_stack.bucket))
+    emulator.enforce(policies)
     import time
 
     try:

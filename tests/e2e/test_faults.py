@@ -62,7 +62,7 @@ def test_partial_failures_isolate_accounts_and_data_sets(clean_run, e2e_stack, r
     assert len(failed_extracts) == 3, result.failed_tasks
     assert not any(t.startswith("check_") for t in result.failed_tasks), result.failed_tasks
     log = result.log_file.read_text()
-    assert f"account {denied}: could not assume arn:aws:iam::{denied}:role/OrganizationAccountAccessRole" in log
+    assert f"account {denied}: could not assume arn:aws:iam::{denied}:role/IamAuditReadOnly" in log
 
     verdicts = results(e2e_stack, today)
     denied_rows = [v for k, v in verdicts.items() if k[2] == denied]
@@ -222,7 +222,9 @@ def test_bad_configuration_fails_before_any_extraction(clean_run, e2e_stack, run
         # what `make run` prints: the first failed task and its error, read from the run's log
         failure = first_failure(result.log_file)
         assert failure and failure.task_id == refused_by and expected in failure.message, failure
-        iam_calls = [c for c in emulator.calls() if c["service"] in ("iam", "sts", "organizations")]
+        # (GetCallerIdentity names the bucket's expected owner: it needs no permission and issues nothing)
+        iam_calls = [c for c in emulator.calls() if c["service"] in ("iam", "sts", "organizations")
+                     and (c["service"], c["action"]) != ("sts", "GetCallerIdentity")]
         assert iam_calls == [], f"{variable}: extraction must not start ({iam_calls})"
     assert results(e2e_stack, today) == before, "a rejected run must not touch earlier verdicts"
 

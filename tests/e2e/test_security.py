@@ -23,7 +23,9 @@ def test_every_operation_is_allowed_and_read_only(first_run, e2e_stack):
     result, _, calls = first_run
     assert result.state == "success", (result.failed_tasks, first_run.refused)
     assert first_run.refused == []
-    values = {"AuditRoleName": "OrganizationAccountAccessRole", "Bucket": e2e_stack.bucket, "Prefix": "iam"}
+    from tests.e2e.conftest import policy_values
+
+    values = policy_values(e2e_stack.emulator.url, e2e_stack.bucket)
     audit_role = [load_policy("audit-role-permissions.json", **values)]
     pipeline = [load_policy(name, **values)
                 for name in ("pipeline-discovery.json", "s3-raw-writer.json", "s3-raw-reader.json")]
@@ -32,7 +34,7 @@ def test_every_operation_is_allowed_and_read_only(first_run, e2e_stack):
     for r in requests:
         if r["action"] == "sts:GetCallerIdentity":  # the caller's partition; needs no permission, cannot be denied
             continue
-        policies = audit_role if r["principal"].endswith(":role/OrganizationAccountAccessRole") else pipeline
+        policies = audit_role if r["principal"].endswith(":role/IamAuditReadOnly") else pipeline
         decision = evaluate(policies, r["action"], r["resource"], r["context"])
         assert decision.allowed, f"{r} is refused by include/policies/ ({decision.decision})"
         assert not is_mutating(r["action"]), f"{r['action']} mutates IAM or Organizations"

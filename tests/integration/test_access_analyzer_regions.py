@@ -106,3 +106,16 @@ def test_the_verdict_names_the_unreadable_regions(emulator, bucket, db, postgres
     assert status == "error"
     assert "ap-south-1 (AccessDeniedException" in reason and "eu-west-1 (AccessDeniedException" in reason
     assert "2 of" in reason
+
+
+def test_a_region_disabled_after_the_region_listing_is_recorded_not_fatal(emulator):
+    """A region the account disables between DescribeRegions and ListAnalyzers answers
+    UnrecognizedClientException (the session's token is not valid there): recorded for that region."""
+    account_id = strong_member(emulator.manifest)
+    emulator.set_faults([{"account_id": account_id, "service": "accessanalyzer", "region": "eu-west-1",
+                          "error": "UnrecognizedClientException", "status": 403,
+                          "message": "The security token included in the request is invalid."}])
+    result = extract(emulator, account_id)["access_analyzers"]
+    assert result.ok, result.error_message
+    assert result.payload["RegionErrors"]["eu-west-1"]["Code"] == "UnrecognizedClientException"
+    assert result.payload["AnalyzersByRegion"]["us-east-1"]

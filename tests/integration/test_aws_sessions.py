@@ -118,14 +118,14 @@ def test_role_arn_has_the_role_path_and_the_callers_partition(emulator):
     account_id = account_of(emulator.manifest, "weak")
     target = target_for(emulator)
     arn = config.role_arn(account_id, target.partition())
-    assert arn == f"arn:aws:iam::{account_id}:role/security/audit/{ROLE}"
+    assert arn == f"arn:aws:iam::{account_id}:role/security/audit/IamAuditReadOnly"
     target.assume_role(arn)
     assert any(c["role_arn"] == arn for c in emulator.issued_credentials())
     gov = AwsTarget(session=boto3.Session(aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
                                           region_name="us-gov-west-1"),
                     endpoint_url=emulator.url, region_name="us-gov-west-1")
     gov_arn = config.role_arn(account_id, gov.partition())
-    assert gov_arn == f"arn:aws-us-gov:iam::{account_id}:role/security/audit/{ROLE}"
+    assert gov_arn == f"arn:aws-us-gov:iam::{account_id}:role/security/audit/IamAuditReadOnly"
     gov.assume_role(gov_arn)
     assert any(c["role_arn"] == gov_arn for c in emulator.issued_credentials())
 

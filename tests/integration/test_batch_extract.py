@@ -17,7 +17,7 @@ SNAPSHOT = "2026-11-03"
 
 def plan(bucket: str, run_id: str = "batch-run-1", per_task: int = 3) -> dict:
     return {"mode": "live", "snapshot_date": SNAPSHOT, "run_id": run_id,
-            "config": {"bucket": bucket, "role_name": "OrganizationAccountAccessRole", "external_id": None,
+            "config": {"bucket": bucket, "role_name": "IamAuditReadOnly", "external_id": None,
                        "accounts": None, "kms_key_id": None, "prefix": "iam", "accounts_per_task": per_task}}
 
 

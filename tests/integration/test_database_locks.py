@@ -129,8 +129,8 @@ def test_the_second_writer_waits_for_the_first(postgres, database, db):
     # the second writer is waiting on the date's lock (seen from the server, no sleep)
     waiting = db.execute
     for _ in range(600):
-        waiting_count = waiting("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                                ).fetchone()[0]
+        waiting_count = waiting("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                "AND cardinality(pg_blocking_pids(pid)) > 0").fetchone()[0]
         db.rollback()
         if waiting_count:
             break
@@ -171,16 +171,15 @@ def test_two_concurrent_loads_of_one_date_do_not_interleave(emulator, bucket, po
     accounts = [account_of(emulator.manifest, "weak"), account_of(emulator.manifest, "strong")]
     for account_id in accounts:
         extract(emulator, bucket, account_id, "run-1")
-    # Every row written to iam_stage.accounts records the writing session and the session holding
-    # the date's exclusive lock at that moment (NULL: nobody).
+    # Every row written to iam_stage.accounts records the writing session and the transaction holding
+    # the date's lock row FOR UPDATE at that moment (its xmax while locked; NULL: nobody).
     db.execute("""
-        CREATE TABLE write_log (seq bigserial, pid int, holder int);
+        CREATE TABLE write_log (seq bigserial, pid int, holder text);
         CREATE FUNCTION log_write() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             INSERT INTO write_log (pid, holder) SELECT pg_backend_pid(), (
-                SELECT l.pid FROM pg_locks l
-                WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock'
-                  AND ((l.classid::bigint << 32) | l.objid::bigint) = iam_audit_date_lock_key(NEW.snapshot_date));
+                SELECT CASE WHEN l.xmax::text <> '0' THEN l.xmax::text END FROM iam_audit_locks l
+                WHERE l.lock_name = iam_audit_lock_name(NEW.snapshot_date));
             RETURN NEW;
         END $$;
         CREATE TRIGGER log_write BEFORE INSERT ON iam_stage.accounts FOR EACH ROW EXECUTE FUNCTION log_write();
@@ -208,3 +207,63 @@ def test_two_concurrent_loads_of_one_date_do_not_interleave(emulator, bucket, po
     assert len(set(holder_of.values())) == len(holder_of) == 2
     holders = [holder for _, holder in log]
     assert holders == sorted(holders, key=holders.index)
+
+
+def test_a_reader_cannot_take_or_block_the_pipelines_locks(postgres, database, db):
+    """A member of compliance_reader (a BI login) can neither lock the pipeline's lock rows nor stall
+    it with the advisory lock keys used before."""
+    import uuid
+
+    login = f"bi_{uuid.uuid4().hex[:10]}"
+    db.execute(f'CREATE ROLE "{login}" LOGIN IN ROLE compliance_reader')
+    db.commit()
+    reader = psycopg.connect(f"host={postgres.socket_dir} port={postgres.port} user={login} dbname={database}")
+    try:
+        for statement in (f"SELECT iam_audit_take_lock(iam_audit_lock_name('{DATE}'))",
+                          "SELECT * FROM iam_audit_locks FOR SHARE",
+                          "LOCK TABLE iam_audit_locks IN ACCESS EXCLUSIVE MODE"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                reader.execute(statement)
+            reader.rollback()
+        # what stalled the pipeline before: the date's advisory key, and the schema's, held by the reader
+        old_key = "hashtextextended('aws_iam_cis snapshot ' || %s::date::text, 0)"
+        reader.execute(f"SELECT pg_advisory_lock({old_key})", (DATE,))  # noqa: S608
+        reader.execute("SELECT pg_advisory_lock(%s)", (0x1A4A_5C15,))
+
+        def connect():
+            return postgres.connect(database)
+
+        with snapshot_date_lock(connect, DATE, wait="300ms"):
+            pass
+        conn = connect()
+        conn.execute("SET iam_audit.date_lock_timeout = '300ms'")
+        run_check(conn, "root_mfa", DATE)
+        conn.close()
+        db.execute("UPDATE iam_audit_schema_state SET fingerprint = 'an older schema'")
+        db.commit()
+        assert apply_schema(db, lock_timeout="300ms", attempts=1)
+    finally:
+        reader.close()
+        db.execute(f'DROP OWNED BY "{login}"; DROP ROLE "{login}"')
+        db.commit()
+
+
+def test_login_roles_the_project_creates_have_timeouts_and_a_connection_limit(postgres, database, db, tmp_path):
+    import uuid
+
+    login = f"reader_limits_{uuid.uuid4().hex[:8]}"
+    postgres.ensure_login(login, "compliance_reader", tmp_path / "pw")
+    row = db.execute("SELECT rolconnlimit, rolconfig FROM pg_roles WHERE rolname = %s", (login,)).fetchone()
+    limit, config = row
+    settings = dict(item.split("=", 1) for item in config or [])
+    assert 0 < limit <= 20
+    assert settings.get("statement_timeout") and settings["statement_timeout"] != "0"
+    assert settings.get("idle_in_transaction_session_timeout") not in (None, "0")
+    assert settings.get("lock_timeout") and settings["lock_timeout"] != "0"
+    # and a session of that login gets them
+    password = (tmp_path / "pw").read_text().strip()
+    with psycopg.connect(f"host={postgres.socket_dir} port={postgres.port} user={login} password={password} "
+                         f"dbname={database}") as conn:
+        assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0] != "0"
+    db.execute(f'DROP ROLE "{login}"')
+    db.commit()

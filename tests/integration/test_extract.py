@@ -148,3 +148,27 @@ def test_calls_per_account_are_account_wide(emulator):
     per_entity = {"GetUser", "GetRole", "GetGroup", "GetPolicy", "GetPolicyVersion", "ListAttachedUserPolicies",
                   "ListUserPolicies", "GetAccessKeyLastUsed", "ListMFADevices"}
     assert not per_entity & set(calls)
+
+
+def test_a_user_name_with_a_comma_survives_the_credential_report(emulator):
+    """IAM allows commas in user names; the report's CSV quotes that field and the load reads it whole."""
+    from iam_audit import transform
+
+    account_id = account_of(emulator.manifest, "weak")
+    admin = target_for(emulator)
+    admin.session_policy = None  # the test's own set-up, not the pipeline: no read-only session policy
+    session = admin.assume_role(f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole")
+    iam = admin.client("iam", session=session)
+    name = "ops,deploy"
+    iam.create_user(UserName=name)
+    key = iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]
+    try:
+        report = extract(emulator, account_id)["credential_report"].payload
+        assert f'"{name}","arn:aws:iam::{account_id}:user/{name}"' in report["Content"]
+        rows = {r[0]: r for r in transform.credential_report(report)["credential_report"]}
+        assert rows[name][1] == f"arn:aws:iam::{account_id}:user/{name}"
+        cols = transform.COLUMNS["credential_report"]
+        assert dict(zip(cols, rows[name], strict=True))["access_key_1_active"] is True
+    finally:
+        iam.delete_access_key(UserName=name, AccessKeyId=key)
+        iam.delete_user(UserName=name)

@@ -56,7 +56,7 @@ def test_missing_role_is_permanent_and_says_how_to_fix_it(emulator, bucket):
     with pytest.raises(PermanentExtractionError) as err:
         extract(emulator, bucket, account_id)
     message = str(err.value)
-    assert "OrganizationAccountAccessRole exists only in accounts that Organizations created" in message
+    assert "deploy the read-only audit role IamAuditReadOnly" in message
     assert "deploy/cloudformation/" in message
 
 
@@ -80,7 +80,7 @@ def test_the_extract_task_does_not_retry_permanent_failures(emulator, bucket):
     emulator.set_faults([{"service": "sts", "action": "AssumeRole", "error": "AccessDenied",
                           "target_account_id": account_id}])
     plan = {"mode": "live", "snapshot_date": SNAPSHOT, "run_id": "run-2",
-            "config": {"bucket": bucket, "role_name": "OrganizationAccountAccessRole", "external_id": None,
+            "config": {"bucket": bucket, "role_name": "IamAuditReadOnly", "external_id": None,
                        "accounts": None, "kms_key_id": None, "prefix": "iam"}}
     with pytest.raises(AirflowFailException, match="could not assume"):
         tasks.extract(plan, {"account_id": account_id, "account_name": "x"}, "aws_default")

@@ -33,8 +33,13 @@ def s3(emulator):
                         aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
 
 
+def owner(emulator) -> str:
+    return boto3.client("sts", endpoint_url=emulator.url, region_name="us-east-1", aws_access_key_id=KEY_ID,
+                        aws_secret_access_key=SECRET).get_caller_identity()["Account"]
+
+
 def enforce(emulator, bucket, reader: dict | None = None):
-    values = {"Bucket": bucket, "Prefix": PREFIX}
+    values = {"Bucket": bucket, "Prefix": PREFIX, "BucketOwnerAccountId": owner(emulator)}
     reader = reader or load_policy("s3-raw-reader.json", **values)
     emulator.enforce([{"access_key": KEY_ID, "policies": [reader, load_policy("s3-raw-writer.json", **values)]}])
 
@@ -46,7 +51,8 @@ def test_bucket_check_passes_under_the_shipped_reader_policy(emulator, bucket):
     # HeadBucket (S3Hook.check_for_bucket) is authorised as s3:ListBucket without s3:prefix: refused
     assert store.hook.check_for_bucket(bucket) is False
     refused = emulator.refused()
-    assert [(r["action"], r["context"]) for r in refused] == [("s3:ListBucket", {})]
+    expected = [("s3:ListBucket", {"s3:ResourceAccount": owner(emulator)})]
+    assert [(r["action"], r["context"]) for r in refused] == expected
     store.put(f"{PREFIX}/snapshot_date=2026-11-01/x.json", b"{}")
     assert store.get(f"{PREFIX}/snapshot_date=2026-11-01/x.json") == b"{}"
 
@@ -81,3 +87,28 @@ def test_unencrypted_put_is_denied_explicitly(emulator, bucket):
     client.put_object(Bucket=bucket, Key=f"{PREFIX}/sealed", Body=b"x", ServerSideEncryption="AES256")
     with pytest.raises(ClientError):
         client.put_object(Bucket=bucket, Key="elsewhere/sealed", Body=b"x", ServerSideEncryption="AES256")
+
+
+def test_every_s3_call_names_the_expected_bucket_owner(emulator, bucket):
+    """S3 answers 403 when ExpectedBucketOwner is not the bucket's owner: a store expecting another
+    account is refused on each call it makes, and the default (the credentials' account) is allowed."""
+    from iam_audit.raw_store import RawStoreError
+
+    store = S3RawStore(bucket)
+    assert store.expected_owner == owner(emulator)
+    store.put(f"{PREFIX}/a.json", b"{}")
+    assert store.get(f"{PREFIX}/a.json") == b"{}" and store.list_keys(f"{PREFIX}/", 10) == [f"{PREFIX}/a.json"]
+    elsewhere = S3RawStore(bucket, expected_owner="999988887777")
+    why = elsewhere.check_readable(PREFIX)
+    assert why and "not owned by account 999988887777" in why
+    with pytest.raises(RawStoreError, match="AccessDenied"):
+        elsewhere.put(f"{PREFIX}/b.json", b"{}")
+    with pytest.raises(RawStoreError, match="AccessDenied"):
+        elsewhere.get(f"{PREFIX}/a.json")
+    with pytest.raises(RawStoreError, match="AccessDenied"):
+        elsewhere.list_keys(f"{PREFIX}/", 10)
+    # and the shipped policies' s3:ResourceAccount condition names the same account
+    enforce(emulator, bucket)
+    assert store.check_readable(PREFIX) is None, emulator.refused()
+    checked = [r for r in emulator.requests() if r["action"] in ("s3:GetObject", "s3:PutObject", "s3:ListBucket")]
+    assert checked and all(r["context"].get("s3:ResourceAccount") == owner(emulator) for r in checked), checked

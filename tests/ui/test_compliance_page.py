@@ -140,7 +140,9 @@ def test_the_mounted_app_is_built_on_its_first_request(monkeypatch):
 
 
 def test_views_missing_before_the_first_run(postgres, database, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn_json(postgres, database))
+    with psycopg.connect(postgres.conninfo(database), autocommit=True) as conn:
+        conn.execute("DO $$ BEGIN CREATE ROLE page_nobody LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn_json(postgres, database, "page_nobody"))
     data = cp.load_compliance()
     assert set(data["missing_views"]) == set(cp.VIEWS)
     assert "The compliance views are missing" in cp.render_page(data)
@@ -283,9 +285,10 @@ def test_series_styles_are_distinct_for_many_series():
 
 
 def test_page_reads_in_read_only_transactions(db, reader_conn, postgres, database, monkeypatch):
-    """Even through the read-write fallback connection, PostgreSQL refuses any write of the page."""
+    """Even through the read-write fallback connection (opted in), PostgreSQL refuses any write of the page."""
     monkeypatch.delenv("AIRFLOW_CONN_COMPLIANCE_READER")
     monkeypatch.setenv("AIRFLOW_CONN_POSTGRES_DEFAULT", conn_json(postgres, database))
+    monkeypatch.setenv(cp.ALLOW_WRITER_ENV, "true")
     hook, warning = cp.reader_hook()
     assert warning and hook.postgres_conn_id == "postgres_default"
     with cp.read_only_cursor(hook) as cur:
@@ -305,9 +308,48 @@ def test_reader_role_works_and_has_no_staging_access(db, reader_conn, postgres, 
             conn.execute("SELECT * FROM iam_stage.accounts")
 
 
-def test_fallback_to_postgres_default_warns_on_page_and_in_log(db, postgres, database, monkeypatch, caplog):
+def test_without_its_reader_connection_the_page_refuses_and_tells_only_the_log(db, postgres, database,
+                                                                                   monkeypatch, caplog):
+    """No fallback to the pipeline's read-write connection unless the API server opts in; a login that can
+    write is refused as well; the viewer sees a reference, the log the cause (host and login stay there)."""
+    from fastapi.testclient import TestClient
+
+    monkeypatch.delenv("AIRFLOW_CONN_COMPLIANCE_READER", raising=False)
+    monkeypatch.delenv(cp.ALLOW_WRITER_ENV, raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_POSTGRES_DEFAULT", conn_json(postgres, database))
+    seed(db, organisation())
+    with pytest.raises(cp.PageConfigurationError, match="compliance_reader is not defined"):
+        cp.load_compliance()
+    monkeypatch.setattr(cp, "_authorize", lambda: (lambda: None))  # authorization is tested below
+    client = TestClient(cp.create_app())
+    with caplog.at_level(logging.ERROR, logger=cp.log.name):
+        response = client.get("/")
+    assert response.status_code == 503
+    reference = re.search(r"reference ([0-9a-f]{12})", response.text).group(1)
+    assert "compliance_reader is not defined" not in response.text and postgres.socket_dir not in response.text
+    assert reference in caplog.text and "compliance_reader is not defined" in caplog.text
+    # the reader connection given a login that can write (here a superuser): refused too
+    monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn_json(postgres, database))
+    with pytest.raises(cp.PageConfigurationError, match="login postgres may write"):
+        cp.load_compliance()
+    response = client.get("/api/summary")
+    assert response.status_code == 503 and "postgres" not in response.json()["error"]
+    # a database error: its text (host, port, login) is logged, not shown
+    monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", json.dumps(
+        {"conn_type": "postgres", "host": "/nonexistent-socket-dir", "port": 5999, "login": "page_reader",
+         "schema": database}))
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger=cp.log.name):
+        response = TestClient(cp.create_app()).get("/")
+    assert response.status_code == 503 and "nonexistent-socket-dir" not in response.text
+    assert "nonexistent-socket-dir" in caplog.text
+
+
+def test_fallback_to_postgres_default_when_opted_in_warns_on_page_and_in_log(db, postgres, database, monkeypatch,
+                                                                             caplog):
     monkeypatch.delenv("AIRFLOW_CONN_COMPLIANCE_READER", raising=False)
     monkeypatch.setenv("AIRFLOW_CONN_POSTGRES_DEFAULT", conn_json(postgres, database))
+    monkeypatch.setenv(cp.ALLOW_WRITER_ENV, "true")
     seed(db, organisation())
     with caplog.at_level(logging.WARNING, logger=cp.log.name):
         data = cp.load_compliance()
@@ -638,3 +680,88 @@ def test_manual_controls_show_their_organisation_evidence_never_a_pass(db, reade
     assert "never counted as a pass" in section
     only_v3 = cp.load_compliance(params={"framework": "cis_v3.0.0"})
     assert only_v3["manual_evidence"] == []
+
+
+# -- a page no viewer can use to stall the API server ------------------------------------------------
+
+def test_page_requests_never_take_the_threads_other_routes_need(monkeypatch):
+    """More page requests at once than the API server's shared thread pool holds (anyio's default
+    limiter, which synchronous routes such as the Execution API's use): while they are all waiting on
+    the database, another synchronous route still answers, the page's reads run two at a time on a
+    limiter of their own, and the waiting requests are then served from the cache. The assertions are
+    on order and counts; the waits are bounded only so that a regression fails instead of hanging."""
+    import asyncio
+    import threading
+
+    import anyio
+    import httpx
+    from fastapi import FastAPI
+
+    monkeypatch.setattr(cp, "_authorize", lambda: (lambda: None))
+    monkeypatch.setenv("IAM_AUDIT_PAGE_CONCURRENCY", "2")
+    monkeypatch.setenv("IAM_AUDIT_PAGE_DEADLINE_SECONDS", "600")
+    release, lock = threading.Event(), threading.Lock()
+    state = {"inside": 0, "most": 0, "calls": 0}
+
+    def blocked_load(hook=None, params=None):
+        with lock:
+            state["calls"] += 1
+            state["inside"] += 1
+            state["most"] = max(state["most"], state["inside"])
+        release.wait(300)
+        with lock:
+            state["inside"] -= 1
+        return {"available": False, "missing_views": list(cp.VIEWS)}
+
+    monkeypatch.setattr(cp, "load_compliance", blocked_load)
+    server = FastAPI()
+    server.mount(cp.URL_PREFIX, cp.create_app())
+
+    @server.get("/other")
+    def other() -> dict:  # a synchronous route: it needs a thread of the shared pool
+        return {"ok": True}
+
+    async def scenario():
+        shared = anyio.to_thread.current_default_thread_limiter()
+        requests = int(shared.total_tokens) + 10
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=server), base_url="http://api") as client:
+            pages = [asyncio.create_task(client.get(f"{cp.URL_PREFIX}/api/summary", params={"severity": "high"}))
+                     for _ in range(requests)]
+
+            async def page_reads_started():
+                while state["inside"] < 2:
+                    await asyncio.sleep(0.01)
+                for _ in range(50):  # let every request reach the point where it waits
+                    await asyncio.sleep(0)
+
+            await asyncio.wait_for(page_reads_started(), 120)
+            shared_in_use = shared.borrowed_tokens
+            answer = await asyncio.wait_for(client.get("/other"), 120)
+            pages_done_before_other = sum(p.done() for p in pages)
+            release.set()
+            responses = await asyncio.wait_for(asyncio.gather(*pages), 120)
+        return requests, shared_in_use, answer, pages_done_before_other, responses
+
+    requests, shared_in_use, answer, pages_done_before_other, responses = asyncio.run(scenario())
+    assert answer.status_code == 200 and answer.json() == {"ok": True}
+    assert pages_done_before_other == 0, "the other route answered only after page requests finished"
+    assert shared_in_use == 0, "page requests held threads of the shared pool"
+    assert state["most"] == 2
+    assert [r.status_code for r in responses] == [200] * requests
+    assert state["calls"] == 2, "the requests that waited were not served from the cache"
+
+
+def test_a_page_request_past_its_deadline_is_a_503_busy(monkeypatch):
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setattr(cp, "_authorize", lambda: (lambda: None))
+    monkeypatch.setenv("IAM_AUDIT_PAGE_DEADLINE_SECONDS", "1")
+    release = threading.Event()
+    monkeypatch.setattr(cp, "load_compliance", lambda hook=None, params=None: release.wait(300) and {})
+    try:
+        response = TestClient(cp.create_app()).get("/api/summary")
+    finally:
+        release.set()
+    assert response.status_code == 503 and "busy" in response.json()["error"]

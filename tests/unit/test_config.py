@@ -5,9 +5,31 @@ from iam_audit.pipeline import select_frameworks
 
 def test_defaults():
     config = build_config({"iam_audit_bucket": "my-audit-bucket"})
-    assert config.role_name == "OrganizationAccountAccessRole"
+    assert config.role_name == "IamAuditReadOnly"
     assert config.accounts is None
-    assert config.role_arn("111122223333") == "arn:aws:iam::111122223333:role/OrganizationAccountAccessRole"
+    assert config.role_arn("111122223333") == "arn:aws:iam::111122223333:role/IamAuditReadOnly"
+    assert config.warnings == ()
+
+
+@pytest.mark.parametrize("name", ["OrganizationAccountAccessRole", "organizationaccountaccessrole"])
+def test_the_organizations_admin_role_is_refused_unless_opted_in(name):
+    with pytest.raises(ConfigError) as err:
+        build_config({"iam_audit_bucket": "my-audit-bucket", "iam_audit_role_name": name})
+    message = str(err.value)
+    assert "iam_audit_role_name" in message and "iam_audit_allow_organization_access_role" in message
+    assert "administrator" in message and "IamAuditReadOnly" in message
+    with pytest.raises(ConfigError, match="iam_audit_allow_organization_access_role"):
+        build_config({"iam_audit_bucket": "my-audit-bucket", "iam_audit_role_name": name,
+                      "iam_audit_allow_organization_access_role": "false"})
+    config = build_config({"iam_audit_bucket": "my-audit-bucket", "iam_audit_role_name": name,
+                           "iam_audit_allow_organization_access_role": "True"})
+    assert config.role_name == name
+    assert len(config.warnings) == 1 and "administrator role" in config.warnings[0]
+
+
+def test_the_opt_in_must_be_a_boolean():
+    with pytest.raises(ConfigError, match="must be true or false"):
+        build_config({"iam_audit_bucket": "my-audit-bucket", "iam_audit_allow_organization_access_role": "maybe"})
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from iam_audit.policies import evaluate, load_policy
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "cloudformation"
 ROLE, STACKSET = DEPLOY / "audit-role.yaml", DEPLOY / "audit-role-stackset.yaml"
+BUCKET = DEPLOY / "raw-bucket.yaml"
 
 
 class CfnLoader(yaml.SafeLoader):
@@ -51,12 +52,15 @@ def _walk(node):
             yield from _walk(value)
 
 
-@pytest.mark.parametrize("path", [ROLE, STACKSET], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [ROLE, STACKSET, BUCKET], ids=lambda p: p.name)
 def test_references_resolve(path):
     template = load(path)
     assert template["AWSTemplateFormatVersion"] == "2010-09-09"
-    pseudo = {"AWS::Partition", "AWS::AccountId", "AWS::Region"}  # CloudFormation's own, never declared
+    pseudo = {"AWS::AccountId", "AWS::NoValue", "AWS::Partition", "AWS::Region", "AWS::StackName"}
     declared = set(template["Parameters"]) | set(template["Resources"]) | pseudo
+    for node in _walk(template):
+        if "Condition" in node and isinstance(node["Condition"], str):
+            assert node["Condition"] in template.get("Conditions", {}), f"{path.name}: {node['Condition']}"
     for node in _walk(template):
         if "Ref" in node:
             assert node["Ref"] in declared, f"{path.name}: !Ref {node['Ref']} is not declared"
@@ -134,7 +138,8 @@ CFN_LINT = os.environ.get("IAM_AUDIT_CFN_LINT") or shutil.which("cfn-lint")
 
 @pytest.mark.skipif(not CFN_LINT, reason="cfn-lint is not installed (pip install cfn-lint; or set IAM_AUDIT_CFN_LINT)")
 def test_cfn_lint():
-    result = subprocess.run([CFN_LINT, str(ROLE), str(STACKSET)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([CFN_LINT, str(ROLE), str(STACKSET), str(BUCKET)], capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -149,3 +154,52 @@ def test_the_stackset_template_embeds_the_shipped_discovery_policy():
     rendered = [dict(st, Resource=shipped["Statement"][-1]["Resource"]) if st is assume else st
                 for st in document["Statement"]]
     assert {**document, "Statement": rendered} == shipped
+
+
+def test_the_pipelines_default_role_is_the_one_the_templates_deploy():
+    from iam_audit.config import DEFAULT_ROLE_NAME
+
+    assert DEFAULT_ROLE_NAME == "IamAuditReadOnly"
+    for path in (ROLE, STACKSET):
+        assert load(path)["Parameters"]["RoleName"]["Default"] == DEFAULT_ROLE_NAME, path
+
+
+def test_the_stackset_can_be_deployed_from_a_delegated_administrator_without_a_colliding_role():
+    template = load(STACKSET)
+    assert template["Parameters"]["CallAs"]["AllowedValues"] == ["SELF", "DELEGATED_ADMIN"]
+    assert template["Parameters"]["CallAs"]["Default"] == "SELF"
+    assert template["Resources"]["MemberAccountsStackSet"]["Properties"]["CallAs"] == {"Ref": "CallAs"}
+    # the role in this account only when this account is the management account
+    assert template["Conditions"]["InManagementAccount"] == {"Fn::Equals": [{"Ref": "CallAs"}, "SELF"]}
+    assert template["Resources"]["ManagementAccountAuditRole"]["Condition"] == "InManagementAccount"
+    assert template["Outputs"]["ManagementAccountRoleArn"]["Condition"] == "InManagementAccount"
+    assert "activate-organizations-access" in template["Description"]
+
+
+def test_the_raw_bucket_is_versioned_tls_only_encrypted_with_optional_object_lock():
+    template = load(BUCKET)
+    bucket = template["Resources"]["RawBucket"]["Properties"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert template["Resources"]["RawBucket"]["DeletionPolicy"] == "Retain"
+    lock = bucket["ObjectLockConfiguration"]["Fn::If"]
+    assert lock[0] == "WithObjectLock" and lock[1]["Rule"]["DefaultRetention"]["Mode"] == "COMPLIANCE"
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    statements = {s["Sid"]: s for s in template["Resources"]["RawBucketPolicy"]["Properties"]["PolicyDocument"][
+        "Statement"]}
+    assert statements["RefuseRequestsWithoutTls"]["Effect"] == "Deny"
+    assert statements["RefuseRequestsWithoutTls"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # the bucket policy, evaluated as the pipeline's evaluator does: plain HTTP refused, TLS 1.2 allowed on
+    from iam_audit.policies import evaluate
+
+    policy = {"Statement": [{**s, "Resource": "*"} for s in statements.values() if s["Effect"] == "Deny"]
+              + [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    for statement in policy["Statement"]:
+        statement.pop("Principal", None)
+        statement.pop("Sid", None)
+    sealed = {"s3:x-amz-server-side-encryption": "AES256"}
+    assert not evaluate([policy], "s3:GetObject", "*", {"aws:SecureTransport": False, "s3:TlsVersion": "1.2"}).allowed
+    assert not evaluate([policy], "s3:GetObject", "*", {"aws:SecureTransport": True, "s3:TlsVersion": "1.1"}).allowed
+    assert evaluate([policy], "s3:GetObject", "*", {"aws:SecureTransport": True, "s3:TlsVersion": "1.2"}).allowed
+    assert not evaluate([policy], "s3:PutObject", "*", {"aws:SecureTransport": True, "s3:TlsVersion": "1.3"}).allowed
+    assert evaluate([policy], "s3:PutObject", "*",
+                    {"aws:SecureTransport": True, "s3:TlsVersion": "1.3", **sealed}).allowed

@@ -17,7 +17,7 @@ def test_a_run_without_logical_date_snapshots_its_run_after_date(monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_IAM_AUDIT_BUCKET", "audit-bucket")
     plan = tasks.plan_run(context(None))
     assert plan["snapshot_date"] == "2026-11-29"
-    assert plan["config"]["bucket"] == "audit-bucket" and plan["config"]["role_name"] == "OrganizationAccountAccessRole"
+    assert plan["config"]["bucket"] == "audit-bucket" and plan["config"]["role_name"] == "IamAuditReadOnly"
     assert "cis_v3.0.0" in plan["frameworks"] and "iam_hygiene" in plan["frameworks"]
 
 

@@ -9,13 +9,15 @@ from tests.old_policies import old_reader
 
 BUCKET, PREFIX = "audit-raw", "iam"
 BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
+OWNER = "111122223333"
+OWN = {"s3:ResourceAccount": OWNER}
 
 def reader():
-    return [load_policy("s3-raw-reader.json", Bucket=BUCKET, Prefix=PREFIX)]
+    return [load_policy("s3-raw-reader.json", Bucket=BUCKET, Prefix=PREFIX, BucketOwnerAccountId=OWNER)]
 
 
 def writer():
-    return [load_policy("s3-raw-writer.json", Bucket=BUCKET, Prefix=PREFIX)]
+    return [load_policy("s3-raw-writer.json", Bucket=BUCKET, Prefix=PREFIX, BucketOwnerAccountId=OWNER)]
 
 
 def test_head_bucket_is_refused_by_the_old_reader_policy():
@@ -27,27 +29,25 @@ def test_head_bucket_is_refused_by_the_old_reader_policy():
 
 
 def test_reader_lists_under_the_prefix_only():
-    assert evaluate(reader(), "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "iam/"}).allowed
-    assert evaluate(reader(), "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "iam/snapshot_date=2026-01-01/"}).allowed
+    assert evaluate(reader(), "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "iam/", **OWN}).allowed
+    assert evaluate(reader(), "s3:ListBucket", BUCKET_ARN,
+                    {"s3:prefix": "iam/snapshot_date=2026-01-01/", **OWN}).allowed
     for prefix in ("", "other/", "ia"):
-        assert not evaluate(reader(), "s3:ListBucket", BUCKET_ARN, {"s3:prefix": prefix}).allowed, prefix
-    assert not evaluate(reader(), "s3:ListBucket", BUCKET_ARN, {}).allowed  # HeadBucket
-    assert not evaluate(reader(), "s3:ListBucket", "arn:aws:s3:::another-bucket", {"s3:prefix": "iam/"}).allowed
-    assert evaluate(reader(), "s3:GetObject", f"{BUCKET_ARN}/iam/x.json.gz").allowed
-    assert not evaluate(reader(), "s3:GetObject", f"{BUCKET_ARN}/secrets/x").allowed
+        assert not evaluate(reader(), "s3:ListBucket", BUCKET_ARN, {"s3:prefix": prefix, **OWN}).allowed, prefix
+    assert not evaluate(reader(), "s3:ListBucket", BUCKET_ARN, OWN).allowed  # HeadBucket
+    assert not evaluate(reader(), "s3:ListBucket", "arn:aws:s3:::another-bucket", {"s3:prefix": "iam/", **OWN}).allowed
+    assert evaluate(reader(), "s3:GetObject", f"{BUCKET_ARN}/iam/x.json.gz", OWN).allowed
+    assert not evaluate(reader(), "s3:GetObject", f"{BUCKET_ARN}/secrets/x", OWN).allowed
 
 
-def test_writer_denies_unencrypted_puts_explicitly():
-    key = f"{BUCKET_ARN}/iam/snapshot_date=2026-01-01/a.json.gz"
-    encrypted = evaluate(writer(), "s3:PutObject", key, {"s3:x-amz-server-side-encryption": "AES256"})
-    assert encrypted.allowed
-    plain = evaluate(writer(), "s3:PutObject", key, {})
-    assert plain.decision == "ExplicitDeny" and plain.statement == "RefuseUnencryptedWrites"
-    # an explicit Deny wins over an Allow in another policy
-    everything = {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
-    assert evaluate(writer() + [everything], "s3:PutObject", key, {}).decision == "ExplicitDeny"
+def test_reader_and_writer_refuse_a_bucket_of_the_same_name_in_another_account():
+    """Bucket names are global: if the bucket is deleted and its name taken, s3:ResourceAccount differs."""
+    foreign = {"s3:ResourceAccount": "999988887777"}
+    assert not evaluate(reader(), "s3:GetObject", f"{BUCKET_ARN}/iam/x.json.gz", foreign).allowed
+    assert not evaluate(reader(), "s3:ListBucket", BUCKET_ARN, {"s3:prefix": "iam/", **foreign}).allowed
     sealed = {"s3:x-amz-server-side-encryption": "AES256"}
-    assert not evaluate(writer(), "s3:PutObject", f"{BUCKET_ARN}/elsewhere/a", sealed).allowed
+    assert not evaluate(writer(), "s3:PutObject", f"{BUCKET_ARN}/iam/a", {**sealed, **foreign}).allowed
+    assert evaluate(writer(), "s3:PutObject", f"{BUCKET_ARN}/iam/a", {**sealed, **OWN}).allowed
 
 
 def test_condition_operators_on_missing_keys():
@@ -79,10 +79,22 @@ def test_actions_ignore_case_resources_do_not():
     assert not evaluate(p, "iam:ListRoles", "arn:aws:iam::111122223333:role/Audit").allowed
 
 
+def test_numeric_operators_compare_the_request_value_with_the_policys():
+    def policy(condition):
+        return [{"Statement": [{"Effect": "Allow", "Action": "x:Y", "Resource": "*", "Condition": condition}]}]
+
+    assert evaluate(policy({"NumericLessThan": {"s3:TlsVersion": "1.2"}}), "x:Y",
+                    context={"s3:TlsVersion": "1.1"}).allowed
+    assert not evaluate(policy({"NumericLessThan": {"s3:TlsVersion": "1.2"}}), "x:Y",
+                        context={"s3:TlsVersion": "1.2"}).allowed
+    assert evaluate(policy({"NumericGreaterThanEquals": {"k": "10"}}), "x:Y", context={"k": 10}).allowed
+    assert not evaluate(policy({"NumericLessThan": {"k": "1"}}), "x:Y").allowed  # missing key
+
+
 def test_unsupported_grammar_is_refused():
     with pytest.raises(UnsupportedPolicy):
         evaluate([{"Statement": [{"Effect": "Allow", "Action": "x:Y", "Resource": "*",
-                                  "Condition": {"NumericLessThan": {"k": "1"}}}]}], "x:Y", context={"k": "0"})
+                                  "Condition": {"DateLessThan": {"k": "1"}}}]}], "x:Y", context={"k": "0"})
     with pytest.raises(UnsupportedPolicy):
         evaluate([{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "x:Y", "Resource": "*"}]}], "x:Y")
 
@@ -91,9 +103,20 @@ def test_audit_role_and_discovery_policies():
     audit = [load_policy("audit-role-permissions.json")]
     assert evaluate(audit, "iam:GetAccountAuthorizationDetails").allowed
     assert not evaluate(audit, "iam:CreateUser").allowed
-    discovery = [load_policy("pipeline-discovery.json", AuditRoleName="IamAudit")]
-    assert evaluate(discovery, "sts:AssumeRole", "arn:aws:iam::111122223333:role/IamAudit").allowed
-    assert not evaluate(discovery, "sts:AssumeRole", "arn:aws:iam::111122223333:role/Admin").allowed
+    discovery = [load_policy("pipeline-discovery.json", AuditRoleName="IamAudit", OrganizationId="o-abc123")]
+    ours = {"aws:ResourceOrgID": "o-abc123"}
+    assert evaluate(discovery, "sts:AssumeRole", "arn:aws:iam::111122223333:role/IamAudit", ours).allowed
+    assert not evaluate(discovery, "sts:AssumeRole", "arn:aws:iam::111122223333:role/Admin", ours).allowed
+    # a role of the same name in an account of another organisation, or of none
+    assert not evaluate(discovery, "sts:AssumeRole", "arn:aws:iam::111122223333:role/IamAudit",
+                        {"aws:ResourceOrgID": "o-other"}).allowed
+    assert not evaluate(discovery, "sts:AssumeRole", "arn:aws:iam::111122223333:role/IamAudit", {}).allowed
+    # the role's path and the partition are part of the ARN
+    gov = [load_policy("pipeline-discovery.json", AuditRoleName="IamAudit", OrganizationId="o-abc123",
+                       Partition="aws-us-gov", AuditRolePath="/security/audit/")]
+    assert evaluate(gov, "sts:AssumeRole", "arn:aws-us-gov:iam::111122223333:role/security/audit/IamAudit",
+                    ours).allowed
+    assert not evaluate(gov, "sts:AssumeRole", "arn:aws:iam::111122223333:role/IamAudit", ours).allowed
     for action in ("iam:ListOrganizationsFeatures", "organizations:ListPolicies", "organizations:ListTargetsForPolicy",
                    "organizations:ListDelegatedAdministrators", "organizations:ListAccountsForParent"):
         assert evaluate(discovery, action).allowed, action

@@ -146,8 +146,12 @@ def report(*lines, header=HEADER):
         (report(KEY_USER, header=HEADER.replace(",cert_2_last_rotated", "")), ["cert_2_last_rotated"]),
         (report(KEY_USER.rsplit(",", 3)[0]), ["line 2", "short", "cert_2_active"]),
         (report(KEY_USER + ",extra"), ["line 2", "more values"]),
-        (report(NEVER_LOGGED_IN.replace(",true,no_information", ",TRUE,no_information")),
-         ["user 'dave'", "password_enabled", "'TRUE'"]),
+        (report(NEVER_LOGGED_IN.replace(",true,no_information", ",treu,no_information")),
+         ["user 'dave'", "password_enabled", "'treu'"]),
+        # a user name with a comma that is not quoted shifts every later column: refused, never misread
+        (report(KEY_USER.replace("svc,arn:aws:iam::111122223333:user/svc",
+                                 "svc,ops,arn:aws:iam::111122223333:user/svc,ops")),
+         ["line 2", "more values"]),
         (report(NEVER_LOGGED_IN.replace(",true,no_information", ",not_supported,no_information")),
          ["password_enabled", "not_supported"]),  # only root's password_enabled may be not_supported
         (report(KEY_USER.replace("false,false,2025", "false,yes,2025")), ["access_key_1_active", "'yes'"]),
@@ -170,6 +174,33 @@ def test_a_root_row_may_say_not_supported_and_the_report_may_grow_columns():
     extended = report(ROOT + ",x", KEY_USER + ",y", header=HEADER + ",some_new_column")
     rows = rows_by_user(transform.credential_report(extended)["credential_report"])
     assert rows["<root_account>"]["password_enabled"] is None and rows["svc"]["access_key_2_active"] is True
+
+
+def test_booleans_are_read_whatever_their_case():
+    shouted = report(ROOT.replace(",true,true,", ",TRUE,True,").replace("not_supported,2026", "NOT_SUPPORTED,2026"),
+                     NEVER_LOGGED_IN.replace(",true,no_information", ",TRUE,no_information"),
+                     KEY_USER.replace(",true,2026-10-01", ",True,2026-10-01")
+                     .replace("false,false,2025", "FALSE,False,2025"))
+    rows = rows_by_user(transform.credential_report(shouted)["credential_report"])
+    assert rows["<root_account>"]["mfa_active"] is True and rows["<root_account>"]["access_key_1_active"] is True
+    assert rows["<root_account>"]["password_enabled"] is None
+    assert rows["dave"]["password_enabled"] is True
+    assert rows["svc"]["mfa_active"] is False and rows["svc"]["access_key_1_active"] is False
+    assert rows["svc"]["access_key_2_active"] is True
+
+
+def test_a_user_name_with_a_comma_is_read_from_its_quoted_field():
+    # IAM user names may hold commas (+=,.@_-); the report is CSV (RFC 4180), which quotes such a field
+    name = "ops,svc"
+    line = KEY_USER.replace("svc,arn:aws:iam::111122223333:user/svc",
+                            f'"{name}","arn:aws:iam::111122223333:user/{name}"')
+    rows = rows_by_user(transform.credential_report(report(line))["credential_report"])
+    assert set(rows) == {name}
+    assert rows[name]["arn"] == f"arn:aws:iam::111122223333:user/{name}"
+    assert rows[name]["access_key_2_active"] is True and rows[name]["access_key_2_last_used_service"] == "s3"
+    from iam_audit.extract import users_with_access_keys
+
+    assert users_with_access_keys(report(line)) == [name]
 
 
 GAAD = {"UserDetailList": [], "GroupDetailList": [], "RoleDetailList": [], "Policies": []}

@@ -36,6 +36,23 @@ def _pgserver():
     return pgserver
 
 
+# Defaults of every login role the project creates (BI tools, the Compliance page): a session left idle
+# in a transaction, a runaway query or a flood of connections ends on its own instead of holding locks
+# the pipeline's schema changes wait for, or the server's connection slots. They are defaults: a
+# session can still change its own settings, which is why the pipeline's locks are rows no reader can lock.
+LOGIN_LIMITS = {"statement_timeout": "2min", "idle_in_transaction_session_timeout": "1min", "lock_timeout": "10s"}
+LOGIN_CONNECTION_LIMIT = 10
+
+
+def login_limits_sql(login: str) -> list:
+    from psycopg import sql
+
+    role = sql.Identifier(login)
+    return ([sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(role, sql.Literal(LOGIN_CONNECTION_LIMIT))]
+            + [sql.SQL("ALTER ROLE {} SET {} = {}").format(role, sql.Identifier(name), sql.Literal(value))
+               for name, value in LOGIN_LIMITS.items()])
+
+
 @dataclass(frozen=True)
 class EmbeddedPostgres:
     data_dir: Path
@@ -93,6 +110,8 @@ class EmbeddedPostgres:
             conn.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(login),
                                                                              sql.Literal(password)))
             conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(in_role), sql.Identifier(login)))
+            for statement in login_limits_sql(login):
+                conn.execute(statement)
         return password
 
     def tcp_uri(self, login: str, password: str, database: str) -> str:

@@ -444,8 +444,15 @@ def authorisation_request(info: RequestInfo, environ: dict[str, Any]) -> tuple[s
         sse = environ.get("HTTP_X_AMZ_SERVER_SIDE_ENCRYPTION")
         if sse and info.action in ("PutObject", "CreateMultipartUpload", "UploadPart", "CopyObject"):
             context["s3:x-amz-server-side-encryption"] = sse
+        owner = bucket_owner(bucket) if bucket else None
+        if owner:
+            context["s3:ResourceAccount"] = owner
     elif info.service == "sts" and info.action == "AssumeRole":
         resource = info.params.get("RoleArn") or "*"
+        parts = resource.split(":")
+        org_id = organization_of(parts[4]) if len(parts) > 4 else None
+        if org_id:
+            context["aws:ResourceOrgID"] = org_id
     elif info.service == "securityhub" and info.action == "BatchImportFindings":
         # authorised on the product the findings are imported through (the Service Authorization
         # Reference's resource type "product")
@@ -456,6 +463,43 @@ def authorisation_request(info: RequestInfo, environ: dict[str, Any]) -> tuple[s
         if findings and isinstance(findings[0], dict):
             resource = findings[0].get("ProductArn") or "*"
     return action, resource, context
+
+
+def bucket_owner(bucket: str) -> str | None:
+    """The account that owns an existing bucket (S3 buckets are global), else None."""
+    from moto.s3.models import s3_backends
+
+    entry = s3_backends.bucket_accounts.get(bucket)
+    return entry[1] if entry else None
+
+
+def organization_of(account_id: str) -> str | None:
+    """The id of the organisation the account belongs to (management or member), else None."""
+    from moto.organizations.models import organizations_backends
+
+    for account_backends in list(organizations_backends.values()):
+        for backend in list(account_backends.values()):
+            org = getattr(backend, "org", None)
+            if org is None:
+                continue
+            if account_id == org.master_account_id or any(a.id == account_id for a in backend.accounts):
+                return org.id
+    return None
+
+
+def expected_owner_refusal(info: RequestInfo, environ: dict[str, Any]) -> str | None:
+    """S3 answers 403 AccessDenied when ExpectedBucketOwner (x-amz-expected-bucket-owner) names another
+    account than the bucket's owner."""
+    if info.service != "s3":
+        return None
+    expected = environ.get("HTTP_X_AMZ_EXPECTED_BUCKET_OWNER")
+    if not expected:
+        return None
+    bucket, _ = _s3_target(environ)
+    owner = bucket_owner(bucket) if bucket else None
+    if owner is None or owner == expected:
+        return None
+    return bucket
 
 
 def principal_of(info: RequestInfo) -> str:
@@ -551,6 +595,13 @@ class EmulatorMiddleware:
         refusal = session_refusal(info)
         if refusal is not None:
             status, headers, body = error_response(info, refusal[0], refusal[1])
+            return _reply(start_response, status, headers, body)
+
+        foreign = expected_owner_refusal(info, environ)
+        if foreign is not None:
+            status, headers, body = error_response(info, "AccessDenied", "Access Denied", 403)
+            if environ.get("REQUEST_METHOD") == "HEAD":
+                body = b""
             return _reply(start_response, status, headers, body)
 
         bucket = unencrypted_write(info, environ)

@@ -6,6 +6,8 @@ Applied once by :func:`apply` in the server process (idempotent).
 from __future__ import annotations
 
 import copy
+import csv
+import io
 import random
 import string
 import threading
@@ -122,7 +124,10 @@ def user_row(backend: Any, user: Any) -> str:
         *cert_cols(certs[0]),
         *cert_cols(certs[1]),
     ]
-    return ",".join(fields)
+    # CSV as RFC 4180 writes it: a user name (and so its ARN) may hold a comma, which IAM allows
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(fields)
+    return out.getvalue()
 
 
 def credential_report(backend: Any) -> str:
