@@ -2,6 +2,7 @@
 matched to their manifests' hashes, byte-identical when exported again, refused when evidence is bad."""
 
 import csv
+import hashlib
 import json
 import zipfile
 from datetime import UTC, date, datetime
@@ -167,3 +168,25 @@ def test_the_organisation_data_sets_are_checked_against_their_manifest(db, tmp_p
     store["iam/snapshot_date=2026-11-05/organization/organization_units.json.gz"] = layout.encode({"roots": ["x"]})
     with pytest.raises(EvidenceIntegrityError, match="organization_units.json.gz does not match"):
         build_pack(db, store.read, "iam", D3, tmp_path / "b")
+
+
+def test_a_manifest_rewritten_with_its_data_is_refused_by_the_live_loads_digest(db, tmp_path):
+    """The bucket's writer can rewrite a data set and its manifest together; the SHA-256 the live load
+    recorded in PostgreSQL (iam_audit_evidence_digests) still tells."""
+    from iam_audit.load import record_digest_rows
+
+    store = seeded(db)
+    url = lambda key: f"s3://evidence-test/{key}"  # noqa: E731
+    manifest_key = layout.manifest_key("iam", D3, A)
+    with db.cursor() as cur:
+        record_digest_rows(cur, D3, [(url(manifest_key), hashlib.sha256(store[manifest_key]).hexdigest(), "run")])
+    db.commit()
+    build_pack(db, store.read, "iam", D3, tmp_path / "a", url=url)
+    listed = json.loads((tmp_path / "a/evidence-2026-11-05/manifest.json").read_text())["raw"]["manifests"]
+    assert {m["account_id"]: m["matches_live_load_digest"] for m in listed} == {A: True, B: False}
+    # the data set and its manifest rewritten together: they agree with each other, not with the load
+    write_account_snapshot(store, "iam", D3, A, "acct",
+                           {"credential_report": DatasetResult("credential_report", "ok", {"Content": "evil"})},
+                           "run", datetime(2026, 11, 5, 9, tzinfo=UTC))
+    with pytest.raises(EvidenceIntegrityError, match="differs from the SHA-256 recorded at the live load"):
+        build_pack(db, store.read, "iam", D3, tmp_path / "b", url=url)

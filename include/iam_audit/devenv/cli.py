@@ -353,7 +353,8 @@ def evidence(argv: list[str]) -> int:
     store = S3RawStore(stack.bucket)
     with stack.postgres.connect(stack.database) as conn:
         try:
-            archive = build_pack(conn, store.get, "iam", args.date, args.out, framework=args.framework)
+            archive = build_pack(conn, store.get, "iam", args.date, args.out, framework=args.framework,
+                                 url=store.url)
         except (NothingToExport, EvidenceIntegrityError, ValueError) as exc:
             print(f"make evidence: {exc}", file=sys.stderr)
             return 2

@@ -70,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         from iam_audit.raw_store import S3RawStore
 
         os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = stack.aws_conn_json()
-        evidence_zip = build_pack(conn, S3RawStore(stack.bucket).get, "iam", snapshot_date,
-                                  stack.state_dir / "evidence")
+        raw_store = S3RawStore(stack.bucket)
+        evidence_zip = build_pack(conn, raw_store.get, "iam", snapshot_date, stack.state_dir / "evidence",
+                                  url=raw_store.url)
     bi_login = "bi_reader"  # a login in role compliance_reader, for BI tools over TCP
     bi_password = stack.postgres.ensure_login(bi_login, "compliance_reader", stack.state_dir / f"{bi_login}.password")
     example = 'make sql Q="SELECT framework, check_id, status, count(*) FROM aws_policy_results GROUP BY 1,2,3"'

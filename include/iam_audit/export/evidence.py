@@ -61,17 +61,38 @@ def _sha256(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def verify_raw_objects(conn, read: Callable[[str], bytes], prefix: str, snapshot_date: date) -> dict:
+def verify_raw_objects(conn, read: Callable[[str], bytes], prefix: str, snapshot_date: date,
+                       url: Callable[[str], str] | None = None) -> dict:
     """Read every raw object of the date's evaluated accounts back and check it against its manifest.
 
     `read(key)` returns the object's bytes or raises LookupError when it does not exist. An account
     without a manifest is listed (its verdicts are account-level errors) unless its verdicts came
-    from data, which then must be there.
+    from data, which then must be there. With `url(key)` (the object's s3:// URL), each manifest and
+    the organisation list must also equal the SHA-256 the live load recorded in PostgreSQL
+    (iam_audit_evidence_digests), which the writers of the bucket cannot change: a manifest rewritten
+    together with its data is refused too.
     """
+    from iam_audit.load import recorded_digests
+
+    load_digests = recorded_digests(conn, snapshot_date) if url else {}
+
+    def at_load(key: str, blob: bytes) -> bool | None:
+        """True: equals the live load's digest; False: none was recorded; None: not asked."""
+        if url is None:
+            return None
+        expected = load_digests.get(url(key))
+        if expected is None:
+            return False
+        if expected != _sha256(blob):
+            raise EvidenceIntegrityError(
+                f"{url(key)} differs from the SHA-256 recorded at the live load ({expected}, read "
+                f"{_sha256(blob)}): the evidence was rewritten after it was loaded")
+        return True
+
     accounts = [(a, bool(with_data)) for a, with_data in conn.execute(
         "SELECT account_id, bool_or(error_reason IS NULL) FROM aws_policy_evaluations "
         "WHERE snapshot_date = %s GROUP BY account_id ORDER BY account_id", (snapshot_date,))]
-    objects, manifests, without = [], [], []
+    objects, manifests, without, org_hashes = [], [], [], set()
     for account_id, with_data in accounts:
         key = layout.manifest_key(prefix, snapshot_date, account_id)
         try:
@@ -89,7 +110,9 @@ def verify_raw_objects(conn, read: Callable[[str], bytes], prefix: str, snapshot
         if manifest.get("incomplete") or manifest.get("account_id") != account_id:
             raise EvidenceIntegrityError(f"{key} is not a complete manifest of account {account_id}")
         manifests.append({"key": key, "account_id": account_id, "sha256": _sha256(blob), "bytes": len(blob),
-                          "run_id": manifest.get("run_id"), "extracted_at": manifest.get("extracted_at")})
+                          "run_id": manifest.get("run_id"), "extracted_at": manifest.get("extracted_at"),
+                          "matches_live_load_digest": at_load(key, blob)})
+        org_hashes.add((manifest.get("organization") or {}).get("sha256"))
         for dataset, entry in sorted(manifest.get("datasets", {}).items()):
             if "key" not in entry:
                 continue
@@ -112,12 +135,18 @@ def verify_raw_objects(conn, read: Callable[[str], bytes], prefix: str, snapshot
     if org_manifest:
         manifests.append(org_manifest)
     organisation = None
+    org_key = layout.organization_key(prefix, snapshot_date)
     try:
-        blob = read(layout.organization_key(prefix, snapshot_date))
-        organisation = {"key": layout.organization_key(prefix, snapshot_date), "sha256": _sha256(blob),
-                        "bytes": len(blob), "checked": "hashed when the pack was built (no manifest records it)"}
+        blob = read(org_key)
     except LookupError:
-        pass
+        blob = None
+    if blob is not None:
+        listed = {h for h in org_hashes if h}
+        if listed and listed != {_sha256(blob)}:
+            raise EvidenceIntegrityError(f"{org_key} does not match the SHA-256 its accounts' manifests record "
+                                         f"({', '.join(sorted(listed))}; read {_sha256(blob)})")
+        organisation = {"key": org_key, "sha256": _sha256(blob), "bytes": len(blob),
+                        "recorded_in_manifests": bool(listed), "matches_live_load_digest": at_load(org_key, blob)}
     return {"objects": objects, "manifests": manifests, "organization_accounts": organisation,
             "accounts_without_snapshot": without}
 
@@ -282,7 +311,7 @@ def write_summary(conn, out: Path, snapshot_date: date, framework: str | None, r
 # ---- the pack --------------------------------------------------------------------------------------------
 
 def build_pack(conn, read: Callable[[str], bytes], prefix: str, snapshot_date: date, out_dir: Path,
-               framework: str | None = None) -> Path:
+               framework: str | None = None, url: Callable[[str], str] | None = None) -> Path:
     """Write the pack's folder and its zip archive into out_dir; returns the archive's path.
 
     Built in a temporary folder beside the target and renamed at the end: a failure leaves no half pack.
@@ -292,7 +321,7 @@ def build_pack(conn, read: Callable[[str], bytes], prefix: str, snapshot_date: d
     if framework and not conn.execute("SELECT 1 FROM aws_policy_controls WHERE framework = %s",
                                       (framework,)).fetchone():
         raise ValueError(f"framework {framework!r} is not in the catalogue")
-    raw = verify_raw_objects(conn, read, prefix, snapshot_date)
+    raw = verify_raw_objects(conn, read, prefix, snapshot_date, url)
     name = pack_name(snapshot_date, framework)
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / f".{name}.partial"

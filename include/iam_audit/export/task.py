@@ -28,7 +28,8 @@ def export_ocsf(plan: dict, postgres_conn_id: str, aws_conn_id: str) -> dict:
 
     config = plan["config"]
     snapshot_date = date.fromisoformat(str(plan["snapshot_date"]))
-    store = S3RawStore(config["bucket"], aws_conn_id=aws_conn_id, kms_key_id=config.get("kms_key_id"))
+    store = S3RawStore(config["bucket"], aws_conn_id=aws_conn_id, kms_key_id=config.get("kms_key_id"),
+                       expected_owner=config.get("bucket_owner"))
     _lineage(store.hook, postgres_conn_id, config, "exports/ocsf")
     conn = pipeline_hook(postgres_conn_id).get_conn()
     try:
@@ -85,12 +86,13 @@ def build_evidence_pack(plan: dict, postgres_conn_id: str, aws_conn_id: str, wan
     config = plan["config"]
     prefix = config.get("prefix") or "iam"
     snapshot_date = date.fromisoformat(str(plan["snapshot_date"]))
-    store = S3RawStore(config["bucket"], aws_conn_id=aws_conn_id, kms_key_id=config.get("kms_key_id"))
+    store = S3RawStore(config["bucket"], aws_conn_id=aws_conn_id, kms_key_id=config.get("kms_key_id"),
+                       expected_owner=config.get("bucket_owner"))
     _lineage(store.hook, postgres_conn_id, config, "exports/evidence")
     conn = pipeline_hook(postgres_conn_id).get_conn()
     with tempfile.TemporaryDirectory(prefix="iam-audit-evidence-") as tmp:
         try:
-            archive = build_pack(conn, store.get, prefix, snapshot_date, Path(tmp))
+            archive = build_pack(conn, store.get, prefix, snapshot_date, Path(tmp), url=store.url)
         finally:
             conn.close()
         key = evidence_key(prefix, snapshot_date)
