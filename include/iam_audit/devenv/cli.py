@@ -98,6 +98,9 @@ def backfill(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("interrupted: stopping Airflow", file=sys.stderr)
         return 130
+    except services_mod.ServicesError as exc:
+        print(f"make backfill: {exc}", file=sys.stderr)
+        return 1
     finally:
         services.stop()
 
@@ -119,8 +122,10 @@ def _run_backfill(services, start, end, reprocess: str) -> int:
         existing.setdefault(run["logical_date"][:10], run)
     planned = {row["logical_date"][:10]
                for row in services.api("POST", "/backfills/dry_run", body)["backfills"] if row["logical_date"]}
+    _complete_stale_backfills(services)
     if was_paused:  # as the UI's "Unpause on trigger"; this scheduler creates no scheduled runs meanwhile
         services.api("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
+    backfill, finished = None, False
     try:
         backfill = services.api("POST", "/backfills", body, attempts=1) if planned else None
         if backfill:
@@ -136,7 +141,10 @@ def _run_backfill(services, start, end, reprocess: str) -> int:
                     outcomes[day] = _date_report(services, run)
                     print(outcomes[day]["line"], flush=True)
             time.sleep(2)
+        finished = True
     finally:
+        if backfill:  # interrupted: cancelled at once, so that the next backfill is not refused
+            _complete_backfill(services, backfill["id"], wait=finished)
         if was_paused:
             services.api("PATCH", f"/dags/{DAG_ID}", {"is_paused": True})
     day, bad = start, []
@@ -155,6 +163,44 @@ def _run_backfill(services, start, end, reprocess: str) -> int:
     if bad:
         print(f"{len(bad)} date(s) not re-evaluated: {', '.join(bad)}")
     return 1 if bad else 0
+
+
+# Airflow's scheduler marks a backfill complete on a 30 s timer once none of its runs is queued or
+# running; until then the record stays open and Airflow refuses any other backfill of the DAG.
+BACKFILL_COMPLETION_WAIT_SECONDS = 40
+
+
+def _complete_backfill(services, backfill_id: int, wait: bool = True) -> None:
+    """Leave the backfill's record complete before this command stops its scheduler: wait for the scheduler
+    to mark it, then (its runs having ended, or the command interrupted) complete it through the API as the
+    UI's Cancel button does, which also fails any of its runs still queued."""
+    import time
+
+    from iam_audit.devenv.services import ServicesError
+
+    deadline = time.monotonic() + (BACKFILL_COMPLETION_WAIT_SECONDS if wait else 0)
+    while time.monotonic() < deadline:
+        if services.api("GET", f"/backfills/{backfill_id}").get("completed_at"):
+            return
+        services.check_alive()
+        time.sleep(2)
+    try:
+        services.api("PUT", f"/backfills/{backfill_id}/cancel", attempts=1)
+    except ServicesError as exc:
+        if "HTTP 409" not in str(exc):  # completed meanwhile by the scheduler
+            raise
+
+
+def _complete_stale_backfills(services) -> None:
+    """A backfill left open by an earlier command that was killed before it could complete it: no
+    scheduler works on it any more (`make airflow` is not running), and it blocks every new backfill."""
+    from iam_audit.devenv.runner import DAG_ID
+
+    for old in services.api("GET", f"/backfills?dag_id={DAG_ID}&limit=100&order_by=-id")["backfills"]:
+        if not old.get("completed_at"):
+            print(f"Completing backfill {old['id']} (from {old['from_date'][:10]} to {old['to_date'][:10]}), "
+                  "left open by an earlier command that was stopped", flush=True)
+            _complete_backfill(services, old["id"], wait=False)
 
 
 def _xcom(services, run_id: str, task_id: str):
