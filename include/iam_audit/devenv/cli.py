@@ -301,8 +301,9 @@ def ui(argv: list[str]) -> int:
     try:
         services.wait_ready()
         print(f"""Airflow UI on {services.url}  (bound to 127.0.0.1 only: every visitor is an admin, no login)
-  DAG aws_iam_cis starts paused. "Unpause on trigger" in the Trigger form unpauses it: the scheduler
-  then also starts its daily schedule (a live run for today right away, then one a day).
+  DAG aws_iam_cis starts paused. "Unpause on trigger" in the Trigger form unpauses it: one click, one
+  run; the daily schedule starts at the next midnight (UTC) if the DAG never had a scheduled or backfill
+  run, else with the run of the latest midnight at once (untick the box to avoid it).
   Logs of the components: {services.home / 'services'}. Ctrl-C stops Airflow; `make stop` also stops
   PostgreSQL and the emulator.""", flush=True)
         while True:
