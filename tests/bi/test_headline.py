@@ -1,0 +1,60 @@
+"""One headline unit everywhere: findings (control logic × account × resource, counted once at its worst
+verdict over the frameworks in scope) and their pass rate, the same in the SQL view, the summary, the
+HTML report, the Compliance page and the Superset dashboard's tiles."""
+
+from __future__ import annotations
+
+from iam_audit.headline import ALL, headline
+
+from .results import D3, A, B, add_exception, put, put_error, user
+
+V3, V5 = "cis_v3.0.0", "cis_v5.0.0"
+
+
+def seed(db):
+    """console_users_mfa in two frameworks on D3 (framework rows -> expected finding):
+    alice fail/fail -> fail; bob pass/fail -> fail; carol muted/pass -> muted; dave pass/pass -> pass;
+    account B: gina -/pass -> pass, the account could not be evaluated in v3 -> error."""
+    for name, v3, v5 in (("alice", "fail", "fail"), ("bob", "pass", "fail"), ("carol", "fail", "pass"),
+                         ("dave", "pass", "pass")):
+        put(db, D3, A, user(A, name), v3, framework=V3, check_id="1.10")
+        put(db, D3, A, user(A, name), v5, framework=V5, check_id="2.10")
+    put(db, D3, B, user(B, "gina"), "pass", framework=V5, check_id="2.10")
+    put_error(db, D3, B, framework=V3, check_id="1.10")
+    db.commit()
+    add_exception(db, account_id=A, framework=V3, resource_pattern="%/carol", expires_on=D3)
+    db.commit()
+
+
+def test_a_finding_counts_once_at_its_worst_verdict_over_the_frameworks_in_scope(db):
+    seed(db)
+    everything = headline(db, D3)
+    assert (everything.scope, everything.findings, everything.passing, everything.failing, everything.errors,
+            everything.muted) == (ALL, 6, 2, 2, 1, 1)
+    assert everything.pass_rate == 0.5
+    v3, v5 = headline(db, D3, V3), headline(db, D3, V5)
+    assert (v3.passing, v3.failing, v3.errors, v3.muted, v3.pass_rate) == (2, 1, 1, 1, 0.6667)
+    assert (v5.passing, v5.failing, v5.errors, v5.muted, v5.pass_rate) == (3, 2, 0, 0, 0.6)
+    assert headline(db, D3, "cis_v1.2.0").findings == 0 and headline(db, D3, "cis_v1.2.0").pass_rate is None
+    # the framework rows say something else (5 pass, 3 fail): the unit must be named wherever it is shown
+    rows = db.execute("SELECT count(*) FILTER (WHERE effective_status = 'pass'), "
+                      "count(*) FILTER (WHERE effective_status = 'fail') FROM aws_policy_results_effective "
+                      "WHERE snapshot_date = %s", (D3,)).fetchone()
+    assert rows == (5, 3)
+
+
+def test_the_headline_view_and_the_python_reader_agree_per_scope_and_account(db):
+    from iam_audit.headline import headline_per_account
+
+    seed(db)
+    for scope in (ALL, V3, V5):
+        (findings, passing, failing, errors, muted, rate), = db.execute(
+            "SELECT findings, pass_count, fail_count, error_count, muted_count, pass_rate FROM aws_policy_headline "
+            "WHERE snapshot_date = %s AND scope = %s", (D3, scope)).fetchall()
+        h = headline(db, D3, scope)
+        assert (h.findings, h.passing, h.failing, h.errors, h.muted) == (findings, passing, failing, errors, muted)
+        assert h.pass_rate == float(rate)
+    per_account = headline_per_account(db, D3)
+    assert (per_account[A].passing, per_account[A].failing, per_account[A].muted) == (1, 2, 1)
+    assert (per_account[B].passing, per_account[B].errors, per_account[B].pass_rate) == (1, 1, 1.0)
+    assert headline(db, D3, account_ids=[B]).findings == 2
