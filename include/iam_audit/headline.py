@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 UNIT = "findings"
 ALL = "all"  # the scope of every framework at once
-DEFINITION = ("a finding is one control logic × account × resource, counted once at its worst verdict over "
-              "the frameworks (or the one framework selected): fail, else error, else muted, else pass")
+DEFINITION = ("a finding = one control logic × account × resource, counted once at its worst verdict over the "
+              "frameworks (fail, else error, else muted, else pass)")
 PASS_RATE = "pass rate of findings = passing / (passing + failing); errors and muted findings counted apart"
 # The other unit: one verdict per framework control and resource (a finding in 9 CIS versions is 9 rows).
 FRAMEWORK_ROWS = "framework rows (one verdict per framework, control and resource)"

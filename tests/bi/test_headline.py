@@ -18,8 +18,8 @@ def seed(db):
     for name, v3, v5 in (("alice", "fail", "fail"), ("bob", "pass", "fail"), ("carol", "fail", "pass"),
                          ("dave", "pass", "pass")):
         put(db, D3, A, user(A, name), v3, framework=V3, check_id="1.10")
-        put(db, D3, A, user(A, name), v5, framework=V5, check_id="2.10")
-    put(db, D3, B, user(B, "gina"), "pass", framework=V5, check_id="2.10")
+        put(db, D3, A, user(A, name), v5, framework=V5, check_id="1.9")
+    put(db, D3, B, user(B, "gina"), "pass", framework=V5, check_id="1.9")
     put_error(db, D3, B, framework=V3, check_id="1.10")
     db.commit()
     add_exception(db, account_id=A, framework=V3, resource_pattern="%/carol", expires_on=D3)
@@ -58,3 +58,20 @@ def test_the_headline_view_and_the_python_reader_agree_per_scope_and_account(db)
     assert (per_account[A].passing, per_account[A].failing, per_account[A].muted) == (1, 2, 1)
     assert (per_account[B].passing, per_account[B].errors, per_account[B].pass_rate) == (1, 1, 1.0)
     assert headline(db, D3, account_ids=[B]).findings == 2
+
+
+def test_the_summary_and_the_report_lead_with_the_headline_and_name_the_other_unit(db):
+    from iam_audit.report import build_report_html
+    from iam_audit.summary import build_summary, format_summary
+
+    seed(db)
+    text = format_summary(build_summary(db, D3))
+    assert "Headline: 2 open findings, pass rate 50.0% of findings (2 passing; 1 error, 1 muted)" in text
+    assert text.index("Headline:") < text.index("framework rows")
+    # the framework rows' totals are there, labelled with their unit
+    assert "In framework rows (one verdict per framework, control and resource): 5 pass, 3 fail" in text
+    html = build_report_html(db, D3)
+    tiles = html[html.index('<div class="tiles">'):html.index("</div><p")]
+    assert '<div class="v">2</div><div class="k">open findings</div>' in tiles
+    assert '<div class="v">50%</div><div class="k">pass rate of findings</div>' in tiles
+    assert "5 pass, 3 fail, 1 error, 1 muted" in html  # framework rows, said so
