@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from airflow.plugins_manager import AirflowPlugin
+from iam_audit.headline import ALL, DEFINITION, PASS_RATE
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -73,7 +74,8 @@ STALE_NAMED = 10  # stale accounts named in the notice; the count covers all
 SEVERITIES = ("critical", "high", "medium", "low")
 ACCOUNT_ID = re.compile(r"\d{12}")
 VIEWS = ("aws_policy_scores", "aws_policy_open_findings", "aws_policy_open_problems", "aws_policy_accounts",
-         "aws_policy_account_freshness", "aws_policy_controls", "aws_policy_runs", "aws_policy_framework_scores")
+         "aws_policy_account_freshness", "aws_policy_controls", "aws_policy_runs", "aws_policy_framework_scores",
+         "aws_policy_findings")
 
 # Every statement the page runs: values only as bind parameters. The findings statement gets
 # its optional filters as fixed fragments (FINDING_FILTERS), never as text from the request.
@@ -124,6 +126,14 @@ QUERIES = {
               AND coalesce(control_logic, framework || ' ' || check_id) = r.problem {filters}
         ) v
         ORDER BY r.severity_rank, r.age_days DESC, r.first_failing_date, r.account_id, r.problem, r.resource_id
+    """,
+    # the headline of the latest run's date (sql/views/080_aws_policy_findings.sql), in the chosen framework
+    # (scope) and for the chosen account and severity (HEADLINE_FILTERS)
+    "headline": """
+        SELECT count(*) FILTER (WHERE status = 'pass'), count(*) FILTER (WHERE status = 'fail'),
+               count(*) FILTER (WHERE status = 'error'), count(*) FILTER (WHERE status = 'muted')
+        FROM aws_policy_findings
+        WHERE snapshot_date = %(day)s AND scope = %(scope)s {filters}
     """,
     # the accounts' newest evaluated dates (usually one or two), for the accounts statement
     "latest_dates": """
@@ -220,6 +230,7 @@ FINDINGS_SETTINGS = {"work_mem": "64MB", "enable_sort": "off"}
 # The per-account sums hash in memory (tens of thousands of groups at thousands of accounts) instead
 # of sorting every accounts x controls row on disk.
 ACCOUNTS_SETTINGS = {"work_mem": "32MB"}
+HEADLINE_FILTERS = {"account": "AND account_id = %(account)s", "severity": "AND severity = %(severity)s"}
 FINDING_FILTERS = {
     "account": ("AND account_id = %(account)s", ""),
     "severity": ("AND severity = %(severity)s", ""),
@@ -336,7 +347,7 @@ def load_compliance(hook: Any = None, params: dict[str, str] | None = None) -> d
     data: dict[str, Any] = {"available": False, "warning": warning, "missing_views": [], "filters": {},
                             "paging": {}, "catalogue_frameworks": [], "totals": {}, "accounts": [],
                             "accounts_matching": 0, "frameworks": [], "scores": [],
-                            "findings": [], "findings_total": 0, "trend": []}
+                            "findings": [], "findings_total": 0, "trend": [], "headline": None}
     with read_only_cursor(hook) as cur:
         present = dict(_records(cur, "relations", names=list(VIEWS)))
         data["missing_views"] = [v for v in VIEWS if not present.get(v)]
@@ -350,6 +361,7 @@ def load_compliance(hook: Any = None, params: dict[str, str] | None = None) -> d
         if not totals["accounts"]:
             return _plain(data)
         findings, total = _findings(cur, filters)
+        data["headline"] = _headline(cur, filters, totals["latest_run_date"])
         info = {a: (n, st) for a, n, st in _records(cur, "account_info",
                                                     accounts=sorted({f["account_id"] for f in findings}))}
         pairs = sorted({(a["account_id"], a["latest_snapshot_date"]) for a in accounts
@@ -409,6 +421,16 @@ def _accounts(cur: Any, filters: dict[str, str], paging: dict[str, Any]
                "error": int(e), "muted": int(m), "pass_rate": rate(int(p), int(x))}
               for a, f, d, p, x, e, m in page_scores or []]
     return totals, accounts, scores, matching
+
+
+def _headline(cur: Any, filters: dict[str, str], day: Any) -> dict[str, Any]:
+    """Open findings and the pass rate of findings on the latest run's date, under the page's filters."""
+    sql = QUERIES["headline"].format(filters=" ".join(HEADLINE_FILTERS[k] for k in HEADLINE_FILTERS if k in filters))
+    (passing, failing, errors, muted), = _records(
+        cur, "headline", sql, day=day, scope=filters.get("framework", ALL),
+        **{k: v for k, v in filters.items() if k in HEADLINE_FILTERS})
+    return {"snapshot_date": day, "scope": filters.get("framework", ALL), "pass": int(passing),
+            "fail": int(failing), "error": int(errors), "muted": int(muted), "pass_rate": rate(passing, failing)}
 
 
 def _findings(cur: Any, filters: dict[str, str]) -> tuple[list[dict[str, Any]], int]:
@@ -510,6 +532,22 @@ def page_href(data: dict[str, Any], **changes: Any) -> str:
     query = {**data["filters"], **{k: v for k, v in data["paging"].items() if k in PAGING_DEFAULTS}, **changes}
     query = {k: v for k, v in query.items() if v not in ("", None) and PAGING_DEFAULTS.get(k) != v}
     return "?" + urlencode(query) if query else "./"
+
+
+def _headline_html(data: dict[str, Any]) -> str:
+    """The one number to report, first on the page; it follows the filters."""
+    h = data.get("headline")
+    if not h:
+        return ""
+    r = h["pass_rate"]
+    scope = "all frameworks" if h["scope"] == ALL else framework_label(h["scope"])
+    narrowed = "".join(f" · {k} {_e(data['filters'][k])}" for k in ("account", "severity") if k in data["filters"])
+    return (f'<section id="findings-headline"><p class="headline"><b>{h["fail"]:,}</b> open findings · '
+            f'pass rate <b class="rate {_tone(r)}">{"n/a" if r is None else f"{r:.1f}%"}</b> of findings · '
+            f'{h["pass"]:,} passing · {h["error"]:,} error · {h["muted"]:,} muted '
+            f'<span class="count">({_e(scope)}{narrowed}; snapshot {_e(h["snapshot_date"])})</span></p>'
+            f'<p class="sub">{_e(DEFINITION)}; {_e(PASS_RATE)}. The tables below count verdicts per framework '
+            'control and resource.</p></section>')
 
 
 def _totals(data: dict[str, Any]) -> str:
@@ -777,6 +815,7 @@ def render_page(data: dict[str, Any] | None, error: str | None = None, warning: 
     else:
         shown, total = len(data["findings"]), data["findings_total"]
         body += [
+            _headline_html(data),
             _stale_notice(data),
             '<section><h2>Organisation <span class="count">(all accounts, each at its newest evaluated '
             'snapshot)</span></h2>', _totals(data), "</section>",

@@ -75,3 +75,47 @@ def test_the_summary_and_the_report_lead_with_the_headline_and_name_the_other_un
     assert '<div class="v">2</div><div class="k">open findings</div>' in tiles
     assert '<div class="v">50%</div><div class="k">pass rate of findings</div>' in tiles
     assert "5 pass, 3 fail, 1 error, 1 muted" in html  # framework rows, said so
+
+
+def test_the_superset_tiles_count_the_same_findings_per_selected_framework(db):
+    from psycopg import sql
+
+    from .test_superset_export import DATASETS
+
+    seed(db)
+    latest = DATASETS["datasets/aws_iam_compliance/iam_latest.yaml"]
+    metrics = {m["metric_name"]: m["expression"] for m in latest["metrics"]}
+    opened = DATASETS["datasets/aws_iam_compliance/iam_open_findings.yaml"]
+    db.execute("SET ROLE compliance_reader")
+    try:
+        for scope, where in ((ALL, "true"), (V3, f"framework = '{V3}'"), (V5, f"framework = '{V5}'")):
+            rate, failing, findings = db.execute(sql.SQL("SELECT {}, {}, {} FROM ({}) AS d WHERE {}").format(
+                *(sql.SQL(metrics[m]) for m in ("pass_rate", "failing_problems", "problems")),
+                sql.SQL(latest["sql"].strip()), sql.SQL(where))).fetchone()
+            tile = db.execute(sql.SQL("SELECT {} FROM ({}) AS d WHERE {}").format(
+                sql.SQL(next(m["expression"] for m in opened["metrics"] if m["metric_name"] == "problems")),
+                sql.SQL(opened["sql"].strip()), sql.SQL(where))).fetchone()[0]
+            want = headline(db, D3, scope)
+            assert (failing, tile, findings) == (want.failing, want.failing, want.findings), scope
+            assert round(float(rate), 4) == want.pass_rate, scope
+    finally:
+        db.execute("RESET ROLE")
+
+
+def test_the_compliance_page_leads_with_the_headline_and_its_filters_change_it(db, postgres, database, monkeypatch):
+    from plugins import compliance_plugin as cp
+    from tests.ui.test_compliance_page import conn_json
+
+    seed(db)
+    monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn_json(postgres, database))
+    monkeypatch.delenv("AIRFLOW_CONN_POSTGRES_DEFAULT", raising=False)
+    for params, scope in (({}, ALL), ({"framework": V5}, V5), ({"framework": V3, "account": B}, V3)):
+        data = cp.load_compliance(params=params)
+        want = headline(db, D3, scope, account_ids=[params["account"]] if "account" in params else None)
+        h = data["headline"]
+        assert (h["scope"], h["pass"], h["fail"], h["error"], h["muted"]) == \
+            (scope, want.passing, want.failing, want.errors, want.muted)
+        page = cp.render_page(data)
+        top = page[page.index("<body>"):]
+        assert top.index('id="findings-headline"') < top.index('id="totals"')
+        assert f"<b>{want.failing:,}</b> open findings" in page
