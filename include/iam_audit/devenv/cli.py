@@ -375,7 +375,23 @@ def stop(argv: list[str]) -> int:
     return 1 if still else 0
 
 
-COMMANDS = {"backfill": backfill, "run": run_once, "ui": ui, "sql": sql, "stop": stop}
+def preflight(argv: list[str]) -> int:
+    """`make preflight`: the configuration of `make run` checked before any audit (iam_audit.preflight)."""
+    argparse.ArgumentParser(prog="make preflight").parse_args(argv)
+    env = _environment()
+    missing = missing_settings(env)
+    if missing:
+        print("make preflight: the contract's required settings are missing (environment, secrets backend or "
+              "Airflow metadata database):\n" + "\n".join(f"  - {m}" for m in missing), file=sys.stderr)
+        return 2
+    from iam_audit.preflight import format_report, run_preflight
+
+    report = run_preflight()
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+COMMANDS = {"backfill": backfill, "run": run_once, "ui": ui, "sql": sql, "stop": stop, "preflight": preflight}
 
 if __name__ == "__main__":
     sys.exit(COMMANDS[sys.argv[1]](sys.argv[2:]))
