@@ -494,11 +494,6 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _shorten(text: str | None, limit: int = 180) -> str:
-    text = text or ""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def _tone(value: float | None) -> str:
     return "" if value is None else "good" if value >= 90 else "warn" if value >= 60 else "bad"
 
@@ -669,8 +664,8 @@ def _findings_table(data: dict[str, Any]) -> str:
             f'<td><span class="mono">{_e(f["account_id"])}</span>{stale}<div class="detail">{_e(f["account_name"])}'
             f'</div></td>'
             f'<td>{_e(f["title"])}<div class="detail numbers">{_numbers_html(f["numbers"])}</div></td>'
-            f'<td class="mono wrap">{_e(f["resource_id"])}</td>'
-            f'<td class="reason" title="{_e(f["reason"])}">{_e(_shorten(f["reason"]))}</td>'
+            f'<td class="mono wrap">{_breakable(f["resource_id"])}</td>'
+            f'<td class="reason">{_e(f["reason"])}</td>'
             f'<td><span class="nowrap">{_e(f["first_failing_date"])}</span>'
             f'<div class="detail">{_e(_open_for(f["age_days"]))}</div></td>'
             f'<td>{_run_link(f["run_url"], f["run_id"])}</td></tr>'
@@ -678,6 +673,12 @@ def _findings_table(data: dict[str, Any]) -> str:
     return ('<div class="scroll"><table id="findings"><thead><tr><th>severity</th><th>account</th><th>problem</th>'
             '<th>resource</th><th>reason</th><th>failing since</th><th>DAG run</th></tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _breakable(identifier: str | None) -> str:
+    """An ARN or key, escaped, that may wrap only after its ':' and '/' separators: never inside an account
+    id or a name (the cell's overflow-wrap breaks a single over-long name as a last resort)."""
+    return re.sub(r"([:/])", r"\1<wbr>", _e(identifier))
 
 
 def _numbers_html(numbers: str) -> str:

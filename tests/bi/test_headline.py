@@ -119,3 +119,19 @@ def test_the_compliance_page_leads_with_the_headline_and_its_filters_change_it(d
         top = page[page.index("<body>"):]
         assert top.index('id="findings-headline"') < top.index('id="totals"')
         assert f"<b>{want.failing:,}</b> open findings" in page
+
+
+def test_the_page_shows_the_whole_reason_and_breaks_an_arn_only_at_its_separators(db, postgres, database,
+                                                                                  monkeypatch):
+    from plugins import compliance_plugin as cp
+    from tests.ui.test_compliance_page import conn_json
+
+    reason = "alice has a console password and no MFA device; " * 6 + "fix: enable an MFA device for alice"
+    put(db, D3, A, user(A, "alice"), "fail", framework=V3, check_id="1.10", reason=reason)
+    db.commit()
+    monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn_json(postgres, database))
+    monkeypatch.delenv("AIRFLOW_CONN_POSTGRES_DEFAULT", raising=False)
+    page = cp.render_page(cp.load_compliance(params={}))
+    assert f'<td class="reason">{reason.strip()}</td>' in page
+    assert "…" not in page[page.index('id="findings"'):]
+    assert f"arn:<wbr>aws:<wbr>iam:<wbr>:<wbr>{A}:<wbr>user/<wbr>alice" in page  # never inside the account id
