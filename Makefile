@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/include
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo test test-mutations test-extended test-scheduler test-distributed install-distributed test-ui install-ui lint run backfill airflow sql stop export-ocsf evidence bench clean
+.PHONY: help install demo test test-mutations test-extended test-scheduler test-distributed install-distributed test-ui install-ui lint run preflight backfill airflow sql stop export-ocsf evidence bench clean
 
 help:
 	@echo "make demo       embedded PostgreSQL + emulated AWS organisation, one DAG run, a compliance summary"
@@ -21,6 +21,8 @@ help:
 	@echo "make test-ui    the browser test of the Airflow UI (runs make install-ui first)"
 	@echo "make install-ui Debian chromium and playwright for the browser test"
 	@echo "make run        one DAG run for today against the environment's connections and variables"
+	@echo "make preflight  check that configuration before a first run: credentials, role and reads per account,"
+	@echo "                bucket, PostgreSQL; names the permission or template that fixes each problem"
 	@echo "make backfill START=YYYY-MM-DD END=YYYY-MM-DD [REPROCESS=completed|failed|none]"
 	@echo "                an Airflow backfill re-evaluating stored snapshots (no IAM call); REPROCESS: what to"
 	@echo "                do with dates that already have a run (completed: rerun all, the default)"
@@ -96,6 +98,9 @@ test-ui: install-ui
 
 run: install
 	$(BIN)/python -m iam_audit.devenv.cli run
+
+preflight: install
+	$(BIN)/python -m iam_audit.devenv.cli preflight
 
 REPROCESS ?= completed
 backfill: install

@@ -9,7 +9,7 @@ The task bodies live in include/iam_audit; this file only declares the flow.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from iam_audit.catalogue import load_catalogue
@@ -47,7 +47,9 @@ Backfills (`make backfill`, the Backfill form, `airflow backfill create`) replay
 @dag(
     dag_id="aws_iam_cis",
     schedule="@daily",
-    start_date=datetime(2026, 1, 1),
+    # No start_date: until the DAG has a scheduled or backfill run, unpausing it schedules its first run
+    # for the next midnight (UTC) instead of today's, already past. The Trigger form's "Unpause on trigger"
+    # then gives one run, the one triggered, not also a scheduled run for the same day.
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=DAGRUN_TIMEOUT,

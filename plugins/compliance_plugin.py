@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from airflow.plugins_manager import AirflowPlugin
+from iam_audit.headline import ALL, DEFINITION, PASS_RATE
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -78,7 +79,7 @@ SEVERITIES = ("critical", "high", "medium", "low")
 ACCOUNT_ID = re.compile(r"\d{12}")
 VIEWS = ("aws_policy_scores", "aws_policy_open_findings", "aws_policy_open_problems", "aws_policy_accounts",
          "aws_policy_account_freshness", "aws_policy_controls", "aws_policy_runs", "aws_policy_framework_scores",
-         "aws_policy_manual_evidence")
+         "aws_policy_manual_evidence", "aws_policy_findings")
 EVIDENCE_ROWS = 25  # facts shown per manual control (those needing attention first); the count covers all
 
 # Every statement the page runs: values only as bind parameters. The findings statement gets
@@ -160,6 +161,14 @@ QUERIES = {
               AND coalesce(control_logic, framework || ' ' || check_id) = r.problem {filters}
         ) v
         ORDER BY r.severity_rank, r.age_days DESC, r.first_failing_date, r.account_id, r.problem, r.resource_id
+    """,
+    # the headline of the latest run's date (sql/views/080_aws_policy_findings.sql), in the chosen framework
+    # (scope) and for the chosen account and severity (HEADLINE_FILTERS)
+    "headline": """
+        SELECT count(*) FILTER (WHERE status = 'pass'), count(*) FILTER (WHERE status = 'fail'),
+               count(*) FILTER (WHERE status = 'error'), count(*) FILTER (WHERE status = 'muted')
+        FROM aws_policy_findings
+        WHERE snapshot_date = %(day)s AND scope = %(scope)s {filters}
     """,
     # the accounts' newest evaluated dates (usually one or two), for the accounts statement
     "latest_dates": """
@@ -256,6 +265,7 @@ FINDINGS_SETTINGS = {"work_mem": "64MB", "enable_sort": "off"}
 # The per-account sums hash in memory (tens of thousands of groups at thousands of accounts) instead
 # of sorting every accounts x controls row on disk.
 ACCOUNTS_SETTINGS = {"work_mem": "32MB"}
+HEADLINE_FILTERS = {"account": "AND account_id = %(account)s", "severity": "AND severity = %(severity)s"}
 FINDING_FILTERS = {
     "account": ("AND account_id = %(account)s", ""),
     "severity": ("AND severity = %(severity)s", ""),
@@ -394,7 +404,8 @@ def load_compliance(hook: Any = None, params: dict[str, str] | None = None) -> d
     data: dict[str, Any] = {"available": False, "warning": warning, "missing_views": [], "filters": {},
                             "paging": {}, "catalogue_frameworks": [], "totals": {}, "accounts": [],
                             "accounts_matching": 0, "frameworks": [], "scores": [],
-                            "findings": [], "findings_total": 0, "trend": [], "manual_evidence": []}
+                            "findings": [], "findings_total": 0, "trend": [], "manual_evidence": [],
+                            "headline": None}
     with read_only_cursor(hook) as cur:
         can_write, login = _records(cur, "can_write")[0]
         if can_write and not writer_allowed():
@@ -413,6 +424,7 @@ def load_compliance(hook: Any = None, params: dict[str, str] | None = None) -> d
         if not totals["accounts"]:
             return _plain(data)
         findings, total = _findings(cur, filters)
+        data["headline"] = _headline(cur, filters, totals["latest_run_date"])
         info = {a: (n, st) for a, n, st in _records(cur, "account_info",
                                                     accounts=sorted({f["account_id"] for f in findings}))}
         pairs = sorted({(a["account_id"], a["latest_snapshot_date"]) for a in accounts
@@ -497,6 +509,16 @@ def _accounts(cur: Any, filters: dict[str, str], paging: dict[str, Any]
     return totals, accounts, scores, matching
 
 
+def _headline(cur: Any, filters: dict[str, str], day: Any) -> dict[str, Any]:
+    """Open findings and the pass rate of findings on the latest run's date, under the page's filters."""
+    sql = QUERIES["headline"].format(filters=" ".join(HEADLINE_FILTERS[k] for k in HEADLINE_FILTERS if k in filters))
+    (passing, failing, errors, muted), = _records(
+        cur, "headline", sql, day=day, scope=filters.get("framework", ALL),
+        **{k: v for k, v in filters.items() if k in HEADLINE_FILTERS})
+    return {"snapshot_date": day, "scope": filters.get("framework", ALL), "pass": int(passing),
+            "fail": int(failing), "error": int(errors), "muted": int(muted), "pass_rate": rate(passing, failing)}
+
+
 def _findings(cur: Any, filters: dict[str, str]) -> tuple[list[dict[str, Any]], int]:
     where = " ".join(FINDING_FILTERS[k][0] for k in FINDING_FILTERS if k in filters)
     having = " ".join(FINDING_FILTERS[k][1] for k in FINDING_FILTERS if k in filters)
@@ -558,11 +580,6 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _shorten(text: str | None, limit: int = 180) -> str:
-    text = text or ""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def _tone(value: float | None) -> str:
     return "" if value is None else "good" if value >= 90 else "warn" if value >= 60 else "bad"
 
@@ -596,6 +613,22 @@ def page_href(data: dict[str, Any], **changes: Any) -> str:
     query = {**data["filters"], **{k: v for k, v in data["paging"].items() if k in PAGING_DEFAULTS}, **changes}
     query = {k: v for k, v in query.items() if v not in ("", None) and PAGING_DEFAULTS.get(k) != v}
     return "?" + urlencode(query) if query else "./"
+
+
+def _headline_html(data: dict[str, Any]) -> str:
+    """The one number to report, first on the page; it follows the filters."""
+    h = data.get("headline")
+    if not h:
+        return ""
+    r = h["pass_rate"]
+    scope = "all frameworks" if h["scope"] == ALL else framework_label(h["scope"])
+    narrowed = "".join(f" · {k} {_e(data['filters'][k])}" for k in ("account", "severity") if k in data["filters"])
+    return (f'<section id="findings-headline"><p class="headline"><b>{h["fail"]:,}</b> open findings · '
+            f'pass rate <b class="rate {_tone(r)}">{"n/a" if r is None else f"{r:.1f}%"}</b> of findings · '
+            f'{h["pass"]:,} passing · {h["error"]:,} error · {h["muted"]:,} muted '
+            f'<span class="count">({_e(scope)}{narrowed}; snapshot {_e(h["snapshot_date"])})</span></p>'
+            f'<p class="sub">{_e(DEFINITION)}; {_e(PASS_RATE)}. The tables below count verdicts per framework '
+            'control and resource.</p></section>')
 
 
 def _totals(data: dict[str, Any]) -> str:
@@ -717,8 +750,8 @@ def _findings_table(data: dict[str, Any]) -> str:
             f'<td><span class="mono">{_e(f["account_id"])}</span>{stale}<div class="detail">{_e(f["account_name"])}'
             f'</div></td>'
             f'<td>{_e(f["title"])}<div class="detail numbers">{_numbers_html(f["numbers"])}</div></td>'
-            f'<td class="mono wrap">{_e(f["resource_id"])}</td>'
-            f'<td class="reason" title="{_e(f["reason"])}">{_e(_shorten(f["reason"]))}</td>'
+            f'<td class="mono wrap">{_breakable(f["resource_id"])}</td>'
+            f'<td class="reason">{_e(f["reason"])}</td>'
             f'<td><span class="nowrap">{_e(f["first_failing_date"])}</span>'
             f'<div class="detail">{_e(_open_for(f["age_days"]))}</div></td>'
             f'<td>{_run_link(f["run_url"], f["run_id"])}</td></tr>'
@@ -754,6 +787,12 @@ def _evidence_section(data: dict[str, Any]) -> str:
             '<div class="scroll"><table class="evidence"><thead><tr><th></th><th>account</th><th>fact</th>'
             f'<th>evidence</th></tr></thead><tbody>{rows}</tbody></table></div></div>')
     return "".join(out)
+
+
+def _breakable(identifier: str | None) -> str:
+    """An ARN or key, escaped, that may wrap only after its ':' and '/' separators: never inside an account
+    id or a name (the cell's overflow-wrap breaks a single over-long name as a last resort)."""
+    return re.sub(r"([:/])", r"\1<wbr>", _e(identifier))
 
 
 def _numbers_html(numbers: str) -> str:
@@ -856,7 +895,7 @@ def _alerts_table(data: dict[str, Any]) -> str:
     cells = "".join(
         f"<tr><td>{_e(str(a['sent_at'])[:19])}</td><td>{_e(a['rule'])}</td><td>{_e(a['channel'])} "
         f"{_e(a['recipient'])}</td><td>{_e(a['account_id'] or '')}</td><td>{_e(a['severity'] or '')}</td>"
-        f"<td>{_e(a['title'] or '')}</td><td>{_e(_shorten(a['resource_id'] or ''))}</td></tr>" for a in rows)
+        f"<td>{_e(a['title'] or '')}</td><td>{_breakable(a['resource_id'] or '')}</td></tr>" for a in rows)
     return ('<table id="alerts-sent"><thead><tr><th>sent</th><th>rule</th><th>to</th><th>account</th>'
             f'<th>severity</th><th>alert</th><th>resource</th></tr></thead><tbody>{cells}</tbody></table>')
 
@@ -903,6 +942,7 @@ def render_page(data: dict[str, Any] | None, error: str | None = None, warning: 
     else:
         shown, total = len(data["findings"]), data["findings_total"]
         body += [
+            _headline_html(data),
             _stale_notice(data),
             '<section><h2>Organisation <span class="count">(all accounts, each at its newest evaluated '
             'snapshot)</span></h2>', _totals(data), "</section>",

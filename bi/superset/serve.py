@@ -169,11 +169,37 @@ Superset on http://127.0.0.1:{args.port}/superset/dashboard/aws-iam-compliance/
           flush=True)
     if args.no_serve:
         return 0
-    print("Ctrl-C stops it.", flush=True)
+    print("Ctrl-C or `make stop` stops it.", flush=True)
+    return serve(server_command(prepared), prepared.env, state_dir, args.port)
+
+
+def serve(command: list[str], env: dict[str, str], state_dir: Path, port: int) -> int:
+    """Run the web server in a process group of its own, recorded in .devenv/superset/services.json as
+    `make airflow` records Airflow's, so that `make stop` stops it too. Ctrl-C or SIGTERM to this process
+    stops the whole group: the server's own children must not outlive it and keep answering."""
+    import json
+    import signal
+
+    sys.path.insert(0, str(PROJECT_ROOT / "include"))
+    from iam_audit.devenv.services import STATE_FILE, running, terminate_group
+
+    home = state_dir / "superset"
+    home.mkdir(parents=True, exist_ok=True)
+    if running(home):
+        raise SystemExit(f"Superset is already running ({home / STATE_FILE}): `make stop` stops it")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, process_group=0)
+    (home / STATE_FILE).write_text(json.dumps({"pgid": proc.pid, "port": port,
+                                               "pids": {"superset run": proc.pid, "serve.py": os.getpid()}}))
     try:
-        return subprocess.call(server_command(prepared), env=prepared.env)
+        return proc.wait()
     except KeyboardInterrupt:
         return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        terminate_group(proc.pid, [proc.pid])
+        (home / STATE_FILE).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

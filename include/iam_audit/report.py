@@ -18,6 +18,7 @@ from pathlib import Path
 
 from iam_audit import day_verdicts
 from iam_audit.catalogue import control_sort_key, framework_sort_key
+from iam_audit.headline import DEFINITION, FRAMEWORK_ROWS, PASS_RATE, Headline, headline
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 TOP_FAILING = 30
@@ -67,6 +68,7 @@ class ReportData:
     freshness: dict[str, dict] = field(default_factory=dict)   # account_id -> aws_policy_account_freshness row
     evidence: dict[tuple[str, str], list[dict]] = field(default_factory=dict)  # manual control -> its facts
     warnings: list[str] = field(default_factory=list)          # the run's configuration warnings
+    headline: Headline | None = None                           # findings, all frameworks (iam_audit.headline)
     _by_account_framework: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def is_stale(self, account_id: str) -> bool:
@@ -139,7 +141,8 @@ def load_report_data(conn, snapshot_date: date | str) -> ReportData:
         WHERE snapshot_date = %s
         ORDER BY framework, check_id, attention DESC, account_id NULLS FIRST, subject""", (day,)):
         evidence.setdefault((row["framework"], row["check_id"]), []).append(row)
-    return ReportData(day, accounts, frameworks, controls, cells, failing, errors, muted, freshness, evidence)
+    return ReportData(day, accounts, frameworks, controls, cells, failing, errors, muted, freshness, evidence,
+                      headline=headline(conn, day))
 
 
 # ---- rendering ---------------------------------------------------------------------
@@ -233,12 +236,22 @@ def _cell_label(counts: Counts) -> str:
 def _summary_tiles(data: ReportData) -> str:
     total = data.overall()
     stale = sum(data.is_stale(a) for a in data.accounts)
-    tiles = [("pass rate", _pct(total.pass_rate)), ("accounts", str(len(data.accounts))),
-             ("failing", str(total.failed)), ("passing", str(total.passed)),
-             ("errors", str(total.errors)), ("muted", str(total.muted)), ("stale accounts", str(stale))]
+    if data.headline is None:  # (a report rendered from data without the headline view)
+        tiles = [("pass rate", _pct(total.pass_rate)), ("accounts", str(len(data.accounts))),
+                 ("failing", str(total.failed)), ("passing", str(total.passed)),
+                 ("errors", str(total.errors)), ("muted", str(total.muted)), ("stale accounts", str(stale))]
+        note = ""
+    else:
+        h = data.headline
+        tiles = [("open findings", str(h.failing)), ("pass rate of findings", _pct(h.pass_rate)),
+                 ("passing findings", str(h.passing)), ("findings in error", str(h.errors)),
+                 ("muted findings", str(h.muted)), ("accounts", str(len(data.accounts))),
+                 ("stale accounts", str(stale))]
+        note = (f'<p class="note">{escape(DEFINITION)}; {escape(PASS_RATE)}. The tables below count '
+                f"{escape(FRAMEWORK_ROWS)}: {escape(total.describe())}.</p>")
     return '<div class="tiles">' + "".join(
         f'<div class="tile"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>'
-        for k, v in tiles) + "</div>"
+        for k, v in tiles) + "</div>" + note
 
 
 def _account_label(data: ReportData, account_id: str) -> str:

@@ -1,6 +1,10 @@
 """A readable compliance summary of one snapshot: the verdicts of aws_policy_results_effective, read
 through iam_audit.day_verdicts (stored counts, per variant) rather than row by row.
 
+It leads with the headline (iam_audit.headline): open findings and the pass rate of findings, a finding
+being one control logic x account x resource counted once at its worst verdict over the frameworks; the
+per-framework scores are findings of that framework; the totals and the account table count framework
+rows and say so.
 Pass rate (score) is pass / (pass + fail), as in aws_policy_scores and the HTML report;
 errors and muted fails are counted on their own, next to it. Each account's snapshot
 age comes from aws_policy_account_freshness; accounts behind the newest run are marked
@@ -12,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from iam_audit.catalogue import control_sort_key, framework_sort_key, load_catalogue
+from iam_audit.headline import DEFINITION, FRAMEWORK_ROWS, PASS_RATE, Headline
 
 SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
@@ -25,6 +30,7 @@ class Summary:
     extraction_errors: list[dict]
     logics: list[dict] = field(default_factory=list)  # logic, severity, title, ids {framework: id}, pass/fail/error
     load_errors: list[dict] = field(default_factory=list)   # account_id, load_error
+    headline: Headline | None = None  # open findings and the pass rate of findings, all frameworks
 
     @property
     def totals(self) -> dict:
@@ -55,6 +61,7 @@ def _score(passed: int, failed: int) -> float | None:
 
 def build_summary(conn, snapshot_date, account_ids: list[str] | None = None, worst_per_account: int = 3) -> Summary:
     from iam_audit import day_verdicts
+    from iam_audit.headline import headline
 
     where = "snapshot_date = %s" + (" AND account_id = ANY(%s)" if account_ids else "")
     params = [str(snapshot_date)] + ([list(account_ids)] if account_ids else [])
@@ -128,7 +135,7 @@ def build_summary(conn, snapshot_date, account_ids: list[str] | None = None, wor
         ).fetchall()
     ]
     return Summary(str(snapshot_date), controls, accounts, worst, extraction_errors, logics=logics,
-                   load_errors=load_errors)
+                   load_errors=load_errors, headline=headline(conn, snapshot_date, account_ids=account_ids))
 
 
 def clip(text: str, width: int) -> str:
@@ -147,14 +154,17 @@ def format_summary(summary: Summary, width: int = 160, raw_location: str | None 
         lines.append(f"Raw snapshots: {raw_location}")
     t = summary.totals
     rate = _score(t["pass"], t["fail"])
-    lines += ["", f"Verdicts: {t['pass']} pass, {t['fail']} fail, {t['error']} error, {t['muted']} muted "
-                  "(one per framework, control and resource); "
-                  f"pass rate {'n/a' if rate is None else f'{rate:.0f}%'} (pass / (pass + fail))", ""]
+    if summary.headline is not None:
+        lines += ["", f"Headline: {summary.headline.sentence()}", f"  {DEFINITION};", f"  {PASS_RATE}"]
+    lines += ["", f"In {FRAMEWORK_ROWS}: {t['pass']} pass, {t['fail']} fail, {t['error']} error, "
+                  f"{t['muted']} muted; pass rate {'n/a' if rate is None else f'{rate:.0f}%'} of framework rows "
+                  "(pass / (pass + fail))", ""]
 
     frameworks = summary.frameworks
     names = [f["framework"] for f in frameworks]
     cols = [max(len(_short(n)), 6) for n in names]
-    lines.append("Score per framework: pass / (pass + fail); errors are counted apart, never as passes")
+    lines.append("Score per framework: pass rate of findings in that framework, pass / (pass + fail); "
+                 "errors are counted apart, never as passes")
     lines.append(" ".join(f"{_short(n):>{w}}" for n, w in zip(names, cols, strict=True)))
     lines.append(" ".join(f"{'n/a' if f['score'] is None else format(f['score'], '.0f') + '%':>{w}}"
                           for f, w in zip(frameworks, cols, strict=True)))
@@ -182,8 +192,8 @@ def format_summary(summary: Summary, width: int = 160, raw_location: str | None 
         for framework, ids in manual.items():
             lines.append(clip(f"  {framework:<12} " + ", ".join(ids), width))
 
-    lines += ["", "Score per account: pass / (pass + fail); evaluated = newest snapshot with verdicts, "
-                  "age against the newest run",
+    lines += ["", f"Score per account, in {FRAMEWORK_ROWS}: pass / (pass + fail);",
+              "evaluated = newest snapshot with verdicts, age against the newest run",
               f"{'account':<14} {'name':<24} {'score':>6} {'pass':>5} {'fail':>5} {'error':>5} {'muted':>5}  "
               f"{'evaluated':<10} {'age':>4}  state"]
     for a in summary.accounts:

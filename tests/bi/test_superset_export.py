@@ -169,3 +169,20 @@ def test_no_table_chart_renders_cell_html():
     assert tables
     for name, chart in tables.items():
         assert chart["params"].get("allow_render_html") is False, name
+
+
+def test_oldest_open_findings_show_the_controls_title_not_its_logic_id(reader_conn):
+    chart = next(c for c in CHARTS.values() if c["slice_name"] == "Oldest open findings")
+    assert "control_title" in chart["params"]["groupby"] and "control_logic" not in chart["params"]["groupby"]
+    dataset = DATASETS_BY_UUID[chart["dataset_uuid"]]
+    rows = reader_conn.execute(sql.SQL("SELECT DISTINCT control_logic, control_title FROM ({}) AS d").format(
+        sql.SQL(dataset["sql"].strip()))).fetchall()
+    assert rows
+    from iam_audit.catalogue import load_catalogue
+
+    newest = {}
+    for check in load_catalogue().checks:
+        cis = sorted((c for c in check.controls if c.framework.startswith("cis_")), key=lambda c: c.framework)
+        newest[check.logic] = (cis or check.controls)[-1].title
+    for logic, title in rows:
+        assert title == newest[logic] and title != logic

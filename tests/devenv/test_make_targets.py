@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -145,3 +146,54 @@ def test_state_survives_stop_and_airflow_and_ctrl_c_stops_airflow():
     finally:
         final = make("stop", state_dir=state)
     assert final.returncode == 0 and not any(stack_mod.status(state).values()), final.stdout + final.stderr
+
+
+# A stand-in for `superset run` with a child of its own, as a web server with worker processes has:
+# stopping only the process serve.py started would leave the child answering.
+SERVER_WITH_A_CHILD = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", sys.argv[1]])
+sys.exit(child.wait())
+"""
+
+
+def _answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5):  # noqa: S310 - local URL
+            return True
+    except OSError:
+        return False
+
+
+def _start_superset_stand_in(state, port):
+    """bi/superset/serve.py's serving step (what `make superset` does once Superset is prepared) on the
+    stand-in server, in a process of its own as `make superset` is."""
+    code = ("import os, sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import serve; "
+            "sys.exit(serve.serve([sys.executable, '-c', sys.argv[2], sys.argv[3]], dict(os.environ), "
+            "Path(sys.argv[4]), int(sys.argv[3])))")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(PROJECT_ROOT / "bi" / "superset"), SERVER_WITH_A_CHILD,
+                             str(port), str(state)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    _wait(lambda: _answers(port) or proc.poll() is not None, 120, "the stand-in server")
+    assert proc.poll() is None
+    return proc
+
+
+def test_make_stop_stops_superset_and_sigterm_to_serve_leaves_no_server():
+    import psutil
+
+    state = TEST_STATE / f"superset-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    serve = _start_superset_stand_in(state, port)
+    server_pids = [p.pid for p in psutil.Process(serve.pid).children(recursive=True)]
+    assert len(server_pids) == 2 and stack_mod.status(state)["Superset (make superset)"]
+    serve.send_signal(signal.SIGTERM)
+    serve.wait(timeout=60)
+    _wait(lambda: not any(psutil.pid_exists(p) for p in server_pids), 30, "the server's processes gone")
+    assert not _answers(port) and stack_mod.status(state)["Superset (make superset)"] is None
+
+    serve = _start_superset_stand_in(state, port)
+    stopped = make("stop", state_dir=state)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert "stopped: Superset (make superset)" in stopped.stdout
+    serve.wait(timeout=60)
+    assert not _answers(port) and not any(stack_mod.status(state).values())

@@ -29,6 +29,18 @@ def _runs(env, *days):
     return {r.logical_date.date().isoformat(): r for r in rows}
 
 
+def _open_backfills(env):
+    """Airflow's backfill records of the DAG that are not complete (these refuse any new backfill)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(metadata_url(env))
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id FROM backfill WHERE dag_id = 'aws_iam_cis' "
+                                 "AND completed_at IS NULL")).fetchall()
+    engine.dispose()
+    return [r.id for r in rows]
+
+
 def test_backfill_is_an_airflow_backfill_that_replays_and_reports(first_run, e2e_stack, today, monkeypatch,
                                                                   capsys):
     _, live_verdicts, _ = first_run
@@ -94,3 +106,14 @@ def test_backfill_is_an_airflow_backfill_that_replays_and_reports(first_run, e2e
         assert (row.run_type, row.state) == ("backfill", state)
         assert row.backfill_id is not None
         assert row.start_date.date() == date.fromisoformat(today), "a real start date, not the logical date"
+
+    # The failed backfill left Airflow's record complete: the next ones start, after a failure and after
+    # a success, each leaving its own record complete too.
+    assert _open_backfills(env) == []
+    for attempt in (1, 2):
+        capsys.readouterr()
+        assert cli.backfill([past.isoformat(), past.isoformat(), "--reprocess", "completed"]) == 0, attempt
+        out = capsys.readouterr().out
+        assert f"{past}: success: {accounts} account(s) replayed, {len(expected)} verdicts written" in out
+        assert _open_backfills(env) == [], attempt
+    assert _runs(env, past)[past.isoformat()].id == earlier_id, "rerun in place by every backfill"

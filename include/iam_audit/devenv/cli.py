@@ -99,6 +99,9 @@ def backfill(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("interrupted: stopping Airflow", file=sys.stderr)
         return 130
+    except services_mod.ServicesError as exc:
+        print(f"make backfill: {exc}", file=sys.stderr)
+        return 1
     finally:
         services.stop()
 
@@ -120,8 +123,10 @@ def _run_backfill(services, start, end, reprocess: str) -> int:
         existing.setdefault(run["logical_date"][:10], run)
     planned = {row["logical_date"][:10]
                for row in services.api("POST", "/backfills/dry_run", body)["backfills"] if row["logical_date"]}
+    _complete_stale_backfills(services)
     if was_paused:  # as the UI's "Unpause on trigger"; this scheduler creates no scheduled runs meanwhile
         services.api("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
+    backfill, finished = None, False
     try:
         backfill = services.api("POST", "/backfills", body, attempts=1) if planned else None
         if backfill:
@@ -137,7 +142,10 @@ def _run_backfill(services, start, end, reprocess: str) -> int:
                     outcomes[day] = _date_report(services, run)
                     print(outcomes[day]["line"], flush=True)
             time.sleep(2)
+        finished = True
     finally:
+        if backfill:  # interrupted: cancelled at once, so that the next backfill is not refused
+            _complete_backfill(services, backfill["id"], wait=finished)
         if was_paused:
             services.api("PATCH", f"/dags/{DAG_ID}", {"is_paused": True})
     day, bad = start, []
@@ -156,6 +164,44 @@ def _run_backfill(services, start, end, reprocess: str) -> int:
     if bad:
         print(f"{len(bad)} date(s) not re-evaluated: {', '.join(bad)}")
     return 1 if bad else 0
+
+
+# Airflow's scheduler marks a backfill complete on a 30 s timer once none of its runs is queued or
+# running; until then the record stays open and Airflow refuses any other backfill of the DAG.
+BACKFILL_COMPLETION_WAIT_SECONDS = 40
+
+
+def _complete_backfill(services, backfill_id: int, wait: bool = True) -> None:
+    """Leave the backfill's record complete before this command stops its scheduler: wait for the scheduler
+    to mark it, then (its runs having ended, or the command interrupted) complete it through the API as the
+    UI's Cancel button does, which also fails any of its runs still queued."""
+    import time
+
+    from iam_audit.devenv.services import ServicesError
+
+    deadline = time.monotonic() + (BACKFILL_COMPLETION_WAIT_SECONDS if wait else 0)
+    while time.monotonic() < deadline:
+        if services.api("GET", f"/backfills/{backfill_id}").get("completed_at"):
+            return
+        services.check_alive()
+        time.sleep(2)
+    try:
+        services.api("PUT", f"/backfills/{backfill_id}/cancel", attempts=1)
+    except ServicesError as exc:
+        if "HTTP 409" not in str(exc):  # completed meanwhile by the scheduler
+            raise
+
+
+def _complete_stale_backfills(services) -> None:
+    """A backfill left open by an earlier command that was killed before it could complete it: no
+    scheduler works on it any more (`make airflow` is not running), and it blocks every new backfill."""
+    from iam_audit.devenv.runner import DAG_ID
+
+    for old in services.api("GET", f"/backfills?dag_id={DAG_ID}&limit=100&order_by=-id")["backfills"]:
+        if not old.get("completed_at"):
+            print(f"Completing backfill {old['id']} (from {old['from_date'][:10]} to {old['to_date'][:10]}), "
+                  "left open by an earlier command that was stopped", flush=True)
+            _complete_backfill(services, old["id"], wait=False)
 
 
 def _xcom(services, run_id: str, task_id: str):
@@ -256,8 +302,9 @@ def ui(argv: list[str]) -> int:
     try:
         services.wait_ready()
         print(f"""Airflow UI on {services.url}  (bound to 127.0.0.1 only: every visitor is an admin, no login)
-  DAG aws_iam_cis starts paused. "Unpause on trigger" in the Trigger form unpauses it: the scheduler
-  then also starts its daily schedule (a live run for today right away, then one a day).
+  DAG aws_iam_cis starts paused. "Unpause on trigger" in the Trigger form unpauses it: one click, one
+  run; the daily schedule starts at the next midnight (UTC) if the DAG never had a scheduled or backfill
+  run, else with the run of the latest midnight at once (untick the box to avoid it).
   Logs of the components: {services.home / 'services'}. Ctrl-C stops Airflow; `make stop` also stops
   PostgreSQL and the emulator.""", flush=True)
         while True:
@@ -378,8 +425,24 @@ def stop(argv: list[str]) -> int:
     return 1 if still else 0
 
 
+def preflight(argv: list[str]) -> int:
+    """`make preflight`: the configuration of `make run` checked before any audit (iam_audit.preflight)."""
+    argparse.ArgumentParser(prog="make preflight").parse_args(argv)
+    env = _environment()
+    missing = missing_settings(env)
+    if missing:
+        print("make preflight: the contract's required settings are missing (environment, secrets backend or "
+              "Airflow metadata database):\n" + "\n".join(f"  - {m}" for m in missing), file=sys.stderr)
+        return 2
+    from iam_audit.preflight import format_report, run_preflight
+
+    report = run_preflight()
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
 COMMANDS = {"evidence": evidence, "export-ocsf": export_ocsf, "backfill": backfill, "run": run_once, "ui": ui,
-            "sql": sql, "stop": stop}
+            "sql": sql, "stop": stop, "preflight": preflight}
 
 if __name__ == "__main__":
     sys.exit(COMMANDS[sys.argv[1]](sys.argv[2:]))

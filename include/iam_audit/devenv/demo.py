@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
 
 from iam_audit.devenv import stack as stack_mod
+from iam_audit.devenv.history import HISTORY_DAYS
 from iam_audit.devenv.runner import migrate, run_dag
 from iam_audit.paths import PROJECT_ROOT
 
@@ -19,10 +21,59 @@ def _shown(path) -> str:
         return str(path)
 
 
+@contextlib.contextmanager
+def _output_to(path):
+    """Standard output and error of this process (Airflow's loggers write to them directly) appended to a file."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "a") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _seed_history(stack, env: dict[str, str], today, days: int) -> None:
+    """Earlier snapshots with scripted changes, evaluated by the pipeline's replay (devenv/history.py)."""
+    from iam_audit.devenv import history
+
+    started = time.monotonic()
+    os.environ.update(env)  # the DAG's task bodies read the connections and Variables from the environment
+    with stack.postgres.connect(stack.database) as conn:
+        have = {d for (d,) in conn.execute("SELECT snapshot_date FROM aws_policy_snapshots").fetchall()}
+    written = history.write_history(stack.boto3_client("s3"), stack.bucket, today, days, keep=have)
+    print(f"History: {len(written)} earlier daily snapshot(s) derived from today's, replayed by the pipeline "
+          f"(keys rotated {history.ROTATED_DAYS_AGO} days ago; since yesterday a console user lost MFA and "
+          "password policies were strengthened) ...", flush=True)
+    log_path = stack.state_dir / "demo-history.log"
+    for day in written:
+        with _output_to(log_path):  # the task bodies' log lines, as a run's task logs
+            loaded = history.replay(day, lambda: stack.postgres.connect(stack.database))
+        print(f"  {day}: {loaded['loaded']} account(s) replayed", flush=True)
+    if written:
+        print(f"  (log: {_shown(log_path)})")
+    with stack.postgres.connect(stack.database) as conn:
+        muted = history.mute_one_finding(conn, today)
+    if muted:
+        print(f"  exception: {muted['framework']} {muted['check_id']} on {muted['resource_id']} muted until "
+              f"{muted['expires_on']}", flush=True)
+    print(f"History ready in {time.monotonic() - started:.0f} s", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--accounts", type=int, default=5, help="member accounts besides the management account")
     parser.add_argument("--users", type=int, default=8, help="IAM users per account")
+    parser.add_argument("--history-days", type=int, default=HISTORY_DAYS,
+                        help="earlier daily snapshots to seed and replay (0: none)")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -47,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         if not row or row[0] is None:
             print("No verdicts were written; see the log above.")
             return 1
+        if args.history_days and result.state == "success":
+            _seed_history(stack, env, row[0], args.history_days)
         print()
         snapshot_date = row[0]
         raw = f"s3://{stack.bucket}/iam/snapshot_date={snapshot_date}/"

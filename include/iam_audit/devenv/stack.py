@@ -231,20 +231,24 @@ def status(state_dir: Path = STATE_DIR) -> dict[str, str | None]:
     emulator = running_emulator(state_dir)
     pg = postmaster_pid(state_dir / "pg")
     airflow = running(state_dir / "airflow")
+    superset = running(state_dir / "superset")
     return {
         "Airflow (make airflow)": f"pids {sorted(airflow['pids'].values())}, port {airflow['port']}"
         if airflow else None,
+        "Superset (make superset)": f"pids {sorted(superset['pids'].values())}, port {superset['port']}"
+        if superset else None,
         "AWS emulator": f"pid {emulator['pid']}, {emulator['url']}" if emulator else None,
         "PostgreSQL": f"pid {pg}, {state_dir / 'pg'}" if pg else None,
     }
 
 
 def down(state_dir: Path = STATE_DIR) -> dict[str, str | None]:
-    """Stop Airflow (if `make airflow` runs), the emulator (its S3 saved first) and PostgreSQL;
-    returns what is still running (see status)."""
+    """Stop Airflow (if `make airflow` runs), Superset (if `make superset` runs), the emulator (its S3
+    saved first) and PostgreSQL; returns what is still running (see status)."""
     from iam_audit.devenv.services import stop_recorded
 
     stop_recorded(state_dir / "airflow")
+    stop_recorded(state_dir / "superset")  # before PostgreSQL, which it reads
     stop_emulator(state_dir)
     if (state_dir / "pg" / "postmaster.pid").exists():
         EmbeddedPostgres(state_dir / "pg", "").stop()
