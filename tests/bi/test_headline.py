@@ -4,7 +4,10 @@ HTML report, the Compliance page and the Superset dashboard's tiles."""
 
 from __future__ import annotations
 
+import pytest
 from iam_audit.headline import ALL, headline
+
+from tests.ui.test_compliance_page import reader_conn  # noqa: F401 - the page's compliance_reader login (fixture)
 
 from .results import D3, A, B, add_exception, put, put_error, user
 
@@ -102,13 +105,11 @@ def test_the_superset_tiles_count_the_same_findings_per_selected_framework(db):
         db.execute("RESET ROLE")
 
 
-def test_the_compliance_page_leads_with_the_headline_and_its_filters_change_it(db, postgres, database, monkeypatch):
+@pytest.mark.usefixtures("reader_conn")
+def test_the_compliance_page_leads_with_the_headline_and_its_filters_change_it(db):
     from plugins import compliance_plugin as cp
-    from tests.ui.test_compliance_page import conn_json
 
     seed(db)
-    monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn_json(postgres, database))
-    monkeypatch.delenv("AIRFLOW_CONN_POSTGRES_DEFAULT", raising=False)
     for params, scope in (({}, ALL), ({"framework": V5}, V5), ({"framework": V3, "account": B}, V3)):
         data = cp.load_compliance(params=params)
         want = headline(db, D3, scope, account_ids=[params["account"]] if "account" in params else None)
@@ -121,16 +122,13 @@ def test_the_compliance_page_leads_with_the_headline_and_its_filters_change_it(d
         assert f"<b>{want.failing:,}</b> open findings" in page
 
 
-def test_the_page_shows_the_whole_reason_and_breaks_an_arn_only_at_its_separators(db, postgres, database,
-                                                                                  monkeypatch):
+@pytest.mark.usefixtures("reader_conn")
+def test_the_page_shows_the_whole_reason_and_breaks_an_arn_only_at_its_separators(db):
     from plugins import compliance_plugin as cp
-    from tests.ui.test_compliance_page import conn_json
 
     reason = "alice has a console password and no MFA device; " * 6 + "fix: enable an MFA device for alice"
     put(db, D3, A, user(A, "alice"), "fail", framework=V3, check_id="1.10", reason=reason)
     db.commit()
-    monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn_json(postgres, database))
-    monkeypatch.delenv("AIRFLOW_CONN_POSTGRES_DEFAULT", raising=False)
     page = cp.render_page(cp.load_compliance(params={}))
     assert f'<td class="reason">{reason.strip()}</td>' in page
     assert "…" not in page[page.index('id="findings"'):]

@@ -148,10 +148,13 @@ def test_the_stackset_template_embeds_the_shipped_discovery_policy():
     resource = load(STACKSET)["Resources"]["PipelineDiscoveryPolicy"]
     assert resource["Type"] == "AWS::IAM::ManagedPolicy"
     document = resource["Properties"]["PolicyDocument"]
-    shipped = load_policy("pipeline-discovery.json", AuditRoleName="IamAuditReadOnly")
+    shipped = load_policy("pipeline-discovery.json", AuditRoleName="IamAuditReadOnly", Partition="aws",
+                          AuditRolePath="/", OrganizationId="o-abcdefghij")
     assume = document["Statement"][-1]
     assert assume["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role${RolePath}${RoleName}"}
-    rendered = [dict(st, Resource=shipped["Statement"][-1]["Resource"]) if st is assume else st
+    assert assume["Condition"] == {"StringEquals": {"aws:ResourceOrgID": {"Ref": "OrganizationId"}}}
+    rendered = [dict(st, Resource=shipped["Statement"][-1]["Resource"],
+                     Condition=shipped["Statement"][-1]["Condition"]) if st is assume else st
                 for st in document["Statement"]]
     assert {**document, "Statement": rendered} == shipped
 

@@ -104,9 +104,11 @@ def write_history(s3, bucket: str, today: date, days: int = HISTORY_DAYS, prefix
     keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=source)
             for o in page.get("Contents", [])]
     manifests = {k: json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read())
-                 for k in keys if k.endswith("/" + layout.MANIFEST)}
-    organisation = layout.organization_key(prefix, today)
-    org_blob = s3.get_object(Bucket=bucket, Key=organisation)["Body"].read() if organisation in keys else None
+                 for k in keys if k.endswith("/" + layout.MANIFEST) and "/account_id=" in k}
+    # the organisation-level objects (account list, tags, OU tree, SCPs, ... and their manifest): the same
+    # on every earlier day, under that day's keys
+    org_objects = {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read()
+                   for k in keys if "/organization/" in k}
     today_data = {}
     for manifest in manifests.values():
         today_data[manifest["account_id"]] = {
@@ -118,9 +120,15 @@ def write_history(s3, bucket: str, today: date, days: int = HISTORY_DAYS, prefix
         target = f"{prefix}/snapshot_date={day}/"
         if day in keep or _real_snapshot(s3, bucket, target):
             continue
-        if org_blob is not None:
-            s3.put_object(Bucket=bucket, Key=layout.organization_key(prefix, day), Body=org_blob,
-                          ServerSideEncryption="AES256")
+        for key, blob in org_objects.items():
+            if key.endswith("/" + layout.MANIFEST):
+                org_manifest = json.loads(blob)
+                for entry in org_manifest.get("datasets", {}).values():
+                    if entry.get("key"):
+                        entry["key"] = entry["key"].replace(source, target)
+                blob = json.dumps({**org_manifest, "snapshot_date": day.isoformat(),
+                                   "run_id": f"{DEMO_RUN_PREFIX}{day}"}).encode()
+            s3.put_object(Bucket=bucket, Key=key.replace(source, target), Body=blob, ServerSideEncryption="AES256")
         for manifest in manifests.values():
             account_id = manifest["account_id"]
             data = as_of(today_data[account_id], days_ago)
@@ -134,8 +142,12 @@ def write_history(s3, bucket: str, today: date, days: int = HISTORY_DAYS, prefix
                     s3.put_object(Bucket=bucket, Key=entry["key"], Body=blob, ServerSideEncryption="AES256")
                 entries[name] = entry
             extracted = datetime.fromisoformat(manifest["extracted_at"]) - timedelta(days=days_ago)
+            covered = dict(manifest)
+            if isinstance(manifest.get("organization"), dict):   # the organisation list it vouches for
+                covered["organization"] = {**manifest["organization"],
+                                           "key": manifest["organization"]["key"].replace(source, target)}
             s3.put_object(Bucket=bucket, Key=layout.manifest_key(prefix, day, account_id),
-                          Body=json.dumps({**manifest, "snapshot_date": day.isoformat(), "datasets": entries,
+                          Body=json.dumps({**covered, "snapshot_date": day.isoformat(), "datasets": entries,
                                            "extracted_at": extracted.isoformat(),
                                            "run_id": f"{DEMO_RUN_PREFIX}{day}"}).encode(),
                           ServerSideEncryption="AES256")
