@@ -942,14 +942,16 @@ def render_page(data: dict[str, Any] | None, error: str | None = None, warning: 
     else:
         shown, total = len(data["findings"]), data["findings_total"]
         body += [
+            # what a person came for first: the headline, the filters, then the worst open findings they
+            # select; the per-framework and per-account tables follow
             _headline_html(data),
             _stale_notice(data),
+            _filter_form(data),
+            f'<section id="open-findings"><h2>Open failing findings <span class="count">(worst severity first, '
+            f'then oldest; {shown} of {total} problems)</span></h2>', _findings_table(data), "</section>",
             '<section><h2>Organisation <span class="count">(all accounts, each at its newest evaluated '
             'snapshot)</span></h2>', _totals(data), "</section>",
-            _filter_form(data),
             "<section><h2>Pass rate per account and framework</h2>", _scores_table(data), "</section>",
-            f'<section><h2>Open failing findings <span class="count">(worst severity first, then oldest; '
-            f'{shown} of {total} problems)</span></h2>', _findings_table(data), "</section>",
             '<section id="manual"><h2>Manual controls: evidence for the assessor <span class="count">(organisation '
             'facts their audit reads; a person decides, never counted as a pass)</span></h2>',
             _evidence_section(data), "</section>",

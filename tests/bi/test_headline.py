@@ -118,7 +118,8 @@ def test_the_compliance_page_leads_with_the_headline_and_its_filters_change_it(d
             (scope, want.passing, want.failing, want.errors, want.muted)
         page = cp.render_page(data)
         top = page[page.index("<body>"):]
-        assert top.index('id="findings-headline"') < top.index('id="totals"')
+        assert top.index('id="findings-headline"') < top.index('id="filters"') < top.index('id="open-findings"') \
+            < top.index('id="totals"') < top.index('id="scores"')   # the worst findings above the tables
         assert f"<b>{want.failing:,}</b> open findings" in page
 
 

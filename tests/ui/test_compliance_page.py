@@ -190,9 +190,10 @@ def test_stale_account_is_marked_never_current(db, reader_conn):
     assert {s["snapshot_date"] for s in data["scores"] if s["account_id"] == DEV} == {DAY1}
     html = cp.render_page(data)
     assert 'id="stale"' in html and "1 account is stale" in html
-    row = html.split(f'data-account="{DEV}"', 1)[1].split("</tr>", 1)[0]
+    scores = html.split('id="scores"', 1)[1]      # the account table (findings rows carry data-account too)
+    row = scores.split(f'data-account="{DEV}"', 1)[1].split("</tr>", 1)[0]
     assert "stale" in row and "1 day old" in row and "current" not in row
-    prod_row = html.split(f'data-account="{PROD}"', 1)[1].split("</tr>", 1)[0]
+    prod_row = scores.split(f'data-account="{PROD}"', 1)[1].split("</tr>", 1)[0]
     assert "stale" not in prod_row and "current" in prod_row
     dev_finding = next(f for f in data["findings"] if f["account_id"] == DEV)
     assert dev_finding["account_stale"]
