@@ -22,7 +22,7 @@ Lineage never fails a task: a dataset that cannot be named is logged and left ou
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -47,30 +47,48 @@ def all_datasets() -> list[str]:
     return list(DATASETS)
 
 
-def postgres_uri(postgres_conn_id: str, schema: str, table: str) -> str:
-    """postgres://host:port/database/schema/table for a table of the connection's database."""
+def postgres_base(postgres_conn_id: str) -> str:
+    """postgres://host:port/database of the connection (one connection lookup)."""
     from airflow.sdk import BaseHook
 
     conn = BaseHook.get_connection(postgres_conn_id)
     host = conn.host or "localhost"
     if host.startswith("/"):       # a Unix socket directory
         host = "localhost"
-    return f"postgres://{host}:{conn.port or 5432}/{conn.schema or 'postgres'}/{schema}/{table}"
+    return f"postgres://{host}:{conn.port or 5432}/{conn.schema or 'postgres'}"
+
+
+def postgres_uri(postgres_conn_id: str, schema: str, table: str) -> str:
+    """postgres://host:port/database/schema/table for a table of the connection's database."""
+    return f"{postgres_base(postgres_conn_id)}/{schema}/{table}"
+
+
+def postgres_uris(postgres_conn_id: str, schema: str, tables: Iterable[str]) -> list[str]:
+    """The URIs of several tables of one schema, for one connection lookup."""
+    base = postgres_base(postgres_conn_id)
+    return [f"{base}/{schema}/{table}" for table in tables]
 
 
 def s3_uri(bucket: str, prefix: str, name: str) -> str:
     return f"s3://{bucket}/{prefix}/{name}"
 
 
-def report(context, inputs: Iterable[str] = (), outputs: Iterable[str] = ()) -> None:
+Uris = Iterable[str] | Callable[[], Iterable[str]]
+
+
+def report(context, inputs: Uris = (), outputs: Uris = ()) -> None:
     """Hand the task's datasets (URIs) to Airflow's hook lineage collector; `context` is the hook or
-    object doing the reading and writing. A no-op without a lineage reader (the OpenLineage provider)."""
+    object doing the reading and writing. A no-op without a lineage reader (the OpenLineage provider):
+    `inputs` and `outputs` may be callables, then the URIs (connection lookups) are made only when
+    lineage is collected."""
     try:
         from airflow.sdk.lineage import NoOpCollector, get_hook_lineage_collector
 
         collector = get_hook_lineage_collector()
         if isinstance(collector, NoOpCollector):
             return
+        inputs = inputs() if callable(inputs) else inputs
+        outputs = outputs() if callable(outputs) else outputs
         for uri in inputs:
             collector.add_input_asset(context=context, uri=uri)
         for uri in outputs:
@@ -83,11 +101,10 @@ def check_lineage(postgres_conn_id: str, needs: Iterable[str]):
     """(inputs, outputs) as OpenLineage datasets of one check task: its staging tables -> the verdicts."""
     from airflow.providers.common.compat.openlineage.facet import Dataset
 
+    authority, _, database = postgres_base(postgres_conn_id).removeprefix("postgres://").partition("/")
+
     def dataset(schema: str, table: str) -> Dataset:
-        uri = postgres_uri(postgres_conn_id, schema, table)
-        _, _, rest = uri.partition("://")
-        authority, _, path = rest.partition("/")
-        return Dataset(namespace=f"postgres://{authority}", name=path.replace("/", "."))
+        return Dataset(namespace=f"postgres://{authority}", name=f"{database}.{schema}.{table}")
 
     inputs = [dataset("iam_stage", t) for t in staging_tables(needs)]
     outputs = [dataset("public", t) for t in VERDICT_TABLES]

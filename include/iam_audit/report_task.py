@@ -32,8 +32,8 @@ def publish_report(plan: dict, postgres_conn_id: str, aws_conn_id: str) -> str:
     from iam_audit.lineage import RESULTS, postgres_uri, report, s3_uri
 
     hook = pipeline_hook(postgres_conn_id)
-    report(hook, inputs=[postgres_uri(postgres_conn_id, "public", RESULTS)],
-           outputs=[s3_uri(config["bucket"], config.get("prefix") or "iam", REPORT_NAME)])
+    report(hook, inputs=lambda: [postgres_uri(postgres_conn_id, "public", RESULTS)],
+           outputs=lambda: [s3_uri(config["bucket"], config.get("prefix") or "iam", REPORT_NAME)])
     conn = hook.get_conn()
     try:
         html = build_report_html(conn, plan["snapshot_date"], warnings=plan.get("warnings") or ())

@@ -57,10 +57,10 @@ def _staging_tables() -> list[str]:
     return list(STAGING_TABLES)
 
 
-def _table(postgres_conn_id: str, schema: str, table: str) -> str:
-    from iam_audit.lineage import postgres_uri
+def _tables(postgres_conn_id: str, schema: str, tables) -> list[str]:
+    from iam_audit.lineage import postgres_uris
 
-    return postgres_uri(postgres_conn_id, schema, table)
+    return postgres_uris(postgres_conn_id, schema, tables)
 
 
 def _report_lineage(context, inputs=(), outputs=()) -> None:
@@ -292,7 +292,7 @@ def extract_batch(plan: dict, accounts: list[dict], aws_conn_id: str, first_try:
     if plan["mode"] == "replay":
         _skip_replay(plan, accounts)
     store = _store(plan, aws_conn_id)
-    _report_lineage(store, outputs=_raw_datasets(plan))
+    _report_lineage(store, outputs=lambda: _raw_datasets(plan))
     done = {} if first_try else {a["account_id"]: s for a in accounts
                                  if (s := _stored_summary(store, plan, a["account_id"]))}
     todo = [a for a in accounts if a["account_id"] not in done]
@@ -396,8 +396,8 @@ def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_con
         raise LoadError("account discovery did not finish: nothing to load")
     hook = pipeline_hook(postgres_conn_id)
     store = _store(plan, aws_conn_id)
-    _report_lineage(hook, inputs=_raw_datasets(plan),
-                    outputs=[_table(postgres_conn_id, "iam_stage", t) for t in _staging_tables()])
+    _report_lineage(hook, inputs=lambda: _raw_datasets(plan),
+                    outputs=lambda: _tables(postgres_conn_id, "iam_stage", _staging_tables()))
     # Another run of the same date (scheduler, make run, a backfill) must not write in between.
     with snapshot_date_lock(hook.get_conn, plan["snapshot_date"]):
         shrink = None
@@ -460,7 +460,7 @@ def summarize(plan: dict, accounts: list[dict] | None, postgres_conn_id: str, al
 
     account_ids = [a["account_id"] for a in accounts or []]
     hook = pipeline_hook(postgres_conn_id)
-    _report_lineage(hook, inputs=[_table(postgres_conn_id, "public", "aws_policy_results")])
+    _report_lineage(hook, inputs=lambda: _tables(postgres_conn_id, "public", ["aws_policy_results"]))
     conn = hook.get_conn()
     try:
         summary = build_summary(conn, plan["snapshot_date"], account_ids or None)

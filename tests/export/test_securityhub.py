@@ -97,10 +97,11 @@ def test_the_emulator_refuses_a_batch_of_more_than_a_hundred(hub):
 
 
 def test_throttling_is_retried_without_duplicates(db, ledger, hub, emulator):
+    """Security Hub throttles with LimitExceededException, HTTP 429 (botocore's model of BatchImportFindings)."""
     client, receiver = hub
     history(db)
     emulator.set_faults([{"account_id": MANAGEMENT, "service": "securityhub", "action": "BatchImportFindings",
-                          "error": "TooManyRequestsException", "times": 2}])
+                          "error": "LimitExceededException", "times": 2}])
     try:
         assert send(db, ledger, client, D3, receiver, "run", at(D3)).sent == 6
     finally:

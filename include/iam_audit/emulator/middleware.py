@@ -31,6 +31,7 @@ STATUS = {
     "Throttling": 400,
     "ThrottlingException": 400,
     "TooManyRequestsException": 429,
+    "LimitExceededException": 429,   # Security Hub's throttling (botocore: BatchImportFindings errors)
     "RequestLimitExceeded": 503,
     "SlowDown": 503,
     "ServiceUnavailable": 503,

@@ -113,23 +113,7 @@ def verify_raw_objects(conn, read: Callable[[str], bytes], prefix: str, snapshot
                           "run_id": manifest.get("run_id"), "extracted_at": manifest.get("extracted_at"),
                           "matches_live_load_digest": at_load(key, blob)})
         org_hashes.add((manifest.get("organization") or {}).get("sha256"))
-        for dataset, entry in sorted(manifest.get("datasets", {}).items()):
-            if "key" not in entry:
-                continue
-            recorded = entry.get("sha256")
-            if not isinstance(recorded, str):
-                raise EvidenceIntegrityError(f"{key} records no SHA-256 for {entry['key']} (a manifest of "
-                                             "format 1): the object cannot be checked")
-            try:
-                data = read(entry["key"])
-            except LookupError:
-                raise EvidenceIntegrityError(f"{entry['key']} (listed in {key}) is missing") from None
-            if _sha256(data) != recorded:
-                raise EvidenceIntegrityError(
-                    f"{entry['key']} does not match its manifest {key}: recorded SHA-256 {recorded}, read "
-                    f"{_sha256(data)}; the object was changed after the run wrote it")
-            objects.append({"key": entry["key"], "account_id": account_id, "dataset": dataset,
-                            "sha256": recorded, "bytes": len(data)})
+        objects += _listed_objects(read, key, manifest, account_id)
     org_objects, org_manifest = _verify_organisation(read, prefix, snapshot_date)
     objects += org_objects
     if org_manifest:
@@ -151,6 +135,29 @@ def verify_raw_objects(conn, read: Callable[[str], bytes], prefix: str, snapshot
             "accounts_without_snapshot": without}
 
 
+def _listed_objects(read: Callable[[str], bytes], key: str, manifest: dict, account_id: str | None) -> list[dict]:
+    """Every object a manifest lists, read back and matched to the SHA-256 it records there."""
+    objects = []
+    for dataset, entry in sorted(manifest.get("datasets", {}).items()):
+        if "key" not in entry:
+            continue
+        recorded = entry.get("sha256")
+        if not isinstance(recorded, str):
+            raise EvidenceIntegrityError(f"{key} records no SHA-256 for {entry['key']} (a manifest of "
+                                         "format 1): the object cannot be checked")
+        try:
+            data = read(entry["key"])
+        except LookupError:
+            raise EvidenceIntegrityError(f"{entry['key']} (listed in {key}) is missing") from None
+        if _sha256(data) != recorded:
+            raise EvidenceIntegrityError(
+                f"{entry['key']} does not match its manifest {key}: recorded SHA-256 {recorded}, read "
+                f"{_sha256(data)}; the object was changed after the run wrote it")
+        objects.append({"key": entry["key"], "account_id": account_id, "dataset": dataset,
+                        "sha256": recorded, "bytes": len(data)})
+    return objects
+
+
 def _verify_organisation(read: Callable[[str], bytes], prefix: str, snapshot_date: date) -> tuple[list, dict | None]:
     """The organisation data sets (OU tree, SCPs and RCPs, ...) against organization/_manifest.json;
     nothing when the date has no organisation snapshot (dates collected before it existed)."""
@@ -167,22 +174,7 @@ def _verify_organisation(read: Callable[[str], bytes], prefix: str, snapshot_dat
         raise EvidenceIntegrityError(f"{key} is not valid JSON") from None
     if manifest.get("incomplete"):
         raise EvidenceIntegrityError(f"{key} is an incomplete organisation manifest")
-    objects = []
-    for dataset, entry in sorted(manifest.get("datasets", {}).items()):
-        if "key" not in entry:
-            continue
-        if not isinstance(entry.get("sha256"), str):
-            raise EvidenceIntegrityError(f"{key} records no SHA-256 for {entry['key']}: the object cannot be checked")
-        try:
-            data = read(entry["key"])
-        except LookupError:
-            raise EvidenceIntegrityError(f"{entry['key']} (listed in {key}) is missing") from None
-        if _sha256(data) != entry["sha256"]:
-            raise EvidenceIntegrityError(
-                f"{entry['key']} does not match its manifest {key}: recorded SHA-256 {entry['sha256']}, read "
-                f"{_sha256(data)}; the object was changed after the run wrote it")
-        objects.append({"key": entry["key"], "account_id": None, "dataset": dataset, "sha256": entry["sha256"],
-                        "bytes": len(data)})
+    objects = _listed_objects(read, key, manifest, None)
     return objects, {"key": key, "account_id": None, "sha256": _sha256(blob), "bytes": len(blob),
                      "run_id": manifest.get("run_id"), "extracted_at": manifest.get("collected_at")}
 

@@ -53,7 +53,7 @@ from iam_audit.export.ocsf import (
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100                 # BatchImportFindings: 1 to 100 findings per request
-MAX_CONCURRENT_BATCHES = 3       # AWS's rate for it is 10 requests per second, burst 30
+MAX_CONCURRENT_BATCHES = 3       # AWS: 10 requests per second, burst 30; over it LimitExceededException
 SCHEMA_VERSION = "2018-10-08"
 STATUS = {"fail": "FAILED", "error": "NOT_AVAILABLE", "pass": "PASSED"}
 RESOURCE_TYPES = {"iam_user": "AwsIamUser", "iam_role": "AwsIamRole", "iam_policy": "AwsIamPolicy",

@@ -17,19 +17,18 @@ def _lineage(hook, postgres_conn_id: str, config: dict, output: str) -> None:
     """aws_policy_results -> s3://<bucket>/<prefix>/<output> (iam_audit.lineage)."""
     from iam_audit.lineage import RESULTS, postgres_uri, report, s3_uri
 
-    report(hook, inputs=[postgres_uri(postgres_conn_id, "public", RESULTS)],
-           outputs=[s3_uri(config["bucket"], config.get("prefix") or "iam", output)])
+    report(hook, inputs=lambda: [postgres_uri(postgres_conn_id, "public", RESULTS)],
+           outputs=lambda: [s3_uri(config["bucket"], config.get("prefix") or "iam", output)])
 
 
 def export_ocsf(plan: dict, postgres_conn_id: str, aws_conn_id: str) -> dict:
     from iam_audit.database import pipeline_hook
     from iam_audit.export.ocsf import export_to_s3
-    from iam_audit.raw_store import S3RawStore
+    from iam_audit.tasks import _store
 
     config = plan["config"]
     snapshot_date = date.fromisoformat(str(plan["snapshot_date"]))
-    store = S3RawStore(config["bucket"], aws_conn_id=aws_conn_id, kms_key_id=config.get("kms_key_id"),
-                       expected_owner=config.get("bucket_owner"))
+    store = _store(plan, aws_conn_id)
     _lineage(store.hook, postgres_conn_id, config, "exports/ocsf")
     conn = pipeline_hook(postgres_conn_id).get_conn()
     try:
@@ -78,7 +77,7 @@ def build_evidence_pack(plan: dict, postgres_conn_id: str, aws_conn_id: str, wan
 
     from iam_audit.database import pipeline_hook
     from iam_audit.export.evidence import build_pack, evidence_key
-    from iam_audit.raw_store import S3RawStore
+    from iam_audit.tasks import _store
 
     if not wanted:
         log.info("no evidence pack asked for (trigger param evidence_pack; make evidence DATE=... builds one)")
@@ -86,8 +85,7 @@ def build_evidence_pack(plan: dict, postgres_conn_id: str, aws_conn_id: str, wan
     config = plan["config"]
     prefix = config.get("prefix") or "iam"
     snapshot_date = date.fromisoformat(str(plan["snapshot_date"]))
-    store = S3RawStore(config["bucket"], aws_conn_id=aws_conn_id, kms_key_id=config.get("kms_key_id"),
-                       expected_owner=config.get("bucket_owner"))
+    store = _store(plan, aws_conn_id)
     _lineage(store.hook, postgres_conn_id, config, "exports/evidence")
     conn = pipeline_hook(postgres_conn_id).get_conn()
     with tempfile.TemporaryDirectory(prefix="iam-audit-evidence-") as tmp:
