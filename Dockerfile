@@ -1,5 +1,6 @@
-# The project's images for docker-compose.yaml. DAGs, plugins, include/ and sql/ are mounted,
-# not copied (.dockerignore keeps tests and local state out of the build context).
+# The project's images for docker-compose.yaml. The iam-audit package is installed from src/ as a
+# user's Airflow installs it (its SQL is package data, its page an entry point); dags/ is mounted.
+# .dockerignore keeps tests and local state out of the build context.
 #
 #   runtime   the official Airflow image plus what the pipeline runs with
 #             (requirements-runtime.in, at the versions locked in requirements.txt)
@@ -17,9 +18,13 @@ RUN grep -vE '^(pgserver)==' /tmp/requirements.txt > /tmp/constraints.txt \
     && rm /tmp/requirements-runtime.in /tmp/requirements.txt /tmp/constraints.txt \
     && mkdir -p /opt/airflow/auth && chmod 0770 /opt/airflow/auth
 
-ENV PYTHONPATH=/opt/airflow/include
+COPY --chown=airflow:0 pyproject.toml /opt/iam-audit/
+COPY --chown=airflow:0 src /opt/iam-audit/src
+RUN pip install --no-cache-dir --no-deps /opt/iam-audit
 
 FROM runtime AS emulator
 
 COPY requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir "moto[server]==5.2.5" -c /tmp/requirements.txt && rm /tmp/requirements.txt
+COPY --chown=airflow:0 tools /opt/iam-audit/tools
+RUN pip install --no-cache-dir "moto[server]==5.2.5" -c /tmp/requirements.txt && rm /tmp/requirements.txt \
+    && pip install --no-cache-dir --no-deps /opt/iam-audit/tools

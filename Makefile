@@ -4,7 +4,6 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-export PYTHONPATH := $(CURDIR)/include
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help install demo test test-mutations test-extended test-scheduler test-distributed install-distributed test-ui install-ui lint run preflight backfill airflow sql stop export-ocsf evidence bench clean
@@ -39,16 +38,19 @@ help:
 	@echo "make install    create .venv and install requirements.txt"
 	@echo "make help       this list"
 
-$(INSTALLED): requirements.txt pyproject.toml
+$(INSTALLED): requirements.txt pyproject.toml tools/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 12), "Python 3.11 or 3.12 is required (pgserver has no wheels for newer versions); set PYTHON=/path/to/python3.11"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements.txt
+	# The package (src/iam_audit) and the dev tools (tools/iam_audit_dev), editable: imports need no PYTHONPATH
+	# and the Compliance page registers through the package's airflow.plugins entry point.
+	$(BIN)/pip install -q --no-deps -e . -e tools
 	touch $@
 
 install: $(INSTALLED)
 
 demo: install
-	$(BIN)/python -m iam_audit.devenv.demo
+	$(BIN)/python -m iam_audit_dev.devenv.demo
 
 lint: install
 	$(BIN)/ruff check .
@@ -97,37 +99,37 @@ test-ui: install-ui
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m ui tests/ui
 
 run: install
-	$(BIN)/python -m iam_audit.devenv.cli run
+	$(BIN)/python -m iam_audit_dev.devenv.cli run
 
 preflight: install
-	$(BIN)/python -m iam_audit.devenv.cli preflight
+	$(BIN)/python -m iam_audit_dev.devenv.cli preflight
 
 REPROCESS ?= completed
 backfill: install
 	@test -n "$(START)" -a -n "$(END)" || { echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD [REPROCESS=completed|failed|none]"; exit 2; }
-	$(BIN)/python -m iam_audit.devenv.cli backfill $(START) $(END) --reprocess $(REPROCESS)
+	$(BIN)/python -m iam_audit_dev.devenv.cli backfill $(START) $(END) --reprocess $(REPROCESS)
 
 airflow: install
-	$(BIN)/python -m iam_audit.devenv.cli ui
+	$(BIN)/python -m iam_audit_dev.devenv.cli ui
 
 # Q= one query; F= a file; neither: standard input when it is not a terminal, else interactive psql.
 # Q travels in the environment, never through the shell: quotes and newlines in it are safe.
 sql: export IAM_AUDIT_SQL_QUERY := $(Q)
 sql: install
-	@$(BIN)/python -m iam_audit.devenv.cli sql $(if $(Q),--command "$$IAM_AUDIT_SQL_QUERY") $(if $(F),--file "$(F)")
+	@$(BIN)/python -m iam_audit_dev.devenv.cli sql $(if $(Q),--command "$$IAM_AUDIT_SQL_QUERY") $(if $(F),--file "$(F)")
 
 stop: install
-	$(BIN)/python -m iam_audit.devenv.cli stop
+	$(BIN)/python -m iam_audit_dev.devenv.cli stop
 
 # An auditor's evidence pack of a stored date (CSV, printable summary, hashed raw objects), folder and zip.
 evidence: install
 	@test -n "$(DATE)" || { echo "usage: make evidence DATE=YYYY-MM-DD [FRAMEWORK=cis_v3.0.0] [OUT=dir]"; exit 2; }
-	$(BIN)/python -m iam_audit.devenv.cli evidence $(DATE) $(if $(FRAMEWORK),--framework "$(FRAMEWORK)") $(if $(OUT),--out "$(OUT)")
+	$(BIN)/python -m iam_audit_dev.devenv.cli evidence $(DATE) $(if $(FRAMEWORK),--framework "$(FRAMEWORK)") $(if $(OUT),--out "$(OUT)")
 
 # A stored date's verdicts as OCSF 1.6.0 Compliance Findings (JSON Lines, gzip) from the embedded database.
 export-ocsf: install
 	@test -n "$(DATE)" || { echo "usage: make export-ocsf DATE=YYYY-MM-DD [OUT=file]"; exit 2; }
-	$(BIN)/python -m iam_audit.devenv.cli export-ocsf $(DATE) $(if $(OUT),--out "$(OUT)")
+	$(BIN)/python -m iam_audit_dev.devenv.cli export-ocsf $(DATE) $(if $(OUT),--out "$(OUT)")
 
 # the Prowler the comparisons of docs/performance.md were measured with; another version is reinstalled
 PROWLER_VERSION := 5.46.0

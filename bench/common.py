@@ -112,7 +112,7 @@ def postgres():
     """The benchmark's own embedded PostgreSQL (started once, left running like the demo's)."""
     global _PG
     if _PG is None:
-        from iam_audit.devenv.postgres import start_postgres
+        from iam_audit_dev.devenv.postgres import start_postgres
 
         _PG = start_postgres(STATE_DIR / "pg")
     return _PG
@@ -138,7 +138,7 @@ class EmulatedOrg:
     """A fresh emulator process seeded with an organisation; stop() ends it."""
 
     def __init__(self, accounts: int, users: int, seed: int = 42):
-        from iam_audit.emulator.process import start_emulator
+        from iam_audit_dev.emulator.process import start_emulator
 
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()

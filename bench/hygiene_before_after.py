@@ -2,8 +2,8 @@
 
     nice -n 19 .venv/bin/python bench/hygiene_before_after.py <tree> <accounts> <users> <tag>
 
-<tree> is a checkout (or `git archive <commit> include sql bench` unpacked) whose include/ and
-sql/ are used; run it once for the branch point and once for the branch, same sizes, to get
+<tree> is a checkout (or `git archive <commit> src bench` unpacked) whose src/iam_audit/
+(with its sql/) is used; run it once for the branch point and once for the branch, same sizes, to get
 docs/iam-hygiene-benchmark.md's before/after columns. Prints one JSON line. Uses its own
 embedded PostgreSQL in /tmp/h29bench/pg (left running, as bench/common.py's is).
 """
@@ -13,13 +13,14 @@ import sys
 import time
 
 tree, accounts, users, tag = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-sys.path[:0] = [f"{tree}/include", f"{tree}/bench"]
+sys.path[:0] = [f"{tree}/src", f"{tree}/tools", f"{tree}/bench"]
 
 import psycopg  # noqa: E402
-from iam_audit.catalogue import load_catalogue  # noqa: E402
-from iam_audit.database import apply_schema, run_check  # noqa: E402
-from iam_audit.devenv.postgres import start_postgres  # noqa: E402
+from iam_audit_dev.devenv.postgres import start_postgres  # noqa: E402
 from stage_checks import build_snapshot  # noqa: E402
+
+from iam_audit.database import apply_schema, run_check  # noqa: E402
+from iam_audit.evaluate.catalogue import load_catalogue  # noqa: E402
 
 pg = start_postgres("/tmp/h29bench/pg")
 name = f"hb_{tag}"

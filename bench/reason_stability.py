@@ -8,7 +8,7 @@ write. Prints the history intervals day 2 started, per logic, and how many of th
 keep the status (the reason alone changed). With reasons free of ages, only resources
 whose date crossed a threshold during the day start one.
 
-    cd bench && PYTHONPATH=../include ../.venv/bin/python reason_stability.py \
+    cd bench && ../.venv/bin/python reason_stability.py \
         --accounts 30 --users 100 [--commit c3b906a]
 """
 
@@ -30,20 +30,20 @@ DAY_1, DAY_2 = date(2026, 11, 1), date(2026, 11, 2)
 
 
 def check_templates(commit: str | None) -> jinja2.Environment:
-    sql_dir = BENCH_DIR.parent / "sql"
+    sql_dir = BENCH_DIR.parent / "src" / "iam_audit" / "sql"
     if commit:
-        tree = subprocess.run(["git", "-C", str(BENCH_DIR.parent), "archive", commit, "sql"],
+        tree = subprocess.run(["git", "-C", str(BENCH_DIR.parent), "archive", commit, "src/iam_audit/sql"],
                               check=True, capture_output=True).stdout
         target = Path(tempfile.mkdtemp(prefix="reason-stability-"))
         with tarfile.open(fileobj=BytesIO(tree)) as archive:
             archive.extractall(target, filter="data")
-        sql_dir = target / "sql"
+        sql_dir = target / "src" / "iam_audit" / "sql"
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(sql_dir)), undefined=jinja2.StrictUndefined,
                               keep_trailing_newline=True)
 
 
 def stage_two_days(conn, accounts: int, users: int) -> None:
-    from iam_audit.load import STAGING_TABLES
+    from iam_audit.ingest.load import STAGING_TABLES
 
     sql = (BENCH_DIR / "synthetic.sql").read_text()
     sql = sql.replace("{accounts}", str(accounts)).replace("{users}", str(users)).replace("{date}", str(DAY_1))
@@ -63,13 +63,13 @@ def stage_two_days(conn, accounts: int, users: int) -> None:
 
 
 def main() -> None:
-    from iam_audit.catalogue import load_catalogue
     from iam_audit.database import check_parameters, split_statements
+    from iam_audit.evaluate.catalogue import load_catalogue
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=30)
     parser.add_argument("--users", type=int, default=100)
-    parser.add_argument("--commit", help="take sql/ from this commit instead of the work tree")
+    parser.add_argument("--commit", help="take src/iam_audit/sql/ from this commit instead of the work tree")
     args = parser.parse_args()
     env = check_templates(args.commit)
     conn = fresh_database("iam_bench_reason_stability")
@@ -93,7 +93,7 @@ def main() -> None:
          AND p.resource_id = n.resource_id AND p.valid_from = %s
         WHERE n.valid_from = %s
         GROUP BY 1 ORDER BY 2 DESC""", (DAY_1, DAY_2)).fetchall()
-    print(f"sql/ of {args.commit or 'the work tree'}, {args.accounts} x {args.users}: "
+    print(f"src/iam_audit/sql/ of {args.commit or 'the work tree'}, {args.accounts} x {args.users}: "
           f"{current} current intervals; day 2 started {sum(r[1] for r in rows)} "
           f"({sum(r[2] for r in rows)} with an unchanged status: the reason alone changed); "
           f"checks of both days {time.perf_counter() - started:.0f} s")

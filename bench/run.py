@@ -7,7 +7,7 @@ Stages (all on the benchmark's own PostgreSQL under bench/.state/ and fresh emul
   scale   discovery + extraction of a large organisation (real code, thread pool), wall and memory
   e2e     the DAG on LocalExecutor vs Prowler on the same emulated organisation
   curve   extraction and checks at several sizes (how cost grows with accounts and users)
-  standin extraction of N accounts against the fast AWS stand-in (iam_audit.standin): requests/s it
+  standin extraction of N accounts against the fast AWS stand-in (iam_audit_dev.standin): requests/s it
           serves alone, CPU-seconds per account of the extracting process, wall time
   dagscale the whole DAG (devenv services; LocalExecutor or --executor CeleryExecutor with
           --celery-workers) against the stand-in at N mapped accounts: wall time per phase, scheduler

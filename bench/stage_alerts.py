@@ -67,7 +67,7 @@ def _checks(conn, day: date, logics, frameworks) -> float:
 
 
 def _run_alerts(conn, rules, day: date) -> tuple[float, object]:
-    from iam_audit import alerts
+    from iam_audit.alerting import alerts
 
     t0 = time.perf_counter()
     result = alerts.run_alerts(conn, rules, alerts.Routes(default=["webhook"]), day.isoformat(), f"bench-{day}",
@@ -76,10 +76,11 @@ def _run_alerts(conn, rules, day: date) -> tuple[float, object]:
 
 
 def run_alerts_bench(accounts: int, users: int, days: int, churn_pct: float) -> dict:
-    from iam_audit import alerts
-    from iam_audit.catalogue import load_catalogue
     from stage_checks import build_snapshot
     from stage_history import stage_copy
+
+    from iam_audit.alerting import alerts
+    from iam_audit.evaluate.catalogue import load_catalogue
 
     catalogue = load_catalogue()
     logics = [c.logic for c in catalogue.checks]

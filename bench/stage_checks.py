@@ -145,8 +145,8 @@ class _Rollback(Exception):
 # ---- stage ------------------------------------------------------------------------------
 
 def run_checks(accounts: int, users: int, with_plans: bool = True) -> dict:
-    from iam_audit.catalogue import load_catalogue
     from iam_audit.database import check_parameters, run_check
+    from iam_audit.evaluate.catalogue import load_catalogue
 
     snapshot_date = date.today().isoformat()
     catalogue = load_catalogue()

@@ -1,6 +1,6 @@
 """Stage `dagscale`: the whole aws_iam_cis DAG against the AWS stand-in, at N mapped accounts.
 
-Airflow is started the project's way (iam_audit.devenv.stack.Stack.airflow_env, runner.migrate,
+Airflow is started the project's way (iam_audit_dev.devenv.stack.Stack.airflow_env, runner.migrate,
 devenv.services.start: scheduler, DAG processor, API server; LocalExecutor, or CeleryExecutor with a
 Redis broker and `celery_workers` Celery workers), on the benchmark's PostgreSQL (metadata database
 and compliance database of their own). Optionally a no-op DAG of `noop_tasks` mapped tasks runs first
@@ -44,7 +44,7 @@ NOOP_DAG_ID = "bench_noop"
 
 
 def _engine(env: dict):
-    from iam_audit.devenv.runner import metadata_url
+    from iam_audit_dev.devenv.runner import metadata_url
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
@@ -52,7 +52,7 @@ def _engine(env: dict):
 
 
 def _task_instances(env: dict, run_id: str, dag_id: str | None = None) -> list[dict]:
-    from iam_audit.devenv.runner import DAG_ID
+    from iam_audit_dev.devenv.runner import DAG_ID
     from sqlalchemy import text
 
     engine = _engine(env)
@@ -236,9 +236,9 @@ def run_dag_scale(accounts: int, users: int = 50, parallelism: int = 4, executor
                   pool_slots: int = 16, timeout: float = 3600) -> dict:
     import psycopg
     from common import fresh_database
-    from iam_audit.devenv import services as services_mod
-    from iam_audit.devenv.runner import DAG_ID, migrate
-    from iam_audit.devenv.stack import PROJECT_ROOT, Stack
+    from iam_audit_dev.devenv import services as services_mod
+    from iam_audit_dev.devenv.runner import DAG_ID, migrate
+    from iam_audit_dev.devenv.stack import PROJECT_ROOT, Stack
     from stage_e2e import NOOP_DAG
     from stage_standin import StandInOrg
 

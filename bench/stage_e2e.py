@@ -1,6 +1,6 @@
 """End to end: the DAG on a real parallel executor against Prowler, on the same emulated organisation.
 
-Airflow: started by iam_audit.devenv.services (the project's one way to start it): metadata in a
+Airflow: started by iam_audit_dev.devenv.services (the project's one way to start it): metadata in a
 PostgreSQL database of the benchmark's server, LocalExecutor with `parallelism` workers (or
 CeleryExecutor: Redis and `--celery-workers` workers sharing `parallelism` slots), `airflow api-server`
 for the Execution API (shared JWT secret), `airflow scheduler` + `airflow dag-processor`; each run is
@@ -55,7 +55,7 @@ bench_noop()
 
 
 def _free_port() -> int:
-    from iam_audit.emulator.process import free_port
+    from iam_audit_dev.emulator.process import free_port
 
     return free_port()
 
@@ -69,12 +69,12 @@ def _fresh_db(name: str) -> None:
 
 
 class AirflowStack:
-    """Airflow for the benchmark, started the project's one way (iam_audit.devenv.services): the
+    """Airflow for the benchmark, started the project's one way (iam_audit_dev.devenv.services): the
     scheduler, the DAG processor and the API server, plus Redis and Celery workers with CeleryExecutor."""
 
     def __init__(self, org: EmulatedOrg, parallelism: int, noop_tasks: int, executor: str = "LocalExecutor",
                  celery_workers: int = 2):
-        from iam_audit.devenv.runner import migrate  # noqa: F401 - fail early without PYTHONPATH=include
+        from iam_audit_dev.devenv.runner import migrate  # noqa: F401 - fail early without make install
 
         self.home = STATE_DIR / "airflow-e2e"
         shutil.rmtree(self.home, ignore_errors=True)
@@ -104,9 +104,8 @@ class AirflowStack:
             "AIRFLOW_CONN_POSTGRES_DEFAULT": pg.airflow_conn_json(COMPLIANCE_DB),
             "IAM_AUDIT_TASK_RETRIES": "0",
             "IAM_AUDIT_RETRY_DELAY_SECONDS": "1",
-            # The DAG's AWS tasks run in this pool (dags/aws_iam_cis.py); as many slots as the DAG can use.
+            # The DAG's AWS tasks run in this pool (src/iam_audit/dag.py); as many slots as the DAG can use.
             "IAM_AUDIT_AWS_POOL_SLOTS": "128",
-            "PYTHONPATH": str(PROJECT / "include"),
         }
 
     def airflow(self, *args, log_name: str | None = None, check=True) -> subprocess.CompletedProcess:
@@ -120,8 +119,8 @@ class AirflowStack:
     def start(self) -> dict:
         """db migrate (and the pool), then every component at once; the API server's start is timed
         until it answers (the scheduler and DAG processor start alongside it)."""
-        from iam_audit.devenv import services as services_mod
-        from iam_audit.devenv.runner import migrate
+        from iam_audit_dev.devenv import services as services_mod
+        from iam_audit_dev.devenv.runner import migrate
 
         t0 = time.perf_counter()
         migrate(self.env)

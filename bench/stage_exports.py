@@ -57,8 +57,8 @@ def _child(kind: str, day: str, out: Path) -> dict:
 
 
 def run_exports(accounts: int, users: int) -> dict:
-    from iam_audit.catalogue import load_catalogue
     from iam_audit.database import run_check
+    from iam_audit.evaluate.catalogue import load_catalogue
 
     day = date.today().isoformat()
     catalogue = load_catalogue()

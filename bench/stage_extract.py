@@ -126,7 +126,8 @@ class CpuBreakdown:
     def install(self):
         import boto3.session
         import botocore.session
-        from iam_audit import extract
+
+        from iam_audit.ingest import extract
 
         undo = [self._wrap(botocore.session.Session, "__init__", "sessions"),
                 self._wrap(boto3.session.Session, "__init__", "sessions"),
@@ -145,8 +146,8 @@ class CpuBreakdown:
 
 def bench_plan(bucket: str, run_id: str = "bench") -> dict:
     """The plan dict tasks.plan_run returns, for a live run of today over every account."""
-    from iam_audit.catalogue import load_catalogue
     from iam_audit.config import DEFAULT_PREFIX, DEFAULT_ROLE_NAME
+    from iam_audit.evaluate.catalogue import load_catalogue
 
     return {
         "snapshot_date": date.today().isoformat(), "run_id": run_id, "mode": "live",
@@ -169,7 +170,7 @@ def _in_process_airflow_env(org: EmulatedOrg):
 
 
 def _budget_inputs(prepared) -> dict:
-    from iam_audit.transform import COLUMNS
+    from iam_audit.ingest.transform import COLUMNS
 
     cols = COLUMNS["credential_report"]
     k1, k2, root = (cols.index("access_key_1_last_rotated"), cols.index("access_key_2_last_rotated"),
@@ -185,8 +186,8 @@ def run_extraction(accounts: int, users: int, workers: int, prepare: int | None 
                    keep_prepared: bool = False, time_limit: float | None = None) -> tuple[dict, list]:
     """Seed an organisation, discover, extract every account; returns (result, prepared accounts)."""
     from iam_audit import tasks
-    from iam_audit.load import prepare_account
-    from iam_audit.raw_store import S3RawStore
+    from iam_audit.ingest.load import prepare_account
+    from iam_audit.ingest.raw_store import S3RawStore
 
     result: dict = {"accounts": accounts, "users_per_account": users, "workers": workers}
     log(f"extract: seeding {accounts} accounts x {users} users")

@@ -150,7 +150,7 @@ class _RecordingCursor:
 
 
 class _PageHook:
-    """Hands the page (plugins/compliance_plugin.py) the bench connection: its statements
+    """Hands the page (src/iam_audit/web/plugin.py) the bench connection: its statements
     run exactly as the page builds them (values from the data, filters as on the page)."""
 
     def __init__(self, conn, into: list):
@@ -176,8 +176,8 @@ class _PageHook:
 
 def page_queries(conn, filters: dict | None = None) -> dict[str, tuple[str, dict, list[str]]]:
     """The statements of one Compliance page load, named by the page's QUERIES keys."""
-    spec = importlib.util.spec_from_file_location("compliance_plugin", BENCH_DIR.parent / "plugins" /
-                                                  "compliance_plugin.py")
+    spec = importlib.util.spec_from_file_location("compliance_plugin", BENCH_DIR.parent / "src" / "iam_audit" /
+                                                  "web" / "plugin.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     recorded: list = []
@@ -205,6 +205,7 @@ def page_queries(conn, filters: dict | None = None) -> dict[str, tuple[str, dict
 
 def legacy_env():
     import jinja2
+
     from iam_audit.paths import SQL_DIR
 
     legacy = (BENCH_DIR.parent / "tests" / "history" / "legacy_check.sql").read_text()
@@ -263,7 +264,7 @@ def run_checks_both(conn, day: date, env, logics, frameworks) -> dict:
 
 
 def stage_copy(conn, source: date, target: date, churn_pct: float) -> None:
-    from iam_audit.load import STAGING_TABLES
+    from iam_audit.ingest.load import STAGING_TABLES
 
     with conn.transaction():
         for table in STAGING_TABLES:
@@ -302,8 +303,9 @@ SELECT aws_policy_store_evaluation(%(day)s, 'synthetic-' || %(day)s);
 
 
 def run_history(accounts: int, users: int, days: int, churn_pct: float, retention_keep: int | None = None) -> dict:
-    from iam_audit.catalogue import load_catalogue
     from stage_checks import build_snapshot
+
+    from iam_audit.evaluate.catalogue import load_catalogue
 
     catalogue = load_catalogue()
     logics = [c.logic for c in catalogue.checks]
@@ -383,10 +385,11 @@ def history_rows(conn) -> dict:
 
 
 def measure_retention(conn, newest: date, keep_days: int, rows_before: dict) -> dict:
-    """Retention through the pipeline's own step (include/iam_audit/retention.py), on a connection of
+    """Retention through the pipeline's own step (src/iam_audit/evaluate/retention.py), on a connection of
     its own as the task uses it (it commits step by step); sizes after VACUUM."""
     from common import postgres
-    from iam_audit.retention import expire_history
+
+    from iam_audit.evaluate.retention import expire_history
 
     t0 = time.perf_counter()
     with postgres().connect(HISTORY_DB) as own:
@@ -464,6 +467,7 @@ def finish_history(retention_keep: int | None = None, log_path: str | None = Non
     import re
 
     from common import postgres
+
     from iam_audit.database import apply_schema
 
     out: dict = {}

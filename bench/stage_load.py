@@ -23,7 +23,7 @@ def clone_accounts(prepared: list, accounts: int) -> list:
 
 
 def _truncate(conn) -> None:
-    from iam_audit.load import STAGING_TABLES
+    from iam_audit.ingest.load import STAGING_TABLES
 
     conn.execute("TRUNCATE " + ", ".join(f"iam_stage.{t}" for t in STAGING_TABLES))
     conn.commit()
@@ -31,7 +31,7 @@ def _truncate(conn) -> None:
 
 def _raw_copy(conn, snapshot_date: str, accounts: list) -> None:
     """One transaction, one COPY per table for every account's rows: the floor write_account is held to."""
-    from iam_audit.transform import COLUMNS
+    from iam_audit.ingest.transform import COLUMNS
 
     with conn.transaction(), conn.cursor() as cur:
         with cur.copy("COPY iam_stage.accounts (snapshot_date, account_id, account_name, extracted_at, run_id, "
@@ -57,7 +57,7 @@ def _raw_copy(conn, snapshot_date: str, accounts: list) -> None:
 def _write_account(conn, snapshot_date: str, accounts: list) -> None:
     """The shipped path: load.write_accounts in batches of 25 accounts, as pipeline.load_snapshot does
     (one transaction per batch; each account all-or-nothing)."""
-    from iam_audit.load import write_accounts
+    from iam_audit.ingest.load import write_accounts
 
     for start in range(0, len(accounts), 25):
         write_accounts(conn, snapshot_date, accounts[start:start + 25])
@@ -65,7 +65,7 @@ def _write_account(conn, snapshot_date: str, accounts: list) -> None:
 
 def _write_account_single(conn, snapshot_date: str, accounts: list) -> None:
     """Before change B: one transaction per account."""
-    from iam_audit.load import write_account
+    from iam_audit.ingest.load import write_account
 
     for p in accounts:
         write_account(conn, snapshot_date, p)
@@ -74,7 +74,7 @@ def _write_account_single(conn, snapshot_date: str, accounts: list) -> None:
 def _write_account_sync_off(conn, snapshot_date: str, accounts: list) -> None:
     """PROTOTYPE: write_account unchanged, but each account's transaction commits without waiting for
     the WAL flush (SET LOCAL synchronous_commit = off). Still one transaction per account."""
-    from iam_audit.load import write_account
+    from iam_audit.ingest.load import write_account
 
     for p in accounts:
         with conn.transaction():

@@ -1,4 +1,4 @@
-"""Stage `standin`: extraction of many accounts against the fast AWS stand-in (iam_audit.standin).
+"""Stage `standin`: extraction of many accounts against the fast AWS stand-in (iam_audit_dev.standin).
 
 The stand-in replays one emulator account, recorded once into bench/.state/standin-<users>users.json
 (re-recorded with --standin-rerecord), for every account of an organisation of N accounts, in its
@@ -35,7 +35,7 @@ class StandInOrg:
     client = EmulatedOrg.client
 
     def __init__(self, accounts: int, users: int = 50, rerecord: bool = False):
-        from iam_audit.standin import start_standin
+        from iam_audit_dev.standin import start_standin
 
         t0 = time.perf_counter()
         self.standin = start_standin(snapshot_path(users, rerecord), accounts=accounts,
@@ -63,7 +63,7 @@ class StandInOrg:
 
 
 def snapshot_path(users: int, rerecord: bool = False):
-    from iam_audit.standin import SNAPSHOT_FORMAT, record_fresh
+    from iam_audit_dev.standin import SNAPSHOT_FORMAT, record_fresh
 
     path = STATE_DIR / f"standin-{users}users.json"
     if not rerecord and path.exists() and json.loads(path.read_text()).get("format") != SNAPSHOT_FORMAT:
@@ -127,8 +127,9 @@ def throughput(server, account: str, seconds: float = 5.0, clients: int = 2) -> 
 
 def run_standin(accounts: int, users: int, workers: int, throughput_seconds: float = 5.0,
                 rerecord: bool = False) -> dict:
-    from iam_audit import tasks
     from stage_extract import CALLER, CallCounter, _hook_name, _in_process_airflow_env, bench_plan
+
+    from iam_audit import tasks
 
     result: dict = {"accounts": accounts, "users_per_account": users, "workers": workers,
                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}

@@ -9,8 +9,8 @@
                             statement; --earlier times the statements kept as the reference in
                             tests/history/test_summary_report.py instead
 
-  PYTHONPATH=include:. .venv/bin/python bench/summary_phase.py build sum300 300 100
-  PYTHONPATH=include:. .venv/bin/python bench/summary_phase.py time sum300 [--earlier]
+  PYTHONPATH=. .venv/bin/python bench/summary_phase.py build sum300 300 100
+  PYTHONPATH=. .venv/bin/python bench/summary_phase.py time sum300 [--earlier]
 """
 
 from __future__ import annotations
@@ -27,16 +27,17 @@ DAY1, DAY2 = date(2026, 11, 1), date(2026, 11, 2)
 
 
 def server(pg_dir: str):
-    from iam_audit.devenv.postgres import start_postgres
+    from iam_audit_dev.devenv.postgres import start_postgres
 
     return start_postgres(pg_dir)
 
 
 def build(pg, name: str, accounts: int, users: int) -> None:
     import psycopg
-    from iam_audit.catalogue import load_catalogue
+
     from iam_audit.database import apply_schema, run_check
-    from iam_audit.load import STAGING_TABLES
+    from iam_audit.evaluate.catalogue import load_catalogue
+    from iam_audit.ingest.load import STAGING_TABLES
 
     with psycopg.connect(pg.conninfo(), autocommit=True) as c:
         c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -115,7 +116,7 @@ class _Result:
 
 
 def time_builders(pg, name: str, day: str, repeat: int, earlier: bool) -> None:
-    from iam_audit import report, summary
+    from iam_audit.reporting import report, summary
 
     if earlier:
         sys.path.insert(0, str(ROOT / "tests"))

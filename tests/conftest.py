@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from iam_audit.devenv.postgres import start_postgres
+from iam_audit_dev.devenv.postgres import start_postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Each pytest-xdist worker gets a state directory of its own: its own PostgreSQL server, emulator
@@ -79,7 +79,7 @@ def db(postgres, database):
 @pytest.fixture(scope="session")
 def seeded_emulator():
     """The patched moto server over HTTP, seeded with the demo organisation (1 + 3 accounts)."""
-    from iam_audit.emulator.process import start_emulator
+    from iam_audit_dev.emulator.process import start_emulator
 
     emulator = start_emulator(log_path=str(TEST_STATE / "emulator-session.log"))
     emulator.manifest = emulator.seed(accounts=3, users=8, seed=42)

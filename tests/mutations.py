@@ -47,14 +47,14 @@ class Mutant:
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M01", "check", "a check passes on NULL: root MFA passes when AccountMFAEnabled is missing",
-        (Edit("sql/checks/root_mfa.sql",
+        (Edit("src/iam_audit/sql/checks/root_mfa.sql",
               "CASE WHEN s.account_mfa_enabled = 1 THEN 'pass'",
               "CASE WHEN coalesce(s.account_mfa_enabled, 1) = 1 THEN 'pass'"),),
         ("tests/checks/test_root_mfa.py", "tests/checks/test_fail_closed.py"),
     ),
     Mutant(
         "M02", "catalogue", "a wrong threshold in one CIS version: v1.5.0 unused credentials at 90 days, not 45",
-        (Edit("sql/catalogue/frameworks/cis_v1.5.0.yaml",
+        (Edit("src/iam_audit/sql/catalogue/frameworks/cis_v1.5.0.yaml",
               "title: Ensure credentials unused for 45 days or greater are disabled, "
               "level: L1, assessment: automated, params: {max_unused_days: 45}}",
               "title: Ensure credentials unused for 45 days or greater are disabled, "
@@ -64,10 +64,10 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "M03", "catalogue", "a framework mapping swapped: v5.0.0's numbers of password length and reuse exchanged",
-        (Edit("sql/catalogue/frameworks/cis_v5.0.0.yaml",
+        (Edit("src/iam_audit/sql/catalogue/frameworks/cis_v5.0.0.yaml",
               "{id: '1.7', logic: password_policy_min_length,",
               "{id: '1.8', logic: password_policy_min_length,"),
-         Edit("sql/catalogue/frameworks/cis_v5.0.0.yaml",
+         Edit("src/iam_audit/sql/catalogue/frameworks/cis_v5.0.0.yaml",
               "{id: '1.8', logic: password_policy_reuse,",
               "{id: '1.7', logic: password_policy_reuse,")),
         ("tests/checks/test_catalogue_consistency.py", "tests/unit/test_controls_doc.py",
@@ -75,66 +75,66 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "M04", "transform", "a transform drops a field: the credential report's password_last_used",
-        (Edit("include/iam_audit/transform.py",
+        (Edit("src/iam_audit/ingest/transform.py",
               "_ts(r.get(\"password_last_used\")), _ts(r.get(\"password_last_changed\")),",
               "None, _ts(r.get(\"password_last_changed\")),"),),
         ("tests/unit/test_transform.py",),
     ),
     Mutant(
         "M05", "load", "a load skips an account: the first account of every batch is never loaded",
-        (Edit("include/iam_audit/pipeline.py",
+        (Edit("src/iam_audit/pipeline.py",
               "chunk = accounts[start:start + batch_size]",
               "chunk = accounts[start + 1:start + batch_size]"),),
         ("tests/integration/test_load_failures.py", "tests/integration/test_storage_and_load_faults.py"),
     ),
     Mutant(
         "M06", "extract", "a retry of a permanent error: AccessDenied treated as transient",
-        (Edit("include/iam_audit/aws.py",
+        (Edit("src/iam_audit/aws.py",
               "    \"AccessDenied\", \"AccessDeniedException\", \"UnauthorizedOperation\",",
               "    \"AccessDeniedException\", \"UnauthorizedOperation\","),),
         ("tests/integration/test_failure_classes.py", "tests/integration/test_batch_extract.py"),
     ),
     Mutant(
         "M07", "extract", "an extraction that omits a page of results: only the first page is read",
-        (Edit("include/iam_audit/extract.py",
+        (Edit("src/iam_audit/ingest/extract.py",
               "            merged[key].extend(page[key])\n    return merged",
               "            merged[key].extend(page[key])\n        break\n    return merged"),),
         ("tests/integration/test_extract.py",),
     ),
     Mutant(
         "M08", "views", "a view that double-counts frameworks: framework scores join every framework's muted counts",
-        (Edit("sql/views/045_aws_policy_framework_scores.sql",
+        (Edit("src/iam_audit/sql/views/045_aws_policy_framework_scores.sql",
               ") m ON m.snapshot_date = t.snapshot_date AND m.framework = t.framework",
               ") m ON m.snapshot_date = t.snapshot_date"),),
         ("tests/bi/test_muting.py", "tests/bi/test_views.py"),
     ),
     Mutant(
         "M09", "exceptions", "an exception that mutes across accounts: the account of an exception is ignored",
-        (Edit("sql/schema/035_exceptions.sql",
+        (Edit("src/iam_audit/sql/schema/035_exceptions.sql",
               "      AND (e.account_id IS NULL OR e.account_id = p_account_id)\n",
               "      AND (e.account_id IS NULL OR e.account_id IS NOT NULL)\n"),
-         Edit("sql/views/008_aws_policy_muted_verdicts.sql",
+         Edit("src/iam_audit/sql/views/008_aws_policy_muted_verdicts.sql",
               "     AND e.account_id = ex.account_id\n",
               "\n")),
         ("tests/bi/test_muting.py", "tests/history/test_muted_history.py"),
     ),
     Mutant(
         "M10", "history", "a history writer that starts a new interval for an unchanged verdict",
-        (Edit("sql/schema/011_history.sql",
+        (Edit("src/iam_audit/sql/schema/011_history.sql",
               "AND x.p_reason = x.d_reason AND x.p_type IS NOT DISTINCT FROM x.d_type AS same_pd,",
               "AND x.p_reason = x.d_reason AND x.p_type IS NOT DISTINCT FROM x.d_type AND false AS same_pd,"),),
         ("tests/history/test_equivalence.py", "tests/bi/test_views.py"),
     ),
     Mutant(
         "M11", "replay", "a replay that calls IAM: replay mode extracts like a live run",
-        (Edit("include/iam_audit/tasks.py",
+        (Edit("src/iam_audit/tasks.py",
               "    if plan[\"mode\"] == \"replay\":\n        _skip_replay(plan, accounts)",
               "    if plan[\"mode\"] == \"replay\" and False:\n        _skip_replay(plan, accounts)"),),
         ("tests/integration/test_batch_extract.py",),
     ),
     Mutant(
         "M12", "secrets", "a secret written to a log: the assumed role's session token is logged",
-        (Edit("include/iam_audit/aws.py",
+        (Edit("src/iam_audit/aws.py",
               "            creds = sts.assume_role(**kwargs)[\"Credentials\"]\n",
               "            creds = sts.assume_role(**kwargs)[\"Credentials\"]\n"
               "            __import__(\"logging\").getLogger(__name__).warning(\"session %s\",\n"
@@ -143,14 +143,14 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "M13", "check", "root handling: the root account's access keys are not looked at",
-        (Edit("sql/checks/root_access_keys.sql",
+        (Edit("src/iam_audit/sql/checks/root_access_keys.sql",
               "CASE WHEN s.account_access_keys_present = 0 THEN 'pass'",
               "CASE WHEN s.account_access_keys_present >= 0 THEN 'pass'"),),
         ("tests/checks/test_root_access_keys.py",),
     ),
     Mutant(
         "M14", "summary", "the pass rate counts errors as passes",
-        (Edit("sql/views/040_aws_policy_scores.sql",
+        (Edit("src/iam_audit/sql/views/040_aws_policy_scores.sql",
               "round(e.pass_count::numeric / nullif(e.pass_count + e.fail_count - coalesce(m.muted, 0), 0), 4)",
               "round((e.pass_count + e.error_count)::numeric / nullif(e.pass_count + e.error_count + e.fail_count"
               " - coalesce(m.muted, 0), 0), 4)"),),
@@ -158,14 +158,14 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "M15", "secrets", "the ExternalId reaches XCom: the run's plan carries it",
-        (Edit("include/iam_audit/tasks.py",
+        (Edit("src/iam_audit/tasks.py",
               "            \"accounts_per_task\": config.accounts_per_task,\n",
               "            \"accounts_per_task\": config.accounts_per_task, \"external_id\": config.external_id,\n"),),
         ("tests/unit/test_plan.py",),
     ),
     Mutant(
         "M16", "report", "the HTML report stops escaping an account's name",
-        (Edit("include/iam_audit/report.py",
+        (Edit("src/iam_audit/reporting/report.py",
               "rows.append(f\"<tr><td><code>{escape(account_id)}</code>{badge}</td><td>{escape(name)}</td>{cells}</tr>\")",
               "rows.append(f\"<tr><td><code>{escape(account_id)}</code>{badge}</td><td>{name}</td>{cells}</tr>\")"),),
         ("tests/bi/test_report.py",),
@@ -173,7 +173,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M17", "check", "missing data is not an error: an account whose data sets were not collected loses "
         "its verdicts instead of getting 'error'",
-        (Edit("sql/schema/011_history.sql",
+        (Edit("src/iam_audit/sql/schema/011_history.sql",
               "           CASE WHEN NOT r.ready THEN coalesce(r.reason, 'data not collected') END AS error_reason\n",
               "           NULL::text AS error_reason\n"),),
         ("tests/checks/test_fail_closed.py",),
@@ -181,7 +181,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M18", "evidence", "evidence in S3 trusted unchecked: a raw object whose SHA-256 differs from its "
         "manifest's is loaded",
-        (Edit("include/iam_audit/load.py",
+        (Edit("src/iam_audit/ingest/load.py",
               "if expected is not None and hashlib.sha256(blob).hexdigest() != expected:",
               "if False and expected is not None and hashlib.sha256(blob).hexdigest() != expected:"),),
         ("tests/integration/test_load_failures.py",),
@@ -189,7 +189,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M19", "retention", "retention keeps one day too few: the first date inside the retention window is "
         "deleted",
-        (Edit("include/iam_audit/retention.py",
+        (Edit("src/iam_audit/evaluate/retention.py",
               "    return date.fromisoformat(str(snapshot_date)) - timedelta(days=retention_days)",
               "    return date.fromisoformat(str(snapshot_date)) - timedelta(days=retention_days - 1)"),),
         ("tests/history/test_retention.py", "tests/bi/test_views.py"),
@@ -197,7 +197,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M20", "organisation", "a refused organisation data set is trusted: readiness reads every organisation "
         "data set as collected, so IH.11 judges what was never read",
-        (Edit("sql/schema/020_functions.sql",
+        (Edit("src/iam_audit/sql/schema/020_functions.sql",
               "            SELECT 2, o.status, o.error_code, o.error_message\n",
               "            SELECT 2, 'ok', o.error_code, o.error_message\n"),),
         ("tests/checks/test_hygiene_root_credentials_centralized.py",),

@@ -55,9 +55,9 @@ def compliance_database(home: Path, state_dir: Path) -> tuple[str, str, str]:
             raise SystemExit("BI_PG_HOST is set but BI_PG_USER is not: "
                              "give a login that is a member of compliance_reader")
     else:
-        sys.path.insert(0, str(PROJECT_ROOT / "include"))
-        from iam_audit.devenv.postgres import start_postgres
-        from iam_audit.devenv.stack import COMPLIANCE_DB
+        sys.path[:0] = [str(PROJECT_ROOT / "src"), str(PROJECT_ROOT / "tools")]  # also without make install
+        from iam_audit_dev.devenv.postgres import start_postgres
+        from iam_audit_dev.devenv.stack import COMPLIANCE_DB
 
         if not (state_dir / "pg" / "PG_VERSION").exists():
             raise SystemExit(f"no embedded PostgreSQL in {state_dir / 'pg'}: run `make demo` first, "
@@ -180,8 +180,8 @@ def serve(command: list[str], env: dict[str, str], state_dir: Path, port: int) -
     import json
     import signal
 
-    sys.path.insert(0, str(PROJECT_ROOT / "include"))
-    from iam_audit.devenv.services import STATE_FILE, running, terminate_group
+    sys.path[:0] = [str(PROJECT_ROOT / "src"), str(PROJECT_ROOT / "tools")]  # also without make install
+    from iam_audit_dev.devenv.services import STATE_FILE, running, terminate_group
 
     home = state_dir / "superset"
     home.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from iam_audit import alerts
 
+from iam_audit.alerting import alerts
 from tests.bi import results
 
 A, B = results.A, results.B
@@ -191,7 +191,8 @@ def test_a_webhook_urls_token_is_masked_before_anything_is_sent(monkeypatch):
     """The http provider logs the URL when the receiver cannot be reached; its path (where webhook
     services put their token) and the connection's password are registered with Airflow's masker."""
     from airflow.sdk._shared.secrets_masker import redact
-    from iam_audit.alerts import mask_connection_secrets
+
+    from iam_audit.alerting.alerts import mask_connection_secrets
 
     monkeypatch.setenv("AIRFLOW_CONN_TOKENED_WEBHOOK", json.dumps({
         "conn_type": "http", "host": "https://hooks.example.com/services/T0001/B0002/tok3nInPath",

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from iam_audit import alerts
 
+from iam_audit.alerting import alerts
 from tests.bi import results
 
 GOOD = """-- name: any_fail_in_a

@@ -10,7 +10,8 @@ from .results import D1, D2, D3, A, B, add_exception, history, query
 @pytest.fixture(scope="module")
 def bag():
     from airflow.dag_processing.dagbag import DagBag
-    from iam_audit.paths import PROJECT_ROOT
+
+    from tests.conftest import PROJECT_ROOT
 
     bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "example_bi_refresh.py"))
     assert bag.import_errors == {}

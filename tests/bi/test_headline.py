@@ -5,8 +5,8 @@ HTML report, the Compliance page and the Superset dashboard's tiles."""
 from __future__ import annotations
 
 import pytest
-from iam_audit.headline import ALL, headline
 
+from iam_audit.reporting.headline import ALL, headline
 from tests.ui.test_compliance_page import reader_conn  # noqa: F401 - the page's compliance_reader login (fixture)
 
 from .results import D3, A, B, add_exception, put, put_error, user
@@ -47,7 +47,7 @@ def test_a_finding_counts_once_at_its_worst_verdict_over_the_frameworks_in_scope
 
 
 def test_the_headline_view_and_the_python_reader_agree_per_scope_and_account(db):
-    from iam_audit.headline import headline_per_account
+    from iam_audit.reporting.headline import headline_per_account
 
     seed(db)
     for scope in (ALL, V3, V5):
@@ -64,8 +64,8 @@ def test_the_headline_view_and_the_python_reader_agree_per_scope_and_account(db)
 
 
 def test_the_summary_and_the_report_lead_with_the_headline_and_name_the_other_unit(db):
-    from iam_audit.report import build_report_html
-    from iam_audit.summary import build_summary, format_summary
+    from iam_audit.reporting.report import build_report_html
+    from iam_audit.reporting.summary import build_summary, format_summary
 
     seed(db)
     text = format_summary(build_summary(db, D3))
@@ -107,7 +107,7 @@ def test_the_superset_tiles_count_the_same_findings_per_selected_framework(db):
 
 @pytest.mark.usefixtures("reader_conn")
 def test_the_compliance_page_leads_with_the_headline_and_its_filters_change_it(db):
-    from plugins import compliance_plugin as cp
+    from iam_audit.web import plugin as cp
 
     seed(db)
     for params, scope in (({}, ALL), ({"framework": V5}, V5), ({"framework": V3, "account": B}, V3)):
@@ -125,7 +125,7 @@ def test_the_compliance_page_leads_with_the_headline_and_its_filters_change_it(d
 
 @pytest.mark.usefixtures("reader_conn")
 def test_the_page_shows_the_whole_reason_and_breaks_an_arn_only_at_its_separators(db):
-    from plugins import compliance_plugin as cp
+    from iam_audit.web import plugin as cp
 
     reason = "alice has a console password and no MFA device; " * 6 + "fix: enable an MFA device for alice"
     put(db, D3, A, user(A, "alice"), "fail", framework=V3, check_id="1.10", reason=reason)

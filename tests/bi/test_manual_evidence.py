@@ -5,7 +5,6 @@ could not be collected is a row saying so."""
 from __future__ import annotations
 
 from iam_audit.database import run_check
-
 from tests.checks.staging import SNAPSHOT, Snapshot
 
 MGMT, GUARDED, BARE = "111111111111", "222222222222", "333333333333"
@@ -83,7 +82,7 @@ def test_readers_see_the_evidence(db):
 
 
 def test_the_text_summary_lists_the_evidence_needing_a_look_first(db):
-    from iam_audit.summary import format_manual_evidence
+    from iam_audit.reporting.summary import format_manual_evidence
 
     _organisation(db)
     text = format_manual_evidence(db, SNAPSHOT, width=160)

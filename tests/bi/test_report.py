@@ -3,8 +3,9 @@
 from html.parser import HTMLParser
 
 from checks.staging import Snapshot
-from iam_audit.catalogue import load_catalogue
-from iam_audit.report import Counts, build_report_html, cell_colour, write_report
+
+from iam_audit.evaluate.catalogue import load_catalogue
+from iam_audit.reporting.report import Counts, build_report_html, cell_colour, write_report
 
 from .results import D2, D3, A, B, add_exception, history, put, user
 

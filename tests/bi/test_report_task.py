@@ -2,8 +2,8 @@
 
 import json
 
-from iam_audit.raw_store import S3RawStore
-from iam_audit.report_task import report_key, upload_html
+from iam_audit.ingest.raw_store import S3RawStore
+from iam_audit.reporting.report_task import report_key, upload_html
 
 
 def test_report_key():

@@ -2,7 +2,8 @@
 counted beside it, each account's snapshot age, stale accounts marked, load failures named."""
 
 from checks.staging import Snapshot
-from iam_audit.summary import build_summary, format_summary
+
+from iam_audit.reporting.summary import build_summary, format_summary
 
 from .results import D2, D3, A, B, add_exception, history, put, put_error, user
 

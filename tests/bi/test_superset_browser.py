@@ -49,7 +49,7 @@ def _require_tools(serve) -> None:
 
 
 def _two_snapshots(stack, env) -> None:
-    from iam_audit.devenv.runner import run_dag
+    from iam_audit_dev.devenv.runner import run_dag
 
     today = date.today()
     iam = stack.boto3_client("iam")
@@ -90,9 +90,9 @@ def superset():
     """Two snapshots on the embedded services and Superset on a free port: yields (url, admin password, stack)."""
     serve = _serve_module()
     _require_tools(serve)
-    from iam_audit.devenv import stack as stack_mod
-    from iam_audit.devenv.runner import migrate
-    from iam_audit.emulator.process import free_port
+    from iam_audit_dev.devenv import stack as stack_mod
+    from iam_audit_dev.devenv.runner import migrate
+    from iam_audit_dev.emulator.process import free_port
 
     for stale in ("airflow", "superset"):
         shutil.rmtree(STATE_DIR / stale, ignore_errors=True)
@@ -177,7 +177,7 @@ def test_tiles_equal_sql(dashboard, superset):
     with stack.postgres.connect(stack.database) as conn:
         open_findings = conn.execute("SELECT count(DISTINCT (control_logic, account_id, resource_id)) "
                                      "FROM aws_policy_open_findings").fetchone()[0]
-        # the headline unit (iam_audit.headline): each finding once, at its worst verdict over the frameworks
+        # the headline unit (iam_audit.reporting.headline): each finding once, at its worst verdict over the frameworks
         failing, evaluated = conn.execute(
             """WITH findings AS (
                    SELECT CASE WHEN bool_or(effective_status = 'fail') THEN 'fail'

@@ -136,7 +136,7 @@ def test_pass_rate_metric_equals_sum_of_counts_for_one_framework(reader_conn):
 
 def test_tcp_listener_takes_password_logins_only(tmp_path):
     """The embedded server's TCP listener: a compliance_reader login with its password reads the views."""
-    from iam_audit.devenv.postgres import start_postgres
+    from iam_audit_dev.devenv.postgres import start_postgres
 
     pg = start_postgres(tmp_path / "pg", tcp=True)
     try:
@@ -178,7 +178,7 @@ def test_oldest_open_findings_show_the_controls_title_not_its_logic_id(reader_co
     rows = reader_conn.execute(sql.SQL("SELECT DISTINCT control_logic, control_title FROM ({}) AS d").format(
         sql.SQL(dataset["sql"].strip()))).fetchall()
     assert rows
-    from iam_audit.catalogue import load_catalogue
+    from iam_audit.evaluate.catalogue import load_catalogue
 
     newest = {}
     for check in load_catalogue().checks:

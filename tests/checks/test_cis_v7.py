@@ -2,8 +2,8 @@
 account of the catalogue test every v7.0.0 control gets the same verdict per resource as its v6.0.0
 twin (whose fixture tests pin pass and fail), and an account without data gets 'error' only."""
 
-from iam_audit.catalogue import load_catalogue
 from iam_audit.database import run_check
+from iam_audit.evaluate.catalogue import load_catalogue
 
 from .staging import SNAPSHOT, Snapshot, verdicts
 from .test_catalogue_consistency import A, B, rich_account

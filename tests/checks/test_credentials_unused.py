@@ -40,7 +40,7 @@ THRESHOLD_DAYS = {"cis_v1.2.0": 90, "cis_v1.3.0": 90, "cis_v1.4.0": 45, "cis_v1.
 
 
 def test_every_version_applies_its_own_threshold(db):
-    from iam_audit.catalogue import load_catalogue
+    from iam_audit.evaluate.catalogue import load_catalogue
 
     check = next(c for c in load_catalogue().checks if c.logic == LOGIC)
     assert {c.framework for c in check.controls} == set(THRESHOLD_DAYS)

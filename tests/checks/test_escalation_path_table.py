@@ -4,7 +4,7 @@ test runs them)."""
 
 import re
 
-from iam_audit.docs import ESCALATION_DOC, REGENERATE, load_escalation_paths, render_escalation_paths_markdown
+from iam_audit_dev.docs import ESCALATION_DOC, REGENERATE, load_escalation_paths, render_escalation_paths_markdown
 
 from .test_hygiene_escalation_paths import PATHS
 

@@ -15,12 +15,14 @@ import json
 import re
 
 import pytest
-from iam_audit import layout
-from iam_audit.catalogue import load_catalogue
+
 from iam_audit.database import check_parameters, render_check, run_check, split_statements
-from iam_audit.load import prepare_account, write_account
-from iam_audit.paths import CHECKS_DIR, PROJECT_ROOT
-from iam_audit.raw_store import RawObjectMissing
+from iam_audit.evaluate.catalogue import load_catalogue
+from iam_audit.ingest import layout
+from iam_audit.ingest.load import prepare_account, write_account
+from iam_audit.ingest.raw_store import RawObjectMissing
+from iam_audit.paths import CHECKS_DIR
+from tests.conftest import PROJECT_ROOT
 
 from .staging import AS_OF, SNAPSHOT, Snapshot, days_ago, verdicts
 
@@ -109,7 +111,7 @@ def test_drifted_payloads_become_errors_naming_the_field(db):
 
 # ---- 2. NULL in every staging column a check reads, one at a time ------------------------------
 
-SCHEMA_DIR = PROJECT_ROOT / "sql" / "schema"
+SCHEMA_DIR = PROJECT_ROOT / "src" / "iam_audit" / "sql" / "schema"
 FUNCTION = re.compile(r"CREATE OR REPLACE FUNCTION\s+(\w+)\s*\((.*?)\$\$(.*?)\$\$", re.S)
 # tables the check macro reads for every check (readiness), not data a check judges
 FRAMEWORK_TABLES = {"accounts", "extraction_status"}

@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
-from iam_audit import layout
+
 from iam_audit.database import run_check
-from iam_audit.extract import get_authorization_details
-from iam_audit.load import prepare_account, write_account
+from iam_audit.ingest import layout
+from iam_audit.ingest.extract import get_authorization_details
+from iam_audit.ingest.load import prepare_account, write_account
 
 from .staging import AS_OF, SNAPSHOT, verdicts
 from .test_fail_closed import PREFIX, MemoryStore
@@ -27,7 +28,7 @@ def weak_account_details(monkeypatch) -> dict:
     with moto.mock_aws():
         iam = boto3.client("iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
         iam.list_roles()  # creates the account's backend
-        from iam_audit.emulator.seed_hygiene import seed_hygiene
+        from iam_audit_dev.emulator.seed_hygiene import seed_hygiene
 
         seed_hygiene(ACCOUNT, "weak", datetime.now(UTC))
         return json.loads(json.dumps(get_authorization_details(iam), default=str))

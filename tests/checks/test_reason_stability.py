@@ -16,8 +16,9 @@ import re
 from datetime import timedelta
 
 import pytest
-from iam_audit.catalogue import load_catalogue
+
 from iam_audit.database import run_check
+from iam_audit.evaluate.catalogue import load_catalogue
 
 from .staging import AS_OF, SNAPSHOT, Snapshot, days_ago
 from .test_fail_closed import failing_snapshot, sql_read_by

@@ -56,8 +56,8 @@ def test_commands_are_consistent():
 
 def test_moto_runs_this_projects_emulator_and_is_seeded():
     module = re.search(r"python -m (\S+)", _command(SERVICES["moto"])).group(1)
-    assert module == "iam_audit.emulator.server"
-    assert (ROOT / "include" / Path(*module.split("."))).with_suffix(".py").exists()
+    assert module == "iam_audit_dev.emulator.server"
+    assert (ROOT / "tools" / Path(*module.split("."))).with_suffix(".py").exists()
     assert "--host 0.0.0.0 --port 5000" in _command(SERVICES["moto"])
     script = _command(SERVICES["moto-init"]).split()[-1]
     local = ROOT / Path(script).relative_to("/opt/airflow")
@@ -74,7 +74,9 @@ def test_mounted_host_paths_exist():
             if source.startswith("."):
                 assert (ROOT / source).exists(), f"{name}: {source} does not exist"
     mounts = {v.split(":")[1] for v in SERVICES["airflow-scheduler"]["volumes"] if v.startswith(".")}
-    assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include", "/opt/airflow/sql"} <= mounts
+    assert "/opt/airflow/dags" in mounts
+    # the package is installed in the image, as in a user's Airflow, never mounted over a source path
+    assert not mounts & {"/opt/airflow/plugins", "/opt/airflow/include", "/opt/airflow/sql"}
 
 
 def test_healthchecks_present():
@@ -88,7 +90,7 @@ def test_environment_follows_the_contract():
     import json
 
     env = SERVICES["airflow-worker"]["environment"]
-    assert env["PYTHONPATH"] == "/opt/airflow/include"
+    assert "PYTHONPATH" not in env  # the package is installed: nothing on the path by hand
     assert int(env["AIRFLOW__CORE__MAX_MAP_LENGTH"]) > 1024
     aws = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])
     assert aws["conn_type"] == "aws" and aws["extra"]["endpoint_url"] == "http://moto:5000"
@@ -234,10 +236,10 @@ def test_runtime_requirements_cover_the_pipeline_and_exclude_test_tools():
               if line.strip() and not line.startswith("#")]
     closure = _closure(listed)
     assert not closure & set(TEST_TOOLS), closure & set(TEST_TOOLS)
-    # every third-party module the DAG, the plugin and include/iam_audit import at run time
+    # every third-party module the DAG, the plugin and src/iam_audit import at run time
     # (the emulator and the developer tools aside) comes from a distribution of the closure
     providers = packages_distributions()
-    sources = [*ROOT.glob("dags/*.py"), *ROOT.glob("plugins/*.py"), *ROOT.glob("include/iam_audit/*.py")]
+    sources = [*ROOT.glob("dags/*.py"), *ROOT.glob("src/iam_audit/**/*.py")]
     missing = set()
     for path in sources:
         for node in ast.walk(ast.parse(path.read_text())):
@@ -246,6 +248,8 @@ def test_runtime_requirements_cover_the_pipeline_and_exclude_test_tools():
                      else [])
             for name in names:
                 top = name.split(".")[0]
+                if top == "iam_audit":  # the package itself
+                    continue
                 if top in providers and not {re.sub(r"[-_.]+", "-", d).lower() for d in providers[top]} & closure:
                     missing.add(f"{path.relative_to(ROOT)}: {top}")
     assert not missing, sorted(missing)

@@ -15,12 +15,11 @@ import urllib.request
 import uuid
 
 import pytest
-from iam_audit.devenv import stack as stack_mod
-from iam_audit.devenv.services import running
-from iam_audit.emulator.process import free_port
-from iam_audit.paths import PROJECT_ROOT
+from iam_audit_dev.devenv import stack as stack_mod
+from iam_audit_dev.devenv.services import running
+from iam_audit_dev.emulator.process import free_port
 
-from tests.conftest import TEST_STATE
+from tests.conftest import PROJECT_ROOT, TEST_STATE
 
 MAKEFILE = (PROJECT_ROOT / "Makefile").read_text()
 # `-o .venv/.installed`: never reinstall the shared virtualenv from a test.

@@ -9,7 +9,7 @@ import time
 
 import pgserver.postgres_server as pgserver_server
 import psycopg
-from iam_audit.devenv.postgres import start_postgres
+from iam_audit_dev.devenv.postgres import start_postgres
 from pgserver.utils import PostmasterInfo
 
 from tests.conftest import TEST_STATE

@@ -14,9 +14,9 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-from iam_audit.devenv import services as services_mod
-from iam_audit.devenv.runner import DAG_ID, metadata_url, migrate, run_dag
-from iam_audit.devenv.stack import Stack
+from iam_audit_dev.devenv import services as services_mod
+from iam_audit_dev.devenv.runner import DAG_ID, metadata_url, migrate, run_dag
+from iam_audit_dev.devenv.stack import Stack
 
 from tests.conftest import TEST_STATE
 
@@ -28,7 +28,7 @@ RUN_TIMEOUT = 1800
 
 @pytest.fixture(scope="module")
 def org():
-    from iam_audit.emulator.process import start_emulator
+    from iam_audit_dev.emulator.process import start_emulator
 
     emulator = start_emulator(log_path=str(TEST_STATE / "emulator-distributed.log"))
     emulator.manifest = emulator.seed(accounts=ACCOUNTS, users=4, seed=7)

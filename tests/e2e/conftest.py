@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from iam_audit.devenv.runner import DagRunResult, metadata_url, migrate, run_dag, task_states
-from iam_audit.devenv.stack import Stack
+from iam_audit_dev.devenv.runner import DagRunResult, metadata_url, migrate, run_dag, task_states
+from iam_audit_dev.devenv.stack import Stack
 
 from tests.conftest import PROJECT_ROOT, TEST_STATE
 
@@ -117,10 +117,10 @@ class FirstRun(tuple):
 
 
 def policy_values(emulator_url: str, bucket: str, prefix: str = "iam", role_name: str = "IamAuditReadOnly") -> dict:
-    """The placeholders of include/policies/ for the run: the organisation and the bucket owner as AWS
+    """The placeholders of src/iam_audit/policies/ for the run: the organisation and the bucket owner as AWS
     (the emulator) reports them to the pipeline's credentials."""
     import boto3
-    from iam_audit.devenv.stack import EMULATOR_ACCESS_KEY, EMULATOR_SECRET_KEY
+    from iam_audit_dev.devenv.stack import EMULATOR_ACCESS_KEY, EMULATOR_SECRET_KEY
 
     session = boto3.Session(aws_access_key_id=EMULATOR_ACCESS_KEY, aws_secret_access_key=EMULATOR_SECRET_KEY,
                             region_name="us-east-1")
@@ -131,9 +131,10 @@ def policy_values(emulator_url: str, bucket: str, prefix: str = "iam", role_name
 
 
 def shipped_policies(bucket: str, prefix: str = "iam", role_name: str = "IamAuditReadOnly", emulator_url=None):
-    """The emulator's enforcement rules: include/policies/ for the pipeline's key and the audit role."""
-    from iam_audit.devenv.stack import EMULATOR_ACCESS_KEY
-    from iam_audit.policies import load_policy
+    """The emulator's enforcement rules: src/iam_audit/policies/ for the pipeline's key and the audit role."""
+    from iam_audit_dev.devenv.stack import EMULATOR_ACCESS_KEY
+
+    from iam_audit.evaluate.policies import load_policy
 
     values = policy_values(emulator_url, bucket, prefix, role_name)
     pipeline = [load_policy(n, **values) for n in ("pipeline-discovery.json", "s3-raw-writer.json",

@@ -13,9 +13,9 @@ from datetime import date, timedelta
 
 import boto3
 import pytest
-from iam_audit.aws import AwsTarget
-from iam_audit.devenv.stack import EMULATOR_ACCESS_KEY, EMULATOR_SECRET_KEY
+from iam_audit_dev.devenv.stack import EMULATOR_ACCESS_KEY, EMULATOR_SECRET_KEY
 
+from iam_audit.aws import AwsTarget
 from tests.alerts.receivers import HttpReceiver, SmtpReceiver
 from tests.conftest import account_of
 

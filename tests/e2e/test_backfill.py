@@ -8,8 +8,8 @@ import json
 from datetime import date, timedelta
 
 import pytest
-from iam_audit.devenv import cli
-from iam_audit.devenv.runner import metadata_url, run_dag
+from iam_audit_dev.devenv import cli
+from iam_audit_dev.devenv.runner import metadata_url, run_dag
 
 from tests.conftest import account_of
 from tests.e2e.conftest import fetch_results

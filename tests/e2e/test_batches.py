@@ -5,7 +5,7 @@ alone (its verdicts say error; the other accounts of its batch have the verdicts
 from __future__ import annotations
 
 import pytest
-from iam_audit.devenv.runner import metadata_url
+from iam_audit_dev.devenv.runner import metadata_url
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 

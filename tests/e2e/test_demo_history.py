@@ -7,8 +7,8 @@ import uuid
 from datetime import date, timedelta
 
 import pytest
-from iam_audit.devenv import history
-from iam_audit.devenv.stack import Stack
+from iam_audit_dev.devenv import history
+from iam_audit_dev.devenv.stack import Stack
 
 from tests.conftest import TEST_STATE
 

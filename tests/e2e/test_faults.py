@@ -10,9 +10,9 @@ import subprocess
 import time
 
 import pytest
-from iam_audit.catalogue import load_catalogue
-from iam_audit.devenv.runner import airflow_bin, first_failure
+from iam_audit_dev.devenv.runner import airflow_bin, first_failure
 
+from iam_audit.evaluate.catalogue import load_catalogue
 from tests.conftest import TEST_STATE, account_of
 from tests.e2e.conftest import fetch_results as results
 
@@ -87,7 +87,7 @@ def test_partial_failures_isolate_accounts_and_data_sets(clean_run, e2e_stack, r
 
 
 def _tries(stack, task_prefix: str) -> dict[str, int]:
-    from iam_audit.devenv.runner import metadata_url
+    from iam_audit_dev.devenv.runner import metadata_url
     from sqlalchemy import create_engine, text
 
     engine = create_engine(metadata_url(stack.env))
@@ -242,7 +242,7 @@ def _task_states(db, run_id=None):
 @pytest.mark.extended
 def test_sigkill_mid_run_then_rerun_converges(clean_run, e2e_stack, run, today):
     env = {**os.environ, **e2e_stack.env}
-    from iam_audit.devenv.runner import metadata_url
+    from iam_audit_dev.devenv.runner import metadata_url
     from sqlalchemy import create_engine
 
     db = create_engine(metadata_url(env))  # the Airflow metadata database

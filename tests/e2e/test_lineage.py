@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from iam_audit.devenv.runner import run_dag
-from iam_audit.lineage import VERDICT_TABLES
+from iam_audit_dev.devenv.runner import run_dag
+
+from iam_audit.export.lineage import VERDICT_TABLES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.extended]
 

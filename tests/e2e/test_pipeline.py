@@ -6,8 +6,8 @@ import gzip
 import json
 
 import pytest
-from iam_audit.catalogue import load_catalogue
 
+from iam_audit.evaluate.catalogue import load_catalogue
 from tests.conftest import account_of
 from tests.e2e.conftest import fetch_results as results
 
@@ -110,9 +110,10 @@ def test_rerun_of_the_same_date_is_idempotent(first_run, e2e_stack, run, today):
 
 def test_the_run_exports_its_verdicts_as_valid_ocsf_next_to_the_snapshot(first_run, e2e_stack, today):
     """export_ocsf wrote one valid OCSF Compliance Finding per control logic x resource of the run."""
-    from iam_audit.export.ocsf import OCSF_VERSION, export_key
     from jsonschema import Draft202012Validator
     from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
+
+    from iam_audit.export.ocsf import OCSF_VERSION, export_key
 
     _, verdicts, _ = first_run
     s3 = e2e_stack.boto3_client("s3")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import gzip
 
 import pytest
-from iam_audit.devenv.runner import metadata_url
-from iam_audit.devenv.stack import EMULATOR_SECRET_KEY
-from iam_audit.policies import allows, evaluate, iam_action, is_mutating, load_policy
+from iam_audit_dev.devenv.runner import metadata_url
+from iam_audit_dev.devenv.stack import EMULATOR_SECRET_KEY
 from sqlalchemy import create_engine, text
 
+from iam_audit.evaluate.policies import allows, evaluate, iam_action, is_mutating, load_policy
 from tests.old_policies import old_reader
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +36,7 @@ def test_every_operation_is_allowed_and_read_only(first_run, e2e_stack):
             continue
         policies = audit_role if r["principal"].endswith(":role/IamAuditReadOnly") else pipeline
         decision = evaluate(policies, r["action"], r["resource"], r["context"])
-        assert decision.allowed, f"{r} is refused by include/policies/ ({decision.decision})"
+        assert decision.allowed, f"{r} is refused by src/iam_audit/policies/ ({decision.decision})"
         assert not is_mutating(r["action"]), f"{r['action']} mutates IAM or Organizations"
     bucket_arn = f"arn:aws:s3:::{e2e_stack.bucket}"
     listings = [r for r in requests if r["action"] == "s3:ListBucket"]
@@ -141,6 +141,7 @@ def result_dir(first_run):
 
 def test_external_id_is_sent_and_tls_is_verified(e2e_stack):
     import boto3
+
     from iam_audit.aws import AwsTarget
 
     emulator = e2e_stack.emulator

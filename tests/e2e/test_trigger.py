@@ -9,9 +9,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from iam_audit.devenv import services as services_mod
-from iam_audit.devenv.runner import DAG_ID, migrate
-from iam_audit.devenv.stack import Stack
+from iam_audit_dev.devenv import services as services_mod
+from iam_audit_dev.devenv.runner import DAG_ID, migrate
+from iam_audit_dev.devenv.stack import Stack
 
 from tests.conftest import TEST_STATE
 from tests.e2e.conftest import EXTERNAL_ID

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from iam_audit.emulator.process import Emulator, start_emulator
+from iam_audit_dev.emulator.process import Emulator, start_emulator
 
 REGION = "us-east-1"
 RETRY = Config(retries={"mode": "standard", "max_attempts": 3})

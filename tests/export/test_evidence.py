@@ -10,11 +10,12 @@ from datetime import UTC, date, datetime
 import pytest
 from bi.results import D2, D3, A, B, add_exception, history, put, user
 from checks.staging import Snapshot
-from iam_audit import layout
+
 from iam_audit.export.evidence import EvidenceIntegrityError, build_pack, evidence_key
 from iam_audit.export.ocsf import NothingToExport
-from iam_audit.extract import DatasetResult
-from iam_audit.snapshot import write_account_snapshot
+from iam_audit.ingest import layout
+from iam_audit.ingest.extract import DatasetResult
+from iam_audit.ingest.snapshot import write_account_snapshot
 
 
 class Store(dict):
@@ -157,7 +158,7 @@ def test_an_account_never_extracted_is_listed_one_with_data_must_have_its_snapsh
 
 
 def test_the_organisation_data_sets_are_checked_against_their_manifest(db, tmp_path):
-    from iam_audit.organization import write_organization
+    from iam_audit.ingest.organization import write_organization
 
     store = seeded(db)
     write_organization(store, "iam", D3, {"organization_units": {"status": "ok", "payload": {"roots": []}}}, "run")
@@ -173,7 +174,7 @@ def test_the_organisation_data_sets_are_checked_against_their_manifest(db, tmp_p
 def test_a_manifest_rewritten_with_its_data_is_refused_by_the_live_loads_digest(db, tmp_path):
     """The bucket's writer can rewrite a data set and its manifest together; the SHA-256 the live load
     recorded in PostgreSQL (iam_audit_evidence_digests) still tells."""
-    from iam_audit.load import record_digest_rows
+    from iam_audit.ingest.load import record_digest_rows
 
     store = seeded(db)
     url = lambda key: f"s3://evidence-test/{key}"  # noqa: E731

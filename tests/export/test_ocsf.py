@@ -9,6 +9,9 @@ from datetime import UTC, date, datetime
 import pytest
 from bi.results import D1, D2, D3, A, B, add_exception, history, put, user
 from checks.staging import Snapshot
+from jsonschema import Draft202012Validator
+from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
+
 from iam_audit.export.ocsf import (
     OCSF_VERSION,
     NothingToExport,
@@ -18,8 +21,6 @@ from iam_audit.export.ocsf import (
     findings,
     write_jsonl_gz,
 )
-from jsonschema import Draft202012Validator
-from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +147,9 @@ def ms(day: date) -> int:
 def test_upload_to_s3_next_to_the_snapshot_encrypted(db, emulator, monkeypatch):
     """export_to_s3 through the Amazon provider's S3Hook to the emulator over HTTP."""
     import boto3
+
     from iam_audit.export.ocsf import export_to_s3
-    from iam_audit.raw_store import S3RawStore
+    from iam_audit.ingest.raw_store import S3RawStore
 
     seeded(db)
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 from bi.results import D1, D2, D3, A, B, history, put, user
+
 from iam_audit.aws import client_config
 from iam_audit.export.securityhub import Receiver, SecurityHubExportError, send
 
@@ -130,9 +131,9 @@ def test_security_hub_not_enabled_fails_at_once_saying_what_to_do(db, ledger, em
 
 
 def test_the_shipped_policy_allows_the_import_and_nothing_else(db, ledger, hub, emulator):
-    """include/policies/securityhub-import.json enforced by the emulator: the import passes; the same
+    """src/iam_audit/policies/securityhub-import.json enforced by the emulator: the import passes; the same
     credentials may not import through another account's product."""
-    from iam_audit.policies import load_policy
+    from iam_audit.evaluate.policies import load_policy
 
     client, receiver = hub
     history(db)

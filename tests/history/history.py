@@ -11,9 +11,10 @@ from datetime import date
 from pathlib import Path
 
 import jinja2
-from iam_audit.catalogue import load_catalogue
+
 from iam_audit.database import check_parameters, run_check, split_statements
-from iam_audit.load import STAGING_TABLES
+from iam_audit.evaluate.catalogue import load_catalogue
+from iam_audit.ingest.load import STAGING_TABLES
 from iam_audit.paths import SQL_DIR
 
 HERE = Path(__file__).resolve().parent

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from plugins import compliance_plugin as cp
+from iam_audit.web import plugin as cp
 
 from .history import ACCOUNTS, run_new
 from .test_equivalence import DAYS, stage_history

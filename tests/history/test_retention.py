@@ -3,9 +3,9 @@
 from datetime import date, timedelta
 
 import pytest
-from iam_audit.config import ConfigError, build_config
-from iam_audit.retention import cutoff, expire_history
 
+from iam_audit.config import ConfigError, build_config
+from iam_audit.evaluate.retention import cutoff, expire_history
 from tests.bi.results import A, put, user
 
 DAYS = [date(2026, 10, 1) + timedelta(days=n) for n in range(6)]

@@ -1,5 +1,5 @@
 """The summary (summarize task) and the HTML report (publish_report) read the date's verdicts
-from the stored counts and per variant (iam_audit.day_verdicts) instead of spreading every
+from the stored counts and per variant (iam_audit.evaluate.day_verdicts) instead of spreading every
 verdict over its frameworks: on a multi-day history with churn, account-level and per-resource
 errors, several-variant logics, exceptions of every shape and a database upgraded from the
 earlier design (no control_logic), they give exactly what the earlier statements over
@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from iam_audit.catalogue import control_sort_key, framework_sort_key, load_catalogue
-from iam_audit.report import SEVERITY_ORDER, TOP_FAILING, ReportData, load_report_data, render_report
-from iam_audit.summary import Summary, _score, build_summary, format_summary
+from iam_audit.evaluate.catalogue import control_sort_key, framework_sort_key, load_catalogue
+from iam_audit.reporting.report import SEVERITY_ORDER, TOP_FAILING, ReportData, load_report_data, render_report
+from iam_audit.reporting.summary import Summary, _score, build_summary, format_summary
 
 from .history import ACCOUNTS, run_new
 from .test_equivalence import DAYS, stage_history
@@ -124,7 +124,7 @@ _SEVERITY_SQL = "CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'm
 
 
 def earlier_report_data(conn, day) -> ReportData:
-    from iam_audit.report import Counts
+    from iam_audit.reporting.report import Counts
 
     day = str(day)
     cells = {

@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
+
 from iam_audit.aws import AwsTarget
 from iam_audit.config import AuditConfig
 from iam_audit.database import run_check
-from iam_audit.extract import extract_account_datasets
+from iam_audit.ingest.extract import extract_account_datasets
+from iam_audit.ingest.raw_store import S3RawStore
 from iam_audit.pipeline import extract_one, load_snapshot
-from iam_audit.raw_store import S3RawStore
 
 KEY_ID, SECRET = "AKIAANALYZERREGION01", "analyzer-region-test-secret"
 SNAPSHOT = "2026-11-03"

@@ -6,8 +6,8 @@ import json
 
 import boto3
 import pytest
-from iam_audit import alerts
 
+from iam_audit.alerting import alerts
 from tests.integration.conftest import KEY_ID, SECRET
 
 

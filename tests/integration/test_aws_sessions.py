@@ -13,11 +13,11 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
 from iam_audit.aws import SESSION_POLICY_MAX_CHARS, AwsTarget, audit_session_policy, target_from_connection
 from iam_audit.config import AuditConfig, build_config
-from iam_audit.extract import extract_account_datasets
-from iam_audit.policies import load_policy
-
+from iam_audit.evaluate.policies import load_policy
+from iam_audit.ingest.extract import extract_account_datasets
 from tests.conftest import account_of
 
 KEY_ID, SECRET = "AKIASESSIONTEST00001", "session-test-secret-value"
@@ -131,7 +131,7 @@ def test_role_arn_has_the_role_path_and_the_callers_partition(emulator):
 
 
 def test_access_keys_carry_the_users_arn_with_its_path(emulator):
-    from iam_audit.transform import transform_dataset
+    from iam_audit.ingest.transform import transform_dataset
 
     account_id = account_of(emulator.manifest, "none")
     name = f"pathed-{datetime.now(UTC).strftime('%H%M%S%f')}"

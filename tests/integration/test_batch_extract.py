@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from iam_audit import layout, tasks
-from iam_audit.pipeline import AccountExtractionError, PermanentExtractionError
-from iam_audit.raw_store import S3RawStore
 
+from iam_audit import tasks
+from iam_audit.ingest import layout
+from iam_audit.ingest.raw_store import S3RawStore
+from iam_audit.pipeline import AccountExtractionError, PermanentExtractionError
 from tests.conftest import account_of
 
 SNAPSHOT = "2026-11-03"

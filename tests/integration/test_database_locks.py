@@ -7,6 +7,7 @@ import threading
 
 import psycopg
 import pytest
+
 from iam_audit.database import (
     SchemaLocked,
     SnapshotDateLocked,
@@ -163,7 +164,6 @@ def test_two_concurrent_loads_of_one_date_do_not_interleave(emulator, bucket, po
 
     from iam_audit import tasks
     from iam_audit.config import AuditConfig
-
     from tests.conftest import account_of
     from tests.integration.test_storage_and_load_faults import SNAPSHOT, extract
 

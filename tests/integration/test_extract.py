@@ -2,9 +2,9 @@
 
 import boto3
 import pytest
-from iam_audit.aws import AwsTarget
-from iam_audit.extract import DATASETS, extract_account_datasets, unreachable_account
 
+from iam_audit.aws import AwsTarget
+from iam_audit.ingest.extract import DATASETS, extract_account_datasets, unreachable_account
 from tests.conftest import account_of
 
 
@@ -49,7 +49,7 @@ def test_every_page_of_a_listing_is_read(emulator, operation, keys, identity, kw
     """IAM pages at up to 1,000 items, more than the emulator's accounts hold: a page size of 2 makes
     the weak account's listings span pages (the emulator pages them as AWS does), and the merged result
     must hold every item of every page."""
-    from iam_audit.extract import _paginate
+    from iam_audit.ingest.extract import _paginate
 
     account_id = account_of(emulator.manifest, "weak")
     target = target_for(emulator)
@@ -152,7 +152,7 @@ def test_calls_per_account_are_account_wide(emulator):
 
 def test_a_user_name_with_a_comma_survives_the_credential_report(emulator):
     """IAM allows commas in user names; the report's CSV quotes that field and the load reads it whole."""
-    from iam_audit import transform
+    from iam_audit.ingest import transform
 
     account_id = account_of(emulator.manifest, "weak")
     admin = target_for(emulator)

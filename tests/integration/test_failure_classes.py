@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
+
 from iam_audit import tasks
 from iam_audit.aws import AwsTarget
 from iam_audit.config import AuditConfig
+from iam_audit.ingest.raw_store import S3RawStore
 from iam_audit.pipeline import (
     AccountExtractionError,
     OrganizationsAccessDenied,
@@ -20,8 +22,6 @@ from iam_audit.pipeline import (
     list_organization_accounts,
     prune_other_accounts,
 )
-from iam_audit.raw_store import S3RawStore
-
 from tests.conftest import account_of
 
 KEY_ID, SECRET = "AKIAFAILURECLASSES01", "failure-classes-test-secret"

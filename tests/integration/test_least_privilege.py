@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from iam_audit.policies import load_policy
-from iam_audit.raw_store import S3RawStore
 
+from iam_audit.evaluate.policies import load_policy
+from iam_audit.ingest.raw_store import S3RawStore
 from tests.old_policies import old_reader
 
 KEY_ID, SECRET = "AKIALEASTPRIVILEGE01", "least-privilege-test-secret"
@@ -92,7 +92,7 @@ def test_unencrypted_put_is_denied_explicitly(emulator, bucket):
 def test_every_s3_call_names_the_expected_bucket_owner(emulator, bucket):
     """S3 answers 403 when ExpectedBucketOwner is not the bucket's owner: a store expecting another
     account is refused on each call it makes, and the default (the credentials' account) is allowed."""
-    from iam_audit.raw_store import RawStoreError
+    from iam_audit.ingest.raw_store import RawStoreError
 
     store = S3RawStore(bucket)
     assert store.expected_owner == owner(emulator)

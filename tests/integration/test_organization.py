@@ -10,9 +10,10 @@ import json
 
 import boto3
 import pytest
-from iam_audit import organization
+
 from iam_audit.aws import AwsTarget
-from iam_audit.raw_store import S3RawStore
+from iam_audit.ingest import organization
+from iam_audit.ingest.raw_store import S3RawStore
 
 from .conftest import KEY_ID, SECRET, s3
 
@@ -124,7 +125,7 @@ def test_absent_corrupt_or_malformed_stored_data_is_staged_as_error(emulator, bu
     key = organization.dataset_key(PREFIX, SNAPSHOT, "organization_features")
     import hashlib
 
-    from iam_audit import layout
+    from iam_audit.ingest import layout
 
     blob = layout.encode({"OrganizationId": "o-x", "EnabledFeatures": "RootCredentialsManagement"})
     store.put(key, blob)

@@ -9,8 +9,8 @@ import uuid
 import boto3
 import psycopg
 import pytest
-from iam_audit.preflight import AUDIT_POLICY, format_report, run_preflight
 
+from iam_audit.preflight import AUDIT_POLICY, format_report, run_preflight
 from tests.conftest import account_of
 
 KEY_ID, SECRET = "AKIAPREFLIGHTTEST001", "preflight-test-secret"

@@ -1,4 +1,4 @@
-"""The benchmark's AWS stand-in (iam_audit.standin) against the emulator it was recorded from: the
+"""The benchmark's AWS stand-in (iam_audit_dev.standin) against the emulator it was recorded from: the
 pipeline's real extraction of one account stores the same raw payloads through both, and makes the
 same calls, once account ids and timestamps are set aside. A call the extraction makes that the
 recording lacks, or an answer the stand-in alters, fails here rather than skewing a benchmark."""
@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
-from iam_audit import layout
+from iam_audit_dev.standin import StandInApp, record, start_standin
+
 from iam_audit.aws import AwsTarget
 from iam_audit.config import AuditConfig
+from iam_audit.ingest import layout
+from iam_audit.ingest.raw_store import S3RawStore
 from iam_audit.pipeline import extract_one
-from iam_audit.raw_store import S3RawStore
-from iam_audit.standin import StandInApp, record, start_standin
-
 from tests.conftest import account_of
 
 pytestmark = pytest.mark.extended  # guards a benchmark tool: make test-extended, make bench

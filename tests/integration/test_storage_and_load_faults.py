@@ -8,12 +8,12 @@ import json
 
 import boto3
 import pytest
-from iam_audit import layout
+
 from iam_audit.aws import AwsTarget
 from iam_audit.config import AuditConfig
+from iam_audit.ingest import layout
+from iam_audit.ingest.raw_store import RawStoreError, S3RawStore
 from iam_audit.pipeline import extract_one, load_snapshot
-from iam_audit.raw_store import RawStoreError, S3RawStore
-
 from tests.conftest import account_of
 from tests.integration.conftest import KEY_ID, SECRET, s3
 
@@ -50,7 +50,7 @@ def test_transient_put_failures_are_retried(emulator, bucket):
 
 
 def layout_datasets():
-    from iam_audit.extract import DATASETS
+    from iam_audit.ingest.extract import DATASETS
 
     return DATASETS
 

@@ -29,7 +29,7 @@ def main() -> None:
     from airflow.utils.db import upgradedb
     from fastapi.testclient import TestClient
 
-    from plugins.compliance_plugin import CompliancePlugin
+    from iam_audit.web.plugin import CompliancePlugin
 
     upgradedb()  # the authorization looks up the DAG's team in the metadata DB
     manager = init_auth_manager()

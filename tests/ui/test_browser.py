@@ -34,9 +34,9 @@ pytestmark = pytest.mark.ui
 def airflow_ui():
     """Embedded services, one finished DAG run, and the API server on a free port: yields (url, run_id, manifest)."""
     require_browser("make test-ui")
-    from iam_audit.devenv import stack as stack_mod
-    from iam_audit.devenv.runner import migrate, run_dag
-    from iam_audit.emulator.process import free_port
+    from iam_audit_dev.devenv import stack as stack_mod
+    from iam_audit_dev.devenv.runner import migrate, run_dag
+    from iam_audit_dev.emulator.process import free_port
 
     shutil.rmtree(STATE_DIR / "airflow", ignore_errors=True)
     stack, manifest = stack_mod.up(state_dir=STATE_DIR, accounts=2, users=4)

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from plugins import compliance_plugin as cp
+from iam_audit.web import plugin as cp
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAY1, DAY2 = "2026-11-27", "2026-11-28"
@@ -120,7 +120,7 @@ def test_task_processes_load_the_plugin_without_building_the_app():
     """Every task instance's process loads the plugins folder (the task runner integrates plugin
     macros): the plugin must register without importing FastAPI or Airflow's API security there."""
     env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PYTHONPATH": str(PROJECT_ROOT / "include")}
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     out = subprocess.run([sys.executable, "-c", LOAD_PLUGINS_AS_A_TASK_DOES], env=env, capture_output=True,
                          text=True, check=True, timeout=300).stdout
     loaded = json.loads(out.strip().splitlines()[-1])
@@ -591,7 +591,7 @@ def auth_results(postgres, tmp_path_factory):
         "AIRFLOW__CORE__AUTH_MANAGER": "tests.ui.auth_probe.DagScopedAuthManager",
         "AIRFLOW__API_AUTH__JWT_SECRET": "auth-probe-secret",
         "AIRFLOW_CONN_COMPLIANCE_READER": conn_json(postgres, database, "page_reader"),
-        "PYTHONPATH": f"{PROJECT_ROOT}:{PROJECT_ROOT / 'include'}",
+        "PYTHONPATH": str(PROJECT_ROOT),
     }
     done = subprocess.run([sys.executable, str(AUTH_PROBE)], env={**os.environ, **env},
                           capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
@@ -620,7 +620,7 @@ def test_dag_reader_sees_the_page_through_the_reader_role(auth_results):
 def test_make_airflow_gives_the_page_its_reader_login(db, postgres, database, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from iam_audit.devenv.cli import _compliance_page_conn
+    from iam_audit_dev.devenv.cli import _compliance_page_conn
 
     seed(db, organisation())
     stack = SimpleNamespace(postgres=postgres, state_dir=tmp_path, database=database)

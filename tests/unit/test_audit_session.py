@@ -7,6 +7,7 @@ from __future__ import annotations
 import boto3
 import botocore.session
 import pytest
+
 from iam_audit.aws import (
     _SHARED_LOADER,
     AUDIT_SERVICES,

@@ -1,4 +1,4 @@
-"""The catalogue's files (sql/catalogue/frameworks, sql/catalogue/controls): every malformed file is a
+"""The catalogue's files (src/iam_audit/sql/catalogue/frameworks and controls): every malformed file is a
 load error naming the file and the key; the versions already shipped keep their exact mapping."""
 
 import copy
@@ -6,7 +6,14 @@ import hashlib
 import json
 
 import pytest
-from iam_audit.catalogue import CatalogueError, catalogue_rows, load_catalogue, parse_catalogue, read_catalogue_files
+
+from iam_audit.evaluate.catalogue import (
+    CatalogueError,
+    catalogue_rows,
+    load_catalogue,
+    parse_catalogue,
+    read_catalogue_files,
+)
 
 DATA = read_catalogue_files()
 V6 = "sql/catalogue/frameworks/cis_v6.0.0.yaml"
@@ -59,7 +66,7 @@ def test_invalid_yaml_names_the_file(tmp_path):
 
 
 # sha256 of the aws_policy_controls rows as shipped before the catalogue was split into files
-# (sql/catalogue.yaml; the split was verified equal row by row): the nine CIS versions already
+# (src/iam_audit/sql/catalogue.yaml; the split was verified equal row by row): the nine CIS versions already
 # published, and iam_hygiene IH.1-IH.10, stay exactly as they are; a deliberate change updates it here.
 SHIPPED = {
     "cis_v1.2.0-v6.0.0": "d964dff656f122de97f6d84a790a7d206ea83d4caa7aaf06fb999ba154dc70d5",
@@ -82,7 +89,7 @@ def test_earlier_versions_keep_their_exact_mapping():
 def test_a_new_version_is_scaffolded_from_the_previous_one(tmp_path):
     import shutil
 
-    from iam_audit.catalogue import main, scaffold_version
+    from iam_audit.evaluate.catalogue import main, scaffold_version
     from iam_audit.paths import CATALOGUE_DIR
 
     shutil.copytree(CATALOGUE_DIR, tmp_path / "catalogue")

@@ -3,7 +3,8 @@
 import copy
 
 import pytest
-from iam_audit.catalogue import CatalogueError, parse_catalogue, read_catalogue_files
+
+from iam_audit.evaluate.catalogue import CatalogueError, parse_catalogue, read_catalogue_files
 
 DATA = read_catalogue_files()
 

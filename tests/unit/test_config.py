@@ -1,4 +1,5 @@
 import pytest
+
 from iam_audit.config import ConfigError, build_config, parse_account_ids
 from iam_audit.pipeline import select_frameworks
 
@@ -86,6 +87,7 @@ def test_select_frameworks():
 
 def test_empty_organisation_fails_before_extraction():
     import boto3
+
     from iam_audit.aws import AwsTarget
     from iam_audit.config import AuditConfig
     from iam_audit.pipeline import discover_accounts

@@ -1,7 +1,8 @@
 """docs/controls.md is what the catalogue generates, and the catalogue knows every CIS version."""
 
-from iam_audit.catalogue import load_catalogue
-from iam_audit.docs import CONTROLS_DOC, REGENERATE, render_controls_markdown
+from iam_audit_dev.docs import CONTROLS_DOC, REGENERATE, render_controls_markdown
+
+from iam_audit.evaluate.catalogue import load_catalogue
 
 CATALOGUE = load_catalogue()
 VERSIONS = ("cis_v1.2.0", "cis_v1.3.0", "cis_v1.4.0", "cis_v1.5.0", "cis_v2.0.0", "cis_v3.0.0",

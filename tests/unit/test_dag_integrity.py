@@ -1,14 +1,16 @@
 """The DAG parses, keeps its contract and has one task per check logic."""
 
 import pytest
-from iam_audit.catalogue import load_catalogue
+
+from iam_audit.evaluate.catalogue import load_catalogue
 from iam_audit.paths import CHECKS_DIR
 
 
 @pytest.fixture(scope="module")
 def dag():
     from airflow.dag_processing.dagbag import DagBag
-    from iam_audit.paths import PROJECT_ROOT
+
+    from tests.conftest import PROJECT_ROOT
 
     bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
     assert bag.import_errors == {}
@@ -95,12 +97,12 @@ def test_no_run_or_task_can_hang_forever(dag):
 def test_timeouts_are_configurable(monkeypatch):
     import importlib.util
 
-    from iam_audit.paths import PROJECT_ROOT
+    from tests.conftest import PROJECT_ROOT
 
     monkeypatch.setenv("IAM_AUDIT_DAGRUN_TIMEOUT_MINUTES", "90")
     monkeypatch.setenv("IAM_AUDIT_TASK_TIMEOUT_MINUTES", "7")
     monkeypatch.setenv("IAM_AUDIT_DB_STATEMENT_TIMEOUT", "2min")
-    spec = importlib.util.spec_from_file_location("aws_iam_cis_timeouts", PROJECT_ROOT / "dags" / "aws_iam_cis.py")
+    spec = importlib.util.spec_from_file_location("aws_iam_cis_timeouts", PROJECT_ROOT / "src" / "iam_audit" / "dag.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.DAGRUN_TIMEOUT.total_seconds() == 90 * 60

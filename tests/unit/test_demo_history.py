@@ -3,7 +3,7 @@ changes (a rotated key, a console user who had MFA, a weaker password policy).""
 
 from __future__ import annotations
 
-from iam_audit.devenv.history import ROTATED_DAYS_AGO, as_of
+from iam_audit_dev.devenv.history import ROTATED_DAYS_AGO, as_of
 
 REPORT = ("user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,"
           "password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,"

@@ -1,5 +1,5 @@
 """deploy/cloudformation/: the audit role templates parse, reference only what they declare, and
-embed exactly the shipped policies (include/policies/)."""
+embed exactly the shipped policies (src/iam_audit/policies/)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from iam_audit.config import ROLE_NAME_RE
-from iam_audit.policies import evaluate, load_policy
+from iam_audit.evaluate.policies import evaluate, load_policy
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "cloudformation"
 ROLE, STACKSET = DEPLOY / "audit-role.yaml", DEPLOY / "audit-role-stackset.yaml"
@@ -192,7 +193,7 @@ def test_the_raw_bucket_is_versioned_tls_only_encrypted_with_optional_object_loc
     assert statements["RefuseRequestsWithoutTls"]["Effect"] == "Deny"
     assert statements["RefuseRequestsWithoutTls"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     # the bucket policy, evaluated as the pipeline's evaluator does: plain HTTP refused, TLS 1.2 allowed on
-    from iam_audit.policies import evaluate
+    from iam_audit.evaluate.policies import evaluate
 
     policy = {"Statement": [{**s, "Resource": "*"} for s in statements.values() if s["Effect"] == "Deny"]
               + [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}

@@ -1,4 +1,5 @@
 import pytest
+
 from iam_audit import notify
 
 received = []

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from iam_audit import layout
+
+from iam_audit.ingest import layout
 
 
 def large_authorization_details() -> dict:

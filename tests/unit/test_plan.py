@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
+
 from iam_audit import tasks
 from iam_audit.config import ConfigError
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from iam_audit.policies import UnsupportedPolicy, evaluate, load_policy
 
+from iam_audit.evaluate.policies import UnsupportedPolicy, evaluate, load_policy
 from tests.old_policies import old_reader
 
 BUCKET, PREFIX = "audit-raw", "iam"

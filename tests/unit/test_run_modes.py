@@ -6,10 +6,11 @@ from datetime import UTC, date, datetime
 from types import SimpleNamespace
 
 import pytest
+
 from iam_audit import tasks
 from iam_audit.config import ConfigError
-from iam_audit.paths import PROJECT_ROOT
 from iam_audit.run_modes import AUTO_RULE, OVERRIDE_PARAM, run_mode
+from tests.conftest import PROJECT_ROOT
 
 TODAY = date(2026, 11, 29)
 

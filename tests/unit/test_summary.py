@@ -3,8 +3,7 @@ in its own column, a score per framework, resources counted once per logic, elli
 
 from datetime import date
 
-from iam_audit.summary import build_summary, clip, format_summary
-
+from iam_audit.reporting.summary import build_summary, clip, format_summary
 from tests.bi.results import put
 
 DAY = date(2026, 11, 29)

@@ -1,6 +1,6 @@
 """Check task docs fit Airflow's narrow docs panel: the control's text first, version numbers compactly after."""
 
-from iam_audit.catalogue import load_catalogue
+from iam_audit.evaluate.catalogue import load_catalogue
 
 CATALOGUE = load_catalogue()
 

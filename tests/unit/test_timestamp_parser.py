@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import botocore.utils
 import pytest
+
 from iam_audit.aws import parse_timestamp
 
 
@@ -28,6 +29,7 @@ def test_invalid_timestamp_is_an_error_as_in_botocore():
 
 def test_assumed_role_sessions_use_it(emulator):
     import boto3
+
     from iam_audit.aws import AwsTarget
 
     target = AwsTarget(session=boto3.Session(region_name="us-east-1", aws_access_key_id="AKIAEMULATORDEMO0001",

