@@ -44,7 +44,7 @@ def test_macro_call_matches_catalogue(logic):
     header = (CHECKS_DIR / f"{logic}.sql").read_text(encoding="utf-8").splitlines()[0]
     # the file names its logic and where its catalogue entry is; the framework mapping lives only in the
     # catalogue (docs/controls.md and each task's doc_md show it), so a new version edits no SQL file
-    assert header == f"-- {logic} · catalogue: src/iam_audit/sql/catalogue/controls/{logic}.yaml"
+    assert header == f"-- {logic} · catalogue: sql/catalogue/controls/{logic}.yaml"
     rendered = render_check(logic)
     assert "now()" not in rendered.split("verdicts (", 1)[1].split("errors AS", 1)[0]
     assert "current_date" not in rendered
