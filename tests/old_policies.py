@@ -1,6 +1,6 @@
-"""Policy texts shipped before issue 10, kept as negative cases for the policy tests."""
+"""Policy texts shipped before the least-privilege review, kept as negative cases for the policy tests."""
 
-# src/iam_audit/policies/s3-raw-reader.json before issue 10: ListBucket only under an s3:prefix
+# src/iam_audit/policies/s3-raw-reader.json before the least-privilege review: ListBucket only under an s3:prefix
 # condition (so HeadBucket, which has no s3:prefix key, is refused), plus "" which let the
 # reader list the whole bucket.
 OLD_READER_TEXT = """{

@@ -1,6 +1,6 @@
 """live or replay: the one rule for mode=auto, and the guard on live runs for past dates.
 
-The rule's sentence below is quoted verbatim by the DAG's docs and trigger form and by the README
+The rule's sentence below is quoted verbatim by the DAG's docs and trigger form
 (tests/unit/test_run_modes.py keeps them identical).
 """
 

@@ -43,6 +43,6 @@ def channels(monkeypatch, http_receiver, smtp_receiver):
     monkeypatch.setenv("AIRFLOW_CONN_IAM_AUDIT_ALERTS_SMTP",
                        json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": smtp_receiver.port,
                                    "extra": {"disable_tls": True, "disable_ssl": True,
-                                             "from_email": "aws-iam-cis@example.com"}}))
+                                             "from_email": "iam-audit@example.com"}}))
     monkeypatch.setenv("IAM_AUDIT_ALERT_RETRY_WAIT_SECONDS", "0.01")
     return http_receiver, smtp_receiver

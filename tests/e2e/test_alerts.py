@@ -65,7 +65,7 @@ def test_alerts_baseline_changes_outage_rerun_and_backfill(e2e_stack, run, today
         "AIRFLOW_CONN_IAM_AUDIT_ALERTS_WEBHOOK": json.dumps({"conn_type": "http", "host": http.url("/hook")}),
         "AIRFLOW_CONN_IAM_AUDIT_ALERTS_SMTP": json.dumps({
             "conn_type": "smtp", "host": "127.0.0.1", "port": smtp.port,
-            "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "aws-iam-cis@example.com"}}),
+            "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "iam-audit@example.com"}}),
         "IAM_AUDIT_ALERT_ATTEMPTS": "2", "IAM_AUDIT_ALERT_RETRY_WAIT_SECONDS": "0.1",
     }
     accounts = {"accounts": [tagged, untagged]}

@@ -37,7 +37,7 @@ def calls(emulator, action: str) -> int:
     return sum(c["count"] for c in emulator.calls() if c["action"] == action)
 
 
-# ---- issue 12.1: the session can do no more than the audit needs ---------------------------------
+# ---- the session can do no more than the audit needs ---------------------------------
 
 def test_session_policy_is_the_audit_permissions_and_fits_aws_limit():
     policy = audit_session_policy()
@@ -68,7 +68,7 @@ def test_pipeline_session_is_refused_mutating_calls_even_when_the_role_is_admin(
     assert {n: r.error_code for n, r in results.items() if not r.ok} == {}
 
 
-# ---- issue 10.10: credentials refresh before they expire ------------------------------------------
+# ---- credentials refresh before they expire ------------------------------------------
 
 def test_assumed_role_credentials_are_refreshed_before_they_expire(emulator):
     account_id = account_of(emulator.manifest, "weak")
@@ -89,7 +89,7 @@ def test_assumed_role_credentials_are_refreshed_before_they_expire(emulator):
     assert calls(emulator, "AssumeRole") >= 2
 
 
-# ---- issue 10.9: the connection's config_kwargs reach every client ---------------------------------
+# ---- the connection's config_kwargs reach every client ---------------------------------
 
 def test_connection_config_kwargs_reach_every_client_with_the_retry_configuration(emulator, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_AWS_PROXIED", json.dumps({
@@ -111,7 +111,7 @@ def test_connection_config_kwargs_reach_every_client_with_the_retry_configuratio
         assert client.meta.config.proxies == {"http": emulator.url}
 
 
-# ---- issue 10.8: role path and the caller's partition ---------------------------------------------
+# ---- role path and the caller's partition ---------------------------------------------
 
 def test_role_arn_has_the_role_path_and_the_callers_partition(emulator):
     config = build_config({"iam_audit_bucket": "bucket-ok", "iam_audit_role_path": "/security/audit/"})
@@ -150,7 +150,7 @@ def test_access_keys_carry_the_users_arn_with_its_path(emulator):
         admin_iam.delete_user(UserName=name)
 
 
-# ---- issue 10.11: boto3 sessions are not thread-safe ----------------------------------------------
+# ---- boto3 sessions are not thread-safe ----------------------------------------------
 
 def test_clients_are_never_created_concurrently_and_once_per_service_and_region(emulator, monkeypatch):
     account_id = account_of(emulator.manifest, "weak")
@@ -181,7 +181,7 @@ def test_clients_are_never_created_concurrently_and_once_per_service_and_region(
     assert sum(created.values()) == 1 + 3 + regions  # sts, then iam, account, ec2 and one per region
 
 
-# ---- issue 10.12: trust policy variants -------------------------------------------------------------
+# ---- trust policy variants -------------------------------------------------------------
 
 @pytest.mark.parametrize(("name", "values", "principal"), [
     ("audit-role-trust.json", {"PipelineRoleName": "airflow-worker"},

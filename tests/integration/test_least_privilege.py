@@ -58,7 +58,7 @@ def test_bucket_check_passes_under_the_shipped_reader_policy(emulator, bucket):
 
 
 def test_the_old_reader_policy_refused_head_bucket(emulator, bucket):
-    """The check before issue 10 (HeadBucket) under the reader policy shipped then: refused."""
+    """The earlier check (HeadBucket) under the reader policy shipped then: refused."""
     enforce(emulator, bucket, reader=old_reader(bucket, PREFIX))
     assert S3RawStore(bucket).hook.check_for_bucket(bucket) is False
     # and it let the reader list the whole bucket, which the shipped policy no longer does

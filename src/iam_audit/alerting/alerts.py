@@ -660,7 +660,7 @@ def make_notifier(message: Message):
         from airflow.sdk import BaseHook
 
         conn_id = DEFAULT_CONNECTIONS["email"]
-        sender = BaseHook.get_connection(conn_id).extra_dejson.get("from_email") or "aws-iam-cis@localhost"
+        sender = BaseHook.get_connection(conn_id).extra_dejson.get("from_email") or "iam-audit@localhost"
         return SmtpNotifier(to=message.recipient, from_email=sender, subject=subject(message),
                             html_content=email_html(message), smtp_conn_id=conn_id)
     if message.channel == "sns":

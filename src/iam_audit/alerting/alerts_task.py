@@ -35,7 +35,7 @@ def send_alerts(plan: dict, postgres_conn_id: str) -> dict:
         return {"mode": "replay", "sent": {}}
     channels = alerts.configured_channels(_connection_exists)
     if not channels:
-        log.warning("alerting is off: define at least one of the connections %s (see README, Alerts)",
+        log.warning("alerting is off: define at least one of the connections %s (see docs/alerts.md)",
                     ", ".join(alerts.DEFAULT_CONNECTIONS.values()))
         return {"configured": False, "sent": {}}
     from airflow.configuration import conf

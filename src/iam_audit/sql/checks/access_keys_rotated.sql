@@ -12,7 +12,7 @@
 -- within the limit) with a reason saying so.
 -- Reasons name the creation date, the limit and the date the key is (was) due for
 -- rotation (create_date + N days), never a count of days: the text then stays the
--- same from one snapshot to the next until the verdict changes (README "Add a control").
+-- same from one snapshot to the next until the verdict changes (docs/adding-a-control.md).
 -- Reads: access_keys (credential_report). Resource: the access key id.
 {% from 'macros/check.sql' import check %}
 {% call check('access_keys_rotated', needs=['credential_report', 'access_keys']) %}

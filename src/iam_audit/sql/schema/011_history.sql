@@ -1,4 +1,4 @@
--- Verdict history that grows with change (issue 9).
+-- Verdict history that grows with change.
 --
 -- A verdict is computed once per control logic and distinct param set (a
 -- "variant"), not once per framework, and stored as an interval of the snapshot
