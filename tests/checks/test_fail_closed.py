@@ -131,9 +131,14 @@ def _functions() -> dict[str, str]:
 
 
 def sql_read_by(logic: str) -> str:
-    """The check file's SQL plus the bodies of the SQL functions it calls, transitively."""
+    """The check file's SQL, the body macros it imports (not the check macro every check shares) and the
+    bodies of the SQL functions it calls, transitively."""
     functions = _functions()
-    text = _without_comments((CHECKS_DIR / f"{logic}.sql").read_text(encoding="utf-8"))
+    source = (CHECKS_DIR / f"{logic}.sql").read_text(encoding="utf-8")
+    for macro in re.findall(r"\{%\s*from\s+'(macros/\w+\.sql)'\s+import", source):
+        if macro != "macros/check.sql":
+            source += "\n" + (CHECKS_DIR.parent / macro).read_text(encoding="utf-8")
+    text = _without_comments(source)
     seen: set[str] = set()
     while True:
         called = {name for name in functions if name not in seen and re.search(rf"\b{name}\s*\(", text)}
