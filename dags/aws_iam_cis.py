@@ -5,4 +5,9 @@ summary, alerts, exports), so upgrading the package upgrades the DAG with its SQ
 puts the DAG in Airflow's dags folder: copy it into yours.
 """
 
-from iam_audit.dag import aws_iam_cis_dag  # noqa: F401 - Airflow collects the DAG from this module's globals
+from iam_audit.dag import aws_iam_cis
+
+# Built here, at every parse of this file, rather than when the package is imported: a process that
+# parses the dags folder again (a DAG processor, `airflow dags test`) then applies the settings read
+# at parse time (retries, the custom controls' folder) instead of reusing the first parse's DAG.
+aws_iam_cis_dag = aws_iam_cis()

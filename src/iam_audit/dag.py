@@ -230,6 +230,3 @@ def aws_iam_cis():
     [summary, *exports] >> retention
     watched = [plan, schema, accounts, batches, extracted, loaded, *checks, summary, alerted, *exports, retention]
     watched >> fail_run_on_task_failure()
-
-
-aws_iam_cis_dag = aws_iam_cis()
