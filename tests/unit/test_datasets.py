@@ -63,3 +63,14 @@ def test_preflight_reads_every_data_set():
     assert [name for name in dict.fromkeys(name for name, _, _ in reads)] == list(NAMES)
     for name, action, _ in reads:
         assert action in datasets.BY_NAME[name].actions, (name, action)
+
+
+def test_every_check_needs_known_data_sets():
+    """A check's `needs` names data sets of the registry or the organisation's: a misspelt one would
+    never be collected, so every account would get 'error' from the check."""
+    from iam_audit.evaluate.catalogue import load_catalogue
+    from iam_audit.ingest.organization import ORG_DATASETS
+
+    known = set(NAMES) | set(ORG_DATASETS)
+    for check in load_catalogue().checks:
+        assert set(check.needs) <= known, (check.logic, sorted(set(check.needs) - known))
