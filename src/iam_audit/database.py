@@ -199,10 +199,12 @@ def _take_schema_lock(cur, wait: str) -> None:
 
 def _recorded(conn) -> dict[int, tuple[str, str]]:
     """version -> (name, checksum) of the migrations the database records ({} before the first)."""
-    if conn.execute("SELECT to_regclass(%s) IS NULL", (MIGRATIONS_TABLE,)).fetchone()[0]:
-        return {}
-    rows = conn.execute(f"SELECT version, name, checksum FROM {MIGRATIONS_TABLE}").fetchall()  # noqa: S608
-    return {version: (name, checksum) for version, name, checksum in rows}
+    with conn.transaction(), conn.cursor() as cur:   # a read: leaves a caller's transaction as it was
+        cur.execute("SELECT to_regclass(%s) IS NULL", (MIGRATIONS_TABLE,))
+        if cur.fetchone()[0]:
+            return {}
+        cur.execute(f"SELECT version, name, checksum FROM {MIGRATIONS_TABLE}")  # noqa: S608
+        return {version: (name, checksum) for version, name, checksum in cur.fetchall()}
 
 
 def _verify(recorded: dict[int, tuple[str, str]], known: list[Migration]) -> None:
@@ -223,7 +225,6 @@ def _verify(recorded: dict[int, tuple[str, str]], known: list[Migration]) -> Non
 def _apply_migrations(conn, pending_kind: list[Migration], known: list[Migration], wait: str) -> list[str]:
     """Apply those of `pending_kind` the database has not recorded, each in its own transaction."""
     recorded = _recorded(conn)
-    conn.rollback()
     _verify(recorded, known)
     applied = []
     for migration in pending_kind:
