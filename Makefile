@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo test test-mutations test-extended test-scheduler test-distributed install-distributed test-ui install-ui lint run preflight backfill airflow sql stop export-ocsf evidence bench clean
+.PHONY: help install demo test test-mutations test-extended test-scheduler test-distributed install-distributed test-ui install-ui lint run preflight policies backfill airflow sql stop export-ocsf evidence bench clean
 
 help:
 	@echo "make demo       embedded PostgreSQL + emulated AWS organisation, one DAG run, a compliance summary"
@@ -22,6 +22,8 @@ help:
 	@echo "make run        one DAG run for today against the environment's connections and variables"
 	@echo "make preflight  check that configuration before a first run: credentials, role and reads per account,"
 	@echo "                bucket, PostgreSQL; names the permission or template that fixes each problem"
+	@echo "make policies   write the audit role's permissions (policy JSON and CloudFormation role) from the"
+	@echo "                data-set registry, src/iam_audit/ingest/datasets.py"
 	@echo "make backfill START=YYYY-MM-DD END=YYYY-MM-DD [REPROCESS=completed|failed|none]"
 	@echo "                an Airflow backfill re-evaluating stored snapshots (no IAM call); REPROCESS: what to"
 	@echo "                do with dates that already have a run (completed: rerun all, the default)"
@@ -103,6 +105,9 @@ run: install
 
 preflight: install
 	$(BIN)/python -m iam_audit_dev.devenv.cli preflight
+
+policies: install
+	$(BIN)/python -m iam_audit_dev.policies
 
 REPROCESS ?= completed
 backfill: install

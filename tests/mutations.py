@@ -110,7 +110,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "M09", "exceptions", "an exception that mutes across accounts: the account of an exception is ignored",
-        (Edit("src/iam_audit/sql/schema/035_exceptions.sql",
+        (Edit("src/iam_audit/sql/functions/035_exceptions.sql",
               "      AND (e.account_id IS NULL OR e.account_id = p_account_id)\n",
               "      AND (e.account_id IS NULL OR e.account_id IS NOT NULL)\n"),
          Edit("src/iam_audit/sql/views/008_aws_policy_muted_verdicts.sql",
@@ -120,7 +120,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "M10", "history", "a history writer that starts a new interval for an unchanged verdict",
-        (Edit("src/iam_audit/sql/schema/011_history.sql",
+        (Edit("src/iam_audit/sql/functions/011_history.sql",
               "AND x.p_reason = x.d_reason AND x.p_type IS NOT DISTINCT FROM x.d_type AS same_pd,",
               "AND x.p_reason = x.d_reason AND x.p_type IS NOT DISTINCT FROM x.d_type AND false AS same_pd,"),),
         ("tests/history/test_equivalence.py", "tests/bi/test_views.py"),
@@ -173,7 +173,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M17", "check", "missing data is not an error: an account whose data sets were not collected loses "
         "its verdicts instead of getting 'error'",
-        (Edit("src/iam_audit/sql/schema/011_history.sql",
+        (Edit("src/iam_audit/sql/functions/011_history.sql",
               "           CASE WHEN NOT r.ready THEN coalesce(r.reason, 'data not collected') END AS error_reason\n",
               "           NULL::text AS error_reason\n"),),
         ("tests/checks/test_fail_closed.py",),
@@ -197,7 +197,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M20", "organisation", "a refused organisation data set is trusted: readiness reads every organisation "
         "data set as collected, so IH.11 judges what was never read",
-        (Edit("src/iam_audit/sql/schema/020_functions.sql",
+        (Edit("src/iam_audit/sql/functions/020_check_helpers.sql",
               "            SELECT 2, o.status, o.error_code, o.error_message\n",
               "            SELECT 2, 'ok', o.error_code, o.error_message\n"),),
         ("tests/checks/test_hygiene_root_credentials_centralized.py",),

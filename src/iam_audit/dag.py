@@ -91,7 +91,7 @@ def aws_iam_cis():
 
     @task
     def prepare_database() -> list[str]:
-        """Apply sql/schema and sql/views idempotently and sync the control catalogue."""
+        """Apply pending migrations once each, sql/functions and sql/views when changed; sync the catalogue."""
         from iam_audit import tasks
 
         return tasks.prepare_database(POSTGRES_CONN_ID)

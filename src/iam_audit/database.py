@@ -10,16 +10,19 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import jinja2
 import psycopg
 from tenacity import RetryError, retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from iam_audit.evaluate.catalogue import Catalogue, catalogue_rows, load_catalogue
-from iam_audit.paths import SCHEMA_DIR, SQL_DIR, VIEWS_DIR
+from iam_audit.paths import FUNCTIONS_DIR, MIGRATIONS_DIR, SQL_DIR, VIEWS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +75,60 @@ def pipeline_hook(postgres_conn_id: str):
 
 
 # ---- schema -------------------------------------------------------------------------
+#
+# Two kinds of SQL. Tables change through versioned migrations (sql/migrations/NNNN_name.sql),
+# each applied once, in its own transaction, and recorded in iam_audit_schema_migrations with
+# its checksum. Functions and views (sql/functions, sql/views) are definitions, written to be
+# re-run: they are applied as a whole, with the catalogue, whenever their fingerprint changes.
+# A migration named NNNN_name.post.sql runs after the functions and views (it may call them);
+# the others run before them.
 
-def schema_files() -> list:
-    files = sorted(SCHEMA_DIR.glob("*.sql"))
-    if VIEWS_DIR.exists():
-        files += sorted(VIEWS_DIR.glob("*.sql"))
-    return files
+MIGRATIONS_TABLE = "iam_audit_schema_migrations"
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+(\.post)?\.sql$")
+
+
+class MigrationChanged(RuntimeError):
+    """An applied migration's file differs from what was applied, or the database knows one the package lacks."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+    post: bool
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def migrations() -> list[Migration]:
+    """sql/migrations/*.sql in version order; a misnamed file or a repeated version is an error."""
+    found: dict[int, Migration] = {}
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if not match:
+            raise ValueError(f"{path}: a migration is named NNNN_lowercase_name.sql or NNNN_name.post.sql")
+        version = int(match.group(1))
+        if version in found:
+            raise ValueError(f"{path}: version {version} is also {found[version].name}")
+        found[version] = Migration(version, path.name, path, bool(match.group(2)))
+    return [found[v] for v in sorted(found)]
+
+
+def definition_files() -> list[Path]:
+    """The re-runnable definitions in the order they are applied: sql/functions, then sql/views."""
+    return sorted(FUNCTIONS_DIR.glob("*.sql")) + sorted(VIEWS_DIR.glob("*.sql"))
+
+
+def schema_files() -> list[Path]:
+    return [m.path for m in migrations()] + definition_files()
 
 
 def schema_fingerprint(catalogue: Catalogue | None = None) -> str:
-    """SHA-256 of sql/schema, sql/views (names and text, in order) and the catalogue rows."""
+    """SHA-256 of the migrations, sql/functions, sql/views (names and text, in order) and the catalogue
+    rows: a new migration also re-applies the definitions, which may read what it changed."""
     digest = hashlib.sha256()
     for path in schema_files():
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
@@ -92,29 +139,39 @@ def schema_fingerprint(catalogue: Catalogue | None = None) -> str:
 
 def apply_schema(conn, catalogue: Catalogue | None = None, *, force: bool = False,
                  lock_timeout: str | None = None, attempts: int = 3) -> list[str]:
-    """Apply sql/schema/*.sql then sql/views/*.sql in order and sync the catalogue, in one transaction,
-    only when they changed since the last apply (iam_audit_schema_state holds the fingerprint).
+    """Bring the database to this package's schema: pending migrations, then the functions, views
+    and catalogue when they changed since the last apply (iam_audit_schema_state holds their
+    fingerprint; `force` re-applies them), then pending .post migrations.
 
-    Returns the files applied ([] when nothing changed: no DDL at all). Each DDL waits at most
-    `lock_timeout` for its lock (so readers queue behind it no longer than that), then the whole
-    apply is rolled back and retried; after `attempts`, SchemaLocked names the sessions in the way.
+    Returns the files applied ([] when nothing was pending or changed: no DDL at all). Each DDL
+    waits at most `lock_timeout` for its lock (so readers queue behind it no longer than that),
+    then its transaction is rolled back and retried; after `attempts`, SchemaLocked names the
+    sessions in the way. A migration already applied whose file changed is MigrationChanged.
     """
     catalogue = catalogue or load_catalogue()
     fingerprint = schema_fingerprint(catalogue)
     wait = lock_timeout or timeouts()["schema_lock_timeout"]
+    known = migrations()
+    applied: list[str] = []
+    definitions_done = []
 
     @retry(retry=retry_if_exception_type(psycopg.errors.LockNotAvailable), stop=stop_after_attempt(attempts),
            wait=wait_exponential(multiplier=1, max=10), reraise=False)
-    def attempt() -> list[str]:
+    def attempt() -> None:
         try:
-            return _apply_schema(conn, catalogue, fingerprint, force, wait)
+            # each step commits on its own, so a retry resumes after the last committed one
+            applied.extend(_apply_migrations(conn, [m for m in known if not m.post], known, wait))
+            if not definitions_done:
+                applied.extend(_apply_definitions(conn, catalogue, fingerprint, force, wait))
+                definitions_done.append(True)
+            applied.extend(_apply_migrations(conn, [m for m in known if m.post], known, wait))
         except psycopg.errors.LockNotAvailable:
             conn.rollback()
             log.warning("prepare_database: a lock was not free within %s; rolled back, will retry", wait)
             raise
 
     try:
-        return attempt()
+        attempt()
     except RetryError:
         raise SchemaLocked(
             f"the schema could not be updated: its DDL waited {wait} for a lock, {attempts} times "
@@ -122,28 +179,89 @@ def apply_schema(conn, catalogue: Catalogue | None = None, *, force: bool = Fals
             f"compliance tables and views: {_lock_holders(conn)}. End them (pg_terminate_backend(pid)) "
             "or let them finish, then re-run; an unchanged schema needs no lock at all."
         ) from None
+    return applied
 
 
-def _apply_schema(conn, catalogue: Catalogue, fingerprint: str, force: bool, wait: str) -> list[str]:
+def _take_schema_lock(cur, wait: str) -> None:
+    """Serialise schema changes for the rest of the transaction."""
+    cur.execute("SELECT set_config('lock_timeout', %s, true)", (wait,))
+    cur.execute("SELECT to_regclass('iam_audit_locks') IS NOT NULL")
+    if not cur.fetchone()[0]:
+        # the very first apply, before the lock table exists; whoever waited here while another
+        # session created it takes its row too (below)
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        cur.execute("SELECT to_regclass('iam_audit_locks') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return
+    # a row lock only the pipeline's role can take (see sql/migrations/0001_baseline.sql)
+    cur.execute("SELECT 1 FROM iam_audit_locks WHERE lock_name = 'schema' FOR UPDATE")
+
+
+def _recorded(conn) -> dict[int, tuple[str, str]]:
+    """version -> (name, checksum) of the migrations the database records ({} before the first)."""
+    with conn.transaction(), conn.cursor() as cur:   # a read: leaves a caller's transaction as it was
+        cur.execute("SELECT to_regclass(%s) IS NULL", (MIGRATIONS_TABLE,))
+        if cur.fetchone()[0]:
+            return {}
+        cur.execute(f"SELECT version, name, checksum FROM {MIGRATIONS_TABLE}")  # noqa: S608
+        return {version: (name, checksum) for version, name, checksum in cur.fetchall()}
+
+
+def _verify(recorded: dict[int, tuple[str, str]], known: list[Migration]) -> None:
+    by_version = {m.version: m for m in known}
+    for version, (name, checksum) in sorted(recorded.items()):
+        migration = by_version.get(version)
+        if migration is None:
+            raise MigrationChanged(
+                f"the database records migration {name}, which this package does not have: it was "
+                "upgraded by a newer release; install that release (or a later one)")
+        if migration.checksum != checksum:
+            raise MigrationChanged(
+                f"{migration.path} was changed after it was applied to this database (recorded as {name}, "
+                f"sha256 {checksum[:12]}, now {migration.checksum[:12]}): an applied migration is never "
+                "edited; restore it and put the change in a new migration")
+
+
+def _apply_migrations(conn, pending_kind: list[Migration], known: list[Migration], wait: str) -> list[str]:
+    """Apply those of `pending_kind` the database has not recorded, each in its own transaction."""
+    recorded = _recorded(conn)
+    _verify(recorded, known)
+    applied = []
+    for migration in pending_kind:
+        if migration.version in recorded:
+            continue
+        with conn.transaction(), conn.cursor() as cur:
+            _take_schema_lock(cur, wait)
+            cur.execute(f"""CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
+                version integer PRIMARY KEY,
+                name text NOT NULL,
+                checksum text NOT NULL CHECK (checksum ~ '^[0-9a-f]{{64}}$'),
+                applied_at timestamptz NOT NULL DEFAULT now())""")
+            # another session may have applied it while this one waited for the lock
+            cur.execute(f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE version = %s",  # noqa: S608
+                        (migration.version,))
+            if cur.fetchone():
+                continue
+            cur.execute(migration.path.read_text(encoding="utf-8"))
+            cur.execute(f"INSERT INTO {MIGRATIONS_TABLE} (version, name, checksum) VALUES (%s, %s, %s)",  # noqa: S608
+                        (migration.version, migration.name, migration.checksum))
+        conn.commit()
+        log.info("applied migration %s", migration.name)
+        applied.append(migration.name)
+    return applied
+
+
+def _apply_definitions(conn, catalogue: Catalogue, fingerprint: str, force: bool, wait: str) -> list[str]:
     applied = []
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SELECT set_config('lock_timeout', %s, true)", (wait,))
-        cur.execute("SELECT to_regclass('iam_audit_locks') IS NOT NULL")
-        if cur.fetchone()[0]:
-            # a row lock only the pipeline's role can take (see sql/schema/005_pipeline_state.sql)
-            cur.execute("SELECT 1 FROM iam_audit_locks WHERE lock_name = 'schema' FOR UPDATE")
-        else:
-            # the very first apply, before the lock table exists
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        _take_schema_lock(cur, wait)
         if not force:
-            cur.execute("SELECT to_regclass('iam_audit_schema_state') IS NOT NULL")
-            if cur.fetchone()[0]:
-                cur.execute("SELECT fingerprint FROM iam_audit_schema_state WHERE id")
-                row = cur.fetchone()
-                if row and row[0] == fingerprint:
-                    log.info("schema and catalogue unchanged (%s): no DDL", fingerprint[:12])
-                    return []
-        for path in schema_files():
+            cur.execute("SELECT fingerprint FROM iam_audit_schema_state WHERE id")
+            row = cur.fetchone()
+            if row and row[0] == fingerprint:
+                log.info("schema and catalogue unchanged (%s): no DDL", fingerprint[:12])
+                return []
+        for path in definition_files():
             cur.execute(path.read_text(encoding="utf-8"))
             applied.append(path.name)
         rows = catalogue_rows(catalogue)
@@ -172,7 +290,7 @@ def _apply_schema(conn, catalogue: Catalogue, fingerprint: str, force: bool, wai
             (fingerprint,),
         )
     conn.commit()
-    log.info("applied %d schema files and the catalogue (%s)", len(applied), fingerprint[:12])
+    log.info("applied %d function and view files and the catalogue (%s)", len(applied), fingerprint[:12])
     return applied
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 # a wheel installed into site-packages (pip, MWAA's plugins.zip, Composer, an image) provides one.
 PACKAGE_DIR = Path(str(files("iam_audit")))
 SQL_DIR = PACKAGE_DIR / "sql"
-SCHEMA_DIR = SQL_DIR / "schema"
+MIGRATIONS_DIR = SQL_DIR / "migrations"
+FUNCTIONS_DIR = SQL_DIR / "functions"
 VIEWS_DIR = SQL_DIR / "views"
 CHECKS_DIR = SQL_DIR / "checks"
 CATALOGUE_DIR = SQL_DIR / "catalogue"

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from botocore.exceptions import BotoCoreError, ClientError
 
 from iam_audit.aws import assume_role_remedy, error_code
+from iam_audit.ingest.datasets import DATASETS
 
 AUDIT_POLICY = "policies/audit-role-permissions.json (deploy/cloudformation/audit-role.yaml)"
 DISCOVERY_POLICY = "policies/pipeline-discovery.json"
@@ -59,36 +60,38 @@ def _first_user(iam) -> str | None:
 
 
 def dataset_reads(session, target) -> list[tuple[str, str, object]]:
-    """(data set, IAM action, call) per data set the extraction collects: one cheap call each."""
-    iam = target.client("iam", session=session)
+    """(data set, IAM action, call) per read of the registry's data sets: one cheap call each
+    (iam_audit.ingest.datasets `probes`; the two below need another answer first)."""
+    clients: dict[str, object] = {}
+
+    def client(service: str):
+        if service not in clients:
+            clients[service] = target.client(service, session=session)
+        return clients[service]
+
     state: dict[str, str | None] = {}
 
     def access_keys():
         user = state.get("user")
         if user is None:
             return "no IAM user to list keys of"
-        iam.list_access_keys(UserName=user, MaxItems=1)
+        client("iam").list_access_keys(UserName=user, MaxItems=1)
         return None
 
     def authorization_details():
-        state["user"] = _first_user(iam)
+        state["user"] = _first_user(client("iam"))
 
-    return [
-        ("credential_report", "iam:GenerateCredentialReport", lambda: iam.generate_credential_report()),
-        ("authorization_details", "iam:GetAccountAuthorizationDetails", authorization_details),
-        ("access_keys", "iam:ListAccessKeys", access_keys),
-        ("password_policy", "iam:GetAccountPasswordPolicy", lambda: iam.get_account_password_policy()),
-        ("account_summary", "iam:GetAccountSummary", lambda: iam.get_account_summary()),
-        ("virtual_mfa_devices", "iam:ListVirtualMFADevices", lambda: iam.list_virtual_mfa_devices(MaxItems=1)),
-        ("server_certificates", "iam:ListServerCertificates", lambda: iam.list_server_certificates(MaxItems=1)),
-        ("identity_providers", "iam:ListSAMLProviders", lambda: iam.list_saml_providers()),
-        ("identity_providers", "iam:ListOpenIDConnectProviders", lambda: iam.list_open_id_connect_providers()),
-        ("regions", "ec2:DescribeRegions", lambda: target.client("ec2", session=session).describe_regions()),
-        ("access_analyzers", "access-analyzer:ListAnalyzers",
-         lambda: target.client("accessanalyzer", session=session).list_analyzers(maxResults=1)),
-        ("alternate_contacts", "account:GetAlternateContact",
-         lambda: target.client("account", session=session).get_alternate_contact(AlternateContactType="SECURITY")),
-    ]
+    own = {"authorization_details": [("iam:GetAccountAuthorizationDetails", authorization_details)],
+           "access_keys": [("iam:ListAccessKeys", access_keys)]}
+    reads = []
+    for dataset in DATASETS:
+        if dataset.name in own:
+            reads += [(dataset.name, action, call) for action, call in own[dataset.name]]
+        else:
+            reads += [(dataset.name, action,
+                       lambda s=service, m=method, k=kwargs: getattr(client(s), m)(**k))
+                      for action, service, method, kwargs in dataset.probes]
+    return reads
 
 
 def check_account(target, config, account: dict) -> list[Finding]:

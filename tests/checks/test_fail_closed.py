@@ -111,7 +111,7 @@ def test_drifted_payloads_become_errors_naming_the_field(db):
 
 # ---- 2. NULL in every staging column a check reads, one at a time ------------------------------
 
-SCHEMA_DIR = PROJECT_ROOT / "src" / "iam_audit" / "sql" / "schema"
+SQL_SOURCE = PROJECT_ROOT / "src" / "iam_audit" / "sql"
 FUNCTION = re.compile(r"CREATE OR REPLACE FUNCTION\s+(\w+)\s*\((.*?)\$\$(.*?)\$\$", re.S)
 # tables the check macro reads for every check (readiness), not data a check judges
 FRAMEWORK_TABLES = {"accounts", "extraction_status"}
@@ -124,7 +124,7 @@ def _without_comments(sql: str) -> str:
 
 def _functions() -> dict[str, str]:
     bodies: dict[str, str] = {}
-    for path in sorted(SCHEMA_DIR.glob("*.sql")):
+    for path in sorted((SQL_SOURCE / "functions").glob("*.sql")):
         for name, _, body in FUNCTION.findall(_without_comments(path.read_text(encoding="utf-8"))):
             bodies[name] = body
     return bodies
@@ -149,10 +149,12 @@ def sql_read_by(logic: str) -> str:
 
 
 def null_meaning_columns() -> set[tuple[str, str]]:
-    """Columns whose NULL has a documented meaning in 001_staging.sql ("-- NULL: never used")."""
+    """Columns whose NULL has a documented meaning in the migrations ("-- NULL: never used")."""
     out = set()
     table = None
-    for line in (SCHEMA_DIR / "001_staging.sql").read_text(encoding="utf-8").splitlines():
+    lines = [line for path in sorted((SQL_SOURCE / "migrations").glob("*.sql"))
+             for line in path.read_text(encoding="utf-8").splitlines()]
+    for line in lines:
         created = re.match(r"CREATE TABLE IF NOT EXISTS iam_stage\.(\w+)", line)
         if created:
             table = created.group(1)

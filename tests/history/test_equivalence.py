@@ -84,8 +84,10 @@ def test_each_date_gives_the_rows_of_the_earlier_design_also_after_replays(db):
     assert_same_views(db)
     replayed = storage(db)
 
-    # a database written before failing_since existed gets it on the next schema apply
+    # a database written before failing_since existed (a layout without a record of applied
+    # migrations) gets it on the next schema apply
     db.execute("UPDATE aws_policy_verdicts SET failing_since = NULL")
+    db.execute("DROP TABLE iam_audit_schema_migrations")
     db.commit()
     apply_schema(db, force=True)
     assert storage(db) == replayed

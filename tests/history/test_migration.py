@@ -7,8 +7,8 @@ from .history import HERE, VIEWS, create_legacy_table, rows, run_legacy, view_ro
 from .test_equivalence import DAYS, stage_history
 
 EARLIER_SCHEMA = """
--- a database of the earlier design has no record of an applied schema fingerprint
-DROP TABLE IF EXISTS iam_audit_schema_state;
+-- a database of the earlier design has no record of an applied schema fingerprint or migration
+DROP TABLE IF EXISTS iam_audit_schema_state, iam_audit_schema_migrations;
 DROP VIEW IF EXISTS aws_policy_results CASCADE;
 DROP TABLE aws_policy_verdicts, aws_policy_evaluations, aws_policy_scopes, aws_policy_variants CASCADE;
 CREATE TABLE aws_policy_results (

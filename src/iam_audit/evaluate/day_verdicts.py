@@ -1,5 +1,5 @@
 """What the summary (summary.py) and the HTML report (report.py) read of one snapshot date,
-from the stored history (sql/schema/011_history.sql) rather than from aws_policy_results,
+from the stored history (sql/functions/011_history.sql) rather than from aws_policy_results,
 which spreads every verdict over the frameworks its control logic answers (about 9 rows per
 verdict) and tests each row against the exceptions:
 

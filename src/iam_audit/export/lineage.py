@@ -33,7 +33,7 @@ RESULTS = "aws_policy_results"
 
 def staging_tables(datasets: Iterable[str]) -> list[str]:
     """The iam_stage tables the given raw data sets fill (and the two every load writes)."""
-    from iam_audit.ingest.transform import DATASET_TABLES
+    from iam_audit.ingest.datasets import DATASET_TABLES
 
     tables = ["accounts", "extraction_status"]
     for dataset in datasets:
@@ -42,9 +42,9 @@ def staging_tables(datasets: Iterable[str]) -> list[str]:
 
 
 def all_datasets() -> list[str]:
-    from iam_audit.ingest.extract import DATASETS
+    from iam_audit.ingest.datasets import NAMES
 
-    return list(DATASETS)
+    return list(NAMES)
 
 
 def postgres_base(postgres_conn_id: str) -> str:

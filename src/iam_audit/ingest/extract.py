@@ -21,22 +21,12 @@ from datetime import UTC, datetime
 from botocore.exceptions import BotoCoreError, ClientError
 
 from iam_audit.aws import DEFAULT_REGION, AwsTarget, dataset_remedy, error_code, is_permanent
+from iam_audit.ingest.datasets import BY_NAME, NAMES
 
 log = logging.getLogger(__name__)
 
-DATASETS = (
-    "credential_report",
-    "authorization_details",
-    "password_policy",
-    "account_summary",
-    "virtual_mfa_devices",
-    "access_keys",
-    "server_certificates",
-    "regions",
-    "access_analyzers",
-    "alternate_contacts",
-    "identity_providers",
-)
+# the data sets of an account, in the registry's order (iam_audit.ingest.datasets)
+DATASETS = NAMES
 
 SUPPORT_POLICY_ARN = "arn:aws:iam::aws:policy/AWSSupportAccess"
 
@@ -257,61 +247,80 @@ def _collect(name: str, fn: Callable[[], object]) -> DatasetResult:
         return DatasetResult(name, "error", error_code=type(exc).__name__, error_message=str(exc))
 
 
-def _enabled_regions(regions: DatasetResult) -> list[str]:
+@dataclass
+class Clients:
+    """The clients of one account's session that the collectors use."""
+    iam: object
+    account: object
+    ec2: object
+    ec2_fallback: object | None                  # DescribeRegions in us-east-1 when the home region refuses
+    access_analyzer: Callable[[str], object]     # region -> client
+    poll_budget_seconds: float = 120.0
+
+
+def _enabled_regions_of(payload: dict) -> list[str]:
     return sorted(
         r["RegionName"]
-        for r in regions.payload["Regions"]
+        for r in payload["Regions"]
         if r.get("OptInStatus") in (None, "opt-in-not-required", "opted-in")
     )
 
 
+# How each data set of the registry is collected: (clients, payloads of the data sets it is
+# collected after) -> its payload. Raises DatasetUnavailable, ClientError or BotoCoreError.
+COLLECTORS: dict[str, Callable[[Clients, dict], object]] = {
+    "credential_report": lambda c, _: get_credential_report(c.iam, c.poll_budget_seconds),
+    "authorization_details": lambda c, _: get_authorization_details(c.iam),
+    "password_policy": lambda c, _: get_password_policy(c.iam),
+    "account_summary": lambda c, _: get_account_summary(c.iam),
+    "virtual_mfa_devices": lambda c, _: get_virtual_mfa_devices(c.iam),
+    "access_keys": lambda c, after: get_access_keys(c.iam, users_with_access_keys(after["credential_report"])),
+    "server_certificates": lambda c, _: get_server_certificates(c.iam),
+    "regions": lambda c, _: get_regions(c.ec2, c.ec2_fallback),
+    "access_analyzers": lambda c, after: get_access_analyzers(c.access_analyzer,
+                                                              _enabled_regions_of(after["regions"])),
+    "alternate_contacts": lambda c, _: get_alternate_contacts(c.account),
+    "identity_providers": lambda c, _: get_identity_providers(c.iam),
+}
+if set(COLLECTORS) != set(NAMES):
+    raise RuntimeError(f"collectors and the data-set registry differ: {sorted(set(COLLECTORS) ^ set(NAMES))}")
+
+
 def extract_account_datasets(target: AwsTarget, session, poll_budget_seconds: float = 120.0,
                              workers: int = 6) -> dict[str, DatasetResult]:
-    """Collect every data set of the account that `session` acts in."""
-    iam = target.client("iam", session=session)
-    account = target.client("account", session=session)
-    ec2 = target.client("ec2", session=session)
-    ec2_fallback = (target.client("ec2", region_name=DEFAULT_REGION, session=session)
-                    if target.region_name != DEFAULT_REGION else None)
+    """Collect every data set of the account that `session` acts in.
 
-    def access_analyzer(region):
-        return target.client("accessanalyzer", region_name=region, session=session)
+    Each data set is collected in a worker of its own, except that one collected after another
+    (the registry's `after`) follows it in the same worker, and is recorded with the registry's
+    `unavailable` error when that one could not be collected.
+    """
+    clients = Clients(
+        iam=target.client("iam", session=session),
+        account=target.client("account", session=session),
+        ec2=target.client("ec2", session=session),
+        ec2_fallback=(target.client("ec2", region_name=DEFAULT_REGION, session=session)
+                      if target.region_name != DEFAULT_REGION else None),
+        access_analyzer=lambda region: target.client("accessanalyzer", region_name=region, session=session),
+        poll_budget_seconds=poll_budget_seconds,
+    )
+    followers = {name: [d for d in NAMES if name in BY_NAME[d].after] for name in NAMES}
 
-    simple = {
-        "authorization_details": lambda: get_authorization_details(iam),
-        "password_policy": lambda: get_password_policy(iam),
-        "account_summary": lambda: get_account_summary(iam),
-        "virtual_mfa_devices": lambda: get_virtual_mfa_devices(iam),
-        "server_certificates": lambda: get_server_certificates(iam),
-        "identity_providers": lambda: get_identity_providers(iam),
-        "alternate_contacts": lambda: get_alternate_contacts(account),
-    }
+    def chain(first: str) -> list[DatasetResult]:
+        head = _collect(first, lambda: COLLECTORS[first](clients, {}))
+        results = [head]
+        for name in followers[first]:
+            if head.ok:
+                results.append(_collect(name, lambda name=name: COLLECTORS[name](clients, {first: head.payload})))
+            else:
+                code, message = BY_NAME[name].unavailable
+                results.append(DatasetResult(name, "error", error_code=code, error_message=message))
+        return results
+
+    # the chains first: they take longest (report polling, one ListAnalyzers per region)
+    firsts = sorted((name for name in NAMES if not BY_NAME[name].after), key=lambda name: not followers[name])
     results: dict[str, DatasetResult] = {}
-
-    def credential_report_and_keys():
-        report = _collect("credential_report", lambda: get_credential_report(iam, poll_budget_seconds))
-        if report.ok:
-            keys = _collect("access_keys", lambda: get_access_keys(iam, users_with_access_keys(report.payload)))
-        else:
-            keys = DatasetResult("access_keys", "error", error_code="CredentialReportUnavailable",
-                                 error_message="access keys are listed for the users the credential report "
-                                               "shows with keys, and the report could not be read")
-        return [report, keys]
-
-    def regions_and_analyzers():
-        regions = _collect("regions", lambda: get_regions(ec2, ec2_fallback))
-        if regions.ok:
-            analyzers = _collect("access_analyzers",
-                                 lambda: get_access_analyzers(access_analyzer, _enabled_regions(regions)))
-        else:
-            analyzers = DatasetResult("access_analyzers", "error", error_code="RegionsUnavailable",
-                                      error_message="the enabled regions could not be listed")
-        return [regions, analyzers]
-
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(credential_report_and_keys), pool.submit(regions_and_analyzers)]
-        futures += [pool.submit(lambda n=n, f=f: [_collect(n, f)]) for n, f in simple.items()]
-        for future in futures:
+        for future in [pool.submit(chain, name) for name in firsts]:
             for result in future.result():
                 results[result.name] = result
     return {name: results[name] for name in DATASETS}

@@ -18,10 +18,12 @@ import psycopg
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from iam_audit.ingest import layout, transform
+from iam_audit.ingest.datasets import COLUMNS
 
 log = logging.getLogger(__name__)
 
-STAGING_TABLES = ("accounts", "extraction_status", *transform.COLUMNS)
+# every staging table a load replaces: the two of every account, then the data sets' (registry order)
+STAGING_TABLES = ("accounts", "extraction_status", *COLUMNS)
 
 
 class SnapshotMissing(LookupError):
@@ -49,7 +51,7 @@ def changed_since_live_load(url: str, recorded: str, read: str, snapshot_date) -
 # at most this many objects in one account's folder: its data sets and the manifest (a flood of
 # objects there must not exhaust the task listing them)
 def max_objects_per_account() -> int:
-    from iam_audit.ingest.extract import DATASETS
+    from iam_audit.ingest.datasets import NAMES as DATASETS
 
     return len(DATASETS) + 1
 
@@ -133,7 +135,7 @@ def prepare_account(store, prefix: str, snapshot_date, account_id: str,
                     "or replaced after extraction")
             payloads[dataset] = layout.decode(blob, store.url(key))
 
-    tables: dict[str, list[tuple]] = {table: [] for table in transform.COLUMNS}
+    tables: dict[str, list[tuple]] = {table: [] for table in COLUMNS}
     status_rows = []
     for dataset, entry in manifest["datasets"].items():
         if entry["status"] == "ok":
@@ -173,7 +175,7 @@ def prepare_account(store, prefix: str, snapshot_date, account_id: str,
 def _check_manifest(manifest, where: str, prefix: str, snapshot_date, account_id: str,
                     allow_unhashed: bool = False) -> None:
     """The manifest must describe this account and date and list only this account's own objects."""
-    from iam_audit.ingest.extract import DATASETS
+    from iam_audit.ingest.datasets import NAMES as DATASETS
 
     if not isinstance(manifest, dict) or not isinstance(manifest.get("datasets"), dict):
         raise layout.CorruptObjectError(f"{where} is not a snapshot manifest (no 'datasets' object)")
@@ -248,7 +250,7 @@ def write_accounts(conn, snapshot_date, batch: list[PreparedAccount], record_dig
                for p in batch))
         _copy(cur, "extraction_status", ("dataset", "status", "error_code", "error_message", "row_count"),
               snapshot_date, ((p.account_id, row) for p in batch for row in p.status_rows))
-        for table, columns in transform.COLUMNS.items():
+        for table, columns in COLUMNS.items():
             if any(p.tables.get(table) for p in batch):
                 _copy(cur, table, columns, snapshot_date,
                       ((p.account_id, row) for p in batch for row in p.tables.get(table, ())))

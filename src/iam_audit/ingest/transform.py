@@ -1,7 +1,9 @@
 """Transform: raw API payloads (as stored in S3) into staging rows. Pure functions, no I/O.
 
-Each function returns {table: [row tuples]} with columns in the order of
-COLUMNS[table] (snapshot_date and account_id first, added by the loader).
+Each data set's transform is the function of this module named after it: it takes the payload
+(and, as keywords, the payloads of the data sets its registry entry `reads`) and returns
+{table: [row tuples]} with columns in the order of COLUMNS[table] (snapshot_date and account_id
+first, added by the loader).
 """
 
 from __future__ import annotations
@@ -12,67 +14,9 @@ import json
 import re
 from datetime import datetime
 
-# Columns after (snapshot_date, account_id), in COPY order.
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "credential_report": (
-        "user_name", "arn", "is_root", "generated_time", "user_creation_time", "password_enabled",
-        "password_last_used", "password_last_changed", "password_next_rotation", "mfa_active",
-        "access_key_1_active", "access_key_1_last_rotated", "access_key_1_last_used_date",
-        "access_key_1_last_used_region", "access_key_1_last_used_service",
-        "access_key_2_active", "access_key_2_last_rotated", "access_key_2_last_used_date",
-        "access_key_2_last_used_region", "access_key_2_last_used_service",
-        "cert_1_active", "cert_1_last_rotated", "cert_2_active", "cert_2_last_rotated",
-    ),
-    "users": ("arn", "user_name", "user_id", "path", "create_date", "permissions_boundary_arn", "tags"),
-    "groups": ("arn", "group_name", "group_id", "path", "create_date"),
-    "group_memberships": ("user_arn", "group_name"),
-    "roles": (
-        "arn", "role_name", "role_id", "path", "create_date", "assume_role_policy", "role_last_used_date",
-        "role_last_used_region", "permissions_boundary_arn", "tags",
-    ),
-    "managed_policies": (
-        "arn", "policy_name", "policy_id", "path", "is_aws_managed", "attachment_count",
-        "permissions_boundary_usage_count", "is_attachable", "default_version_id", "create_date",
-        "update_date", "document",
-    ),
-    "policy_attachments": ("entity_type", "entity_arn", "entity_name", "policy_arn", "policy_name"),
-    "inline_policies": ("entity_type", "entity_arn", "entity_name", "policy_name", "document"),
-    "password_policy": (
-        "has_policy", "minimum_password_length", "require_symbols", "require_numbers",
-        "require_uppercase_characters", "require_lowercase_characters", "allow_users_to_change_password",
-        "expire_passwords", "max_password_age", "password_reuse_prevention", "hard_expiry",
-    ),
-    "account_summary": ("account_mfa_enabled", "account_access_keys_present", "summary", "account_password_present"),
-    "virtual_mfa_devices": ("serial_number", "user_arn", "user_name", "enable_date"),
-    "access_keys": (
-        "user_name", "user_arn", "access_key_id", "status", "create_date", "last_used_date",
-        "last_used_region", "last_used_service",
-    ),
-    "server_certificates": ("arn", "certificate_name", "certificate_id", "path", "upload_date", "expiration"),
-    "regions": ("region_name", "opt_in_status"),
-    "access_analyzers": ("region_name", "analyzer_arn", "analyzer_name", "analyzer_type", "status"),
-    "access_analyzer_regions": ("region_name", "status", "error_code", "error_message", "analyzer_count"),
-    "alternate_contacts": ("contact_type", "is_set", "contact_name", "email_address", "title"),
-    "identity_providers": ("arn", "provider_type", "create_date", "valid_until"),
-}
-
-# Which staging tables each data set fills.
-DATASET_TABLES: dict[str, tuple[str, ...]] = {
-    "credential_report": ("credential_report",),
-    "authorization_details": (
-        "users", "groups", "group_memberships", "roles", "managed_policies", "policy_attachments",
-        "inline_policies",
-    ),
-    "password_policy": ("password_policy",),
-    "account_summary": ("account_summary",),
-    "virtual_mfa_devices": ("virtual_mfa_devices",),
-    "access_keys": ("access_keys",),
-    "server_certificates": ("server_certificates",),
-    "regions": ("regions",),
-    "access_analyzers": ("access_analyzers", "access_analyzer_regions"),
-    "alternate_contacts": ("alternate_contacts",),
-    "identity_providers": ("identity_providers",),
-}
+# COLUMNS (staging table -> its columns after snapshot_date, account_id, in COPY order) and
+# DATASET_TABLES (data set -> the tables it fills) are the registry's, also for the loader
+from iam_audit.ingest.datasets import BY_NAME, COLUMNS, DATASET_TABLES, NAMES  # noqa: F401
 
 # Credential report values that mean "no value".
 _NO_VALUE = {"N/A", "no_information", "not_supported", ""}
@@ -380,8 +324,8 @@ def virtual_mfa_devices(payload: dict) -> dict[str, list[tuple]]:
     return {"virtual_mfa_devices": rows}
 
 
-def access_keys(payload: dict, report_payload: dict | None, account_id: str,
-                authorization_payload: dict | None = None) -> dict[str, list[tuple]]:
+def access_keys(payload: dict, credential_report: dict | None = None,
+                authorization_details: dict | None = None) -> dict[str, list[tuple]]:
     """Key metadata from ListAccessKeys; last use joined from the credential report.
 
     The report's access_key_N_last_rotated is the key's creation time, which is how
@@ -396,11 +340,11 @@ def access_keys(payload: dict, report_payload: dict | None, account_id: str,
         if k["Status"] not in ("Active", "Inactive", "Expired"):
             raise MalformedPayload("access_keys", f"AccessKeyMetadata[{index}].Status is {k['Status']!r}")
     last_used: dict[tuple[str, str], tuple] = {}
-    user_arns = {u["UserName"]: u["Arn"] for u in (authorization_payload or {}).get("UserDetailList", [])
+    user_arns = {u["UserName"]: u["Arn"] for u in (authorization_details or {}).get("UserDetailList", [])
                  if u.get("UserName") and u.get("Arn")}
-    if report_payload:
+    if credential_report:
         try:
-            report = _report_rows(report_payload)
+            report = _report_rows(credential_report)
         except MalformedPayload as exc:
             raise MalformedPayload("access_keys", f"last use comes from the credential report, which is malformed "
                                                   f"({exc.detail})") from None
@@ -494,31 +438,20 @@ def identity_providers(payload: dict) -> dict[str, list[tuple]]:
 
 
 def transform_dataset(dataset: str, payload, account_id: str, raw: dict) -> dict[str, list[tuple]]:
-    """Rows for one data set; `raw` holds the account's other payloads (access keys need the report).
+    """Rows for one data set of account `account_id`; `raw` holds the account's other payloads, of
+    which the transform gets those its registry entry `reads`.
 
     Raises MalformedPayload, naming the field, when the payload does not have the documented shape.
     """
-    transform = _TRANSFORMS[dataset] if dataset != "access_keys" else None
+    transform = _TRANSFORMS[dataset]
+    reads = {name: raw.get(name) for name in BY_NAME[dataset].reads}
     try:
-        if transform is None:
-            return access_keys(payload, raw.get("credential_report"), account_id,
-                               raw.get("authorization_details"))
-        return transform(payload)
+        return transform(payload, **reads)
     except MalformedPayload:
         raise
     except (KeyError, TypeError, AttributeError) as exc:
         raise MalformedPayload(dataset, f"unexpected shape ({type(exc).__name__}: {exc})") from None
 
 
-_TRANSFORMS = {
-    "credential_report": credential_report,
-    "authorization_details": authorization_details,
-    "password_policy": password_policy,
-    "account_summary": account_summary,
-    "virtual_mfa_devices": virtual_mfa_devices,
-    "server_certificates": server_certificates,
-    "regions": regions,
-    "access_analyzers": access_analyzers,
-    "alternate_contacts": alternate_contacts,
-    "identity_providers": identity_providers,
-}
+# each data set's transform is this module's function of its name
+_TRANSFORMS = {name: globals()[name] for name in NAMES}

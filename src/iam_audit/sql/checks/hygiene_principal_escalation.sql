@@ -40,7 +40,7 @@
 -- resources or conditions removes nothing (conservative).
 -- Cost: facts are computed once per distinct document; principals join them
 -- (principals x held policies x escalation actions per document), in
--- iam_audit_principal_escalations (sql/schema/032_principal_functions.sql), planned
+-- iam_audit_principal_escalations (sql/functions/032_principal_functions.sql), planned
 -- without nested loops.
 -- Reads: authorization_details (users, roles, groups, group_memberships,
 -- policy_attachments, managed_policies, inline_policies). Resource: the principal's ARN.

@@ -3,7 +3,7 @@
 -- or combination.
 -- Audit: per customer-managed policy (its default version's document) and per inline
 -- policy of a user, group or role, iam_audit_privilege_escalations(document) lists
--- the rules of iam_audit_escalation_rules() (sql/schema/030_policy_functions.sql)
+-- the rules of iam_audit_escalation_rules() (sql/functions/030_policy_functions.sql)
 -- that the document meets: the union of the public references' methods (the table
 -- docs/escalation-paths.yaml maps each to its rule and fixture): IAM actions that
 -- change permissions, credentials, trust or boundaries (iam:CreatePolicyVersion,

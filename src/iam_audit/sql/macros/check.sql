@@ -1,6 +1,6 @@
 {#-
   Wraps a check's verdict query so that every check writes its verdicts the same
-  way, in one transaction (sql/schema/011_history.sql):
+  way, in one transaction (sql/functions/011_history.sql):
     0. wait for the snapshot date's lock (iam_audit_lock_for_check: no load and
        no run of the same check of the date writes at the same time);
     1. aws_policy_begin_check registers the logic's variants (one per distinct

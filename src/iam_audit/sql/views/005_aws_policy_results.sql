@@ -1,6 +1,6 @@
 -- aws_policy_results: one row per snapshot_date x framework x control x resource,
 -- exactly as the earlier table held them, computed from the verdict history
--- (sql/schema/011_history.sql): each evaluation of a date, the intervals of its
+-- (sql/functions/011_history.sql): each evaluation of a date, the intervals of its
 -- variant and account covering that date, each control the variant answered that
 -- day (title and severity as the catalogue had them that day); an evaluation
 -- whose data was incomplete gives its one account-level 'error' verdict.

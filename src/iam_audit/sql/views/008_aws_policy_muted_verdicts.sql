@@ -1,5 +1,5 @@
 -- Every muted verdict: a 'fail' of a date that aws_policy_matching_exception
--- (sql/schema/035_exceptions.sql) matches, with the exception muting it. Driven
+-- (sql/functions/035_exceptions.sql) matches, with the exception muting it. Driven
 -- from the exceptions: only fails that an exception could match (a date from the
 -- exception's creation (UTC date) to its expires_on, same account, framework,
 -- check, resource pattern; each a necessary condition of the function, which

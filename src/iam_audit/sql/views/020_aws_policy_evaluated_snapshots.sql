@@ -4,7 +4,7 @@
 -- previous/next_snapshot_date are the neighbouring evaluated snapshots. The
 -- change and streak views use the same definition, so a day on which an account
 -- could not be audited neither "removes" nor "resolves" anything.
--- Read from the evaluation records (sql/schema/011_history.sql), not the verdicts.
+-- Read from the evaluation records (sql/functions/011_history.sql), not the verdicts.
 CREATE OR REPLACE VIEW aws_policy_evaluated_snapshots AS
 SELECT s.framework, s.check_id, e.account_id, e.snapshot_date,
        lag(e.snapshot_date) OVER w AS previous_snapshot_date,

@@ -7,7 +7,7 @@
 --   snapshot_age_days     latest_run_date - latest_snapshot_date (0 = current)
 --   is_stale              latest_snapshot_date < latest_run_date (true when never evaluated)
 -- account_name is the newest name staged for the account. Read from the
--- newest dates kept per (variant, account) (aws_policy_pairs, sql/schema/011_history.sql).
+-- newest dates kept per (variant, account) (aws_policy_pairs, sql/functions/011_history.sql).
 CREATE OR REPLACE VIEW aws_policy_account_freshness AS
 WITH per_account AS (
     SELECT account_id, max(latest_evaluated_date) AS latest_snapshot_date

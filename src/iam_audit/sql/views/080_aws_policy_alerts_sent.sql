@@ -1,5 +1,5 @@
 -- The alerts delivered, newest first (the Compliance page lists the last ones): one
--- row per alert and recipient from the alert ledger (sql/schema/050_alerts.sql),
+-- row per alert and recipient from the alert ledger (sql/migrations/0001_baseline.sql),
 -- without its payload.
 CREATE OR REPLACE VIEW aws_policy_alerts_sent AS
 SELECT l.sent_at, l.rule, l.delivery, l.channel, l.recipient, l.account_id, l.severity,

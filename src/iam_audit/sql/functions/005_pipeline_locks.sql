@@ -1,33 +1,3 @@
--- The fingerprint (SHA-256) of sql/schema, sql/views and the catalogue last applied
--- by prepare_database: an unchanged fingerprint means no DDL at all, so a run never
--- waits behind (or makes readers wait behind) a lock it does not need.
-CREATE TABLE IF NOT EXISTS iam_audit_schema_state (
-    id boolean PRIMARY KEY DEFAULT true CHECK (id),
-    fingerprint text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-);
-
--- Concurrent runs of one snapshot date (scheduler, make run, backfills) must not
--- interleave writes. Their locks are rows of this table, locked for the writer's
--- transaction: the load holds its date's row FOR UPDATE (database.snapshot_date_lock),
--- each check holds it FOR SHARE plus its (date, logic) row FOR UPDATE, and
--- prepare_database holds the row 'schema' FOR UPDATE. Advisory locks, used before, take
--- a predictable key and any role may take them, so a BI login could stall the pipeline;
--- a row lock needs UPDATE on this table, which PUBLIC (and so compliance_reader) lacks.
--- The rows exist beforehand (a row inserted by an open transaction would make every other
--- writer wait for that transaction): dates and (date, logic) pairs hash to a fixed set of
--- slots, so two dates may on rare occasions share one and wait for each other, never more.
-CREATE TABLE IF NOT EXISTS iam_audit_locks (
-    lock_name text PRIMARY KEY
-);
-REVOKE ALL ON iam_audit_locks FROM PUBLIC;
-INSERT INTO iam_audit_locks (lock_name)
-SELECT 'schema'
-UNION ALL SELECT 'date ' || n FROM generate_series(0, 255) AS n
-UNION ALL SELECT 'check ' || n FROM generate_series(0, 1023) AS n
-ON CONFLICT (lock_name) DO NOTHING;
-DROP FUNCTION IF EXISTS iam_audit_date_lock_key(date, text);
-
 -- The lock row of a date, and of a (date, logic) pair.
 CREATE OR REPLACE FUNCTION iam_audit_lock_name(p_snapshot_date date, p_logic text DEFAULT NULL)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -90,4 +60,3 @@ BEGIN
     PERFORM set_config('lock_timeout', v_previous, true);
 END
 $$;
-
