@@ -164,7 +164,8 @@ def check_body_sql(label: str, body: str, first_line: int) -> list[Refusal]:
     try:
         statements = pglast.parse_sql(text)
     except pglast.parser.ParseError as exc:
-        return [Refusal(label, _line_at(text, (exc.location or 1) - 1, first_line), f"SQL does not parse: {exc.args[0]}")]
+        location = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
+        return [Refusal(label, _line_at(text, location, first_line), f"SQL does not parse: {exc.args[0]}")]
     if len(statements) != 1:
         offset = statements[1].stmt_location if len(statements) > 1 else 0
         return [Refusal(label, _line_at(text, offset, first_line),
