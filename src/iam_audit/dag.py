@@ -247,7 +247,8 @@ def aws_iam_cis():
         checks >> export
     retention = expire_history(plan)
     [summary, *exports] >> retention
-    watched = [*refused, plan, schema, accounts, batches, extracted, loaded, *checks, summary, alerted, *exports, retention]
+    watched = [*refused, plan, schema, accounts, batches, extracted, loaded, *checks, summary, alerted, *exports,
+               retention]
     watched >> fail_run_on_task_failure()
 
 

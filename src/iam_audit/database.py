@@ -12,8 +12,8 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import cache
 from datetime import date
+from functools import cache
 
 import jinja2
 import psycopg

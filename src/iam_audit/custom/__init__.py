@@ -248,10 +248,11 @@ def _load_custom(folder_name: str) -> CustomControls:
     from iam_audit.custom.sql import validate_check_file
 
     for sql_path in sorted((folder / "checks").glob("*.sql")):
-        if sql_path.stem not in candidates and not (folder / "catalogue" / "controls" / f"{sql_path.stem}.yaml").exists():
+        entry_file = folder / "catalogue" / "controls" / f"{sql_path.stem}.yaml"
+        if sql_path.stem not in candidates and not entry_file.exists():
             refused.append(Refusal(str(sql_path), 1, f"no catalogue entry catalogue/controls/{sql_path.stem}.yaml "
                                                      "for this check"))
-    for logic, (label, entry) in list(candidates.items()):
+    for logic, (_label, entry) in list(candidates.items()):
         sql_path = folder / "checks" / f"{logic}.sql"
         problems = validate_check_file(sql_path, logic, tuple(entry["needs"]))
         if problems:
@@ -319,7 +320,7 @@ def _load_custom(folder_name: str) -> CustomControls:
         if kept:
             accepted_frameworks[label] = {"framework": framework, "controls": kept}
 
-    for logic, (label, entry) in list(candidates.items()):
+    for logic, (label, _entry) in list(candidates.items()):
         if logic not in mapped:
             refused.append(Refusal(label, 1, f"no accepted control of a framework file in {folder}/catalogue/"
                                              f"frameworks maps to logic {logic!r}, so it would never run"))

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import psycopg
 
-from iam_audit.custom import CustomControls, Refusal, load_custom, read_yaml, RefusedFile  # noqa: I001
+from iam_audit.custom import CustomControls, Refusal, RefusedFile, load_custom, read_yaml  # noqa: I001
 
 
 def _embedded_postgres():
