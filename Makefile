@@ -133,7 +133,7 @@ evidence: install
 # fixtures run on the embedded PostgreSQL, in a throw-away database.
 validate-controls: install
 	@test -n "$(DIR)" || { echo "usage: make validate-controls DIR=path/to/folder (e.g. examples/custom-controls)"; exit 2; }
-	$(BIN)/python -m iam_audit.custom validate "$(DIR)"
+	$(BIN)/python -m iam_audit_dev.devenv.validate_controls "$(DIR)"
 
 export-ocsf: install
 	@test -n "$(DATE)" || { echo "usage: make export-ocsf DATE=YYYY-MM-DD [OUT=file]"; exit 2; }

@@ -7,8 +7,9 @@ it against the staging schema), and runs the folder's fixtures (fixtures/*.yaml)
 own harness (iam_audit.evaluate.fixtures). Exit status 0 only when nothing was refused and every
 fixture case gave exactly its expected verdicts.
 
-PostgreSQL: --dsn (a libpq connection string of a server where the login may CREATE DATABASE), or
---conn-id (an Airflow connection), or, in the project's dev environment, its embedded server.
+PostgreSQL: --dsn (a libpq connection string of a server where the login may CREATE DATABASE) or
+--conn-id (an Airflow connection); in the project's dev environment `make validate-controls DIR=...`
+(iam_audit_dev.devenv.validate_controls) gives the embedded server's.
 
 Fixture file format (fixtures/<name>.yaml):
 
@@ -32,21 +33,10 @@ import argparse
 import sys
 import uuid
 from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg
 
 from iam_audit.custom import CustomControls, Refusal, RefusedFile, load_custom, read_yaml  # noqa: I001
-
-
-def _embedded_postgres():
-    try:
-        from iam_audit_dev import PROJECT_ROOT
-        from iam_audit_dev.devenv.postgres import start_postgres
-    except ImportError:
-        raise SystemExit("error: give --dsn or --conn-id (the embedded PostgreSQL is part of the dev tools, "
-                         "iam-audit-dev, which are not installed)") from None
-    return start_postgres(Path(PROJECT_ROOT) / ".devenv" / "pg").conninfo()
 
 
 def _server_dsn(args) -> str:
@@ -56,7 +46,9 @@ def _server_dsn(args) -> str:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         return PostgresHook(postgres_conn_id=args.conn_id).get_uri().replace("postgresql+psycopg2", "postgresql")
-    return _embedded_postgres()
+    raise SystemExit("error: give --dsn (a PostgreSQL server where the login may CREATE DATABASE), --conn-id "
+                     "(an Airflow connection to one), or --no-database; in this project's dev environment, "
+                     "`make validate-controls DIR=...` uses the embedded PostgreSQL")
 
 
 @contextmanager
