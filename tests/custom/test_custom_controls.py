@@ -168,3 +168,28 @@ def test_the_dag_schedules_custom_checks_and_shows_refusals(folder):
     from iam_audit.evaluate.catalogue import load_builtin_catalogue
 
     assert {f"check_{c.logic}" for c in load_builtin_catalogue().checks} <= set(dag["tasks"])
+
+
+def test_a_framework_of_ours_may_reuse_a_built_in_logic_with_its_own_params(folder, postgres, database):
+    """org_policy may require 20 characters with the built-in password length check: the built-in task
+    then also evaluates that variant, and its verdicts carry the custom framework's number."""
+    from iam_audit.database import apply_schema, run_check
+    from iam_audit.evaluate.fixtures import SNAPSHOT, Snapshot, statuses
+
+    framework = folder / "catalogue" / "frameworks" / "org_policy.yaml"
+    framework.write_text(framework.read_text() + "  - {id: OP.9, logic: password_policy_min_length, title: Twenty "
+                                                 "characters, level: null, assessment: automated, "
+                                                 "params: {min_length: 20}}\n")
+    controls = load_custom(str(folder))
+    assert controls.refused == ()
+    check = controls.catalogue.check("password_policy_min_length")
+    assert ("org_policy", "OP.9", {"min_length": 20}) in [(c.framework, c.check_id, c.params) for c in check.controls]
+    conn = postgres.connect(database)
+    try:
+        apply_schema(conn, controls.catalogue)
+        Snapshot(conn).account("111111111111").password_policy("111111111111", minimum_password_length=16).commit()
+        run_check(conn, "password_policy_min_length", SNAPSHOT, frameworks=["cis_v7.0.0", "org_policy"])
+        assert statuses(conn, "password_policy_min_length", "cis_v7.0.0") == {"111111111111": "pass"}
+        assert statuses(conn, "password_policy_min_length", "org_policy") == {"111111111111": "fail"}
+    finally:
+        conn.close()
