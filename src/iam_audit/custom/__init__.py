@@ -198,11 +198,19 @@ def load_custom(path: str | None) -> CustomControls:
     """The built-in catalogue merged with the folder's accepted controls, and the refusals."""
     if not path:
         return CustomControls(folder=None, catalogue=load_builtin_catalogue())
-    return _load_custom(str(Path(path).expanduser().resolve()))
+    folder = Path(path).expanduser().resolve()
+    return _load_custom(str(folder), _signature(folder))
+
+
+def _signature(folder: Path) -> tuple:
+    """Names, sizes and modification times of the folder's control files: an edited folder is read
+    again by a long-lived process (a DAG processor that re-parses), an unchanged one is not."""
+    files = [p for kind in ("checks", "catalogue") for p in sorted((folder / kind).rglob("*")) if p.is_file()]
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
 
 
 @cache
-def _load_custom(folder_name: str) -> CustomControls:
+def _load_custom(folder_name: str, signature: tuple = ()) -> CustomControls:
     folder = Path(folder_name)
     builtin = load_builtin_catalogue()
     refused: list[Refusal] = []
