@@ -152,9 +152,11 @@ def test_the_dag_schedules_custom_checks_and_shows_refusals(folder):
     sql = folder / "checks" / f"{KEYS}.sql"
     sql.write_text(sql.read_text().replace("CROSS JOIN ready_accounts r", "CROSS JOIN JOIN ready_accounts r"))
     script = ("import json; from iam_audit.dag import aws_iam_cis_dag as d; "
-              "t = d.get_task('custom_controls_refused'); "
+              "t = d.get_task('custom_controls_refused')\n"
+              "try:\n    t.python_callable(); failure = None\n"
+              "except Exception as exc:\n    failure = [type(exc).__name__, str(exc)]\n"
               "print(json.dumps({'tasks': sorted(d.task_ids), 'doc': d.doc_md, 'frameworks': "
-              "d.params['frameworks'], 'refused_doc': t.doc_md}))")
+              "d.params['frameworks'], 'refused_doc': t.doc_md, 'failure': failure, 'retries': t.retries}))")
     env = {**os.environ, "IAM_AUDIT_CUSTOM_PATH": str(folder)}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
                           cwd=PROJECT_ROOT)
@@ -165,6 +167,8 @@ def test_the_dag_schedules_custom_checks_and_shows_refusals(folder):
     assert f"check_{ADMIN}" in dag["tasks"] and f"check_{KEYS}" not in dag["tasks"]
     assert "custom_controls_refused" in dag["tasks"] and where in dag["refused_doc"] and where in dag["doc"]
     assert "org_policy" in dag["frameworks"]
+    # the task fails at once, with every refusal's file and line
+    assert dag["failure"][0] == "AirflowFailException" and where in dag["failure"][1] and dag["retries"] == 0
     from iam_audit.evaluate.catalogue import load_builtin_catalogue
 
     assert {f"check_{c.logic}" for c in load_builtin_catalogue().checks} <= set(dag["tasks"])
