@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo test test-mutations test-extended test-scheduler test-distributed install-distributed test-ui install-ui lint run preflight policies backfill airflow sql stop export-ocsf evidence bench clean
+.PHONY: help install demo test test-mutations test-extended test-scheduler test-distributed install-distributed test-ui install-ui lint run preflight policies backfill airflow sql stop export-ocsf evidence bench clean validate-controls
 
 help:
 	@echo "make demo       embedded PostgreSQL + emulated AWS organisation, one DAG run, a compliance summary"
@@ -32,6 +32,8 @@ help:
 	@echo "                query the embedded compliance database (no argument: interactive psql)"
 	@echo "make evidence DATE=YYYY-MM-DD [FRAMEWORK=cis_v3.0.0]  an auditor's evidence pack of a stored date"
 	@echo "make export-ocsf DATE=YYYY-MM-DD [OUT=file]  a stored date's verdicts as OCSF findings (JSON Lines, gzip)"
+	@echo "make validate-controls DIR=folder  validate a custom controls folder and run its fixtures on the"
+	@echo "                embedded PostgreSQL (python -m iam_audit.custom validate; docs/custom-controls.md)"
 	@echo "make stop       stop make airflow, the emulator (its S3 saved to disk) and PostgreSQL"
 	@echo "make bench      the benchmarks of docs/performance.md (installs Prowler in bench/.prowler-venv)"
 	@echo "make clean      make stop, then delete .devenv (databases, raw snapshots, Airflow state)"
@@ -132,6 +134,12 @@ evidence: install
 	$(BIN)/python -m iam_audit_dev.devenv.cli evidence $(DATE) $(if $(FRAMEWORK),--framework "$(FRAMEWORK)") $(if $(OUT),--out "$(OUT)")
 
 # A stored date's verdicts as OCSF 1.6.0 Compliance Findings (JSON Lines, gzip) from the embedded database.
+# A custom controls folder (docs/custom-controls.md): the DAG parse's checks, then its SQL planned and its
+# fixtures run on the embedded PostgreSQL, in a throw-away database.
+validate-controls: install
+	@test -n "$(DIR)" || { echo "usage: make validate-controls DIR=path/to/folder (e.g. examples/custom-controls)"; exit 2; }
+	$(BIN)/python -m iam_audit_dev.devenv.validate_controls "$(DIR)"
+
 export-ocsf: install
 	@test -n "$(DATE)" || { echo "usage: make export-ocsf DATE=YYYY-MM-DD [OUT=file]"; exit 2; }
 	$(BIN)/python -m iam_audit_dev.devenv.cli export-ocsf $(DATE) $(if $(OUT),--out "$(OUT)")

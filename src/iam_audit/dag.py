@@ -9,23 +9,31 @@ export); this module only declares the flow. dags/aws_iam_cis.py puts it in Airf
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import timedelta
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
+from iam_audit import custom
 from iam_audit.database import session_options
-from iam_audit.evaluate.catalogue import load_catalogue
 from iam_audit.evaluate.operators import CheckOperator
 from iam_audit.notify import on_run_failure
-from iam_audit.paths import SQL_DIR
 from iam_audit.run_modes import AUTO_RULE, OVERRIDE_HELP, OVERRIDE_PARAM
 
 AWS_CONN_ID = "aws_default"
 POSTGRES_CONN_ID = "postgres_default"
 RESULTS_ASSET = Asset(name="aws_policy_results", uri="iam-audit://postgres_default/public/aws_policy_results")
 
-CATALOGUE = load_catalogue()
+# The user's own controls (iam_audit.custom), read once per parse: environment variable
+# IAM_AUDIT_CUSTOM_PATH or option [iam_audit] custom_path, like the other parse-time settings here, else
+# Variable iam_audit_custom_path. The tasks of this process then see the same catalogue.
+custom.configure(custom.resolve_path())
+CUSTOM = custom.current()
+CATALOGUE = CUSTOM.catalogue
+for _refusal in CUSTOM.refused:
+    # as an import error would be, but for one control: the others, built-in ones first, still run
+    logging.getLogger(__name__).error("custom control refused: %s", _refusal)
 # Concurrent AWS API work across all runs: `airflow pools set iam_audit_aws <slots> "AWS API concurrency"`.
 AWS_POOL = os.environ.get("IAM_AUDIT_AWS_POOL", "iam_audit_aws")
 # No run or task may hang forever (a stuck AWS call, a lock): both bounds are configurable.
@@ -56,9 +64,9 @@ Backfills (`make backfill`, the Backfill form, `airflow backfill create`) replay
     max_active_runs=1,
     dagrun_timeout=DAGRUN_TIMEOUT,
     tags=["security", "compliance", "aws", "iam", "cis"],
-    doc_md=DOC.replace("{auto_rule}", AUTO_RULE),
+    doc_md=DOC.replace("{auto_rule}", AUTO_RULE) + custom.doc_note(CUSTOM),
     description="CIS AWS Foundations Benchmark IAM controls across the organisation",
-    template_searchpath=[str(SQL_DIR)],
+    template_searchpath=CUSTOM.search_path(),
     on_failure_callback=on_run_failure,
     default_args={
         "owner": "security-data",
@@ -188,6 +196,17 @@ def aws_iam_cis():
 
         raise AirflowFailException("a task of this run failed; see the failed tasks (per account) in the grid")
 
+    refused = []
+    if CUSTOM.refused:
+        @task(retries=0, doc_md=custom.doc_note(CUSTOM))
+        def custom_controls_refused() -> None:
+            """Red in the grid while every accepted control runs: the custom controls left out, file:line."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(custom.refusal_text(CUSTOM))
+
+        refused = [custom_controls_refused()]
+
     plan = plan_run()
     schema = prepare_database()
     accounts = discover_accounts(plan)
@@ -228,5 +247,6 @@ def aws_iam_cis():
         checks >> export
     retention = expire_history(plan)
     [summary, *exports] >> retention
-    watched = [plan, schema, accounts, batches, extracted, loaded, *checks, summary, alerted, *exports, retention]
+    watched = [*refused, plan, schema, accounts, batches, extracted, loaded, *checks, summary, alerted, *exports,
+               retention]
     watched >> fail_run_on_task_failure()

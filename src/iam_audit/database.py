@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from pathlib import Path
 
 import jinja2
@@ -356,16 +357,23 @@ def snapshot_date_lock(connect: Callable, snapshot_date, wait: str | None = None
         conn.close()
 
 
-_jinja = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(str(SQL_DIR)),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-)
+@cache
+def _jinja(search_path: tuple[str, ...]) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(list(search_path)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
 
 
-def render_check(logic: str) -> str:
-    """The SQL of sql/checks/<logic>.sql as Airflow renders it (template_searchpath = sql/)."""
-    return _jinja.get_template(f"checks/{logic}.sql").render()
+def render_check(logic: str, search_path: Sequence[str] | None = None) -> str:
+    """The SQL of checks/<logic>.sql as Airflow renders it (template_searchpath: sql/, then the custom
+    controls' folder when one is set)."""
+    if search_path is None:
+        from iam_audit.custom import current
+
+        search_path = current().search_path()
+    return _jinja(tuple(search_path)).get_template(f"checks/{logic}.sql").render()
 
 
 def split_statements(sql: str) -> list[str]:

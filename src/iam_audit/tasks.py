@@ -411,8 +411,9 @@ def load(plan: dict, accounts: list[dict] | None, aws_conn_id: str, postgres_con
                 prune_other_accounts(plan["snapshot_date"], keep, hook.get_conn)
         from iam_audit.ingest.account_tags import load_account_tags
 
-        load_account_tags(store, plan["config"]["prefix"], plan["snapshot_date"], hook.get_conn)
         _load_organization_facts(store, plan, hook)
+        # after the organisation's data sets, which replace the date's organization_datasets rows
+        load_account_tags(store, plan["config"]["prefix"], plan["snapshot_date"], hook.get_conn)
         report = load_snapshot(store, plan["config"]["prefix"], plan["snapshot_date"], accounts,
                                hook.get_conn, mode=plan["mode"], run_id=plan["run_id"],
                                allow_unhashed=bool(plan["config"].get("allow_unhashed_manifests")))

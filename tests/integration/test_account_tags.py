@@ -43,6 +43,11 @@ def test_tags_are_read_stored_and_staged(emulator, bucket, postgres, database):
         assert rows == [(tagged, "env", "production"), (tagged, "security-contact", "team@example.com")]
         # a date without stored tags (recorded before tags were read) stages nothing and is no error
         assert load_account_tags(store, "iam", "2026-11-19", lambda: postgres.connect(database)) is None
+        # account_tags is a data set checks may need: its status says whether the tags were read
+        with postgres.connect(database) as conn:
+            status = dict(conn.execute("SELECT snapshot_date::text, status FROM iam_stage.organization_datasets "
+                                       "WHERE dataset = 'account_tags'").fetchall())
+        assert status == {str(SNAPSHOT): "ok", "2026-11-19": "error"}
     finally:
         organizations.untag_resource(ResourceId=tagged, TagKeys=["security-contact", "env"])
 

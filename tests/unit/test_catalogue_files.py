@@ -10,6 +10,7 @@ import pytest
 from iam_audit.evaluate.catalogue import (
     CatalogueError,
     catalogue_rows,
+    load_builtin_catalogue,
     load_catalogue,
     parse_catalogue,
     read_catalogue_files,
@@ -95,7 +96,7 @@ def test_a_new_version_is_scaffolded_from_the_previous_one(tmp_path):
     shutil.copytree(CATALOGUE_DIR, tmp_path / "catalogue")
     target = scaffold_version("cis_v8.0.0", "cis_v6.0.0", tmp_path / "catalogue")
     assert target.read_text().count("framework: cis_v8.0.0\n") == 1
-    copied = load_catalogue.__wrapped__(tmp_path / "catalogue")
+    copied = load_builtin_catalogue.__wrapped__(tmp_path / "catalogue")
     old = [(c.check_id, c.logic, c.title, c.params) for c in copied.all_controls() if c.framework == "cis_v6.0.0"]
     new = [(c.check_id, c.logic, c.title, c.params) for c in copied.all_controls() if c.framework == "cis_v8.0.0"]
     assert new == old

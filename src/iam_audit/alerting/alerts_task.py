@@ -41,9 +41,11 @@ def send_alerts(plan: dict, postgres_conn_id: str) -> dict:
     from airflow.configuration import conf
     from airflow.sdk import Variable
 
+    from iam_audit.custom import resolve_path
     from iam_audit.database import pipeline_hook
 
-    rules, refused = alerts.load_rules(alerts.rule_dirs(Variable.get(alerts.VAR_CUSTOM_PATH, default=None)))
+    # the folder of the custom controls too: environment, [iam_audit] custom_path, then the Variable
+    rules, refused = alerts.load_rules(alerts.rule_dirs(resolve_path()))
     for error in refused:
         log.error("alert rule refused: %s", error)
     conn = pipeline_hook(postgres_conn_id).get_conn()

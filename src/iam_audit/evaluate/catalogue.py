@@ -352,8 +352,20 @@ def read_catalogue_files(directory: Path = CATALOGUE_DIR) -> dict:
 
 
 @cache
-def load_catalogue(directory: Path = CATALOGUE_DIR) -> Catalogue:
+def load_builtin_catalogue(directory: Path = CATALOGUE_DIR) -> Catalogue:
+    """The package's own catalogue (or another directory of that shape), without the user's controls."""
     return parse_catalogue(read_catalogue_files(directory), source=_label(directory, directory))
+
+
+def load_catalogue(directory: Path | None = None) -> Catalogue:
+    """The catalogue the pipeline runs: the package's, merged with the accepted controls of the custom
+    folder (iam_audit.custom: Variable iam_audit_custom_path) when one is set. `directory`: that
+    directory's catalogue alone."""
+    if directory is not None:
+        return load_builtin_catalogue(directory)
+    from iam_audit.custom import current
+
+    return current().catalogue
 
 
 def catalogue_rows(catalogue: Catalogue) -> list[tuple]:

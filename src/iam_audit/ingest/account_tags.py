@@ -53,11 +53,21 @@ def load_account_tags(store, prefix: str, snapshot_date, connect: Callable) -> i
     key = tags_key(prefix, snapshot_date)
     try:
         tags = layout.decode(store.get(key), store.url(key))
+        status = ("ok", None, None)
     except RawObjectMissing:
-        return None
+        tags, status = {}, ("error", "NotCollected", f"no account tags were stored at {store.url(key)} (tags "
+                                                     "unreadable: organizations:ListTagsForResource refused)")
     conn = connect()
     try:
         with conn.transaction(), conn.cursor() as cur:
+            # account_tags is a data set checks may need (iam_audit_account_readiness): its status says
+            # whether an account without tags has none or whether they could not be read
+            cur.execute(
+                "INSERT INTO iam_stage.organization_datasets (snapshot_date, dataset, status, error_code, "
+                "error_message, collected_at) VALUES (%s, 'account_tags', %s, %s, %s, now()) "
+                "ON CONFLICT (snapshot_date, dataset) DO UPDATE SET status = EXCLUDED.status, "
+                "error_code = EXCLUDED.error_code, error_message = EXCLUDED.error_message, "
+                "collected_at = EXCLUDED.collected_at", (str(snapshot_date), *status))
             cur.execute("DELETE FROM iam_stage.account_tags WHERE snapshot_date = %s", (str(snapshot_date),))
             with cur.copy("COPY iam_stage.account_tags (snapshot_date, account_id, key, value) FROM STDIN") as copy:
                 for account_id, pairs in sorted(tags.items()):
@@ -65,4 +75,4 @@ def load_account_tags(store, prefix: str, snapshot_date, connect: Callable) -> i
                         copy.write_row((str(snapshot_date), account_id, key_, value))
     finally:
         conn.close()
-    return sum(map(len, tags.values()))
+    return sum(map(len, tags.values())) if status[0] == "ok" else None

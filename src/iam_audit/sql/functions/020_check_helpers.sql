@@ -46,8 +46,8 @@ LANGUAGE sql STABLE AS $$
            END
     FROM iam_stage.accounts a
     CROSS JOIN unnest(p_datasets) AS d(dataset)
-    -- account data sets come from extraction_status; an organisation data set (organization_*:
-    -- collected once per run, not per account) counts for every account of the date whose own
+    -- account data sets come from extraction_status; an organisation data set (organization_*, and
+    -- account_tags: collected once per run, not per account) counts for every account of the date whose own
     -- snapshot was taken (at least one data set collected): an account that could not be read at
     -- all gets 'error' from every check, organisation-level ones included
     LEFT JOIN LATERAL (
@@ -59,7 +59,8 @@ LANGUAGE sql STABLE AS $$
             UNION ALL
             SELECT 2, o.status, o.error_code, o.error_message
             FROM iam_stage.organization_datasets o
-            WHERE d.dataset LIKE 'organization\_%' AND o.snapshot_date = a.snapshot_date AND o.dataset = d.dataset
+            WHERE (d.dataset LIKE 'organization\_%' OR d.dataset = 'account_tags')
+              AND o.snapshot_date = a.snapshot_date AND o.dataset = d.dataset
               AND EXISTS (SELECT 1 FROM iam_stage.extraction_status r
                           WHERE r.snapshot_date = a.snapshot_date AND r.account_id = a.account_id AND r.status = 'ok')
             UNION ALL
@@ -71,7 +72,7 @@ LANGUAGE sql STABLE AS $$
                 WHERE e.snapshot_date = a.snapshot_date AND e.account_id = a.account_id
                 ORDER BY e.dataset LIMIT 1
             ) f ON true
-            WHERE d.dataset LIKE 'organization\_%'
+            WHERE (d.dataset LIKE 'organization\_%' OR d.dataset = 'account_tags')
               AND EXISTS (SELECT 1 FROM iam_stage.organization_datasets o
                           WHERE o.snapshot_date = a.snapshot_date AND o.dataset = d.dataset)
         ) x
