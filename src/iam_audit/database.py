@@ -23,7 +23,7 @@ import psycopg
 from tenacity import RetryError, retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from iam_audit.evaluate.catalogue import Catalogue, catalogue_rows, load_catalogue
-from iam_audit.paths import FUNCTIONS_DIR, MIGRATIONS_DIR, SQL_DIR, VIEWS_DIR
+from iam_audit.paths import FUNCTIONS_DIR, MIGRATIONS_DIR, VIEWS_DIR
 
 log = logging.getLogger(__name__)
 

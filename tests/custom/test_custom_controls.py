@@ -151,7 +151,7 @@ def test_the_dag_schedules_custom_checks_and_shows_refusals(folder):
     """The DAG as Airflow parses it, in a process of its own, with the folder from the environment."""
     sql = folder / "checks" / f"{KEYS}.sql"
     sql.write_text(sql.read_text().replace("CROSS JOIN ready_accounts r", "CROSS JOIN JOIN ready_accounts r"))
-    script = ("import json; from iam_audit.dag import aws_iam_cis_dag as d; "
+    script = ("import json; from iam_audit.dag import aws_iam_cis; d = aws_iam_cis(); "
               "t = d.get_task('custom_controls_refused')\n"
               "try:\n    t.python_callable(); failure = None\n"
               "except Exception as exc:\n    failure = [type(exc).__name__, str(exc)]\n"
