@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install lock demo test test-mutations test-extended test-scheduler test-distributed install-distributed test-ui install-ui lint run preflight backfill airflow sql stop export-ocsf evidence bench clean
+.PHONY: help install lock pin-images demo test test-mutations test-extended test-scheduler test-distributed install-distributed test-ui install-ui lint run preflight backfill airflow sql stop export-ocsf evidence bench clean
 
 help:
 	@echo "make demo       embedded PostgreSQL + emulated AWS organisation, one DAG run, a compliance summary"
@@ -36,6 +36,8 @@ help:
 	@echo "make superset   Apache Superset (own venv bi/.venv) with the compliance dashboard on http://127.0.0.1:8088"
 	@echo "make test-bi    the browser test of the Superset dashboard (installs Debian chromium and playwright)"
 	@echo "make install    create .venv and install requirements.txt (hash-checked)"
+	@echo "make pin-images pin the external images of docker-compose.yaml and the Dockerfile by digest"
+	@echo "                (needs the registry in reach and crane, skopeo or docker buildx)"
 	@echo "make lock       regenerate the hash-locked requirements*.txt from their .in files (uv, own venv)"
 	@echo "make help       this list"
 
@@ -73,6 +75,11 @@ lock:
 	$(LOCK) requirements-runtime.in -c requirements.txt -o requirements-runtime.txt
 	$(LOCK) docker/requirements-emulator.in -c requirements.txt -o docker/requirements-emulator.txt
 	$(LOCK) bi/superset/requirements.in -o bi/superset/requirements.txt
+
+# Digests come from the registry (crane, skopeo or docker buildx); nothing is written unless every image
+# resolves. `--check` lists what is still pinned by tag only.
+pin-images: install
+	$(BIN)/python -m iam_audit_dev.pin_images docker-compose.yaml Dockerfile
 
 demo: install
 	$(BIN)/python -m iam_audit_dev.devenv.demo
