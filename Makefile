@@ -60,8 +60,9 @@ $(INSTALLED): requirements.txt pyproject.toml tools/pyproject.toml
 install: $(INSTALLED)
 
 # The locks (requirements.txt: development; requirements-runtime.txt and docker/requirements-emulator.txt:
-# the images; bi/superset/requirements.txt: Superset's venv), with a SHA-256 of every wheel and sdist of each pinned version, resolved for every platform
-# and Python the project supports (--universal writes markers). Pins already in the output are kept
+# the images; bi/superset/requirements.txt: Superset's venv), with a SHA-256 of every wheel and sdist of
+# each pinned version, resolved for every platform and Python the project supports (--universal writes
+# markers). Pins already in the output are kept
 # unless an .in file needs another: a lock is refreshed, not upgraded; delete the output to upgrade.
 # uv runs from a venv of its own so that the tool that writes the lock is not in the lock.
 UV_VERSION := 0.13.8
@@ -77,7 +78,8 @@ lock:
 	$(LOCK) bi/superset/requirements.in -o bi/superset/requirements.txt
 
 # Digests come from the registry (crane, skopeo or docker buildx); nothing is written unless every image
-# resolves. `--check` lists what is still pinned by tag only.
+# resolves. `$(BIN)/python -m iam_audit_dev.pin_images --check docker-compose.yaml Dockerfile` lists what
+# is still pinned by tag only.
 pin-images: install
 	$(BIN)/python -m iam_audit_dev.pin_images docker-compose.yaml Dockerfile
 
