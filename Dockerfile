@@ -3,19 +3,17 @@
 # .dockerignore keeps tests and local state out of the build context.
 #
 #   runtime   the official Airflow image plus what the pipeline runs with
-#             (requirements-runtime.in, at the versions locked in requirements.txt)
+#             (requirements-runtime.txt: requirements-runtime.in locked with hashes)
 #   emulator  runtime plus moto, for the stand-in AWS of the compose file only
 FROM apache/airflow:3.3.2-python3.11 AS runtime
 
-# requirements.txt is the project's full lock (pip freeze of the development venv, test
-# tools included); here it only constrains versions, so nothing outside
-# requirements-runtime.in and its dependencies is installed. `apache-airflow==${AIRFLOW_VERSION}`
-# in the same pip command keeps Airflow exactly as the image ships it.
-COPY requirements-runtime.in requirements.txt /tmp/
-RUN grep -vE '^(pgserver)==' /tmp/requirements.txt > /tmp/constraints.txt \
-    && pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /tmp/requirements-runtime.in \
-        -c /tmp/constraints.txt \
-    && rm /tmp/requirements-runtime.in /tmp/requirements.txt /tmp/constraints.txt \
+# requirements-runtime.txt locks requirements-runtime.in (at the versions of requirements.txt, the
+# development lock) with a hash of every distribution: pip refuses anything that does not match.
+# --no-deps: the lock is the whole closure (pip's resolver rejects hashed pins reached through extras).
+# It pins apache-airflow at the version of the base image's tag, so Airflow stays as the image ships it.
+COPY requirements-runtime.txt /tmp/
+RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/requirements-runtime.txt \
+    && rm /tmp/requirements-runtime.txt \
     && mkdir -p /opt/airflow/auth && chmod 0770 /opt/airflow/auth
 
 COPY --chown=airflow:0 pyproject.toml /opt/iam-audit/
@@ -24,7 +22,8 @@ RUN pip install --no-cache-dir --no-deps /opt/iam-audit
 
 FROM runtime AS emulator
 
-COPY requirements.txt /tmp/requirements.txt
+COPY docker/requirements-emulator.txt /tmp/
 COPY --chown=airflow:0 tools /opt/iam-audit/tools
-RUN pip install --no-cache-dir "moto[server]==5.2.5" -c /tmp/requirements.txt && rm /tmp/requirements.txt \
+RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/requirements-emulator.txt \
+    && rm /tmp/requirements-emulator.txt \
     && pip install --no-cache-dir --no-deps /opt/iam-audit/tools

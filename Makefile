@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo test test-mutations test-extended test-scheduler test-distributed install-distributed test-ui install-ui lint run preflight policies backfill airflow sql stop export-ocsf evidence bench clean validate-controls
+.PHONY: help install lock pin-images demo test test-mutations test-extended test-scheduler test-distributed install-distributed test-ui install-ui lint run preflight policies backfill airflow sql stop export-ocsf evidence bench clean validate-controls
 
 help:
 	@echo "make demo       embedded PostgreSQL + emulated AWS organisation, one DAG run, a compliance summary"
@@ -39,19 +39,53 @@ help:
 	@echo "make clean      make stop, then delete .devenv (databases, raw snapshots, Airflow state)"
 	@echo "make superset   Apache Superset (own venv bi/.venv) with the compliance dashboard on http://127.0.0.1:8088"
 	@echo "make test-bi    the browser test of the Superset dashboard (installs Debian chromium and playwright)"
-	@echo "make install    create .venv and install requirements.txt"
+	@echo "make install    create .venv and install requirements.txt (hash-checked)"
+	@echo "make pin-images pin the external images of docker-compose.yaml and the Dockerfile by digest"
+	@echo "                (needs the registry in reach and crane, skopeo or docker buildx)"
+	@echo "make lock       regenerate the hash-locked requirements*.txt from their .in files (uv, own venv)"
 	@echo "make help       this list"
 
 $(INSTALLED): requirements.txt pyproject.toml tools/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 12), "Python 3.11 or 3.12 is required (pgserver has no wheels for newer versions); set PYTHON=/path/to/python3.11"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -r requirements.txt
+	# --require-hashes: every distribution must match a hash of the lock. --no-deps: the lock is the
+	# whole closure already, and pip's resolver refuses a hashed pin reached through an extra
+	# (celery[redis]) as unpinned; pip check below proves the closure complete.
+	$(BIN)/pip install -q --require-hashes --no-deps -r requirements.txt
+	# A separate command, so the two local editable projects are not hash-checked (they have no
+	# published artefact to hash); --no-deps keeps anything unlocked from coming in through them.
 	# The package (src/iam_audit) and the dev tools (tools/iam_audit_dev), editable: imports need no PYTHONPATH
 	# and the Compliance page registers through the package's airflow.plugins entry point.
 	$(BIN)/pip install -q --no-deps -e . -e tools
+	# every dependency of the lock and of the two projects is installed at a compatible version
+	$(BIN)/pip check
 	touch $@
 
 install: $(INSTALLED)
+
+# The locks (requirements.txt: development; requirements-runtime.txt and docker/requirements-emulator.txt:
+# the images; bi/superset/requirements.txt: Superset's venv), with a SHA-256 of every wheel and sdist of
+# each pinned version, resolved for every platform and Python the project supports (--universal writes
+# markers). Pins already in the output are kept
+# unless an .in file needs another: a lock is refreshed, not upgraded; delete the output to upgrade.
+# uv runs from a venv of its own so that the tool that writes the lock is not in the lock.
+UV_VERSION := 0.13.8
+LOCK_VENV := .venv-lock
+LOCK := $(LOCK_VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock"
+lock:
+	test -x $(LOCK_VENV)/bin/uv || { $(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install -q uv==$(UV_VERSION); }
+	$(LOCK) requirements.in -o requirements.txt
+	# the runtime image's subset, at the versions of the full lock
+	$(LOCK) requirements-runtime.in -c requirements.txt -o requirements-runtime.txt
+	$(LOCK) docker/requirements-emulator.in -c requirements.txt -o docker/requirements-emulator.txt
+	$(LOCK) bi/superset/requirements.in -o bi/superset/requirements.txt
+
+# Digests come from the registry (crane, skopeo or docker buildx); nothing is written unless every image
+# resolves. `$(BIN)/python -m iam_audit_dev.pin_images --check docker-compose.yaml Dockerfile` lists what
+# is still pinned by tag only.
+pin-images: install
+	$(BIN)/python -m iam_audit_dev.pin_images docker-compose.yaml Dockerfile
 
 demo: install
 	$(BIN)/python -m iam_audit_dev.devenv.demo
@@ -158,7 +192,8 @@ clean: stop
 SUPERSET_VENV := bi/.venv
 $(SUPERSET_VENV)/.installed: bi/superset/requirements.txt
 	test -x $(SUPERSET_VENV)/bin/python || $(PYTHON) -m venv $(SUPERSET_VENV)
-	$(SUPERSET_VENV)/bin/pip install -q -r bi/superset/requirements.txt
+	$(SUPERSET_VENV)/bin/pip install -q --require-hashes --no-deps -r bi/superset/requirements.txt
+	$(SUPERSET_VENV)/bin/pip check
 	touch $@
 
 superset: install $(SUPERSET_VENV)/.installed

@@ -186,3 +186,40 @@ def test_oldest_open_findings_show_the_controls_title_not_its_logic_id(reader_co
         newest[check.logic] = (cis or check.controls)[-1].title
     for logic, title in rows:
         assert title == newest[logic] and title != logic
+
+
+def _chart(name: str) -> dict:
+    return next(c for c in CHARTS.values() if c["slice_name"] == name)
+
+
+def _placed(name: str) -> dict:
+    nodes = next(iter(DASHBOARDS.values()))["position"].values()
+    return next(n for n in nodes if isinstance(n, dict) and n.get("type") == "CHART"
+                and n["meta"]["sliceName"] == name)
+
+
+def test_oldest_open_findings_fit_the_row_limit_and_the_tile(reader_conn):
+    """Superset marks a table "row limit reached" when the result has row_limit rows: the chart's grouped
+    query over the test history must stay below it with room to spare, and its columns get the full grid."""
+    chart = _chart("Oldest open findings")
+    params = chart["params"]
+    dataset = DATASETS_BY_UUID[chart["dataset_uuid"]]
+    groups = sql.SQL(", ").join(sql.Identifier(c) for c in params["groupby"])
+    rows = reader_conn.execute(sql.SQL("SELECT count(*) FROM (SELECT 1 FROM ({}) AS d GROUP BY {}) AS g").format(
+        sql.SQL(dataset["sql"].strip()), groups)).fetchone()[0]
+    assert rows > 0
+    assert params["row_limit"] >= 100 * rows, (params["row_limit"], rows)
+    assert params["server_pagination"] is False and 0 < params["page_length"] < params["row_limit"]
+    assert params["timeseries_limit_metric"] == "max_age_days" and params["order_desc"] is True  # oldest first
+    assert params["allow_render_html"] is False
+    # column widths only for columns the table shows, the title among them
+    shown = set(params["groupby"]) | set(params["metrics"])
+    assert "control_title" in params["column_config"] and set(params["column_config"]) <= shown
+    assert _placed("Oldest open findings")["meta"]["width"] == 12  # the dashboard grid is 12 wide
+
+
+def test_heat_map_labels_every_account_and_control():
+    params = _chart("Pass rate: controls × accounts")["params"]
+    assert params["xscale_interval"] == 1 and params["yscale_interval"] == 1  # 'auto' drops overlapping labels
+    assert params["x_axis_label_rotation"] in (45, 90)
+    assert isinstance(params["left_margin"], int) and params["left_margin"] >= 200

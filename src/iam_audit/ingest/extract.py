@@ -53,7 +53,8 @@ class DatasetResult:
         return self.status == "ok"
 
 
-def _paginate(client, operation: str, result_keys: tuple[str, ...], **kwargs) -> dict:
+def _paginate(client, operation: str, result_keys: tuple[str, ...], each_page: Callable[[dict], None] | None = None,
+              **kwargs) -> dict:
     if client.meta.service_model.service_name == "iam":
         kwargs.setdefault("PaginationConfig", {"PageSize": 1000})  # IAM's largest page; its default is 100
     merged: dict[str, list] = {key: [] for key in result_keys}
@@ -62,6 +63,9 @@ def _paginate(client, operation: str, result_keys: tuple[str, ...], **kwargs) ->
             # a page without a documented list is a drifted response, not an empty one
             if not isinstance(page.get(key), list):
                 raise DatasetUnavailable("MalformedResponse", f"{operation}: a response page has no {key} list")
+        if each_page is not None:
+            each_page(page)  # before the next page is read: what it drops is never held for the whole set
+        for key in result_keys:
             merged[key].extend(page[key])
     return merged
 
@@ -133,11 +137,31 @@ def get_access_keys(iam, user_names: list[str]) -> dict:
     return {"AccessKeyMetadata": keys}
 
 
+def _aws_managed_default_versions_only(page: dict) -> None:
+    """Drop the documents of the versions of AWS-managed policies that are not their default.
+
+    AWS lists every version of each AWS-managed policy the account uses: ReadOnlyAccess alone has
+    about 190, some 9 MB of JSON. Only the default version is in force and only its document is
+    stored (transform.authorization_details); the other versions keep their id and dates, so the
+    raw data still shows the history. Customer-managed policies keep all their versions (at most five)."""
+    for policy in page.get("Policies") or []:
+        if not isinstance(policy, dict) or str(policy.get("Arn", "")).split(":")[4:5] != ["aws"]:
+            continue
+        for version in policy.get("PolicyVersionList") or []:
+            if not isinstance(version, dict):
+                continue
+            # the same test as transform's: flagged default, or the policy's DefaultVersionId
+            default = version.get("IsDefaultVersion") or version.get("VersionId") == policy.get("DefaultVersionId")
+            if not default:
+                version.pop("Document", None)
+
+
 def get_authorization_details(iam) -> dict:
     return _paginate(
         iam,
         "get_account_authorization_details",
         ("UserDetailList", "GroupDetailList", "RoleDetailList", "Policies"),
+        each_page=_aws_managed_default_versions_only,
     )
 
 

@@ -819,6 +819,13 @@ class EmulatorMiddleware:
             )
         if route == "/root" and method == "POST":
             return _json_reply(start_response, set_root(body()))
+        if route == "/aws-managed-policy-versions" and method == "POST":
+            from .managed_versions import set_versions
+
+            try:
+                return _json_reply(start_response, set_versions(body()))
+            except (KeyError, ValueError) as exc:
+                return _json_reply(start_response, {"error": str(exc)}, 400)
         if route == "/issued-credentials":
             # Secrets handed out by STS, for tests proving they never persist anywhere.
             from moto.sts.models import sts_backends

@@ -96,6 +96,13 @@ class Emulator(LocalService):
         """See middleware.set_root: account_id, mfa, password, password_last_used_days_ago, keys."""
         return self._request("POST", "/_emulator/root", spec)
 
+    def set_aws_managed_policy_versions(self, account_id: str, policy_name: str, count: int) -> dict[str, Any]:
+        """Give the account's AWS-managed policy `count` versions ending at its default (1 restores one);
+        see managed_versions.set_versions."""
+        return self._request("POST", "/_emulator/aws-managed-policy-versions",
+                             {"account_id": account_id, "policy_arn": f"arn:aws:iam::aws:policy/{policy_name}",
+                              "count": count})
+
     def requests(self) -> list[dict[str, Any]]:
         """Distinct authorisation requests since the last reset_calls: account, principal, action, resource, context."""
         return self._request("GET", "/_emulator/requests")["requests"]
