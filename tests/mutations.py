@@ -165,9 +165,9 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "M16", "report", "the HTML report stops escaping an account's name",
-        (Edit("src/iam_audit/reporting/report.py",
-              "rows.append(f\"<tr><td><code>{escape(account_id)}</code>{badge}</td><td>{escape(name)}</td>{cells}</tr>\")",
-              "rows.append(f\"<tr><td><code>{escape(account_id)}</code>{badge}</td><td>{name}</td>{cells}</tr>\")"),),
+        (Edit("src/iam_audit/templates/report.html",
+              "<td>{{ r.name }}</td>{% for c in r.cells %}",
+              "<td>{{ r.name | safe }}</td>{% for c in r.cells %}"),),
         ("tests/bi/test_report.py",),
     ),
     Mutant(

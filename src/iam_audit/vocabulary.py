@@ -104,7 +104,7 @@ def pass_rate(passed: int, failed: int) -> float | None:
 # A rate in percent below a threshold gets its tone: red under 50 %, amber under 80 %, green otherwise.
 RATE_TONES = ((50.0, "bad"), (80.0, "warn"))
 GOOD = "good"
-TONE_COLOURS = {"bad": "#cf222e", "warn": "#bf8700", "good": "#1a7f37"}
+TONE_COLOURS = {"bad": "#cf222e", "warn": "#d97706", "good": "#1a7f37"}
 
 
 def rate_tone(percent: float | None) -> str:
