@@ -56,3 +56,9 @@ def test_the_compliance_page_serves_the_stored_report_of_a_date(emulator, monkey
     assert missing.status_code == 404 and "no report of 2026-11-06 is stored" in missing.text
     assert client.get("/report/2026-13-01").status_code == 400
     assert client.get("/report/..%2F..%2Fsecret").status_code in (400, 404)
+    # an API server without the AWS connection (a deployment giving it only compliance_reader) says where
+    # the report is and which connection would read it, instead of failing
+    monkeypatch.delenv("AIRFLOW_CONN_AWS_DEFAULT")
+    unread = client.get("/report/2026-11-05")
+    assert unread.status_code == 404 and "no connection aws_default" in unread.text
+    assert "s3://report-route-test/audit/snapshot_date=2026-11-05/report.html" in unread.text

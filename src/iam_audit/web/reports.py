@@ -30,6 +30,17 @@ def _variable(name: str) -> str | None:
     return Variable.get(name, default_var=None)
 
 
+def _connection_defined(conn_id: str) -> bool:
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+
+    try:
+        Connection.get_connection_from_secrets(conn_id)
+    except AirflowNotFoundException:
+        return False
+    return True
+
+
 def read_stored_report(day: str) -> bytes:
     """The report's bytes; ReportNotFound when it does not exist or no bucket is configured."""
     from iam_audit.config import DEFAULT_PREFIX, VAR_BUCKET, VAR_BUCKET_OWNER, VAR_PREFIX
@@ -41,6 +52,9 @@ def read_stored_report(day: str) -> bytes:
     prefix = (_variable(VAR_PREFIX) or DEFAULT_PREFIX).strip().strip("/")
     store = S3RawStore(bucket, aws_conn_id=AWS_CONN_ID, expected_owner=_variable(VAR_BUCKET_OWNER) or None)
     key = report_key(prefix, day)
+    if not _connection_defined(AWS_CONN_ID):
+        raise ReportNotFound(f"the run stored the report of {day} at {store.url(key)}; this API server has no "
+                             f"connection {AWS_CONN_ID} to read it (the page reads the bucket only through it)")
     try:
         return store.get(key, max_bytes=MAX_REPORT_BYTES)
     except RawObjectMissing:
