@@ -1,8 +1,8 @@
 -- one row per problem: control logic x account x resource, over every framework it violates; the
 -- problems are ranked on aws_policy_open_problems (the open findings per interval and severity, before
 -- they are spread over the frameworks) and only the shown ones collect their frameworks' texts.
--- {severity_rank} is generated from iam_audit.vocabulary.SEVERITIES; {filters} and {having} are fixed
--- fragments of iam_audit.web.queries (FINDING_FILTERS), never text from the request
+-- The severity rank's CASE is generated from iam_audit.vocabulary.SEVERITIES; the filters and the
+-- HAVING clause are fixed fragments of iam_audit.web.queries (FINDING_FILTERS), never text from the request
 WITH ranked AS (
     SELECT problem, account_id, resource_id,
            min({severity_rank}) AS severity_rank,
