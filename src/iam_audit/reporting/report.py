@@ -17,8 +17,9 @@ from datetime import date
 from functools import cache
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader
 
+from iam_audit import templating
 from iam_audit.evaluate import day_verdicts
 from iam_audit.paths import TEMPLATES_DIR
 from iam_audit.reporting.headline import Headline, headline
@@ -258,8 +259,7 @@ def _rate_cell(counts: Counts) -> dict:
 
 @cache
 def _environment() -> Environment:
-    return Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=select_autoescape(),
-                       trim_blocks=True, lstrip_blocks=True)
+    return templating.environment(FileSystemLoader(TEMPLATES_DIR))
 
 
 def render_report(data: ReportData) -> str:

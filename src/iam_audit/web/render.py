@@ -11,10 +11,10 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import urlencode
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup, escape
+from jinja2 import Environment, PackageLoader
+from markupsafe import Markup
 
-from iam_audit import vocabulary
+from iam_audit import templating, vocabulary
 from iam_audit.web import DAG_ID
 from iam_audit.web.params import PAGING_DEFAULTS, SORT_LABELS
 from iam_audit.web.queries import ALERTS_SHOWN, TREND_SNAPSHOTS
@@ -36,12 +36,6 @@ def series_style(index: int) -> tuple[str, str]:
         return PALETTE[index % len(PALETTE)], DASHES[index // len(PALETTE)]
     hue = (index * 137.508) % 360
     return f"hsl({hue:.1f}, 65%, {40 + 12 * (index % 2)}%)", DASHES[index % len(DASHES)]
-
-
-def breakable(identifier: str | None) -> Markup:
-    """An ARN or key, escaped, that may wrap only after its ':' and '/' separators: never inside an account
-    id or a name (the cell's overflow-wrap breaks a single over-long name as a last resort)."""
-    return Markup(re.sub(r"([:/])", r"\1<wbr>", str(escape("" if identifier is None else identifier))))
 
 
 def run_parts(run_id: str) -> tuple[str, str]:
@@ -112,9 +106,8 @@ def trend_rows(trend: list[dict[str, Any]]) -> tuple[list[str], list[tuple[str, 
 
 @cache
 def environment() -> Environment:
-    env = Environment(loader=PackageLoader("iam_audit.web", "templates"), autoescape=select_autoescape(),
-                      trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(breakable=breakable, quoted=quoted, age=age, open_for=open_for, percent=percent,
+    env = templating.environment(PackageLoader("iam_audit.web", "templates"))
+    env.filters.update(quoted=quoted, age=age, open_for=open_for, percent=percent,
                        tone=vocabulary.rate_tone, label=vocabulary.framework_label)
     env.globals.update(DAG_ID=DAG_ID, SEVERITY_OPTIONS=[(s, s) for s in vocabulary.SEVERITIES], SORT_LABELS=SORT_LABELS,
                        PAGING_DEFAULTS=PAGING_DEFAULTS, TREND_SNAPSHOTS=TREND_SNAPSHOTS, ALERTS_SHOWN=ALERTS_SHOWN,
