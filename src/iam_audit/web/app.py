@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("iam_audit.web")  # one logger for the whole page
 
+
 def _authorize() -> Any:
     """Who may see the page: whoever may read the DAG (the UI's session cookie is sent to the frame).
 
@@ -49,7 +50,6 @@ def _authorize() -> Any:
 def page_concurrency() -> int:
     """Requests of the page read from the database at most this many at a time (the others wait)."""
     return max(1, int(os.environ.get("IAM_AUDIT_PAGE_CONCURRENCY", "2")))
-
 
 
 def page_cache_seconds() -> float:

@@ -166,7 +166,6 @@ def _records(cur: Any, name: str, sql: str | None = None, **params: Any) -> list
     return cur.fetchall()
 
 
-
 def load_compliance(hook: Any = None, params: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything the page shows, as plain data. ``available`` is False before the first run.
 
@@ -324,7 +323,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value.isoformat() if isinstance(value, date | datetime) else value
-
 
 
 def page_deadline_seconds() -> float:
