@@ -238,7 +238,10 @@ def apply(tree: Path, mutant: Mutant) -> dict[Path, str]:
 
 
 def run_pytest(tree: Path, tests: tuple[str, ...], log: Path, stop_first: bool) -> tuple[int, list[str], float]:
-    env = {**os.environ, "IAM_AUDIT_TEST_STATE": str(tree / ".devenv" / "test")}
+    # The venv's editable installs point at the checkout's src/ and tools/: the copy's (mutated) packages
+    # come first on the path, or the tests would import the unmutated sources.
+    path = os.pathsep.join([str(tree / "src"), str(tree / "tools"), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "IAM_AUDIT_TEST_STATE": str(tree / ".devenv" / "test"), "PYTHONPATH": path}
     env.pop("PYTEST_XDIST_WORKER", None)
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts=",
             "-rf", *(["-x"] if stop_first else []), *tests]
