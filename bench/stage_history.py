@@ -24,7 +24,6 @@ The database iam_bench_history is kept for inspection (bench/.state/pg).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
 from datetime import date, timedelta
@@ -150,7 +149,7 @@ class _RecordingCursor:
 
 
 class _PageHook:
-    """Hands the page (src/iam_audit/web/plugin.py) the bench connection: its statements
+    """Hands the page (src/iam_audit/web/queries.py) the bench connection: its statements
     run exactly as the page builds them (values from the data, filters as on the page)."""
 
     def __init__(self, conn, into: list):
@@ -176,10 +175,7 @@ class _PageHook:
 
 def page_queries(conn, filters: dict | None = None) -> dict[str, tuple[str, dict, list[str]]]:
     """The statements of one Compliance page load, named by the page's QUERIES keys."""
-    spec = importlib.util.spec_from_file_location("compliance_plugin", BENCH_DIR.parent / "src" / "iam_audit" /
-                                                  "web" / "plugin.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from iam_audit.web import queries as module
     recorded: list = []
     conn.rollback()
     module.load_compliance(_PageHook(conn, recorded), filters or {})

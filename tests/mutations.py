@@ -165,9 +165,9 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "M16", "report", "the HTML report stops escaping an account's name",
-        (Edit("src/iam_audit/reporting/report.py",
-              "rows.append(f\"<tr><td><code>{escape(account_id)}</code>{badge}</td><td>{escape(name)}</td>{cells}</tr>\")",
-              "rows.append(f\"<tr><td><code>{escape(account_id)}</code>{badge}</td><td>{name}</td>{cells}</tr>\")"),),
+        (Edit("src/iam_audit/templates/report.html",
+              "<td>{{ r.name }}</td>{% for c in r.cells %}",
+              "<td>{{ r.name | safe }}</td>{% for c in r.cells %}"),),
         ("tests/bi/test_report.py",),
     ),
     Mutant(
@@ -238,7 +238,10 @@ def apply(tree: Path, mutant: Mutant) -> dict[Path, str]:
 
 
 def run_pytest(tree: Path, tests: tuple[str, ...], log: Path, stop_first: bool) -> tuple[int, list[str], float]:
-    env = {**os.environ, "IAM_AUDIT_TEST_STATE": str(tree / ".devenv" / "test")}
+    # The venv's editable installs point at the checkout's src/ and tools/: the copy's (mutated) packages
+    # come first on the path, or the tests would import the unmutated sources.
+    path = os.pathsep.join([str(tree / "src"), str(tree / "tools"), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "IAM_AUDIT_TEST_STATE": str(tree / ".devenv" / "test"), "PYTHONPATH": path}
     env.pop("PYTEST_XDIST_WORKER", None)
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts=",
             "-rf", *(["-x"] if stop_first else []), *tests]

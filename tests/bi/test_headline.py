@@ -107,16 +107,16 @@ def test_the_superset_tiles_count_the_same_findings_per_selected_framework(db):
 
 @pytest.mark.usefixtures("reader_conn")
 def test_the_compliance_page_leads_with_the_headline_and_its_filters_change_it(db):
-    from iam_audit.web import plugin as cp
+    from iam_audit.web import queries, render
 
     seed(db)
     for params, scope in (({}, ALL), ({"framework": V5}, V5), ({"framework": V3, "account": B}, V3)):
-        data = cp.load_compliance(params=params)
+        data = queries.load_compliance(params=params)
         want = headline(db, D3, scope, account_ids=[params["account"]] if "account" in params else None)
         h = data["headline"]
         assert (h["scope"], h["pass"], h["fail"], h["error"], h["muted"]) == \
             (scope, want.passing, want.failing, want.errors, want.muted)
-        page = cp.render_page(data)
+        page = render.render_page(data)
         top = page[page.index("<body>"):]
         assert top.index('id="findings-headline"') < top.index('id="filters"') < top.index('id="open-findings"') \
             < top.index('id="totals"') < top.index('id="scores"')   # the worst findings above the tables
@@ -125,12 +125,12 @@ def test_the_compliance_page_leads_with_the_headline_and_its_filters_change_it(d
 
 @pytest.mark.usefixtures("reader_conn")
 def test_the_page_shows_the_whole_reason_and_breaks_an_arn_only_at_its_separators(db):
-    from iam_audit.web import plugin as cp
+    from iam_audit.web import queries, render
 
     reason = "alice has a console password and no MFA device; " * 6 + "fix: enable an MFA device for alice"
     put(db, D3, A, user(A, "alice"), "fail", framework=V3, check_id="1.10", reason=reason)
     db.commit()
-    page = cp.render_page(cp.load_compliance(params={}))
+    page = render.render_page(queries.load_compliance(params={}))
     assert f'<td class="reason">{reason.strip()}</td>' in page
     assert "…" not in page[page.index('id="findings"'):]
     assert f"arn:<wbr>aws:<wbr>iam:<wbr>:<wbr>{A}:<wbr>user/<wbr>alice" in page  # never inside the account id

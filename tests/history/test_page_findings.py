@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from iam_audit.web import plugin as cp
+from iam_audit.web import queries
 
 from .history import ACCOUNTS, run_new
 from .test_equivalence import DAYS, stage_history
@@ -57,8 +57,8 @@ def statement(template: str, fragments: dict, filters: dict) -> str:
 
 def findings(db, filters: dict, limit: int) -> tuple[list, list]:
     """(the page's statement's rows, the earlier statement's rows) for one filter set."""
-    with cp.planner_settings(db, cp.FINDINGS_SETTINGS):  # with the page's planner settings
-        new = db.execute(statement(cp.QUERIES["findings"], cp.FINDING_FILTERS, filters),
+    with queries.planner_settings(db, queries.FINDINGS_SETTINGS):  # with the page's planner settings
+        new = db.execute(statement(queries.QUERIES["findings"], queries.FINDING_FILTERS, filters),
                          {"limit": limit, **filters}).fetchall()
     old = db.execute(statement(EARLIER_FINDINGS, EARLIER_FILTERS, filters), {"limit": limit, **filters}).fetchall()
     return new, old
@@ -104,7 +104,7 @@ FILTER_SETS = [
 def assert_page_findings_unchanged(db, context: str) -> int:
     shown = 0
     for filters in FILTER_SETS:
-        for limit in (1000, cp.FINDINGS_LIMIT, 7):
+        for limit in (1000, queries.FINDINGS_LIMIT, 7):
             new, old = findings(db, filters, limit)
             assert new == old, f"{context}, filters {filters}, limit {limit}: {len(new)} rows vs {len(old)}"
             shown += len(new)

@@ -267,3 +267,70 @@ def test_compliance_page_shows_pass_rates_and_failing_findings(airflow_ui, page)
     page.wait_for_url(f"**/dags/{DAG_ID}/runs/**")
     assert run_id in urllib.request.unquote(page.url)
     expect(page.get_by_text(run_id).first).to_be_visible()
+
+
+def _tops(frame) -> dict:
+    """The vertical position of each part of the page, in document order of what a person reads first."""
+    return frame.evaluate("""() => Object.fromEntries(['#findings-headline', '#filters', '#open-findings', '#totals',
+        '#scores'].map(s => [s, document.querySelector(s).getBoundingClientRect().top + window.scrollY]))""")
+
+
+def _top_of_page(frame) -> dict:
+    return frame.evaluate("""() => ({
+        headline: document.querySelector('#findings-headline .headline').textContent,
+        first: (r => r && [r.dataset.severity, r.dataset.logic, r.dataset.account, r.dataset.resource])(
+            document.querySelector('#findings tr.finding')),
+        firstTop: (r => r ? r.getBoundingClientRect().top + window.scrollY : null)(
+            document.querySelector('#findings tr.finding')),
+        viewport: window.innerHeight})""")
+
+
+def test_compliance_page_leads_with_the_headline_and_filters_change_the_top(airflow_ui, page):
+    """The headline, the filters and the worst open findings come before the framework and account
+    tables; choosing a severity or a framework changes the headline and the first finding, on top."""
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    frame = _compliance_frame(page)
+    tops = _tops(frame)
+    assert tops["#findings-headline"] < tops["#filters"] < tops["#open-findings"] < tops["#totals"] \
+        < tops["#scores"], tops
+    before = _top_of_page(frame)
+    assert before["first"] and before["firstTop"] < before["viewport"], before  # a finding without scrolling
+    rows = _finding_rows(frame)
+    other = next(s for s in ("low", "medium", "high", "critical") if s != before["first"][0]
+                 and any(r["severity"] == s for r in rows))
+    frame.locator('#filters select[name="severity"]').select_option(other)
+    frame.locator('#filters button[type="submit"]').click()
+    frame.wait_for_url(re.compile(rf"severity={other}"))
+    frame.wait_for_selector("#findings-headline")
+    after = _top_of_page(frame)
+    assert after["headline"] != before["headline"] and f"severity {other}" in after["headline"], (before, after)
+    assert after["first"][0] == other and after["first"] != before["first"], (before, after)
+    # a framework: the headline names it and counts that framework's findings only
+    frame.locator('#filters select[name="severity"]').select_option("")
+    frame.locator('#filters select[name="framework"]').select_option("iam_hygiene")
+    frame.locator('#filters button[type="submit"]').click()
+    frame.wait_for_url(re.compile(r"framework=iam_hygiene"))
+    frame.wait_for_selector("#findings-headline")
+    hygiene = _top_of_page(frame)
+    assert "iam_hygiene" in hygiene["headline"] and hygiene["headline"] != before["headline"], hygiene
+    assert all("iam_hygiene" in r["frameworks"].split() for r in _finding_rows(frame))
+
+
+def test_the_runs_report_opens_from_the_compliance_page(airflow_ui, page):
+    """The headline links the HTML report the run stored in S3; it opens in the whole window, the
+    failing resources before the heat map, account ids on one line."""
+    _, _, manifest = airflow_ui
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    frame = _compliance_frame(page)
+    frame.locator("#report-link").click()
+    page.wait_for_url(re.compile(r"/compliance/report/\d{4}-\d\d-\d\d$"))
+    assert page.title().startswith("IAM compliance report")
+    m = page.evaluate("""() => ({
+        failing: document.querySelector('#top-failing').getBoundingClientRect().top,
+        heat: document.querySelector('#heat-map').getBoundingClientRect().top,
+        ids: [...document.querySelectorAll('code.acct')].map(el => el.getClientRects().length),
+        text: document.body.textContent})""")
+    assert m["failing"] < m["heat"], m
+    assert m["ids"] and max(m["ids"]) == 1, m["ids"]
+    for account in manifest["accounts"]:
+        assert account["id"] in m["text"] and account["name"] in m["text"]

@@ -14,7 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from iam_audit.web import plugin as cp
+from iam_audit.web import app as web_app
+from iam_audit.web import params as web_params
+from iam_audit.web import plugin as web_plugin
+from iam_audit.web import queries, render
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAY1, DAY2 = "2026-11-27", "2026-11-28"
@@ -99,7 +102,7 @@ def mute(db, account, framework, check_id, resource):
 
 
 def test_plugin_registers_app_and_nav_view():
-    plugin = cp.CompliancePlugin
+    plugin = web_plugin.CompliancePlugin
     assert plugin.fastapi_apps[0]["url_prefix"] == "/compliance"
     view = plugin.external_views[0]
     assert view["name"] == "Compliance" and view["url_route"] == "compliance"
@@ -131,7 +134,7 @@ def test_task_processes_load_the_plugin_without_building_the_app():
 def test_the_mounted_app_is_built_on_its_first_request(monkeypatch):
     from fastapi.testclient import TestClient
 
-    lazy = cp.LazyApp(cp.create_app)
+    lazy = web_app.LazyApp(web_app.create_app)
     monkeypatch.setitem(sys.modules, "airflow.api_fastapi.core_api.security", None)  # import fails
     assert lazy._app is None
     response = TestClient(lazy).get("/icon.svg")
@@ -143,26 +146,26 @@ def test_views_missing_before_the_first_run(postgres, database, monkeypatch):
     with psycopg.connect(postgres.conninfo(database), autocommit=True) as conn:
         conn.execute("DO $$ BEGIN CREATE ROLE page_nobody LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
     monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn_json(postgres, database, "page_nobody"))
-    data = cp.load_compliance()
-    assert set(data["missing_views"]) == set(cp.VIEWS)
-    assert "The compliance views are missing" in cp.render_page(data)
+    data = queries.load_compliance()
+    assert set(data["missing_views"]) == set(queries.VIEWS)
+    assert "The compliance views are missing" in render.render_page(data)
 
 
 def test_no_results_yet(db, reader_conn):
-    data = cp.load_compliance()
+    data = queries.load_compliance()
     assert not data["missing_views"] and not data["available"]
-    assert 'id="no-results"' in cp.render_page(data)
+    assert 'id="no-results"' in render.render_page(data)
 
 
 def test_database_error_is_shown_not_raised():
-    html = cp.render_page(None, error="The compliance database could not be read: OperationalError")
+    html = render.render_page(None, error="The compliance database could not be read: OperationalError")
     assert 'id="error"' in html and "OperationalError" in html
 
 
 def test_pass_rate_is_pass_over_pass_and_fail_with_errors_and_muted_beside_it(db, reader_conn):
     seed(db, organisation())
     mute(db, PROD, "cis_v1.2.0", "1.2", "user-1")
-    data = cp.load_compliance()
+    data = queries.load_compliance()
     assert data["available"] and data["warning"] is None
     assert data["frameworks"] == ["cis_v1.2.0", "cis_v3.0.0", "iam_hygiene"]
     score = {(s["account_id"], s["framework"]): s for s in data["scores"]}
@@ -172,7 +175,7 @@ def test_pass_rate_is_pass_over_pass_and_fail_with_errors_and_muted_beside_it(db
     v3 = score[PROD, "cis_v3.0.0"]  # 8 MFA passes; fails: 2 MFA, unused, support, root MFA; 1 error
     assert (v3["pass"], v3["fail"], v3["error"], v3["muted"]) == (8, 5, 1, 0)
     assert v3["pass_rate"] == round(100 * 8 / 13, 1)
-    html = cp.render_page(data)
+    html = render.render_page(data)
     assert "prod &lt;core&gt;" in html  # escaped
     assert f"{v12['pass_rate']:.1f}%" in html and "1 muted" in html and "1 error" in html
     assert "pass / (pass + fail)" in html
@@ -180,7 +183,7 @@ def test_pass_rate_is_pass_over_pass_and_fail_with_errors_and_muted_beside_it(db
 
 def test_stale_account_is_marked_never_current(db, reader_conn):
     seed(db, organisation())
-    data = cp.load_compliance()
+    data = queries.load_compliance()
     accounts = {a["account_id"]: a for a in data["accounts"]}
     assert not accounts[PROD]["is_stale"] and accounts[PROD]["latest_snapshot_date"] == DAY2
     dev = accounts[DEV]
@@ -188,7 +191,7 @@ def test_stale_account_is_marked_never_current(db, reader_conn):
     assert dev["account_name"] == "dev"
     # the dev account's scores are those of its last evaluated snapshot, shown as stale
     assert {s["snapshot_date"] for s in data["scores"] if s["account_id"] == DEV} == {DAY1}
-    html = cp.render_page(data)
+    html = render.render_page(data)
     assert 'id="stale"' in html and "1 account is stale" in html
     scores = html.split('id="scores"', 1)[1]      # the account table (findings rows carry data-account too)
     row = scores.split(f'data-account="{DEV}"', 1)[1].split("</tr>", 1)[0]
@@ -201,7 +204,7 @@ def test_stale_account_is_marked_never_current(db, reader_conn):
 
 def test_findings_worst_first_then_oldest_one_row_per_problem(db, reader_conn):
     seed(db, organisation())
-    data = cp.load_compliance()
+    data = queries.load_compliance()
     findings = data["findings"]
     keys = [(f["severity"], f["problem"], f["account_id"], f["resource_id"], f["age_days"]) for f in findings]
     assert keys == [
@@ -220,7 +223,7 @@ def test_findings_worst_first_then_oldest_one_row_per_problem(db, reader_conn):
     assert mfa["run_id"] == RUN2 and mfa["run_url"] == "dags/aws_iam_cis/runs/" + \
         "scheduled__2026-11-28T00%3A00%3A00%2B00%3A00"
     assert findings[3]["numbers"] == "iam_hygiene IH.2" and findings[3]["run_id"] == RUN1
-    html = cp.render_page(data)
+    html = render.render_page(data)
     assert html.count('class="finding"') == 6
     assert '<span class="nowrap">CIS v1.2.0 1.2</span> · <span class="nowrap">v3.0.0 1.10</span>' in html
     assert 'href="../dags/aws_iam_cis/runs/scheduled__2026-11-28T00%3A00%3A00%2B00%3A00"' in html
@@ -231,19 +234,19 @@ def test_findings_filters(db, reader_conn):
     seed(db, organisation())
 
     def problems(**params):
-        return [(f["problem"], f["resource_id"]) for f in cp.load_compliance(params=params)["findings"]]
+        return [(f["problem"], f["resource_id"]) for f in queries.load_compliance(params=params)["findings"]]
 
     assert problems(severity="critical") == [("root_mfa", PROD)]
     assert problems(account=DEV) == [("hygiene_admin_inline", "policy-w")]
     # a problem violating the chosen framework keeps all its numbers
-    v12 = cp.load_compliance(params={"framework": "cis_v1.2.0"})["findings"]
+    v12 = queries.load_compliance(params={"framework": "cis_v1.2.0"})["findings"]
     assert [(f["resource_id"], f["numbers"]) for f in v12] == [
         ("user-0", "CIS v1.2.0 1.2 · v3.0.0 1.10"), ("user-1", "CIS v1.2.0 1.2 · v3.0.0 1.10")]
     assert problems(framework="cis_v3.0.0", severity="high", account=PROD) == [
         ("console_users_mfa", "user-0"), ("console_users_mfa", "user-1")]
     assert problems(framework="iam_hygiene", account=PROD) == []
-    data = cp.load_compliance(params={"account": DEV, "severity": "low"})
-    assert 'id="no-findings"' in cp.render_page(data) and "match these filters" in cp.render_page(data)
+    data = queries.load_compliance(params={"account": DEV, "severity": "low"})
+    assert 'id="no-findings"' in render.render_page(data) and "match these filters" in render.render_page(data)
 
 
 @pytest.mark.parametrize("params, fault", [
@@ -262,25 +265,25 @@ def test_findings_filters(db, reader_conn):
 ])
 def test_bad_filters_are_refused_naming_the_parameter(db, reader_conn, params, fault):
     seed(db, organisation())
-    with pytest.raises(cp.FilterError, match="^" + re.escape(fault)):
-        cp.load_compliance(params=params)
+    with pytest.raises(web_params.FilterError, match="^" + re.escape(fault)):
+        queries.load_compliance(params=params)
     # nothing was changed by the attempt
     assert db.execute("SELECT count(*) FROM aws_policy_results").fetchone()[0] == len(organisation())
 
 
 def test_trend_per_framework_over_snapshots(db, reader_conn):
     seed(db, organisation())
-    data = cp.load_compliance()
+    data = queries.load_compliance()
     trend = {(t["snapshot_date"], t["framework"]): t for t in data["trend"]}
     assert trend[DAY1, "cis_v1.2.0"]["pass_rate"] == 80.0
     assert (trend[DAY2, "cis_v3.0.0"]["fail"], trend[DAY2, "cis_v3.0.0"]["error"]) == (5, 2)
-    html = cp.render_page(data)
+    html = render.render_page(data)
     assert 'id="trend-chart"' in html and html.count("<polyline") == 2  # iam_hygiene has one snapshot only
     assert html.count('class="series"') == 3
 
 
 def test_series_styles_are_distinct_for_many_series():
-    styles = [cp.series_style(i) for i in range(60)]
+    styles = [render.series_style(i) for i in range(60)]
     assert len(set(styles)) == 60
     assert len({colour for colour, _ in styles[:10]}) == 10  # ten series: ten colours, no dashes needed
 
@@ -289,10 +292,10 @@ def test_page_reads_in_read_only_transactions(db, reader_conn, postgres, databas
     """Even through the read-write fallback connection (opted in), PostgreSQL refuses any write of the page."""
     monkeypatch.delenv("AIRFLOW_CONN_COMPLIANCE_READER")
     monkeypatch.setenv("AIRFLOW_CONN_POSTGRES_DEFAULT", conn_json(postgres, database))
-    monkeypatch.setenv(cp.ALLOW_WRITER_ENV, "true")
-    hook, warning = cp.reader_hook()
+    monkeypatch.setenv(queries.ALLOW_WRITER_ENV, "true")
+    hook, warning = queries.reader_hook()
     assert warning and hook.postgres_conn_id == "postgres_default"
-    with cp.read_only_cursor(hook) as cur:
+    with queries.read_only_cursor(hook) as cur:
         cur.execute("SHOW transaction_read_only")
         assert cur.fetchone()[0] == "on"
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
@@ -301,9 +304,9 @@ def test_page_reads_in_read_only_transactions(db, reader_conn, postgres, databas
 
 def test_reader_role_works_and_has_no_staging_access(db, reader_conn, postgres, database):
     seed(db, organisation())
-    hook, warning = cp.reader_hook()
+    hook, warning = queries.reader_hook()
     assert warning is None and hook.postgres_conn_id == "compliance_reader"
-    assert cp.load_compliance()["available"]
+    assert queries.load_compliance()["available"]
     with psycopg.connect(f"host={postgres.socket_dir} port={postgres.port} user=page_reader dbname={database}") as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT * FROM iam_stage.accounts")
@@ -316,14 +319,14 @@ def test_without_its_reader_connection_the_page_refuses_and_tells_only_the_log(d
     from fastapi.testclient import TestClient
 
     monkeypatch.delenv("AIRFLOW_CONN_COMPLIANCE_READER", raising=False)
-    monkeypatch.delenv(cp.ALLOW_WRITER_ENV, raising=False)
+    monkeypatch.delenv(queries.ALLOW_WRITER_ENV, raising=False)
     monkeypatch.setenv("AIRFLOW_CONN_POSTGRES_DEFAULT", conn_json(postgres, database))
     seed(db, organisation())
-    with pytest.raises(cp.PageConfigurationError, match="compliance_reader is not defined"):
-        cp.load_compliance()
-    monkeypatch.setattr(cp, "_authorize", lambda: (lambda: None))  # authorization is tested below
-    client = TestClient(cp.create_app())
-    with caplog.at_level(logging.ERROR, logger=cp.log.name):
+    with pytest.raises(queries.PageConfigurationError, match="compliance_reader is not defined"):
+        queries.load_compliance()
+    monkeypatch.setattr(web_app, "_authorize", lambda: (lambda: None))  # authorization is tested below
+    client = TestClient(web_app.create_app())
+    with caplog.at_level(logging.ERROR, logger=web_app.log.name):
         response = client.get("/")
     assert response.status_code == 503
     reference = re.search(r"reference ([0-9a-f]{12})", response.text).group(1)
@@ -331,8 +334,8 @@ def test_without_its_reader_connection_the_page_refuses_and_tells_only_the_log(d
     assert reference in caplog.text and "compliance_reader is not defined" in caplog.text
     # the reader connection given a login that can write (here a superuser): refused too
     monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn_json(postgres, database))
-    with pytest.raises(cp.PageConfigurationError, match="login postgres may write"):
-        cp.load_compliance()
+    with pytest.raises(queries.PageConfigurationError, match="login postgres may write"):
+        queries.load_compliance()
     response = client.get("/api/summary")
     assert response.status_code == 503 and "postgres" not in response.json()["error"]
     # a database error: its text (host, port, login) is logged, not shown
@@ -340,8 +343,8 @@ def test_without_its_reader_connection_the_page_refuses_and_tells_only_the_log(d
         {"conn_type": "postgres", "host": "/nonexistent-socket-dir", "port": 5999, "login": "page_reader",
          "schema": database}))
     caplog.clear()
-    with caplog.at_level(logging.ERROR, logger=cp.log.name):
-        response = TestClient(cp.create_app()).get("/")
+    with caplog.at_level(logging.ERROR, logger=web_app.log.name):
+        response = TestClient(web_app.create_app()).get("/")
     assert response.status_code == 503 and "nonexistent-socket-dir" not in response.text
     assert "nonexistent-socket-dir" in caplog.text
 
@@ -350,20 +353,20 @@ def test_fallback_to_postgres_default_when_opted_in_warns_on_page_and_in_log(db,
                                                                              caplog):
     monkeypatch.delenv("AIRFLOW_CONN_COMPLIANCE_READER", raising=False)
     monkeypatch.setenv("AIRFLOW_CONN_POSTGRES_DEFAULT", conn_json(postgres, database))
-    monkeypatch.setenv(cp.ALLOW_WRITER_ENV, "true")
+    monkeypatch.setenv(queries.ALLOW_WRITER_ENV, "true")
     seed(db, organisation())
-    with caplog.at_level(logging.WARNING, logger=cp.log.name):
-        data = cp.load_compliance()
+    with caplog.at_level(logging.WARNING, logger=web_app.log.name):
+        data = queries.load_compliance()
     assert data["available"] and "compliance_reader is not defined" in data["warning"]
     assert "compliance_reader is not defined" in caplog.text
-    assert 'id="connection-warning"' in cp.render_page(data)
+    assert 'id="connection-warning"' in render.render_page(data)
 
 
 def test_fails_closed_without_airflow_authorization(monkeypatch):
     from fastapi.testclient import TestClient
 
     monkeypatch.setitem(sys.modules, "airflow.api_fastapi.core_api.security", None)  # import fails
-    client = TestClient(cp.create_app())
+    client = TestClient(web_app.create_app())
     for path in ("/", "/api/summary", "/icon.svg"):
         response = client.get(path)
         assert response.status_code == 503 and "disabled" in response.text, path
@@ -481,7 +484,7 @@ def _ids(data) -> list[str]:
 def test_many_accounts_are_paged_worst_first_with_totals_over_all(many):
     expected = worst_first(many)
     assert expected[:2] == [many_id(13), many_id(77)]  # never evaluated: unknown ranks worst
-    pages = [cp.load_compliance(params={"page": str(n)} if n > 1 else {}) for n in (1, 2, 3)]
+    pages = [queries.load_compliance(params={"page": str(n)} if n > 1 else {}) for n in (1, 2, 3)]
     assert [len(p["accounts"]) for p in pages] == [50, 50, MANY - 100]
     shown = [a for p in pages for a in _ids(p)]
     assert shown == expected and len(set(shown)) == MANY  # nothing lost or repeated across pages
@@ -492,7 +495,7 @@ def test_many_accounts_are_paged_worst_first_with_totals_over_all(many):
         got = {(s["account_id"], s["framework"]): [s["pass"], s["fail"]] for s in p["scores"]}
         assert got == {k: v for k, v in many.items() if k[0] in set(_ids(p))}
     # headline totals cover every account, on every page and whatever the filter
-    for data in (*pages, cp.load_compliance(params={"account": many_id(5)})):
+    for data in (*pages, queries.load_compliance(params={"account": many_id(5)})):
         t = data["totals"]
         assert (t["accounts"], t["stale"], t["never_evaluated"]) == (MANY, len(STALE) + len(NEVER), len(NEVER))
         assert t["latest_run_date"] == DAY2
@@ -503,58 +506,58 @@ def test_many_accounts_are_paged_worst_first_with_totals_over_all(many):
             assert (f["pass"], f["fail"], f["accounts"]) == (sum(p for p, _ in mine), sum(x for _, x in mine),
                                                              MANY - len(NEVER))
         assert data["accounts_matching"] == (1 if data["filters"] else MANY)
-    assert _ids(cp.load_compliance(params={"account": many_id(5)})) == [many_id(5)]
+    assert _ids(queries.load_compliance(params={"account": many_id(5)})) == [many_id(5)]
     # smaller pages split the same order
-    small = [_ids(cp.load_compliance(params={"page": str(n), "page_size": "25"})) for n in range(1, 6)]
+    small = [_ids(queries.load_compliance(params={"page": str(n), "page_size": "25"})) for n in range(1, 6)]
     assert [a for p in small for a in p] == expected and [len(p) for p in small] == [25] * 4 + [20]
-    past = cp.load_compliance(params={"page": "4"})
+    past = queries.load_compliance(params={"page": "4"})
     assert past["accounts"] == [] and past["paging"]["pages"] == 3 and past["totals"]["accounts"] == MANY
 
 
 def test_many_accounts_other_rankings(many):
     # the chosen framework ranks the accounts by its own pass rate
-    by_v12 = [a for n in (1, 2, 3) for a in _ids(cp.load_compliance(params={"framework": "cis_v1.2.0",
+    by_v12 = [a for n in (1, 2, 3) for a in _ids(queries.load_compliance(params={"framework": "cis_v1.2.0",
                                                                             "page": str(n)}))]
     assert by_v12 == worst_first(many, "cis_v1.2.0") != worst_first(many)
-    stale_first = _ids(cp.load_compliance(params={"sort": "stale", "page_size": "20"}))
+    stale_first = _ids(queries.load_compliance(params={"sort": "stale", "page_size": "20"}))
     assert stale_first[:2] == [many_id(13), many_id(77)]
     assert set(stale_first[2:2 + len(STALE)]) == {many_id(i) for i in STALE}
-    fails = [a for n in (1, 2, 3) for a in _ids(cp.load_compliance(params={"sort": "fail", "page": str(n)}))]
+    fails = [a for n in (1, 2, 3) for a in _ids(queries.load_compliance(params={"sort": "fail", "page": str(n)}))]
     most = [max(f for (a, _), (_, f) in many.items() if a == acct) if acct not in {many_id(i) for i in NEVER}
             else -1 for acct in fails]
     assert most == sorted(most, reverse=True) and len(set(fails)) == MANY
-    assert _ids(cp.load_compliance(params={"sort": "account", "page_size": "3"})) == [many_id(i) for i in range(3)]
+    assert _ids(queries.load_compliance(params={"sort": "account", "page_size": "3"})) == [many_id(i) for i in range(3)]
 
 
 def test_many_accounts_page_is_bounded_and_links_its_pages(many):
-    data = cp.load_compliance(params={"page": "2", "severity": "high"})
-    html = cp.render_page(data)
+    data = queries.load_compliance(params={"page": "2", "severity": "high"})
+    html = render.render_page(data)
     rows = re.findall(r'<tr class="account[^"]*" data-account="(\d{12})"', html)
     assert rows == _ids(data) and len(rows) == 50
     assert 'id="headline"><b>120</b> accounts' in html
     assert "accounts 51–100 of 120 · page 2 of 3" in html
     assert 'rel="prev" href="?severity=high"' in html and 'rel="next" href="?severity=high&amp;page=3"' in html
-    last = cp.render_page(cp.load_compliance(params={"page": "3"}))
+    last = render.render_page(queries.load_compliance(params={"page": "3"}))
     assert 'rel="next"' not in last and 'rel="prev" href="?page=2"' in last
     # the stale notice counts all stale accounts, names the first ten, links to them
     notice = html.split('id="stale">', 1)[1].split("</div>", 1)[0]
     assert notice.startswith(f"{len(STALE) + len(NEVER)} accounts are stale")
-    assert f"and {len(STALE) + len(NEVER) - cp.STALE_NAMED} more" in notice and "sort=stale" in notice
+    assert f"and {len(STALE) + len(NEVER) - queries.STALE_NAMED} more" in notice and "sort=stale" in notice
     # no list of every account: the account filter is a text field
     assert html.count(f"{300000000000 + 1}") <= 2 and '<input name="account"' in html
-    one = cp.render_page(cp.load_compliance(params={"account": "999999999999"}))
+    one = render.render_page(queries.load_compliance(params={"account": "999999999999"}))
     assert 'id="no-accounts"' in one
 
 
 def test_many_accounts_over_http_json_matches_and_bad_paging_is_a_400(many, monkeypatch):
     from fastapi.testclient import TestClient
 
-    monkeypatch.setattr(cp, "_authorize", lambda: (lambda: None))  # authorization is tested above
-    client = TestClient(cp.create_app())
+    monkeypatch.setattr(web_app, "_authorize", lambda: (lambda: None))  # authorization is tested above
+    client = TestClient(web_app.create_app())
     response = client.get("/api/summary", params={"page": "2", "page_size": "30"})
     assert response.status_code == 200
     body = response.json()
-    direct = cp.load_compliance(params={"page": "2", "page_size": "30"})
+    direct = queries.load_compliance(params={"page": "2", "page_size": "30"})
     assert body == json.loads(json.dumps(direct))
     assert [a["account_id"] for a in body["accounts"]] == worst_first(many)[30:60]
     page = client.get("/", params={"page": "2", "page_size": "30"})
@@ -628,14 +631,14 @@ def test_make_airflow_gives_the_page_its_reader_login(db, postgres, database, tm
     assert _compliance_page_conn(stack) == conn  # idempotent: same login, same stored password
     assert json.loads(conn)["login"] == "compliance_page"
     monkeypatch.setenv("AIRFLOW_CONN_COMPLIANCE_READER", conn)
-    data = cp.load_compliance()
+    data = queries.load_compliance()
     assert data["available"] and data["warning"] is None
 
 
 def test_last_alerts_sent_are_listed_escaped(db, reader_conn):
     seed(db, organisation())
-    assert 'id="alerts-sent"' in cp.render_page(cp.load_compliance()) and "No alert sent yet" in \
-        cp.render_page(cp.load_compliance())
+    assert 'id="alerts-sent"' in render.render_page(queries.load_compliance()) and "No alert sent yet" in \
+        render.render_page(queries.load_compliance())
     for i, outcome in enumerate(("sent", "failed", "sent")):
         db.execute(
             "INSERT INTO aws_policy_alert_ledger (rule, alert_key, channel, recipient, delivery, account_id, severity,"
@@ -645,9 +648,9 @@ def test_last_alerts_sent_are_listed_escaped(db, reader_conn):
             (f"k{i}", PROD, DAY2, RUN2, json.dumps({"title": f"<b>alert {i}</b>", "resource_id": f"user-{i}"}),
              outcome, outcome, 10 - i))
     db.commit()
-    data = cp.load_compliance()   # read as compliance_reader
+    data = queries.load_compliance()   # read as compliance_reader
     assert [a["title"] for a in data["alerts_sent"]] == ["<b>alert 2</b>", "<b>alert 0</b>"]
-    html = cp.render_page(data)
+    html = render.render_page(data)
     assert "&lt;b&gt;alert 2&lt;/b&gt;" in html and "<b>alert 2" not in html and "alert 1" not in html
 
 
@@ -665,7 +668,7 @@ def test_manual_controls_show_their_organisation_evidence_never_a_pass(db, reade
     s.org_policy("p-FullAWSAccess", "FullAWSAccess", ("r-root",), aws_managed=True)
     s.org_policy("p-guard", "Guardrail", ("ou-prod",))
     s.commit()
-    data = cp.load_compliance()
+    data = queries.load_compliance()
     controls = {(c["framework"], c["check_id"]): c for c in data["manual_evidence"]}
     guard = controls["cis_v7.0.0", "2.1.2"]
     assert (guard["total"], guard["flagged"]) == (2, 1)
@@ -675,11 +678,11 @@ def test_manual_controls_show_their_organisation_evidence_never_a_pass(db, reade
     keys = list(controls)
     assert keys == sorted(keys, key=lambda k: tuple(int(p) for p in k[1].split(".")))  # 2.1.1 .. 2.1.6
     assert "cis_v7.0.0" not in data["frameworks"]  # no verdicts, so no pass rate
-    html = cp.render_page(data)
+    html = render.render_page(data)
     section = html.split('id="manual"', 1)[1].split("</section>", 1)[0]
     assert 'data-control="2.1.2"' in section and "legacy &lt;apps&gt;" in section
     assert "never counted as a pass" in section
-    only_v3 = cp.load_compliance(params={"framework": "cis_v3.0.0"})
+    only_v3 = queries.load_compliance(params={"framework": "cis_v3.0.0"})
     assert only_v3["manual_evidence"] == []
 
 
@@ -698,7 +701,7 @@ def test_page_requests_never_take_the_threads_other_routes_need(monkeypatch):
     import httpx
     from fastapi import FastAPI
 
-    monkeypatch.setattr(cp, "_authorize", lambda: (lambda: None))
+    monkeypatch.setattr(web_app, "_authorize", lambda: (lambda: None))
     monkeypatch.setenv("IAM_AUDIT_PAGE_CONCURRENCY", "2")
     monkeypatch.setenv("IAM_AUDIT_PAGE_DEADLINE_SECONDS", "600")
     release, lock = threading.Event(), threading.Lock()
@@ -712,11 +715,11 @@ def test_page_requests_never_take_the_threads_other_routes_need(monkeypatch):
         release.wait(300)
         with lock:
             state["inside"] -= 1
-        return {"available": False, "missing_views": list(cp.VIEWS)}
+        return {"available": False, "missing_views": list(queries.VIEWS)}
 
-    monkeypatch.setattr(cp, "load_compliance", blocked_load)
+    monkeypatch.setattr(web_app, "load_compliance", blocked_load)
     server = FastAPI()
-    server.mount(cp.URL_PREFIX, cp.create_app())
+    server.mount(web_plugin.URL_PREFIX, web_app.create_app())
 
     @server.get("/other")
     def other() -> dict:  # a synchronous route: it needs a thread of the shared pool
@@ -726,7 +729,8 @@ def test_page_requests_never_take_the_threads_other_routes_need(monkeypatch):
         shared = anyio.to_thread.current_default_thread_limiter()
         requests = int(shared.total_tokens) + 10
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=server), base_url="http://api") as client:
-            pages = [asyncio.create_task(client.get(f"{cp.URL_PREFIX}/api/summary", params={"severity": "high"}))
+            pages = [asyncio.create_task(client.get(f"{web_plugin.URL_PREFIX}/api/summary",
+                                                    params={"severity": "high"}))
                      for _ in range(requests)]
 
             async def page_reads_started():
@@ -757,12 +761,12 @@ def test_a_page_request_past_its_deadline_is_a_503_busy(monkeypatch):
 
     from fastapi.testclient import TestClient
 
-    monkeypatch.setattr(cp, "_authorize", lambda: (lambda: None))
+    monkeypatch.setattr(web_app, "_authorize", lambda: (lambda: None))
     monkeypatch.setenv("IAM_AUDIT_PAGE_DEADLINE_SECONDS", "1")
     release = threading.Event()
-    monkeypatch.setattr(cp, "load_compliance", lambda hook=None, params=None: release.wait(300) and {})
+    monkeypatch.setattr(web_app, "load_compliance", lambda hook=None, params=None: release.wait(300) and {})
     try:
-        response = TestClient(cp.create_app()).get("/api/summary")
+        response = TestClient(web_app.create_app()).get("/api/summary")
     finally:
         release.set()
     assert response.status_code == 503 and "busy" in response.json()["error"]

@@ -33,12 +33,14 @@ from urllib.parse import quote, urlencode
 import sqlparse
 import yaml
 
+from iam_audit import vocabulary
 from iam_audit.paths import SQL_DIR, TEMPLATES_DIR
 
 log = logging.getLogger(__name__)
 
 ALERTS_DIR = SQL_DIR / "alerts"
-SEVERITIES = ("low", "medium", "high", "critical")
+# least severe first: a rule's floor and everything above it
+SEVERITIES = tuple(reversed(vocabulary.SEVERITIES))
 DELIVERIES = ("immediate", "digest")
 HEADER_KEYS = {"name", "description", "severity_floor", "delivery", "recipients"}
 REQUIRED_COLUMNS = ("alert_key", "account_id")

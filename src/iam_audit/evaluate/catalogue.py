@@ -18,8 +18,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from iam_audit.paths import CATALOGUE_DIR, CHECKS_DIR, PACKAGE_DIR
-
-SEVERITIES = ("critical", "high", "medium", "low")
+from iam_audit.vocabulary import SEVERITIES, control_sort_key, framework_sort_key
 
 
 @dataclass(frozen=True)
@@ -143,18 +142,6 @@ class Catalogue:
             if check.logic == logic:
                 return check
         raise KeyError(f"no check logic {logic!r} in {CATALOGUE_DIR}/controls")
-
-
-def framework_sort_key(framework: str) -> tuple:
-    """cis_v1.2.0 < cis_v1.10.0 < ... < iam_hygiene (unversioned names sort by name)."""
-    name, sep, version = framework.rpartition("_v")
-    if not sep:
-        return (framework, ())
-    return (name, tuple(int(p) for p in version.split(".") if p.isdigit()))
-
-
-def control_sort_key(check_id: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else 0 for p in check_id.split("."))
 
 
 class CatalogueError(ValueError):

@@ -18,7 +18,10 @@ Each reads exactly the rows the earlier statements over aws_policy_results(_effe
 
 from __future__ import annotations
 
-SEVERITY_RANK_SQL = "CASE {0} WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END"
+from iam_audit.vocabulary import SEVERITIES, severity_rank_sql
+
+# low and anything unknown rank last, together
+SEVERITY_RANK_SQL = severity_rank_sql("{0}", unknown=len(SEVERITIES) - 1)
 
 
 def _account_filter(alias: str, account_ids) -> tuple[str, list]:

@@ -49,6 +49,7 @@ from iam_audit.export.ocsf import (
     logic_texts,
     standard_name,
 )
+from iam_audit.vocabulary import severity_rank
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def asff(row: dict, snapshot_date: date, texts: dict[str, LogicTexts], receiver:
     checks = sorted(row["checks"], key=lambda c: (framework_sort_key(c["framework"]), c["check_id"]))
     worst = min(checks, key=lambda c: STATUS_ORDER.index(c["status"]))
     newest = max(checks, key=lambda c: framework_sort_key(c["framework"]))
-    severity = max(checks, key=lambda c: ("low", "medium", "high", "critical").index(c["severity"]))["severity"]
+    severity = min(checks, key=lambda c: severity_rank(c["severity"]))["severity"]
     logic = row["control_logic"]
     types = [CIS_TYPE if any(c["framework"].startswith("cis_") for c in checks) else HYGIENE_TYPE]
     text = texts.get(logic)

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-UNIT = "findings"
-ALL = "all"  # the scope of every framework at once
-DEFINITION = ("a finding = one control logic × account × resource, counted once at its worst verdict over the "
-              "frameworks (fail, else error, else muted, else pass)")
-PASS_RATE = "pass rate of findings = passing / (passing + failing); errors and muted findings counted apart"
-# The other unit: one verdict per framework control and resource (a finding in 9 CIS versions is 9 rows).
-FRAMEWORK_ROWS = "framework rows (one verdict per framework, control and resource)"
+# The words are the vocabulary's (iam_audit.vocabulary), shared with the page, the report and the summary.
+from iam_audit.vocabulary import ALL, DEFINITION, FRAMEWORK_ROWS, PASS_RATE, UNIT, pass_ratio
+
+__all__ = ["ALL", "DEFINITION", "FRAMEWORK_ROWS", "PASS_RATE", "UNIT", "Headline", "headline", "headline_per_account"]
+
 
 
 @dataclass(frozen=True)
@@ -45,9 +43,9 @@ _COUNTS = """count(*), count(*) FILTER (WHERE status = 'pass'), count(*) FILTER 
 
 
 def _headline(scope: str, findings, passing, failing, errors, muted) -> Headline:
-    decided = int(passing) + int(failing)
+    ratio = pass_ratio(int(passing), int(failing))
     return Headline(scope, int(findings), int(passing), int(failing), int(errors), int(muted),
-                    round(int(passing) / decided, 4) if decided else None)
+                    None if ratio is None else round(ratio, 4))
 
 
 def headline(conn, snapshot_date, scope: str = ALL, account_ids: list[str] | None = None) -> Headline:

@@ -1,4 +1,5 @@
-"""A self-contained HTML compliance report of one snapshot (inline CSS, no script, no external link).
+"""A self-contained HTML compliance report of one snapshot (inline CSS, no script, no external link),
+rendered from templates/report.html (Jinja2, autoescaped).
 
 Reads what the BI views show (aws_policy_scores, aws_policy_results_effective,
 aws_policy_muted_verdicts, aws_policy_account_freshness), through iam_audit.evaluate.day_verdicts
@@ -13,14 +14,31 @@ from __future__ import annotations
 from copy import copy
 from dataclasses import dataclass, field
 from datetime import date
-from html import escape
+from functools import cache
 from pathlib import Path
 
-from iam_audit.evaluate import day_verdicts
-from iam_audit.evaluate.catalogue import control_sort_key, framework_sort_key
-from iam_audit.reporting.headline import DEFINITION, FRAMEWORK_ROWS, PASS_RATE, Headline, headline
+from jinja2 import Environment, FileSystemLoader
 
-SEVERITY_ORDER = ("critical", "high", "medium", "low")
+from iam_audit import templating
+from iam_audit.evaluate import day_verdicts
+from iam_audit.paths import TEMPLATES_DIR
+from iam_audit.reporting.headline import Headline, headline
+from iam_audit.vocabulary import (
+    DEFINITION,
+    FRAMEWORK_ROWS,
+    PASS_RATE,
+    RATE_TONES,
+    SEVERITIES,
+    TONE_COLOURS,
+    control_sort_key,
+    framework_numbers,
+    framework_sort_key,
+    pass_ratio,
+    rate_tone,
+    severity_rank,
+)
+
+SEVERITY_ORDER = SEVERITIES
 TOP_FAILING = 30
 
 
@@ -44,8 +62,7 @@ class Counts:
     @property
     def pass_rate(self) -> float | None:
         """pass / (pass + fail), as in aws_policy_scores: errors and muted fails are left out."""
-        decided = self.passed + self.failed
-        return self.passed / decided if decided else None
+        return pass_ratio(self.passed, self.failed)
 
     def describe(self) -> str:
         return f"{self.passed} pass, {self.failed} fail, {self.errors} error, {self.muted} muted"
@@ -147,82 +164,32 @@ def load_report_data(conn, snapshot_date: date | str) -> ReportData:
 
 # ---- rendering ---------------------------------------------------------------------
 
-_CSS = """
-:root{--pass:#1a7f37;--fail:#cf222e;--error:#bf8700;--muted:#8250df;--ink:#1f2328;--soft:#59636e;
---line:#d1d9e0;--bg:#f6f8fa}
-*{box-sizing:border-box}
-body{margin:0;font:14px/1.45 -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
-color:var(--ink);background:var(--bg)}
-header{background:#0d1117;color:#f0f6fc;padding:24px 32px}
-header h1{margin:0 0 4px;font-size:22px}
-header p{margin:0;color:#9198a1}
-main{max-width:1400px;margin:0 auto;padding:24px 32px 48px}
-section{background:#fff;border:1px solid var(--line);border-radius:8px;padding:20px 24px;margin-bottom:24px}
-h2{font-size:17px;margin:0 0 12px}
-p.note{color:var(--soft);margin:4px 0 12px}
-.tiles{display:flex;flex-wrap:wrap;gap:16px;margin-bottom:24px}
-.tile{flex:1 1 160px;background:#fff;border:1px solid var(--line);border-radius:8px;padding:14px 18px}
-.tile .v{font-size:26px;font-weight:600}
-.tile .k{color:var(--soft);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
-table{border-collapse:collapse;width:100%}
-th,td{text-align:left;padding:6px 10px;border-bottom:1px solid var(--line);vertical-align:top}
-th{font-size:12px;color:var(--soft);font-weight:600;background:var(--bg)}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-.bar{position:relative;height:8px;background:#eaeef2;border-radius:4px;min-width:90px;margin-top:6px}
-.bar span{position:absolute;left:0;top:0;bottom:0;border-radius:4px;background:var(--pass)}
-.rate{font-weight:600}
-.wrap{overflow-x:auto}
-table.heat th.acct{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;height:130px;
-text-align:left;vertical-align:bottom;padding:6px 4px}
-table.heat td.cell{width:34px;min-width:34px;text-align:center;font-size:12px;font-weight:600;color:#fff;
-border:2px solid #fff;border-radius:4px;padding:4px 0}
-table.heat td.none{background:#eaeef2;color:var(--soft);font-weight:400}
-table.heat td.ctl{white-space:nowrap}
-table.heat td.title{color:var(--soft);max-width:420px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-.legend{display:flex;flex-wrap:wrap;gap:16px;color:var(--soft);font-size:12px;margin:10px 0 0}
-.legend i{display:inline-block;width:12px;height:12px;border-radius:3px;margin-right:5px;vertical-align:-2px}
-.sev{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}
-.sev.critical{background:#82071e}.sev.high{background:var(--fail)}.sev.medium{background:#bc4c00}
-.sev.low{background:#6e7781}
-code{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all}
-.empty{color:var(--soft);font-style:italic}
-.side{color:var(--soft);font-size:11px;white-space:nowrap}
-.stale{display:inline-block;padding:1px 8px;border-radius:10px;font-size:11px;font-weight:600;color:#fff;
-background:var(--error)}
-footer{color:var(--soft);font-size:12px;text-align:center;padding-bottom:24px}
-ul.evidence{margin:2px 0 0;padding-left:18px;font-size:12px}
-"""
+EVIDENCE_SHOWN = 8  # facts per manual control in the report; the view has them all
+# Up to this many accounts the heat map has one column per account; with more, one row per account
+# (full names, never clipped) and one column per control logic.
+ACCOUNTS_AS_COLUMNS = 8
+ERROR_COLOUR, MUTED_COLOUR, NONE_COLOUR = "#bf8700", "#8250df", "#eaeef2"
 
 
 def _pct(rate: float | None) -> str:
     return "n/a" if rate is None else f"{100 * rate:.0f}%"
 
 
-def _rate_cell(counts: Counts) -> str:
-    width = 0 if counts.pass_rate is None else round(100 * counts.pass_rate)
-    return (f'<td><span class="rate">{_pct(counts.pass_rate)}</span> <small class="side">'
-            f"{escape(counts.side_counts())}</small>"
-            f'<div class="bar" title="{escape(counts.describe())}"><span style="width:{width}%"></span></div></td>')
-
-
-def _mix(a: tuple[int, int, int], b: tuple[int, int, int], share: float) -> str:
-    r, g, bl = (round(x + (y - x) * share) for x, y in zip(a, b, strict=True))
-    return f"#{r:02x}{g:02x}{bl:02x}"
-
-
-_GREEN, _RED, _AMBER, _PURPLE = (26, 127, 55), (207, 34, 46), (191, 135, 0), (130, 80, 223)
+def _tone(counts: Counts) -> str:
+    """The rate's tone (iam_audit.vocabulary thresholds): 'bad', 'warn', 'good', or '' without a rate."""
+    return rate_tone(None if counts.pass_rate is None else 100 * counts.pass_rate)
 
 
 def cell_colour(counts: Counts) -> str:
-    """Green when all pass, to red with the share of fails; amber for errors only; purple for muted only."""
-    if counts.failed:
-        decided = counts.passed + counts.failed
-        return _mix(_GREEN, _RED, 0.35 + 0.65 * counts.failed / decided)
+    """By the pass rate's threshold (red, amber, green: iam_audit.vocabulary); ochre for errors only,
+    purple for muted only, grey when nothing was evaluated."""
+    if counts.passed or counts.failed:
+        return TONE_COLOURS[_tone(counts)]
     if counts.errors:
-        return _mix(_AMBER, _GREEN, counts.passed / (counts.passed + counts.errors) * 0.5)
-    if counts.muted and not counts.passed:
-        return _mix(_PURPLE, _GREEN, 0)
-    return _mix(_GREEN, _PURPLE, 0.25 if counts.muted else 0)
+        return ERROR_COLOUR
+    if counts.muted:
+        return MUTED_COLOUR
+    return NONE_COLOUR
 
 
 def _cell_label(counts: Counts) -> str:
@@ -233,204 +200,84 @@ def _cell_label(counts: Counts) -> str:
     return "✓"
 
 
-def _summary_tiles(data: ReportData) -> str:
-    total = data.overall()
-    stale = sum(data.is_stale(a) for a in data.accounts)
-    if data.headline is None:  # (a report rendered from data without the headline view)
-        tiles = [("pass rate", _pct(total.pass_rate)), ("accounts", str(len(data.accounts))),
-                 ("failing", str(total.failed)), ("passing", str(total.passed)),
-                 ("errors", str(total.errors)), ("muted", str(total.muted)), ("stale accounts", str(stale))]
-        note = ""
-    else:
-        h = data.headline
-        tiles = [("open findings", str(h.failing)), ("pass rate of findings", _pct(h.pass_rate)),
-                 ("passing findings", str(h.passing)), ("findings in error", str(h.errors)),
-                 ("muted findings", str(h.muted)), ("accounts", str(len(data.accounts))),
-                 ("stale accounts", str(stale))]
-        note = (f'<p class="note">{escape(DEFINITION)}; {escape(PASS_RATE)}. The tables below count '
-                f"{escape(FRAMEWORK_ROWS)}: {escape(total.describe())}.</p>")
-    return '<div class="tiles">' + "".join(
-        f'<div class="tile"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>'
-        for k, v in tiles) + "</div>" + note
-
-
 def _account_label(data: ReportData, account_id: str) -> str:
     name = data.accounts.get(account_id) or ""
     return f"{account_id} {name}".strip()
 
 
-def _pass_rates(data: ReportData) -> str:
-    head = "".join(f"<th>{escape(f)}</th>" for f in data.frameworks)
+def heat_map(data: ReportData) -> dict:
+    """One row per control logic (its framework numbers in one cell), one cell per account: the counts
+    of the logic's worst framework version there (most fails, then most errors), every version's counts
+    in the cell's title."""
+    logics: dict[str, dict] = {}
+    for control in data.controls:
+        if control["manual"]:
+            continue
+        key = control.get("logic") or f"{control['framework']} {control['check_id']}"
+        logic = logics.setdefault(key, {"logic": key, "controls": [], "severity": control.get("severity") or "",
+                                        "title": ""})
+        logic["controls"].append(control)
     rows = []
-    for account_id, name in data.accounts.items():
-        cells = "".join(_rate_cell(data.account_framework(account_id, f)) for f in data.frameworks)
-        badge = ' <span class="stale">stale</span>' if data.is_stale(account_id) else ""
-        rows.append(f"<tr><td><code>{escape(account_id)}</code>{badge}</td><td>{escape(name)}</td>{cells}</tr>")
-    overall = "".join(_rate_cell(data.overall(f)) for f in data.frameworks)
-    rows.append(f"<tr><th>all accounts</th><th></th>{overall}</tr>")
-    return (
-        "<section><h2>Pass rate per account and framework</h2>"
-        '<p class="note">pass / (pass + fail). Errors (not evaluable) and muted findings are not in the '
-        "rate; their counts stand next to it. Hover a bar for all counts.</p>"
-        f'<div class="wrap"><table><thead><tr><th>account</th><th>name</th>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></div></section>"
-    )
+    for logic in logics.values():
+        controls = logic["controls"]
+        newest = max(controls, key=lambda c: (c["framework"].startswith("cis_"), framework_sort_key(c["framework"])))
+        cells = {}
+        for account_id in data.accounts:
+            found = [(c, data.cells[c["framework"], c["check_id"], account_id]) for c in controls
+                     if (c["framework"], c["check_id"], account_id) in data.cells]
+            found = [(c, n) for c, n in found if n.total]
+            where = _account_label(data, account_id)
+            if not found:
+                cells[account_id] = {"colour": NONE_COLOUR, "label": "–", "none": True,
+                                     "title": f"{logic['logic']} in {where}: not evaluated"}
+                continue
+            worst = max(found, key=lambda f: (f[1].failed, f[1].errors))[1]
+            cells[account_id] = {
+                "colour": cell_colour(worst), "label": _cell_label(worst), "none": False,
+                "title": "\n".join(f"{c['framework']} {c['check_id']} in {where}: {n.describe()}" for c, n in found)}
+        rows.append({"logic": logic["logic"], "title": newest["title"], "severity": logic["severity"],
+                     "numbers": framework_numbers([(c["framework"], c["check_id"]) for c in controls]),
+                     "cells": cells})
+    rows.sort(key=lambda r: (severity_rank(r["severity"]), r["numbers"]))
+    return {"rows": rows, "accounts_as_rows": len(data.accounts) > ACCOUNTS_AS_COLUMNS}
 
 
-def _freshness(data: ReportData) -> str:
+def _freshness_rows(data: ReportData) -> list[dict]:
     rows = []
     for account_id, name in data.accounts.items():
         row = data.freshness.get(account_id) or {}
-        latest = row.get("latest_snapshot_date")
-        age = row.get("snapshot_age_days")
-        if data.is_stale(account_id):
-            state = ('<span class="stale">stale</span> newest evaluated snapshot is older than the newest run'
-                     if latest else '<span class="stale">stale</span> never evaluated')
-        else:
-            state = "current"
-        rows.append(
-            f"<tr><td><code>{escape(account_id)}</code></td><td>{escape(name)}</td>"
-            f"<td>{escape(str(latest) if latest else '–')}</td>"
-            f"<td class='num'>{escape('–' if age is None else str(age))}</td>"
-            f"<td>{escape(str(row.get('extracted_at') or '–'))}</td><td>{state}</td></tr>")
-    newest = next((r.get("latest_run_date") for r in data.freshness.values() if r.get("latest_run_date")), None)
-    return (
-        "<section><h2>Snapshot age per account</h2>"
-        f"<p class='note'>Against the newest run ({escape(str(newest or '–'))}). A stale account's verdicts "
-        "are not current: its newest snapshot could not be evaluated (see Errors explained), or it was not "
-        "audited since.</p>"
-        "<div class='wrap'><table><thead><tr><th>account</th><th>name</th><th>newest evaluated snapshot</th>"
-        "<th class='num'>age (days)</th><th>extracted at</th><th>state</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table></div></section>"
-    )
+        rows.append({"account_id": account_id, "name": name, "latest": row.get("latest_snapshot_date"),
+                     "age": row.get("snapshot_age_days"), "extracted_at": row.get("extracted_at"),
+                     "stale": data.is_stale(account_id)})
+    return rows
 
 
-def _heat_map(data: ReportData) -> str:
-    accounts = list(data.accounts)
-    head = "".join(f'<th class="acct" title="{escape(_account_label(data, a))}">{escape(_account_label(data, a))}'
-                   "</th>" for a in accounts)
-    rows = []
-    for control in (c for c in data.controls if not c["manual"]):
-        cells = []
-        for account_id in accounts:
-            counts = data.cells.get((control["framework"], control["check_id"], account_id))
-            where = f"{control['framework']} {control['check_id']} in {_account_label(data, account_id)}"
-            if counts is None or counts.total == 0:
-                cells.append(f'<td class="cell none" title="{escape(where)}: not evaluated">–</td>')
-            else:
-                cells.append(f'<td class="cell" style="background:{cell_colour(counts)}" '
-                             f'title="{escape(where)}: {escape(counts.describe())}">{_cell_label(counts)}</td>')
-        rows.append(f'<tr><td class="ctl">{escape(control["framework"])} <b>{escape(control["check_id"])}</b></td>'
-                    f'<td class="title" title="{escape(control["title"])}">{escape(control["title"])}</td>'
-                    f"{''.join(cells)}</tr>")
-    legend = ('<div class="legend"><span><i style="background:#1a7f37"></i>all pass</span>'
-              '<span><i style="background:#cf222e"></i>failing (number = fails; redder = larger share)</span>'
-              '<span><i style="background:#bf8700"></i>! could not be evaluated</span>'
-              '<span><i style="background:#8250df"></i>muted only</span>'
-              '<span><i style="background:#eaeef2"></i>not evaluated</span></div>')
-    return (
-        "<section><h2>Controls × accounts</h2>"
-        '<p class="note">Each cell is one control in one account; hover it for pass / fail / error / muted.</p>'
-        f'<div class="wrap"><table class="heat"><thead><tr><th>control</th><th>title</th>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></div>{legend}</section>"
-    )
+def _rate_cell(counts: Counts) -> dict:
+    return {"pct": _pct(counts.pass_rate), "side": counts.side_counts(), "describe": counts.describe(),
+            "width": 0 if counts.pass_rate is None else round(100 * counts.pass_rate), "tone": _tone(counts)}
 
 
-def _failing(data: ReportData) -> str:
-    if not data.failing:
-        return "<section><h2>Top failing resources</h2><p class='empty'>No failing resource.</p></section>"
-    rows = "".join(
-        f'<tr><td><span class="sev {escape(r["severity"])}">{escape(r["severity"])}</span></td>'
-        f"<td><code>{escape(r['account_id'])}</code></td><td><code>{escape(r['resource_id'])}</code>"
-        f"<br><small>{escape(r['resource_type'] or '')}</small></td>"
-        f"<td>{escape(r['controls'])}<br><small>{escape(r['title'] or '')}</small></td>"
-        f"<td>{escape(r['reason'])}</td></tr>"
-        for r in data.failing)
-    return (
-        f"<section><h2>Top failing resources</h2><p class='note'>Up to {TOP_FAILING}, most severe first; "
-        "one row per resource and check, listing every framework control it fails.</p>"
-        "<div class='wrap'><table><thead><tr><th>severity</th><th>account</th><th>resource</th><th>controls</th>"
-        f"<th>why</th></tr></thead><tbody>{rows}</tbody></table></div></section>"
-    )
-
-
-def _errors(data: ReportData) -> str:
-    intro = ("<p class='note'>An <b>error</b> means the data a control needs could not be collected in that "
-             "account (access denied, API not supported, throttled past retries, role not assumable). It is "
-             "never counted as a pass: fix the cause and re-run the date.</p>")
-    if not data.errors:
-        return f"<section><h2>Errors explained</h2>{intro}<p class='empty'>No error in this snapshot.</p></section>"
-    rows = "".join(
-        f"<tr><td><code>{escape(r['account_id'])}</code> {escape(data.accounts.get(r['account_id'], ''))}</td>"
-        f"<td>{escape(r['reason'])}</td><td>{escape(r['controls'])}</td></tr>" for r in data.errors)
-    return (f"<section><h2>Errors explained</h2>{intro}<div class='wrap'><table><thead><tr><th>account</th>"
-            f"<th>cause</th><th>controls affected</th></tr></thead><tbody>{rows}</tbody></table></div></section>")
-
-
-def _muted(data: ReportData) -> str:
-    if not data.muted:
-        return ""
-    rows = "".join(
-        f"<tr><td>{escape(str(r['exception_expires_on']))}</td><td><code>{escape(r['account_id'])}</code></td>"
-        f"<td>{escape(r['framework'])} {escape(r['check_id'])}</td><td><code>{escape(r['resource_id'])}</code></td>"
-        f"<td>{escape(r['exception_reason'] or '')}</td></tr>" for r in data.muted)
-    return ("<section><h2>Muted findings</h2><p class='note'>Fails accepted by an exception "
-            "(aws_policy_exceptions) until its expiry date; they count neither as pass nor as fail.</p>"
-            "<div class='wrap'><table><thead><tr><th>expires on</th><th>account</th><th>control</th>"
-            f"<th>resource</th><th>exception reason</th></tr></thead><tbody>{rows}</tbody></table></div></section>")
-
-
-EVIDENCE_SHOWN = 8  # facts per manual control in the report; the view has them all
-
-
-def _manual(data: ReportData) -> str:
-    manual = [c for c in data.controls if c["manual"]]
-    if not manual:
-        return ""
-    rows = "".join(f"<tr><td>{escape(c['framework'])}</td><td><b>{escape(c['check_id'])}</b></td>"
-                   f"<td>{escape(c['title'])}</td><td>{_evidence(data.evidence.get((c['framework'], c['check_id'])))}"
-                   "</td></tr>" for c in manual)
-    return ("<section><h2>Manual controls</h2><p class='note'>These need a person's assessment and have no "
-            "automated verdict. Where the organisation facts their audit reads were collected, they are shown "
-            "beside them, those needing a look first (aws_policy_manual_evidence).</p><div class='wrap'><table>"
-            "<thead><tr><th>framework</th><th>control</th><th>title</th><th>evidence</th></tr>"
-            f"</thead><tbody>{rows}</tbody></table></div></section>")
-
-
-def _evidence(facts: list[dict] | None, shown: int = EVIDENCE_SHOWN) -> str:
-    if not facts:
-        return ""
-    flagged = sum(1 for f in facts if f["attention"])
-    items = "".join(
-        f"<li>{'<b>look:</b> ' if f['attention'] else ''}"
-        f"{escape(f['account_id'] + ' ' + (f['account_name'] or '') if f['account_id'] else 'organisation')}: "
-        f"{escape(f['subject'])}: {escape(f['detail'])}</li>" for f in facts[:shown])
-    more = f"<li class='side'>... {len(facts) - shown} more</li>" if len(facts) > shown else ""
-    return f"<span class='side'>{flagged} of {len(facts)} need a look</span><ul class='evidence'>{items}{more}</ul>"
-
-
-def _warnings(data: ReportData) -> str:
-    if not data.warnings:
-        return ""
-    items = "".join(f"<li>{escape(w)}</li>" for w in data.warnings)
-    return f"<section class='warnings'><h2>Configuration warnings</h2><ul>{items}</ul></section>"
+@cache
+def _environment() -> Environment:
+    return templating.environment(FileSystemLoader(TEMPLATES_DIR))
 
 
 def render_report(data: ReportData) -> str:
-    title = f"IAM compliance report {data.snapshot_date}"
-    frameworks = ", ".join(data.frameworks) or "no framework evaluated"
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
-        f"<header><h1>{escape(title)}</h1><p>CIS AWS Foundations Benchmark, IAM controls · {escape(frameworks)}"
-        f" · {len(data.accounts)} account(s)</p></header><main>"
-        f"{_warnings(data)}{_summary_tiles(data)}{_pass_rates(data)}{_freshness(data)}{_heat_map(data)}{_failing(data)}{_errors(data)}"
-        f"{_muted(data)}{_manual(data)}</main>"
-        f"<footer>Generated from aws_policy_results (snapshot {escape(data.snapshot_date)}).</footer>"
-        "</body></html>\n"
-    )
+    total = data.overall()
+    newest = next((r.get("latest_run_date") for r in data.freshness.values() if r.get("latest_run_date")), None)
+    return _environment().get_template("report.html").render(
+        data=data, title=f"IAM compliance report {data.snapshot_date}", total=total,
+        frameworks=", ".join(data.frameworks) or "no framework evaluated",
+        stale_count=sum(data.is_stale(a) for a in data.accounts), pct=_pct,
+        definition=DEFINITION, pass_rate_words=PASS_RATE, framework_rows=FRAMEWORK_ROWS, top_failing=TOP_FAILING,
+        rates=[{"account_id": a, "name": n, "stale": data.is_stale(a),
+                "cells": [_rate_cell(data.account_framework(a, f)) for f in data.frameworks]}
+               for a, n in data.accounts.items()],
+        overall=[_rate_cell(data.overall(f)) for f in data.frameworks],
+        freshness=_freshness_rows(data), newest_run=newest, heat=heat_map(data),
+        manual=[c for c in data.controls if c["manual"]], evidence_shown=EVIDENCE_SHOWN,
+        tone_colours=TONE_COLOURS, rate_tones=RATE_TONES, error_colour=ERROR_COLOUR, muted_colour=MUTED_COLOUR,
+        none_colour=NONE_COLOUR)
 
 
 def build_report_html(conn, snapshot_date: date | str, warnings=()) -> str:

@@ -17,6 +17,20 @@ def report_key(prefix: str, snapshot_date: str) -> str:
     return f"{prefix}/snapshot_date={snapshot_date}/{REPORT_NAME}"
 
 
+def page_url(snapshot_date: str) -> str:
+    """Where the Compliance page serves this report (its /report/<date> route), under the API server's
+    base URL when Airflow knows it, else relative to it."""
+    from iam_audit.web import URL_PREFIX
+
+    try:
+        from airflow.configuration import conf
+
+        base = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
+    except Exception:  # outside Airflow (a script rendering reports): the relative path still says where
+        base = ""
+    return f"{base}{URL_PREFIX}/report/{snapshot_date}"
+
+
 def upload_html(store, key: str, html: str) -> None:
     """Upload with ContentType text/html (so browsers render it) and the store's encryption."""
     store.put(key, html.encode("utf-8"), content_type="text/html; charset=utf-8")
@@ -43,5 +57,6 @@ def publish_report(plan: dict, postgres_conn_id: str, aws_conn_id: str) -> str:
                        expected_owner=config.get("bucket_owner"))
     key = report_key(config.get("prefix") or "iam", plan["snapshot_date"])
     upload_html(store, key, html)
-    log.info("report of %s: %s (%d bytes)", plan["snapshot_date"], store.url(key), len(html))
+    log.info("report of %s: %s (%d bytes); open it from the Compliance page: %s", plan["snapshot_date"],
+             store.url(key), len(html), page_url(plan["snapshot_date"]))
     return store.url(key)

@@ -15,10 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from iam_audit.evaluate.catalogue import control_sort_key, framework_sort_key, load_catalogue
-from iam_audit.reporting.headline import DEFINITION, FRAMEWORK_ROWS, PASS_RATE, Headline
-
-SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+from iam_audit.evaluate.catalogue import load_catalogue
+from iam_audit.reporting.headline import Headline
+from iam_audit.vocabulary import (
+    DEFINITION,
+    FRAMEWORK_ROWS,
+    PASS_RATE,
+    control_sort_key,
+    framework_sort_key,
+    pass_rate,
+)
 
 
 @dataclass
@@ -54,9 +60,7 @@ class Summary:
         return sorted(rows.values(), key=lambda r: framework_sort_key(r["framework"]))
 
 
-def _score(passed: int, failed: int) -> float | None:
-    """pass / (pass + fail) in percent; None when nothing was decided."""
-    return round(100.0 * passed / (passed + failed), 1) if passed + failed else None
+_score = pass_rate  # pass / (pass + fail) in percent; None when nothing was decided
 
 
 def build_summary(conn, snapshot_date, account_ids: list[str] | None = None, worst_per_account: int = 3) -> Summary:

@@ -1,0 +1,2 @@
+-- the frameworks of the catalogue
+SELECT DISTINCT framework FROM aws_policy_controls
