@@ -28,7 +28,8 @@ def test_python_modules_take_the_severity_order_from_the_vocabulary():
     seen = []
     for module in runtime_modules():
         for name, value in vars(module).items():
-            if isinstance(value, tuple | list) and all(isinstance(v, str) for v in value) and set(value) == SEVERITY_SET and len(value) == len(SEVERITIES):
+            if (isinstance(value, tuple | list) and all(isinstance(v, str) for v in value)
+                    and set(value) == SEVERITY_SET and len(value) == len(SEVERITIES)):
                 seen.append(f"{module.__name__}.{name}")
                 if tuple(value) == SEVERITIES:
                     assert value is SEVERITIES, f"{module.__name__}.{name} spells the severity order again"
