@@ -3,8 +3,9 @@
 discover accounts -> extract (one mapped task per account, or per batch of
 Variable iam_audit_accounts_per_task accounts) -> raw JSON in S3
 -> load staging (COPY) -> one SQL task per control logic -> summary, report, alerts.
-The task bodies live in the stage packages beside it (ingest, evaluate, reporting, alerting,
-export); this module only declares the flow. dags/aws_iam_cis.py puts it in Airflow's dags folder.
+This module only declares the flow: every task body is in iam_audit.tasks (the one module that touches
+Airflow), which calls the stage packages (ingest, evaluate, reporting, alerting, export) in this order.
+dags/aws_iam_cis.py puts it in Airflow's dags folder.
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ from datetime import timedelta
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
-from iam_audit.database import session_options
+from iam_audit import tasks
 from iam_audit.evaluate.catalogue import load_catalogue
-from iam_audit.evaluate.operators import CheckOperator
-from iam_audit.notify import on_run_failure
-from iam_audit.paths import SQL_DIR
-from iam_audit.run_modes import AUTO_RULE, OVERRIDE_HELP, OVERRIDE_PARAM
+from iam_audit.tasks import (
+    AUTO_RULE,
+    OVERRIDE_HELP,
+    OVERRIDE_PARAM,
+    SQL_DIR,
+    CheckOperator,
+    on_run_failure,
+    session_options,
+)
 
 AWS_CONN_ID = "aws_default"
 POSTGRES_CONN_ID = "postgres_default"
@@ -85,34 +91,24 @@ def aws_iam_cis():
     @task
     def plan_run() -> dict:
         """Validate Variables and params before any AWS call; decide live or replay."""
-        from iam_audit import tasks
-
         return tasks.plan_run(get_current_context())
 
     @task
     def prepare_database() -> list[str]:
         """Apply sql/schema and sql/views idempotently and sync the control catalogue."""
-        from iam_audit import tasks
-
         return tasks.prepare_database(POSTGRES_CONN_ID)
 
     @task(pool=AWS_POOL)
     def discover_accounts(plan: dict) -> list[dict]:
-        from iam_audit import tasks
-
         return tasks.discover(plan, AWS_CONN_ID)
 
     @task
     def batch_accounts(plan: dict, accounts: list[dict]) -> list[list[dict]]:
         """Accounts per mapped extract task: Variable iam_audit_accounts_per_task (default 1, one task each)."""
-        from iam_audit import tasks
-
         return tasks.batch_accounts(plan, accounts)
 
     @task(map_index_template="{{ account_label }}", max_active_tis_per_dagrun=16, pool=AWS_POOL)
     def extract_account(accounts: list[dict], plan: dict) -> dict:
-        from iam_audit import tasks
-
         context = get_current_context()
         context["account_label"] = tasks.batch_label(accounts)
         return tasks.extract_batch(plan, accounts, AWS_CONN_ID, first_try=context["ti"].try_number <= 1)
@@ -121,8 +117,6 @@ def aws_iam_cis():
     def load_staging() -> dict:
         """Load every account whose extraction wrote a snapshot, whatever happened to the others."""
         from airflow.sdk.exceptions import AirflowSkipException
-
-        from iam_audit import tasks
 
         ti = get_current_context()["ti"]
         plan, accounts = ti.xcom_pull(task_ids="plan_run"), ti.xcom_pull(task_ids="discover_accounts")
@@ -133,52 +127,38 @@ def aws_iam_cis():
     @task(trigger_rule="none_skipped", outlets=[RESULTS_ASSET])
     def summarize(plan: dict, accounts: list[dict]) -> dict:
         """Log the compliance summary; fail the run when any account could not be fully audited."""
-        from iam_audit import tasks
-
         alerts = get_current_context()["ti"].xcom_pull(task_ids="send_alerts")
         return tasks.summarize(plan, accounts, POSTGRES_CONN_ID, alerts=alerts)
 
     @task(trigger_rule="none_skipped")
     def publish_report(plan: dict) -> str:
         """Render the HTML report of the snapshot and store it next to the raw data in S3."""
-        from iam_audit.reporting.report_task import publish_report as publish
-
-        return publish(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
+        return tasks.publish_report(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
 
     @task(trigger_rule="none_skipped")
     def send_alerts(plan: dict) -> dict:
         """Evaluate the alert rules (sql/alerts and the custom folder) and deliver each new alert once."""
-        from iam_audit.alerting.alerts_task import send_alerts as send
-
-        return send(plan, POSTGRES_CONN_ID)
+        return tasks.send_alerts(plan, POSTGRES_CONN_ID)
 
     @task(trigger_rule="none_skipped")
     def export_ocsf(plan: dict) -> dict:
         """Every verdict of the snapshot as OCSF Compliance Findings (JSON Lines, gzip) next to it in S3."""
-        from iam_audit.export.task import export_ocsf as export
-
-        return export(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
+        return tasks.export_ocsf(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
 
     @task(trigger_rule="none_skipped", pool=AWS_POOL)
     def send_to_securityhub(plan: dict) -> dict:
         """Changed findings to AWS Security Hub, when Variable iam_audit_securityhub_region is set."""
-        from iam_audit.export.task import send_to_securityhub as send
-
-        return send(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
+        return tasks.send_to_securityhub(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
 
     @task(trigger_rule="none_skipped")
     def build_evidence_pack(plan: dict) -> dict:
         """With trigger param evidence_pack: the date's evidence pack as a zip next to the snapshot."""
-        from iam_audit.export.task import build_evidence_pack as build
-
         wanted = bool(get_current_context()["params"].get("evidence_pack"))
-        return build(plan, POSTGRES_CONN_ID, AWS_CONN_ID, wanted)
+        return tasks.build_evidence_pack(plan, POSTGRES_CONN_ID, AWS_CONN_ID, wanted)
 
     @task(trigger_rule="none_skipped")
     def expire_history(plan: dict) -> dict:
         """Drop verdict history and staged snapshots older than Variable iam_audit_retention_days (if set)."""
-        from iam_audit import tasks
-
         return tasks.expire_history(plan, POSTGRES_CONN_ID)
 
     @task(trigger_rule="one_failed")
