@@ -32,7 +32,7 @@ from iam_audit.database import session_options as session_options  # the check t
 from iam_audit.evaluate.catalogue import load_catalogue
 from iam_audit.notify import on_run_failure as on_run_failure  # the DAG's on_failure_callback
 from iam_audit.paths import SQL_DIR as SQL_DIR  # the check tasks' template_searchpath
-from iam_audit.plan import RunPlan, select_frameworks
+from iam_audit.plan import PlanError, RunPlan, select_frameworks
 from iam_audit.run_modes import AUTO_RULE as AUTO_RULE
 from iam_audit.run_modes import OVERRIDE_HELP as OVERRIDE_HELP
 from iam_audit.run_modes import OVERRIDE_PARAM, run_mode
@@ -58,10 +58,18 @@ def _no_retry_on_config_error(fn):
 
 
 def _with_plan(fn):
-    """The body's first argument arrives as plan_run's XCom (a dict) and is handed on as a RunPlan."""
+    """The body's first argument arrives as plan_run's XCom (a dict) and is handed on as a RunPlan.
+    An XCom that is not a plan (written by another version of the package mid-run, or edited) fails the
+    task at once: a retry reads the same XCom."""
     @functools.wraps(fn)
     def wrapper(plan, *args, **kwargs):
-        return fn(RunPlan.from_xcom(plan), *args, **kwargs)
+        try:
+            plan = RunPlan.from_xcom(plan)
+        except PlanError as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"the run's plan (XCom of plan_run) is unusable: {exc}") from None
+        return fn(plan, *args, **kwargs)
     return wrapper
 
 

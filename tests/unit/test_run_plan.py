@@ -69,3 +69,15 @@ def test_from_xcom_names_what_is_wrong(change, message):
 def test_a_missing_plan_is_refused():
     with pytest.raises(PlanError, match="must be the mapping plan_run returns, got NoneType"):
         RunPlan.from_xcom(None)
+
+
+def test_a_task_given_an_unusable_plan_fails_at_once_naming_the_key():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from iam_audit import tasks
+
+    xcom = PLAN.to_xcom()
+    assert tasks.batch_accounts(xcom, [{"account_id": str(n) * 12} for n in range(7)])[0][4]["account_id"] == "4" * 12
+    del xcom["config"]["accounts_per_task"]
+    with pytest.raises(AirflowFailException, match="'config' has no key 'accounts_per_task'"):
+        tasks.batch_accounts(xcom, [])
