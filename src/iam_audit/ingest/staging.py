@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 class LoadError(RuntimeError):
-    pass
+    """Accounts (or the organisation list) could not be loaded; the checks still run and say error for them."""
 
 
 @dataclass
