@@ -239,6 +239,10 @@ def apply(tree: Path, mutant: Mutant) -> dict[Path, str]:
 
 def run_pytest(tree: Path, tests: tuple[str, ...], log: Path, stop_first: bool) -> tuple[int, list[str], float]:
     env = {**os.environ, "IAM_AUDIT_TEST_STATE": str(tree / ".devenv" / "test")}
+    # The venv's editable installs point at the checkout: the copy's own packages must come first, or
+    # every mutant of src/ or tools/ runs the unmutated code and survives.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(tree / "src"), str(tree / "tools"),
+                                                      os.environ.get("PYTHONPATH"))))
     env.pop("PYTEST_XDIST_WORKER", None)
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts=",
             "-rf", *(["-x"] if stop_first else []), *tests]
