@@ -144,17 +144,14 @@ class CpuBreakdown:
         return out
 
 
-def bench_plan(bucket: str, run_id: str = "bench") -> dict:
-    """The plan dict tasks.plan_run returns, for a live run of today over every account."""
-    from iam_audit.config import DEFAULT_PREFIX, DEFAULT_ROLE_NAME
+def bench_plan(bucket: str, run_id: str = "bench"):
+    """The RunPlan tasks.plan_run would make for a live run of today over every account."""
+    from iam_audit.config import AuditConfig
     from iam_audit.evaluate.catalogue import load_catalogue
+    from iam_audit.plan import RunPlan
 
-    return {
-        "snapshot_date": date.today().isoformat(), "run_id": run_id, "mode": "live",
-        "frameworks": list(load_catalogue().frameworks), "requested_accounts": None,
-        "config": {"bucket": bucket, "role_name": DEFAULT_ROLE_NAME, "external_id": None, "accounts": None,
-                   "kms_key_id": None, "prefix": DEFAULT_PREFIX},
-    }
+    return RunPlan(snapshot_date=date.today(), run_id=run_id, mode="live", config=AuditConfig(bucket=bucket),
+                   frameworks=load_catalogue().frameworks)
 
 
 def _in_process_airflow_env(org: EmulatedOrg):
@@ -207,7 +204,7 @@ def run_extraction(accounts: int, users: int, workers: int, prepare: int | None 
                 found = tasks.discover(plan, "aws_default")
                 result["discovery_seconds"] = round(time.perf_counter() - t0, 3)
                 result["discovered_accounts"] = len(found)
-                snapshot_date = plan["snapshot_date"]
+                snapshot_date = plan.snapshot_date.isoformat()
                 per_account_seconds: dict[str, float] = {}
                 failures: dict[str, str] = {}
 
@@ -266,7 +263,7 @@ def run_extraction(accounts: int, users: int, workers: int, prepare: int | None 
         store = S3RawStore(BUCKET)
         budget_rows = []
         for account_id in sample:
-            prepared = prepare_account(store, plan["config"]["prefix"], snapshot_date, account_id)
+            prepared = prepare_account(store, plan.config.prefix, snapshot_date, account_id)
             if keep_prepared:
                 prepared_accounts.append(prepared)
             inputs = _budget_inputs(prepared)

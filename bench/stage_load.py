@@ -55,7 +55,7 @@ def _raw_copy(conn, snapshot_date: str, accounts: list) -> None:
 
 
 def _write_account(conn, snapshot_date: str, accounts: list) -> None:
-    """The shipped path: load.write_accounts in batches of 25 accounts, as pipeline.load_snapshot does
+    """The shipped path: load.write_accounts in batches of 25 accounts, as ingest.staging.load_snapshot does
     (one transaction per batch; each account all-or-nothing)."""
     from iam_audit.ingest.load import write_accounts
 

@@ -82,7 +82,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "M05", "load", "a load skips an account: the first account of every batch is never loaded",
-        (Edit("src/iam_audit/pipeline.py",
+        (Edit("src/iam_audit/ingest/staging.py",
               "chunk = accounts[start:start + batch_size]",
               "chunk = accounts[start + 1:start + batch_size]"),),
         ("tests/integration/test_load_failures.py", "tests/integration/test_storage_and_load_faults.py"),
@@ -128,8 +128,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "M11", "replay", "a replay that calls IAM: replay mode extracts like a live run",
         (Edit("src/iam_audit/tasks.py",
-              "    if plan[\"mode\"] == \"replay\":\n        _skip_replay(plan, accounts)",
-              "    if plan[\"mode\"] == \"replay\" and False:\n        _skip_replay(plan, accounts)"),),
+              "    if plan.mode == \"replay\":\n        _skip_replay(plan, accounts)",
+              "    if plan.mode == \"replay\" and False:\n        _skip_replay(plan, accounts)"),),
         ("tests/integration/test_batch_extract.py",),
     ),
     Mutant(
@@ -158,9 +158,9 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "M15", "secrets", "the ExternalId reaches XCom: the run's plan carries it",
-        (Edit("src/iam_audit/tasks.py",
-              "            \"accounts_per_task\": config.accounts_per_task,\n",
-              "            \"accounts_per_task\": config.accounts_per_task, \"external_id\": config.external_id,\n"),),
+        (Edit("src/iam_audit/plan.py",
+              "CONFIG_NOT_IN_XCOM = frozenset({\"external_id\", \"warnings\"})",
+              "CONFIG_NOT_IN_XCOM = frozenset({\"warnings\"})"),),
         ("tests/unit/test_plan.py",),
     ),
     Mutant(
@@ -238,10 +238,11 @@ def apply(tree: Path, mutant: Mutant) -> dict[Path, str]:
 
 
 def run_pytest(tree: Path, tests: tuple[str, ...], log: Path, stop_first: bool) -> tuple[int, list[str], float]:
-    # The venv's editable installs point at the checkout's src/ and tools/: the copy's (mutated) packages
-    # come first on the path, or the tests would import the unmutated sources.
-    path = os.pathsep.join([str(tree / "src"), str(tree / "tools"), *filter(None, [os.environ.get("PYTHONPATH")])])
-    env = {**os.environ, "IAM_AUDIT_TEST_STATE": str(tree / ".devenv" / "test"), "PYTHONPATH": path}
+    env = {**os.environ, "IAM_AUDIT_TEST_STATE": str(tree / ".devenv" / "test")}
+    # The venv's editable installs point at the checkout: the copy's own packages must come first, or
+    # every mutant of src/ or tools/ runs the unmutated code and survives.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(tree / "src"), str(tree / "tools"),
+                                                      os.environ.get("PYTHONPATH"))))
     env.pop("PYTEST_XDIST_WORKER", None)
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts=",
             "-rf", *(["-x"] if stop_first else []), *tests]

@@ -3,8 +3,9 @@
 discover accounts -> extract (one mapped task per account, or per batch of
 Variable iam_audit_accounts_per_task accounts) -> raw JSON in S3
 -> load staging (COPY) -> one SQL task per control logic -> summary, report, alerts.
-The task bodies live in the stage packages beside it (ingest, evaluate, reporting, alerting,
-export); this module only declares the flow. dags/aws_iam_cis.py puts it in Airflow's dags folder.
+This module only declares the flow: every task body is in iam_audit.tasks (the one module that touches
+Airflow), which calls the stage packages (ingest, evaluate, reporting, alerting, export) in this order.
+dags/aws_iam_cis.py puts it in Airflow's dags folder.
 """
 
 from __future__ import annotations
@@ -15,30 +16,19 @@ from datetime import timedelta
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
-from iam_audit import custom
-from iam_audit.database import session_options
-from iam_audit.evaluate.operators import CheckOperator
-from iam_audit.notify import on_run_failure
-from iam_audit.run_modes import AUTO_RULE, OVERRIDE_HELP, OVERRIDE_PARAM
+from iam_audit import custom, tasks
+from iam_audit.tasks import (
+    AUTO_RULE,
+    OVERRIDE_HELP,
+    OVERRIDE_PARAM,
+    CheckOperator,
+    on_run_failure,
+    session_options,
+)
 
 AWS_CONN_ID = "aws_default"
 POSTGRES_CONN_ID = "postgres_default"
 RESULTS_ASSET = Asset(name="aws_policy_results", uri="iam-audit://postgres_default/public/aws_policy_results")
-
-# The user's own controls (iam_audit.custom), read once per parse: environment variable
-# IAM_AUDIT_CUSTOM_PATH or option [iam_audit] custom_path, like the other parse-time settings here, else
-# Variable iam_audit_custom_path. The tasks of this process then see the same catalogue.
-custom.configure(custom.resolve_path())
-CUSTOM = custom.current()
-CATALOGUE = CUSTOM.catalogue
-for _refusal in CUSTOM.refused:
-    # as an import error would be, but for one control: the others, built-in ones first, still run
-    logging.getLogger(__name__).error("custom control refused: %s", _refusal)
-# Concurrent AWS API work across all runs: `airflow pools set iam_audit_aws <slots> "AWS API concurrency"`.
-AWS_POOL = os.environ.get("IAM_AUDIT_AWS_POOL", "iam_audit_aws")
-# No run or task may hang forever (a stuck AWS call, a lock): both bounds are configurable.
-DAGRUN_TIMEOUT = timedelta(minutes=int(os.environ.get("IAM_AUDIT_DAGRUN_TIMEOUT_MINUTES", "360")))
-TASK_TIMEOUT = timedelta(minutes=int(os.environ.get("IAM_AUDIT_TASK_TIMEOUT_MINUTES", "60")))
 
 DOC = """
 ### CIS AWS Foundations audit of IAM, every account, every day
@@ -53,200 +43,197 @@ logical date and makes no IAM call. {auto_rule}
 Backfills (`make backfill`, the Backfill form, `airflow backfill create`) replay.
 """
 
+log = logging.getLogger(__name__)
 
-@dag(
-    dag_id="aws_iam_cis",
-    schedule="@daily",
-    # No start_date: until the DAG has a scheduled or backfill run, unpausing it schedules its first run
-    # for the next midnight (UTC) instead of today's, already past. The Trigger form's "Unpause on trigger"
-    # then gives one run, the one triggered, not also a scheduled run for the same day.
-    catchup=False,
-    max_active_runs=1,
-    dagrun_timeout=DAGRUN_TIMEOUT,
-    tags=["security", "compliance", "aws", "iam", "cis"],
-    doc_md=DOC.replace("{auto_rule}", AUTO_RULE) + custom.doc_note(CUSTOM),
-    description="CIS AWS Foundations Benchmark IAM controls across the organisation",
-    template_searchpath=CUSTOM.search_path(),
-    on_failure_callback=on_run_failure,
-    default_args={
-        "owner": "security-data",
-        "retries": int(os.environ.get("IAM_AUDIT_TASK_RETRIES", "2")),
-        "retry_delay": timedelta(seconds=int(os.environ.get("IAM_AUDIT_RETRY_DELAY_SECONDS", "60"))),
-        "execution_timeout": TASK_TIMEOUT,
-    },
-    params={
-        "accounts": Param([], type="array", items={"type": "string", "pattern": "^[0-9]{12}$"},
-                          description="Audit only these account ids (empty: all accounts)."),
-        "frameworks": Param(list(CATALOGUE.frameworks), type="array",
-                            items={"type": "string", "enum": list(CATALOGUE.frameworks)},
-                            description="Frameworks to evaluate."),
-        "mode": Param("auto", type="string", enum=["auto", "live", "replay"],
-                      description="live: read IAM now; replay: re-evaluate the stored snapshot of the "
-                                  "logical date. " + AUTO_RULE),
-        OVERRIDE_PARAM: Param(False, type="boolean", description=OVERRIDE_HELP),
-        "evidence_pack": Param(False, type="boolean",
-                               description="Also store an auditor's evidence pack of the date (CSV, printable "
-                                           "summary, manifest of hashed raw objects) as a zip next to it in S3."),
-    },
-)
+
 def aws_iam_cis():
-    @task
-    def plan_run() -> dict:
-        """Validate Variables and params before any AWS call; decide live or replay."""
-        from iam_audit import tasks
+    """Build the DAG. The dags-folder file calls this at every parse: every setting read at parse time
+    (the environment's retries, timeouts and pool, the custom controls' folder and its Variable) is read
+    again, even where Airflow pre-imports this module once in a long-lived parent process."""
+    # The user's own controls (iam_audit.custom), read at every parse: environment variable
+    # IAM_AUDIT_CUSTOM_PATH or option [iam_audit] custom_path, like the other parse-time settings here, else
+    # Variable iam_audit_custom_path. The tasks of this process then see the same catalogue.
+    custom.configure(custom.resolve_path())
+    controls = custom.current()
+    catalogue = controls.catalogue
+    for refusal in controls.refused:
+        # as an import error would be, but for one control: the others, built-in ones first, still run
+        log.error("custom control refused: %s", refusal)
+    # Concurrent AWS API work across all runs: `airflow pools set iam_audit_aws <slots> "AWS API concurrency"`.
+    aws_pool = os.environ.get("IAM_AUDIT_AWS_POOL", "iam_audit_aws")
+    # No run or task may hang forever (a stuck AWS call, a lock): both bounds are configurable.
+    dagrun_timeout = timedelta(minutes=int(os.environ.get("IAM_AUDIT_DAGRUN_TIMEOUT_MINUTES", "360")))
+    task_timeout = timedelta(minutes=int(os.environ.get("IAM_AUDIT_TASK_TIMEOUT_MINUTES", "60")))
 
-        return tasks.plan_run(get_current_context())
+    @dag(
+        dag_id="aws_iam_cis",
+        schedule="@daily",
+        # No start_date: until the DAG has a scheduled or backfill run, unpausing it schedules its first run
+        # for the next midnight (UTC) instead of today's, already past. The Trigger form's "Unpause on trigger"
+        # then gives one run, the one triggered, not also a scheduled run for the same day.
+        catchup=False,
+        max_active_runs=1,
+        dagrun_timeout=dagrun_timeout,
+        tags=["security", "compliance", "aws", "iam", "cis"],
+        doc_md=DOC.replace("{auto_rule}", AUTO_RULE) + custom.doc_note(controls),
+        description="CIS AWS Foundations Benchmark IAM controls across the organisation",
+        template_searchpath=controls.search_path(),
+        on_failure_callback=on_run_failure,
+        default_args={
+            "owner": "security-data",
+            "retries": int(os.environ.get("IAM_AUDIT_TASK_RETRIES", "2")),
+            "retry_delay": timedelta(seconds=int(os.environ.get("IAM_AUDIT_RETRY_DELAY_SECONDS", "60"))),
+            "execution_timeout": task_timeout,
+        },
+        params={
+            "accounts": Param([], type="array", items={"type": "string", "pattern": "^[0-9]{12}$"},
+                              description="Audit only these account ids (empty: all accounts)."),
+            "frameworks": Param(list(catalogue.frameworks), type="array",
+                                items={"type": "string", "enum": list(catalogue.frameworks)},
+                                description="Frameworks to evaluate."),
+            "mode": Param("auto", type="string", enum=["auto", "live", "replay"],
+                          description="live: read IAM now; replay: re-evaluate the stored snapshot of the "
+                                      "logical date. " + AUTO_RULE),
+            OVERRIDE_PARAM: Param(False, type="boolean", description=OVERRIDE_HELP),
+            "evidence_pack": Param(False, type="boolean",
+                                   description="Also store an auditor's evidence pack of the date (CSV, printable "
+                                               "summary, manifest of hashed raw objects) as a zip next to it in S3."),
+        },
+    )
+    def aws_iam_cis():
+        @task
+        def plan_run() -> dict:
+            """Validate Variables and params before any AWS call; decide live or replay."""
+            return tasks.plan_run(get_current_context())
 
-    @task
-    def prepare_database() -> list[str]:
-        """Apply pending migrations once each, sql/functions and sql/views when changed; sync the catalogue."""
-        from iam_audit import tasks
+        @task
+        def prepare_database() -> list[str]:
+            """Apply pending migrations once each, sql/functions and sql/views when changed; sync the catalogue."""
+            return tasks.prepare_database(POSTGRES_CONN_ID)
 
-        return tasks.prepare_database(POSTGRES_CONN_ID)
+        @task(pool=aws_pool)
+        def discover_accounts(plan: dict) -> list[dict]:
+            return tasks.discover(plan, AWS_CONN_ID)
 
-    @task(pool=AWS_POOL)
-    def discover_accounts(plan: dict) -> list[dict]:
-        from iam_audit import tasks
+        @task
+        def batch_accounts(plan: dict, accounts: list[dict]) -> list[list[dict]]:
+            """Accounts per mapped extract task: Variable iam_audit_accounts_per_task (default 1, one task each)."""
+            return tasks.batch_accounts(plan, accounts)
 
-        return tasks.discover(plan, AWS_CONN_ID)
+        @task(map_index_template="{{ account_label }}", max_active_tis_per_dagrun=16, pool=aws_pool)
+        def extract_account(accounts: list[dict], plan: dict) -> dict:
+            context = get_current_context()
+            context["account_label"] = tasks.batch_label(accounts)
+            return tasks.extract_batch(plan, accounts, AWS_CONN_ID, first_try=context["ti"].try_number <= 1)
 
-    @task
-    def batch_accounts(plan: dict, accounts: list[dict]) -> list[list[dict]]:
-        """Accounts per mapped extract task: Variable iam_audit_accounts_per_task (default 1, one task each)."""
-        from iam_audit import tasks
+        @task(trigger_rule="all_done")
+        def load_staging() -> dict:
+            """Load every account whose extraction wrote a snapshot, whatever happened to the others."""
+            from airflow.sdk.exceptions import AirflowSkipException
 
-        return tasks.batch_accounts(plan, accounts)
+            ti = get_current_context()["ti"]
+            plan, accounts = ti.xcom_pull(task_ids="plan_run"), ti.xcom_pull(task_ids="discover_accounts")
+            if plan is None or accounts is None:
+                raise AirflowSkipException("planning or account discovery failed: nothing to load or check")
+            return tasks.load(plan, accounts, AWS_CONN_ID, POSTGRES_CONN_ID)
 
-    @task(map_index_template="{{ account_label }}", max_active_tis_per_dagrun=16, pool=AWS_POOL)
-    def extract_account(accounts: list[dict], plan: dict) -> dict:
-        from iam_audit import tasks
+        @task(trigger_rule="none_skipped", outlets=[RESULTS_ASSET])
+        def summarize(plan: dict, accounts: list[dict]) -> dict:
+            """Log the compliance summary; fail the run when any account could not be fully audited."""
+            alerts = get_current_context()["ti"].xcom_pull(task_ids="send_alerts")
+            return tasks.summarize(plan, accounts, POSTGRES_CONN_ID, alerts=alerts)
 
-        context = get_current_context()
-        context["account_label"] = tasks.batch_label(accounts)
-        return tasks.extract_batch(plan, accounts, AWS_CONN_ID, first_try=context["ti"].try_number <= 1)
+        @task(trigger_rule="none_skipped")
+        def publish_report(plan: dict) -> str:
+            """Render the HTML report of the snapshot and store it next to the raw data in S3."""
+            return tasks.publish_report(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
 
-    @task(trigger_rule="all_done")
-    def load_staging() -> dict:
-        """Load every account whose extraction wrote a snapshot, whatever happened to the others."""
-        from airflow.sdk.exceptions import AirflowSkipException
+        @task(trigger_rule="none_skipped")
+        def send_alerts(plan: dict) -> dict:
+            """Evaluate the alert rules (sql/alerts and the custom folder) and deliver each new alert once."""
+            return tasks.send_alerts(plan, POSTGRES_CONN_ID)
 
-        from iam_audit import tasks
+        @task(trigger_rule="none_skipped")
+        def export_ocsf(plan: dict) -> dict:
+            """Every verdict of the snapshot as OCSF Compliance Findings (JSON Lines, gzip) next to it in S3."""
+            return tasks.export_ocsf(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
 
-        ti = get_current_context()["ti"]
-        plan, accounts = ti.xcom_pull(task_ids="plan_run"), ti.xcom_pull(task_ids="discover_accounts")
-        if plan is None or accounts is None:
-            raise AirflowSkipException("planning or account discovery failed: nothing to load or check")
-        return tasks.load(plan, accounts, AWS_CONN_ID, POSTGRES_CONN_ID)
+        @task(trigger_rule="none_skipped", pool=aws_pool)
+        def send_to_securityhub(plan: dict) -> dict:
+            """Changed findings to AWS Security Hub, when Variable iam_audit_securityhub_region is set."""
+            return tasks.send_to_securityhub(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
 
-    @task(trigger_rule="none_skipped", outlets=[RESULTS_ASSET])
-    def summarize(plan: dict, accounts: list[dict]) -> dict:
-        """Log the compliance summary; fail the run when any account could not be fully audited."""
-        from iam_audit import tasks
+        @task(trigger_rule="none_skipped")
+        def build_evidence_pack(plan: dict) -> dict:
+            """With trigger param evidence_pack: the date's evidence pack as a zip next to the snapshot."""
+            wanted = bool(get_current_context()["params"].get("evidence_pack"))
+            return tasks.build_evidence_pack(plan, POSTGRES_CONN_ID, AWS_CONN_ID, wanted)
 
-        alerts = get_current_context()["ti"].xcom_pull(task_ids="send_alerts")
-        return tasks.summarize(plan, accounts, POSTGRES_CONN_ID, alerts=alerts)
+        @task(trigger_rule="none_skipped")
+        def expire_history(plan: dict) -> dict:
+            """Drop verdict history and staged snapshots older than Variable iam_audit_retention_days (if set)."""
+            return tasks.expire_history(plan, POSTGRES_CONN_ID)
 
-    @task(trigger_rule="none_skipped")
-    def publish_report(plan: dict) -> str:
-        """Render the HTML report of the snapshot and store it next to the raw data in S3."""
-        from iam_audit.reporting.report_task import publish_report as publish
-
-        return publish(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
-
-    @task(trigger_rule="none_skipped")
-    def send_alerts(plan: dict) -> dict:
-        """Evaluate the alert rules (sql/alerts and the custom folder) and deliver each new alert once."""
-        from iam_audit.alerting.alerts_task import send_alerts as send
-
-        return send(plan, POSTGRES_CONN_ID)
-
-    @task(trigger_rule="none_skipped")
-    def export_ocsf(plan: dict) -> dict:
-        """Every verdict of the snapshot as OCSF Compliance Findings (JSON Lines, gzip) next to it in S3."""
-        from iam_audit.export.task import export_ocsf as export
-
-        return export(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
-
-    @task(trigger_rule="none_skipped", pool=AWS_POOL)
-    def send_to_securityhub(plan: dict) -> dict:
-        """Changed findings to AWS Security Hub, when Variable iam_audit_securityhub_region is set."""
-        from iam_audit.export.task import send_to_securityhub as send
-
-        return send(plan, POSTGRES_CONN_ID, AWS_CONN_ID)
-
-    @task(trigger_rule="none_skipped")
-    def build_evidence_pack(plan: dict) -> dict:
-        """With trigger param evidence_pack: the date's evidence pack as a zip next to the snapshot."""
-        from iam_audit.export.task import build_evidence_pack as build
-
-        wanted = bool(get_current_context()["params"].get("evidence_pack"))
-        return build(plan, POSTGRES_CONN_ID, AWS_CONN_ID, wanted)
-
-    @task(trigger_rule="none_skipped")
-    def expire_history(plan: dict) -> dict:
-        """Drop verdict history and staged snapshots older than Variable iam_audit_retention_days (if set)."""
-        from iam_audit import tasks
-
-        return tasks.expire_history(plan, POSTGRES_CONN_ID)
-
-    @task(trigger_rule="one_failed")
-    def fail_run_on_task_failure() -> None:
-        """Watcher: runs only when a task failed, and fails the run so alerting fires."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException("a task of this run failed; see the failed tasks (per account) in the grid")
-
-    refused = []
-    if CUSTOM.refused:
-        @task(retries=0, doc_md=custom.doc_note(CUSTOM))
-        def custom_controls_refused() -> None:
-            """Red in the grid while every accepted control runs: the custom controls left out, file:line."""
+        @task(trigger_rule="one_failed")
+        def fail_run_on_task_failure() -> None:
+            """Watcher: runs only when a task failed, and fails the run so alerting fires."""
             from airflow.sdk.exceptions import AirflowFailException
 
-            raise AirflowFailException(custom.refusal_text(CUSTOM))
+            raise AirflowFailException("a task of this run failed; see the failed tasks (per account) in the grid")
 
-        refused = [custom_controls_refused()]
+        refused = []
+        if controls.refused:
+            @task(retries=0, doc_md=custom.doc_note(controls))
+            def custom_controls_refused() -> None:
+                """Red in the grid while every accepted control runs: the custom controls left out, file:line."""
+                from airflow.sdk.exceptions import AirflowFailException
 
-    plan = plan_run()
-    schema = prepare_database()
-    accounts = discover_accounts(plan)
-    batches = batch_accounts(plan, accounts)
-    extracted = extract_account.partial(plan=plan).expand(accounts=batches)
-    loaded = load_staging()
-    plan >> schema >> accounts
-    [plan, accounts, extracted] >> loaded
+                raise AirflowFailException(custom.refusal_text(controls))
 
-    checks = [
-        CheckOperator(
-            task_id=f"check_{check.logic}",
-            needs=check.needs,
-            conn_id=POSTGRES_CONN_ID,
-            # lock_timeout, statement_timeout and the date lock's wait (iam_audit.database.timeouts)
-            hook_params={"options": session_options()},
-            sql=f"checks/{check.logic}.sql",
-            parameters=plan["check_params"],
-            split_statements=True,
-            return_last=False,
-            show_return_value_in_logs=False,
-            # Run after a partial load (failed accounts give 'error' verdicts); skip when nothing was loaded.
-            trigger_rule="none_skipped",
-            doc_md=check.doc_md(),
-        )
-        for check in CATALOGUE.checks
-    ]
-    summary = summarize(plan, accounts)
-    report = publish_report(plan)
-    loaded >> checks >> summary
-    alerted = send_alerts(plan)
-    checks >> alerted >> summary   # the summary reports the alerts' counts
-    ocsf = export_ocsf(plan)
-    securityhub = send_to_securityhub(plan)
-    evidence = build_evidence_pack(plan)
-    exports = [report, ocsf, securityhub, evidence]
-    for export in exports:
-        checks >> export
-    retention = expire_history(plan)
-    [summary, *exports] >> retention
-    watched = [*refused, plan, schema, accounts, batches, extracted, loaded, *checks, summary, alerted, *exports,
-               retention]
-    watched >> fail_run_on_task_failure()
+            refused = [custom_controls_refused()]
+
+        plan = plan_run()
+        schema = prepare_database()
+        accounts = discover_accounts(plan)
+        batches = batch_accounts(plan, accounts)
+        extracted = extract_account.partial(plan=plan).expand(accounts=batches)
+        loaded = load_staging()
+        plan >> schema >> accounts
+        [plan, accounts, extracted] >> loaded
+
+        checks = [
+            CheckOperator(
+                task_id=f"check_{check.logic}",
+                needs=check.needs,
+                conn_id=POSTGRES_CONN_ID,
+                # lock_timeout, statement_timeout and the date lock's wait (iam_audit.database.timeouts)
+                hook_params={"options": session_options()},
+                sql=f"checks/{check.logic}.sql",
+                parameters=plan["check_params"],
+                split_statements=True,
+                return_last=False,
+                show_return_value_in_logs=False,
+                # Run after a partial load (failed accounts give 'error' verdicts); skip when nothing was loaded.
+                trigger_rule="none_skipped",
+                doc_md=check.doc_md(),
+            )
+            for check in catalogue.checks
+        ]
+        summary = summarize(plan, accounts)
+        report = publish_report(plan)
+        loaded >> checks >> summary
+        alerted = send_alerts(plan)
+        checks >> alerted >> summary   # the summary reports the alerts' counts
+        ocsf = export_ocsf(plan)
+        securityhub = send_to_securityhub(plan)
+        evidence = build_evidence_pack(plan)
+        exports = [report, ocsf, securityhub, evidence]
+        for export in exports:
+            checks >> export
+        retention = expire_history(plan)
+        [summary, *exports] >> retention
+        watched = [*refused, plan, schema, accounts, batches, extracted, loaded, *checks, summary, alerted, *exports,
+                   retention]
+        watched >> fail_run_on_task_failure()
+
+    return aws_iam_cis()

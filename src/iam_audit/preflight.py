@@ -199,8 +199,8 @@ def run_preflight(aws_conn_id: str = "aws_default", postgres_conn_id: str = "pos
     from iam_audit.aws import target_from_connection
     from iam_audit.config import ConfigError, build_config, read_variables
     from iam_audit.database import pipeline_hook
+    from iam_audit.ingest.discover import OrganizationsAccessDenied, discover_accounts, list_organization_accounts
     from iam_audit.ingest.raw_store import S3RawStore
-    from iam_audit.pipeline import OrganizationsAccessDenied, discover_accounts, list_organization_accounts
 
     report = Report()
     try:

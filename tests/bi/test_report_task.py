@@ -3,7 +3,7 @@
 import json
 
 from iam_audit.ingest.raw_store import S3RawStore
-from iam_audit.reporting.report_task import report_key, upload_html
+from iam_audit.reporting.publish import report_key, upload_html
 
 
 def test_report_key():

@@ -162,17 +162,16 @@ def test_the_evidence_pack_task_stores_one_zip_next_to_the_snapshot(first_run, e
 
     from iam_audit import tasks
     from iam_audit.export.evidence import evidence_key
-    from iam_audit.export.task import build_evidence_pack
 
     for name, value in e2e_stack.env.items():
         if name.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_")):
             monkeypatch.setenv(name, value)
     moment = datetime.fromisoformat(today).replace(tzinfo=UTC)
     plan = tasks.plan_run({"params": {"mode": "replay"}, "run_id": "evidence-test", "logical_date": moment})
-    assert build_evidence_pack(plan, "postgres_default", "aws_default", wanted=False) == {"built": False}
+    assert tasks.build_evidence_pack(plan, "postgres_default", "aws_default", wanted=False) == {"built": False}
     s3 = e2e_stack.boto3_client("s3")
     key = evidence_key("iam", moment.date())
-    result = build_evidence_pack(plan, "postgres_default", "aws_default", wanted=True)
+    result = tasks.build_evidence_pack(plan, "postgres_default", "aws_default", wanted=True)
     assert result == {"built": True, "url": f"s3://{e2e_stack.bucket}/{key}"}
     first = s3.get_object(Bucket=e2e_stack.bucket, Key=key)["Body"].read()
     with zipfile.ZipFile(io.BytesIO(first)) as archive:
@@ -180,7 +179,7 @@ def test_the_evidence_pack_task_stores_one_zip_next_to_the_snapshot(first_run, e
     accounts = {a["id"] for a in e2e_stack.emulator.manifest["accounts"]}
     assert {o["account_id"] for o in manifest["raw"]["objects"] if o["account_id"]} <= accounts
     assert all(m["matches_live_load_digest"] for m in manifest["raw"]["manifests"] if m["account_id"])
-    build_evidence_pack(plan, "postgres_default", "aws_default", wanted=True)
+    tasks.build_evidence_pack(plan, "postgres_default", "aws_default", wanted=True)
     assert s3.get_object(Bucket=e2e_stack.bucket, Key=key)["Body"].read() == first
     versions = s3.list_objects_v2(Bucket=e2e_stack.bucket, Prefix=key.rsplit("/", 1)[0] + "/")["Contents"]
     assert [o["Key"] for o in versions] == [key]

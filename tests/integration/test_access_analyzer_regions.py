@@ -13,8 +13,9 @@ from iam_audit.aws import AwsTarget
 from iam_audit.config import AuditConfig
 from iam_audit.database import run_check
 from iam_audit.ingest.extract import extract_account_datasets
+from iam_audit.ingest.extract_accounts import extract_one
 from iam_audit.ingest.raw_store import S3RawStore
-from iam_audit.pipeline import extract_one, load_snapshot
+from iam_audit.ingest.staging import load_snapshot
 
 KEY_ID, SECRET = "AKIAANALYZERREGION01", "analyzer-region-test-secret"
 SNAPSHOT = "2026-11-03"

@@ -6,8 +6,8 @@ import boto3
 
 from iam_audit.aws import AwsTarget
 from iam_audit.ingest.account_tags import list_account_tags, load_account_tags, store_account_tags, tags_key
+from iam_audit.ingest.discover import list_organization_accounts
 from iam_audit.ingest.raw_store import S3RawStore
-from iam_audit.pipeline import list_organization_accounts
 from tests.integration.conftest import KEY_ID, SECRET
 
 SNAPSHOT = "2026-11-20"

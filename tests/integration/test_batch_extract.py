@@ -4,22 +4,26 @@ recorded for that account alone, the others are stored, and a retry extracts onl
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import date
 
 import pytest
 
 from iam_audit import tasks
+from iam_audit.config import AuditConfig
 from iam_audit.ingest import layout
+from iam_audit.ingest.extract_accounts import AccountExtractionError, PermanentExtractionError
 from iam_audit.ingest.raw_store import S3RawStore
-from iam_audit.pipeline import AccountExtractionError, PermanentExtractionError
+from iam_audit.plan import RunPlan
 from tests.conftest import account_of
 
 SNAPSHOT = "2026-11-03"
 
 
-def plan(bucket: str, run_id: str = "batch-run-1", per_task: int = 3) -> dict:
-    return {"mode": "live", "snapshot_date": SNAPSHOT, "run_id": run_id,
-            "config": {"bucket": bucket, "role_name": "IamAuditReadOnly", "external_id": None,
-                       "accounts": None, "kms_key_id": None, "prefix": "iam", "accounts_per_task": per_task}}
+def plan(bucket: str, run_id: str = "batch-run-1", per_task: int = 3) -> RunPlan:
+    return RunPlan(mode="live", snapshot_date=date.fromisoformat(SNAPSHOT), run_id=run_id,
+                   config=AuditConfig(bucket=bucket, role_name="IamAuditReadOnly", prefix="iam",
+                                      accounts_per_task=per_task))
 
 
 def members(emulator) -> list[dict]:
@@ -111,7 +115,7 @@ def test_a_permanent_failure_is_not_retried_and_names_only_its_account(emulator,
 def test_replay_extracts_nothing_and_names_the_accounts_without_a_snapshot():
     from airflow.sdk.exceptions import AirflowSkipException
 
-    replay = {**plan("never-read"), "mode": "replay"}
+    replay = replace(plan("never-read"), mode="replay")
     stored, missing = {"account_id": "111111111111"}, {"account_id": "222222222222", "missing_snapshot": True}
     with pytest.raises(AirflowSkipException) as one:
         tasks.extract(replay, missing, "aws_default")

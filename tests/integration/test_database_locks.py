@@ -160,10 +160,11 @@ def test_two_concurrent_loads_of_one_date_do_not_interleave(emulator, bucket, po
                                                              monkeypatch):
     """Two real load tasks (tasks.load, through Airflow connections) of the same date at once: every
     staging write happens while its own run holds the date, and one run's writes all come first."""
-    from dataclasses import asdict
+    from datetime import date
 
     from iam_audit import tasks
     from iam_audit.config import AuditConfig
+    from iam_audit.plan import RunPlan
     from tests.conftest import account_of
     from tests.integration.test_storage_and_load_faults import SNAPSHOT, extract
 
@@ -185,8 +186,8 @@ def test_two_concurrent_loads_of_one_date_do_not_interleave(emulator, bucket, po
         CREATE TRIGGER log_write BEFORE INSERT ON iam_stage.accounts FOR EACH ROW EXECUTE FUNCTION log_write();
     """)
     db.commit()
-    plans = [{"snapshot_date": SNAPSHOT, "run_id": run_id, "mode": "replay", "frameworks": [],
-              "requested_accounts": None, "config": asdict(AuditConfig(bucket=bucket))}
+    plans = [RunPlan(snapshot_date=date.fromisoformat(SNAPSHOT), run_id=run_id, mode="replay",
+                     config=AuditConfig(bucket=bucket)).to_xcom()
              for run_id in ("run-a", "run-b")]
     outcomes = []
     threads = [threading.Thread(target=lambda p=plan: outcomes.append(in_thread(

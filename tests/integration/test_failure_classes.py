@@ -4,7 +4,7 @@ transient ones stay retryable; a sharply smaller account set is flagged and prun
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import boto3
 import pytest
@@ -12,16 +12,11 @@ import pytest
 from iam_audit import tasks
 from iam_audit.aws import AwsTarget
 from iam_audit.config import AuditConfig
+from iam_audit.ingest.discover import OrganizationsAccessDenied, list_organization_accounts
+from iam_audit.ingest.extract_accounts import AccountExtractionError, PermanentExtractionError, extract_one
 from iam_audit.ingest.raw_store import S3RawStore
-from iam_audit.pipeline import (
-    AccountExtractionError,
-    OrganizationsAccessDenied,
-    PermanentExtractionError,
-    account_set_shrink,
-    extract_one,
-    list_organization_accounts,
-    prune_other_accounts,
-)
+from iam_audit.ingest.staging import account_set_shrink, prune_other_accounts
+from iam_audit.plan import RunPlan
 from tests.conftest import account_of
 
 KEY_ID, SECRET = "AKIAFAILURECLASSES01", "failure-classes-test-secret"
@@ -79,9 +74,8 @@ def test_the_extract_task_does_not_retry_permanent_failures(emulator, bucket):
     account_id = account_of(emulator.manifest, "none")
     emulator.set_faults([{"service": "sts", "action": "AssumeRole", "error": "AccessDenied",
                           "target_account_id": account_id}])
-    plan = {"mode": "live", "snapshot_date": SNAPSHOT, "run_id": "run-2",
-            "config": {"bucket": bucket, "role_name": "IamAuditReadOnly", "external_id": None,
-                       "accounts": None, "kms_key_id": None, "prefix": "iam"}}
+    plan = RunPlan(mode="live", snapshot_date=date.fromisoformat(SNAPSHOT), run_id="run-2",
+                   config=AuditConfig(bucket=bucket, role_name="IamAuditReadOnly"))
     with pytest.raises(AirflowFailException, match="could not assume"):
         tasks.extract(plan, {"account_id": account_id, "account_name": "x"}, "aws_default")
 

@@ -17,8 +17,9 @@ from iam_audit.aws import AwsTarget
 from iam_audit.config import AuditConfig
 from iam_audit.database import run_check
 from iam_audit.ingest import layout
+from iam_audit.ingest.extract_accounts import extract_one
 from iam_audit.ingest.raw_store import S3RawStore
-from iam_audit.pipeline import extract_one, load_snapshot
+from iam_audit.ingest.staging import load_snapshot
 
 KEY_ID, SECRET = "AKIAMANAGEDVERSIONS1", "managed-versions-test-secret"
 ONE_VERSION, ALL_VERSIONS = "2026-11-04", "2026-11-05"

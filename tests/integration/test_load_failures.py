@@ -10,8 +10,9 @@ import pytest
 
 from iam_audit.database import run_check
 from iam_audit.ingest import layout
+from iam_audit.ingest.discover import stored_accounts
 from iam_audit.ingest.raw_store import S3RawStore
-from iam_audit.pipeline import load_snapshot, stored_accounts
+from iam_audit.ingest.staging import load_snapshot
 from tests.conftest import account_of
 from tests.integration.conftest import s3
 from tests.integration.test_storage_and_load_faults import SNAPSHOT, connect_to, extract
@@ -256,8 +257,9 @@ def test_an_account_folder_flooded_with_objects_is_refused_naming_it(emulator, b
 
 def test_the_organisation_list_is_covered_by_the_manifests_and_the_live_loads_digest(
         emulator, bucket, db, postgres, database):
+    from iam_audit.ingest.extract_accounts import extract_one
     from iam_audit.ingest.load import sha256
-    from iam_audit.pipeline import EvidenceMismatch, extract_one, load_organization
+    from iam_audit.ingest.staging import EvidenceMismatch, load_organization
     from tests.integration.test_storage_and_load_faults import target
 
     weak = account_of(emulator.manifest, "weak")

@@ -16,8 +16,8 @@ from iam_audit_dev.standin import StandInApp, record, start_standin
 from iam_audit.aws import AwsTarget
 from iam_audit.config import AuditConfig
 from iam_audit.ingest import layout
+from iam_audit.ingest.extract_accounts import extract_one
 from iam_audit.ingest.raw_store import S3RawStore
-from iam_audit.pipeline import extract_one
 from tests.conftest import account_of
 
 pytestmark = pytest.mark.extended  # guards a benchmark tool: make test-extended, make bench

@@ -12,8 +12,9 @@ import pytest
 from iam_audit.aws import AwsTarget
 from iam_audit.config import AuditConfig
 from iam_audit.ingest import layout
+from iam_audit.ingest.extract_accounts import extract_one
 from iam_audit.ingest.raw_store import RawStoreError, S3RawStore
-from iam_audit.pipeline import extract_one, load_snapshot
+from iam_audit.ingest.staging import load_snapshot
 from tests.conftest import account_of
 from tests.integration.conftest import KEY_ID, SECRET, s3
 

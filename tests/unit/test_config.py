@@ -1,7 +1,7 @@
 import pytest
 
 from iam_audit.config import ConfigError, build_config, parse_account_ids
-from iam_audit.pipeline import select_frameworks
+from iam_audit.plan import select_frameworks
 
 
 def test_defaults():
@@ -90,7 +90,7 @@ def test_empty_organisation_fails_before_extraction():
 
     from iam_audit.aws import AwsTarget
     from iam_audit.config import AuditConfig
-    from iam_audit.pipeline import discover_accounts
+    from iam_audit.ingest.discover import discover_accounts
 
     target = AwsTarget(session=boto3.Session(region_name="us-east-1"))  # not called: the listing decides
     suspended = [{"Id": "111122223333", "Name": "old", "Status": "SUSPENDED"}]

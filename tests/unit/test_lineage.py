@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from iam_audit.evaluate.operators import CheckOperator
 from iam_audit.export.lineage import VERDICT_TABLES, postgres_uri, report, s3_uri, staging_tables
+from iam_audit.tasks import CheckOperator
 
 PG = {"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "schema": "compliance", "login": "u",
       "password": "p"}

@@ -2,7 +2,7 @@
 and a short cache of answers.
 
 Routes (under /compliance): ``/`` the page, ``/api/summary`` the same data as JSON, ``/report/<date>`` the
-HTML report of a snapshot date as the run stored it (iam_audit.reporting.report_task), ``/icon.svg``.
+HTML report of a snapshot date as the run stored it (iam_audit.tasks.publish_report), ``/icon.svg``.
 Query parameters (iam_audit.web.params): ``framework``, ``account``, ``severity`` filter; ``page``,
 ``page_size`` and ``sort`` choose one page of accounts; anything else, or a bad value, is a 400 naming the
 parameter. Only users who may read the DAG ``aws_iam_cis`` see it; when Airflow's authorization cannot

@@ -1,10 +1,10 @@
 """The stored HTML report of a snapshot date, for the page's /report/<date> route: the object the run's
-publish_report task wrote (iam_audit.reporting.report_task.report_key) in the pipeline's bucket, read
+publish_report task wrote (iam_audit.reporting.publish.report_key) in the pipeline's bucket, read
 through the pipeline's AWS connection with the same bucket-owner check as every other read."""
 
 from datetime import date
 
-from iam_audit.reporting.report_task import report_key
+from iam_audit.reporting.publish import report_key
 
 AWS_CONN_ID = "aws_default"
 MAX_REPORT_BYTES = 64 * 1024 * 1024

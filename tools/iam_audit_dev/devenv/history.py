@@ -171,16 +171,17 @@ def replay(day: date, connect, aws_conn_id: str = "aws_default", postgres_conn_i
     from iam_audit import tasks
     from iam_audit.database import run_check
     from iam_audit.evaluate.catalogue import load_catalogue
+    from iam_audit.plan import RunPlan
 
     run_id = f"{DEMO_RUN_PREFIX}{day}"
-    plan = tasks.plan_run({"params": {"mode": "replay"}, "run_id": run_id,
-                           "logical_date": datetime(day.year, day.month, day.day, tzinfo=UTC)})
+    plan = RunPlan.from_xcom(tasks.plan_run({"params": {"mode": "replay"}, "run_id": run_id,
+                                             "logical_date": datetime(day.year, day.month, day.day, tzinfo=UTC)}))
     accounts = tasks.discover(plan, aws_conn_id)
     loaded = tasks.load(plan, accounts, aws_conn_id, postgres_conn_id)
     def check(logic: str) -> None:  # each check on its own connection, in parallel, as the DAG's check tasks
         conn = connect()
         try:
-            run_check(conn, logic, day, run_id, plan["frameworks"])
+            run_check(conn, logic, day, run_id, plan.frameworks)
         finally:
             conn.close()
 

@@ -1,4 +1,11 @@
-"""The bodies of the aws_iam_cis DAG's tasks, as plain functions (the DAG file only wires them)."""
+"""Load: a date's stored snapshots into iam_stage, every account all-or-nothing, under the date's lock.
+
+load_date is the load_staging task's work: with a full live run, first the guard against a sharply smaller
+account set (or the pruning of accounts no longer audited), then the account tags, the organisation's data
+sets, every account's snapshot (ingest.load reads, checks and writes one) and the organisation list, whose
+SHA-256 the accounts' manifests record; then fresh planner statistics. No Airflow here: the task
+(iam_audit.tasks) gives the connection and the plan, and fails the run on what this reports.
+"""
 
 from __future__ import annotations
 
@@ -9,191 +16,30 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
-from botocore.exceptions import BotoCoreError, ClientError
 
-from iam_audit.aws import AwsTarget, assume_role_remedy, dataset_remedy, error_code, is_permanent
-from iam_audit.config import AuditConfig, ConfigError
 from iam_audit.ingest import layout
-from iam_audit.ingest.extract import extract_account_datasets, unreachable_account
+from iam_audit.ingest.discover import account_state
+from iam_audit.ingest.extract import DATASETS
 from iam_audit.ingest.load import (
-    ACCOUNT_ID,
+    STAGING_TABLES,
+    PreparedAccount,
     SnapshotMissing,
     changed_since_live_load,
+    load_failed,
     prepare_account,
     record_digest_rows,
     recorded_digests,
     sha256,
     write_accounts_with_retry,
 )
-from iam_audit.ingest.raw_store import RawStoreError
-from iam_audit.ingest.snapshot import write_account_snapshot
-from iam_audit.run_modes import run_mode  # noqa: F401 - re-exported: the rule lives in run_modes
+from iam_audit.ingest.raw_store import RawObjectMissing, RawStoreError
 
 log = logging.getLogger(__name__)
 
-NOT_IN_ORG_ERRORS = {"AWSOrganizationsNotInUseException"}
-ORG_DENIED_ERRORS = {"AccessDeniedException", "AccessDenied"}
-
-
-class OrganizationsAccessDenied(ConfigError):
-    pass
-
-
-class AccountExtractionError(RuntimeError):
-    """The account's data is incomplete; a retry may help (throttling, 5xx, network)."""
-
-
-class PermanentExtractionError(AccountExtractionError):
-    """The account's data is incomplete for reasons a retry cannot fix (access denied, missing role)."""
-
-
-# Codes of data sets that were not collected because another data set failed: the other one decides.
-DEPENDENT_ERRORS = {"CredentialReportUnavailable", "RegionsUnavailable"}
-
 
 class LoadError(RuntimeError):
-    pass
+    """Accounts (or the organisation list) could not be loaded; the checks still run and say error for them."""
 
-
-# A replay lists the date's objects: bounded, so a flood of objects cannot exhaust the task's memory.
-MAX_STORED_ACCOUNTS = 20_000
-
-
-# ---- plan ------------------------------------------------------------------------
-
-def select_frameworks(requested: list[str] | None, available: tuple[str, ...]) -> list[str]:
-    if not requested:
-        return list(available)
-    unknown = sorted(set(requested) - set(available))
-    if unknown:
-        raise ConfigError(f"param frameworks holds unknown frameworks {unknown}; available: {list(available)}")
-    return [f for f in available if f in requested]
-
-
-# ---- discover --------------------------------------------------------------------
-
-def list_organization_accounts(target: AwsTarget) -> list[dict] | None:
-    """Every account of the organisation (Organizations ListAccounts), or None when the caller's
-    account is not in an organisation (AWSOrganizationsNotInUseException).
-
-    AccessDenied is not "standalone": it is a configuration error, raised as OrganizationsAccessDenied.
-    """
-    try:
-        accounts: list[dict] = []
-        for page in target.client("organizations").get_paginator("list_accounts").paginate():
-            accounts += page["Accounts"]
-        return accounts
-    except ClientError as exc:
-        code = error_code(exc)
-        if code in ORG_DENIED_ERRORS:
-            raise OrganizationsAccessDenied(
-                f"organizations:ListAccounts was refused ({code}) for the aws_default connection, so the "
-                "organisation's accounts cannot be discovered. Only the organisation's management account or a "
-                "delegated administrator account may list accounts: run the pipeline's principal there with "
-                "policies/pipeline-discovery.json attached (and no SCP denying it), or set Variable "
-                "iam_audit_accounts to the account ids to audit"
-            ) from None
-        if code not in NOT_IN_ORG_ERRORS:
-            raise
-        log.warning("the caller's account is not in an organisation (%s): auditing that account only", code)
-        return None
-
-
-def discover_accounts(target: AwsTarget, config: AuditConfig, requested: list[str] | None = None,
-                      org_accounts: list[dict] | None = None) -> list[dict]:
-    """Accounts to audit: the trigger's subset, else iam_audit_accounts, else Organizations' ACTIVE accounts."""
-    names = {a["Id"]: a.get("Name") for a in org_accounts or []}
-    if requested:
-        ids = list(requested)
-    elif config.accounts:
-        ids = list(config.accounts)
-    elif org_accounts is not None:
-        ids = [a["Id"] for a in org_accounts if account_state(a) == "ACTIVE"]
-        if not ids:
-            raise ConfigError("the organisation has no ACTIVE accounts: nothing to audit")
-    else:
-        ids = [target.client("sts").get_caller_identity()["Account"]]
-    return [{"account_id": i, "account_name": names.get(i) or ""} for i in ids]
-
-
-def account_state(account: dict) -> str | None:
-    return account.get("State") or account.get("Status")
-
-
-def stored_accounts(store, prefix: str, snapshot_date) -> list[dict]:
-    """Accounts with a raw snapshot for the date (replay mode: no IAM or Organizations call)."""
-    from iam_audit.ingest.load import max_objects_per_account
-
-    base = f"{prefix}/snapshot_date={snapshot_date}/"
-    per_account = max_objects_per_account()
-    keys = store.list_keys(base, max_keys=MAX_STORED_ACCOUNTS * per_account + 100)
-    counts: dict[str, int] = {}
-    for k in keys:
-        folder = k[len(base):].split("/")[0]
-        if folder.startswith("account_id="):
-            counts[folder] = counts.get(folder, 0) + 1
-    crowded = sorted(f for f, n in counts.items() if n > per_account)
-    if crowded:
-        raise RawStoreError(
-            f"{store.url(base)}: {', '.join(crowded[:5])} hold(s) more objects than a snapshot writes "
-            f"(at most {per_account}: its data sets and manifest): refused, these were not written by the pipeline")
-    ids = sorted({k[len(base):].split("/")[0].removeprefix("account_id=") for k in keys
-                  if k.endswith(layout.MANIFEST)})
-    stray = [i for i in ids if not ACCOUNT_ID.match(i)]
-    if stray:
-        log.warning("ignoring manifests under %s that are not in an account_id=<12 digits>/ folder: %s",
-                    base, ", ".join(stray))
-    ids = [i for i in ids if ACCOUNT_ID.match(i)]
-    return [{"account_id": i, "account_name": ""} for i in ids]
-
-
-# ---- extract ---------------------------------------------------------------------
-
-def extract_one(target: AwsTarget, config: AuditConfig, store, snapshot_date, account: dict,
-                run_id: str | None, poll_budget_seconds: float = 120.0) -> dict:
-    account_id, account_name = account["account_id"], account.get("account_name")
-    role_arn = config.role_arn(account_id)
-    extracted_at = datetime.now(UTC)
-    try:
-        role_arn = config.role_arn(account_id, target.partition())
-        session = target.assume_role(role_arn, config.external_id)
-    except (ClientError, BotoCoreError) as exc:
-        code = error_code(exc)
-        message = f"could not assume {role_arn}: {code}: {exc}"
-        if is_permanent(code):
-            message += f". Fix: {assume_role_remedy(role_arn, code)}"
-        write_account_snapshot(store, config.prefix, snapshot_date, account_id, account_name,
-                               unreachable_account(code, message), run_id, extracted_at,
-                               organization_sha256=account.get("organization_sha256"))
-        error = PermanentExtractionError if is_permanent(code) else AccountExtractionError
-        raise error(f"account {account_id}: {message}") from None
-
-    results = extract_account_datasets(target, session, poll_budget_seconds=poll_budget_seconds)
-    write_account_snapshot(store, config.prefix, snapshot_date, account_id, account_name,
-                           results, run_id, extracted_at, organization_sha256=account.get("organization_sha256"))
-    failed = {name: r for name, r in results.items() if not r.ok}
-    summary = {
-        "account_id": account_id,
-        "manifest_key": layout.manifest_key(config.prefix, snapshot_date, account_id),
-        "datasets_ok": len(results) - len(failed),
-        "datasets_failed": sorted(failed),
-    }
-    for name, r in results.items():
-        log.info("account %s: %-22s %s%s", account_id, name, r.status,
-                 f" ({r.error_code}: {r.error_message})" if not r.ok else "")
-    if failed:
-        codes = {r.error_code for r in failed.values()} - DEPENDENT_ERRORS
-        permanent = bool(codes) and all(is_permanent(c) for c in codes)
-        raise (PermanentExtractionError if permanent else AccountExtractionError)(
-            f"account {account_id}: {len(failed)} of {len(results)} data sets not collected: "
-            + "; ".join(f"{n} ({r.error_code})" for n, r in sorted(failed.items()))
-            + f". What was collected is stored under {summary['manifest_key'].rsplit('/', 1)[0]}/"
-            + (f". Not retried, a retry cannot fix it: {dataset_remedy(min(codes))}" if permanent else "")
-        )
-    return summary
-
-
-# ---- load ------------------------------------------------------------------------
 
 @dataclass
 class LoadReport:
@@ -201,6 +47,49 @@ class LoadReport:
     missing: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     organization_sha256: set[str] = field(default_factory=set)  # as the loaded manifests record it
+
+
+def load_date(store, prefix: str, snapshot_date, accounts: list[dict], connect: Callable, *, mode: str,
+              run_id: str | None, full_run: bool, max_account_drop_percent: float,
+              allow_unhashed: bool = False) -> tuple[LoadReport, AccountSetShrink | None]:
+    """Everything the date's staging holds, written while this run holds the date: another run of the
+    same date (scheduler, make run, a backfill) must not write in between. `full_run` (live, no trigger
+    subset): accounts no longer audited are pruned, unless the set shrank sharply (returned, nothing pruned)."""
+    from iam_audit.database import snapshot_date_lock
+    from iam_audit.ingest.account_tags import load_account_tags
+    from iam_audit.ingest.organization import load_organization_facts
+
+    with snapshot_date_lock(connect, snapshot_date):
+        shrink = None
+        if full_run:
+            keep = [a["account_id"] for a in accounts]
+            shrink = account_set_shrink(snapshot_date, keep, connect, max_account_drop_percent)
+            if shrink:
+                log.error("%s", shrink.message(max_account_drop_percent))  # loaded, failed at the end, not pruned
+            else:
+                prune_other_accounts(snapshot_date, keep, connect)
+        load_organization_facts(store, prefix, snapshot_date, connect)
+        # after the organisation's data sets, which replace the date's organization_datasets rows
+        load_account_tags(store, prefix, snapshot_date, connect)
+        report = load_snapshot(store, prefix, snapshot_date, accounts, connect, mode=mode, run_id=run_id,
+                               allow_unhashed=allow_unhashed)
+        # after the accounts: their manifests record the organisation list's SHA-256
+        load_organization(store, prefix, snapshot_date, connect, mode=mode,
+                          manifest_hashes=report.organization_sha256, run_id=run_id)
+    analyze_staging(connect)
+    return report, shrink
+
+
+def analyze_staging(connect: Callable) -> None:
+    """Fresh planner statistics on the staging tables after a bulk load: with stale ones, the checks'
+    joins against a freshly loaded date are planned as if it were empty (docs/performance.md, change D).
+    aws_policy_results is a view now; autovacuum keeps the history tables' statistics."""
+    conn = connect()
+    try:
+        conn.autocommit = True
+        conn.execute("ANALYZE " + ", ".join(f"iam_stage.{t}" for t in STAGING_TABLES))
+    finally:
+        conn.close()
 
 
 def load_snapshot(store, prefix: str, snapshot_date, accounts: list[dict], connect: Callable,
@@ -217,8 +106,6 @@ def load_snapshot(store, prefix: str, snapshot_date, accounts: list[dict], conne
     key, a shape the transform does not expect, rows the database refuses) records the account
     as failed to load (report.failed): its checks say error, and the other accounts load.
     """
-    from iam_audit.ingest.load import load_failed
-
     report = LoadReport()
     # A live load records each manifest's SHA-256 in PostgreSQL; a replay must read the same bytes.
     recorded: dict[str, str] = {}
@@ -337,8 +224,6 @@ def account_set_shrink(snapshot_date, keep: list[str], connect: Callable,
 def prune_other_accounts(snapshot_date, keep: list[str], connect: Callable) -> list[str]:
     """Remove staging rows and verdicts of the date for accounts this full run no longer audits
     (closed accounts, a changed iam_audit_accounts), so the date's snapshot is this run's."""
-    from iam_audit.ingest.load import STAGING_TABLES
-
     conn = connect()
     try:
         with conn.transaction(), conn.cursor() as cur:
@@ -370,8 +255,6 @@ def load_organization(store, prefix: str, snapshot_date, connect: Callable, mode
     must be the one the loaded manifests record and, in a replay, the one the live load recorded.
     On a mismatch the date's organisation rows are removed (the trust checks must not use an edited
     list) and EvidenceMismatch names the object."""
-    from iam_audit.ingest.raw_store import RawObjectMissing
-
     key = layout.organization_key(prefix, snapshot_date)
     url = store.url(key)
     try:
@@ -427,9 +310,6 @@ def _clear_organization(connect: Callable, snapshot_date) -> None:
 
 
 def _unreachable(account: dict, reason: str, run_id: str | None):
-    from iam_audit.ingest.extract import DATASETS
-    from iam_audit.ingest.load import PreparedAccount
-
     return PreparedAccount(
         account_id=account["account_id"],
         account_name=account.get("account_name"),
