@@ -35,12 +35,5 @@ FROM controls c
 CROSS JOIN ready_accounts r
 JOIN iam_stage.inline_policies p
   ON p.snapshot_date = %(snapshot_date)s AND p.account_id = r.account_id
-LEFT JOIN LATERAL (
-    SELECT string_agg(format('statement %%s%%s: %%s', st.statement_index,
-                             CASE WHEN st.statement ? 'Sid' THEN format(' (Sid %%s)', st.statement ->> 'Sid') ELSE '' END,
-                             iam_audit_full_admin_grant(st.statement)),
-                      '; ' ORDER BY st.statement_index) AS admin_statements
-    FROM iam_audit_statements(p.document) AS st
-    WHERE iam_audit_is_full_admin(st.statement)
-) AS s ON true
+CROSS JOIN LATERAL (SELECT iam_audit_full_admin_statements(p.document) AS admin_statements) AS s
 {% endcall %}

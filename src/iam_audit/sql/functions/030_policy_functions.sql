@@ -394,6 +394,19 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
            END
 $$;
 
+-- The statements of a document that allow "*" on "*", each named with its index, its Sid and the grant
+-- (iam_audit_full_admin_grant), in statement order: the reason of both full-admin checks (managed and
+-- inline policies); NULL when there is none.
+CREATE OR REPLACE FUNCTION iam_audit_full_admin_statements(document jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT string_agg(format('statement %s%s: %s', st.statement_index,
+                             CASE WHEN st.statement ? 'Sid' THEN format(' (Sid %s)', st.statement ->> 'Sid') ELSE '' END,
+                             iam_audit_full_admin_grant(st.statement)),
+                      '; ' ORDER BY st.statement_index)
+    FROM iam_audit_statements(document) AS st
+    WHERE iam_audit_is_full_admin(st.statement)
+$$;
+
 -- True when any statement of a document allows "*" on "*" (iam_audit_is_full_admin).
 CREATE OR REPLACE FUNCTION iam_audit_document_is_full_admin(document jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
