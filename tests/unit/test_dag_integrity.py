@@ -94,17 +94,17 @@ def test_no_run_or_task_can_hang_forever(dag):
         assert "iam_audit.date_lock_timeout=" in options
 
 
-def test_timeouts_are_configurable(monkeypatch):
-    import importlib.util
-
-    from tests.conftest import PROJECT_ROOT
+def test_timeouts_are_configurable_and_read_at_every_parse(monkeypatch):
+    from iam_audit.dag import aws_iam_cis
+    from iam_audit.database import session_options
 
     monkeypatch.setenv("IAM_AUDIT_DAGRUN_TIMEOUT_MINUTES", "90")
     monkeypatch.setenv("IAM_AUDIT_TASK_TIMEOUT_MINUTES", "7")
     monkeypatch.setenv("IAM_AUDIT_DB_STATEMENT_TIMEOUT", "2min")
-    spec = importlib.util.spec_from_file_location("aws_iam_cis_timeouts", PROJECT_ROOT / "src" / "iam_audit" / "dag.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.DAGRUN_TIMEOUT.total_seconds() == 90 * 60
-    assert module.TASK_TIMEOUT.total_seconds() == 7 * 60
-    assert "statement_timeout=2min" in module.session_options()
+    dag = aws_iam_cis()
+    assert dag.dagrun_timeout.total_seconds() == 90 * 60
+    assert dag.get_task("plan_run").execution_timeout.total_seconds() == 7 * 60
+    assert "statement_timeout=2min" in session_options()
+    # a later parse in the same process (a DAG processor that pre-imported the package) reads them again
+    monkeypatch.setenv("IAM_AUDIT_DAGRUN_TIMEOUT_MINUTES", "30")
+    assert aws_iam_cis().dagrun_timeout.total_seconds() == 30 * 60

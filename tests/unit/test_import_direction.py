@@ -1,6 +1,6 @@
 """The direction of imports in the runtime package, read from its source with ast: the stage packages
 never import the Airflow-facing task module (or the DAG), nor Airflow at module level; the DAG module
-imports only the task module and the catalogue."""
+imports only the task module and the catalogue (built-in and custom controls)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_stage_packages_import_airflow_only_inside_functions():
 
 
 def test_the_dag_module_imports_only_the_task_module_and_the_catalogue():
-    allowed = ("iam_audit.tasks", "iam_audit.evaluate.catalogue")
+    allowed = ("iam_audit.tasks", "iam_audit.evaluate.catalogue", "iam_audit.custom")
     own = [(line, name) for line, name in imports(PACKAGE / "dag.py") if is_under(name, "iam_audit")]
     assert own, "dag.py imports nothing of iam_audit: the test reads the wrong file"
     wrong = [f"dag.py:{line} imports {name}" for line, name in own
