@@ -78,9 +78,9 @@ def test_custom_controls_run_beside_the_built_in_ones(e2e_stack, run, today, tmp
     html = e2e_stack.boto3_client("s3").get_object(Bucket=e2e_stack.bucket, Key=report_key)["Body"].read().decode()
     assert "org_policy" in html and "OP.2" in html
 
-    from iam_audit.web import plugin
+    from iam_audit.web import queries, render
 
     monkeypatch.setenv("AIRFLOW_CONN_POSTGRES_DEFAULT", e2e_stack.env["AIRFLOW_CONN_POSTGRES_DEFAULT"])
-    monkeypatch.setenv(plugin.ALLOW_WRITER_ENV, "true")
-    page = plugin.load_compliance(params={"framework": "org_policy"})
-    assert "org_policy" in page["catalogue_frameworks"] and "OP.2" in plugin.render_page(page)
+    monkeypatch.setenv(queries.ALLOW_WRITER_ENV, "true")
+    page = queries.load_compliance(params={"framework": "org_policy"})
+    assert "org_policy" in page["catalogue_frameworks"] and "OP.2" in render.render_page(page)
