@@ -17,6 +17,7 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task
 from iam_audit.database import session_options
 from iam_audit.evaluate.catalogue import load_catalogue
 from iam_audit.evaluate.operators import CheckOperator
+from iam_audit.integrity import verify_installation
 from iam_audit.notify import on_run_failure
 from iam_audit.paths import SQL_DIR
 from iam_audit.run_modes import AUTO_RULE, OVERRIDE_HELP, OVERRIDE_PARAM
@@ -25,6 +26,9 @@ AWS_CONN_ID = "aws_default"
 POSTGRES_CONN_ID = "postgres_default"
 RESULTS_ASSET = Asset(name="aws_policy_results", uri="iam-audit://postgres_default/public/aws_policy_results")
 
+# An incomplete installation, or SQL of another version, is an import error of this DAG naming the
+# files, not a check failing mid-run.
+verify_installation()
 CATALOGUE = load_catalogue()
 # Concurrent AWS API work across all runs: `airflow pools set iam_audit_aws <slots> "AWS API concurrency"`.
 AWS_POOL = os.environ.get("IAM_AUDIT_AWS_POOL", "iam_audit_aws")
