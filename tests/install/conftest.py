@@ -10,3 +10,13 @@ from tests.install.build import build_dist
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory):
     return build_dist(tmp_path_factory.mktemp("dist"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How long each step of make test-install took (the figures of docs/install.md)."""
+    from tests.install.test_clean_airflow import TIMINGS
+
+    if TIMINGS:
+        terminalreporter.section("make test-install timings")
+        for label, seconds in TIMINGS.items():
+            terminalreporter.write_line(f"{label}: {seconds} s")
