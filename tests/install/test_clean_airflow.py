@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 import zipfile
@@ -40,6 +41,8 @@ PROVIDERS = ("apache-airflow-providers-amazon", "apache-airflow-providers-postgr
 PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 BASE_PYTHON = Path(sys.base_prefix) / "bin" / f"python{PYTHON}"
 STATE = TEST_STATE / "install"
+# The clean venvs live outside the checkout: nothing under it may be on their sys.path.
+VENVS = Path(os.environ.get("IAM_AUDIT_INSTALL_VENVS", tempfile.gettempdir())) / "iam-audit-install-venvs"
 DAG_ID = "aws_iam_cis"
 TIMINGS: dict[str, float] = {}  # printed at the end of the session (tests/install/conftest.py)
 REFERENCE_DB: list[str] = []
@@ -75,8 +78,9 @@ def timed(label: str):
 
 def new_airflow_venv(name: str, airflow: str) -> Path:
     """A new venv with Airflow and the providers the package uses, under the constraints; no iam-audit."""
-    venv = STATE / f"venv-{name}"
+    venv = VENVS / f"venv-{name}"
     shutil.rmtree(venv, ignore_errors=True)
+    venv.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([str(BASE_PYTHON), "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     subprocess.run([*pip, f"apache-airflow=={airflow}", *PROVIDERS, "-c", str(constraints_file(airflow))],
@@ -178,7 +182,7 @@ checkout = Path(sys.argv[1]).resolve()
 out = {"sys_path_in_checkout": [p for p in sys.path if p and Path(p).resolve().is_relative_to(checkout)]}
 
 from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder=os.path.join(os.environ["AIRFLOW_HOME"], "dags"), include_examples=False)
+bag = DagBag(dag_folder=os.path.join(os.environ["AIRFLOW_HOME"], "dags"))
 out["dags"] = sorted(bag.dag_ids)
 out["import_errors"] = {k: v[-500:] for k, v in bag.import_errors.items()}
 
@@ -220,10 +224,15 @@ def probe(venv: Path, env: dict[str, str], cwd: Path) -> dict:
     """Run PROBE with the venv's Python from cwd (a temporary folder: no checkout on sys.path)."""
     script = cwd / "probe_install.py"
     script.write_text(PROBE)
+    # The test's compliance_reader is the superuser of the embedded PostgreSQL, which the page refuses
+    # unless told (a read-only login is the production setting).
+    env = {**env, "IAM_AUDIT_PAGE_ALLOW_READ_WRITE_LOGIN": "true"}
     done = run(venv, ["python", str(script), str(PROJECT_ROOT)], env, cwd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(line for line in done.stdout.splitlines() if line.startswith("PROBE "))
-    return json.loads(line.removeprefix("PROBE "))
+    found = json.loads(line.removeprefix("PROBE "))
+    found["stderr"] = (done.stdout + done.stderr)[-3000:]
+    return found
 
 
 def assert_clean_install(found: dict, version: str) -> None:
@@ -236,7 +245,8 @@ def assert_clean_install(found: dict, version: str) -> None:
     assert found["dags"] == [DAG_ID]
     assert found["plugin_errors"] == {}
     assert "Compliance" in found["external_views"]
-    assert (found["page_status"], found["anonymous_status"], found["summary_status"]) == (200, 401, 200)
+    assert (found["page_status"], found["anonymous_status"], found["summary_status"]) == (200, 401, 200), \
+        found["stderr"]
     assert found["page_has_results"]
 
 
