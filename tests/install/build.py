@@ -11,6 +11,8 @@ from pathlib import Path
 
 from tests.conftest import PROJECT_ROOT
 
+# Seconds per step of make test-install, printed at the end of the session (tests/install/conftest.py).
+TIMINGS: dict[str, float] = {}
 # What pyproject.toml builds from: the package, its readme and the build configuration.
 INPUTS = ("pyproject.toml", "src", "docs/install.md")
 

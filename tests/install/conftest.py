@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.install.build import build_dist
+from tests.install.build import TIMINGS, build_dist
 
 
 @pytest.fixture(scope="session")
@@ -14,8 +14,6 @@ def wheel(tmp_path_factory):
 
 def pytest_terminal_summary(terminalreporter):
     """How long each step of make test-install took (the figures of docs/install.md)."""
-    from tests.install.test_clean_airflow import TIMINGS
-
     if TIMINGS:
         terminalreporter.section("make test-install timings")
         for label, seconds in TIMINGS.items():

@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT, TEST_STATE
-from tests.install.build import build_dist
+from tests.install.build import TIMINGS, build_dist
 
 pytestmark = pytest.mark.install
 
@@ -44,7 +44,6 @@ STATE = TEST_STATE / "install"
 # The clean venvs live outside the checkout: nothing under it may be on their sys.path.
 VENVS = Path(os.environ.get("IAM_AUDIT_INSTALL_VENVS", tempfile.gettempdir())) / "iam-audit-install-venvs"
 DAG_ID = "aws_iam_cis"
-TIMINGS: dict[str, float] = {}  # printed at the end of the session (tests/install/conftest.py)
 REFERENCE_DB: list[str] = []
 
 
