@@ -17,6 +17,7 @@ from datetime import timedelta
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from iam_audit import custom, tasks
+from iam_audit.integrity import verify_installation
 from iam_audit.tasks import (
     AUTO_RULE,
     OVERRIDE_HELP,
@@ -50,6 +51,9 @@ def aws_iam_cis():
     """Build the DAG. The dags-folder file calls this at every parse: every setting read at parse time
     (the environment's retries, timeouts and pool, the custom controls' folder and its Variable) is read
     again, even where Airflow pre-imports this module once in a long-lived parent process."""
+    # An incomplete installation, or SQL of another version, is an import error of this DAG naming the
+    # files, not a check failing mid-run.
+    verify_installation()
     # The user's own controls (iam_audit.custom), read at every parse: environment variable
     # IAM_AUDIT_CUSTOM_PATH or option [iam_audit] custom_path, like the other parse-time settings here, else
     # Variable iam_audit_custom_path. The tasks of this process then see the same catalogue.
