@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DAG_FILE = ROOT / "dags" / "aws_iam_cis.py"
-# The contract (src/iam_audit/dag.py, config.py, web/plugin.py): tests/install/test_deploy.py checks these
+# The contract (src/iam_audit/dag.py, config.py, web/queries.py): tests/install/test_deploy.py checks these
 # names against the package's own constants.
 CONNECTIONS = ("aws_default", "postgres_default", "compliance_reader")
 REQUIRED_VARIABLES = ("iam_audit_bucket",)

@@ -29,6 +29,9 @@ from iam_audit.tasks import (
 
 AWS_CONN_ID = "aws_default"
 POSTGRES_CONN_ID = "postgres_default"
+# The pool of the AWS work, unless IAM_AUDIT_AWS_POOL names another:
+# `airflow pools set iam_audit_aws <slots> "AWS API concurrency"`.
+AWS_POOL = "iam_audit_aws"
 RESULTS_ASSET = Asset(name="aws_policy_results", uri="iam-audit://postgres_default/public/aws_policy_results")
 
 DOC = """
@@ -63,8 +66,8 @@ def aws_iam_cis():
     for refusal in controls.refused:
         # as an import error would be, but for one control: the others, built-in ones first, still run
         log.error("custom control refused: %s", refusal)
-    # Concurrent AWS API work across all runs: `airflow pools set iam_audit_aws <slots> "AWS API concurrency"`.
-    aws_pool = os.environ.get("IAM_AUDIT_AWS_POOL", "iam_audit_aws")
+    # Concurrent AWS API work across all runs.
+    aws_pool = os.environ.get("IAM_AUDIT_AWS_POOL", AWS_POOL)
     # No run or task may hang forever (a stuck AWS call, a lock): both bounds are configurable.
     dagrun_timeout = timedelta(minutes=int(os.environ.get("IAM_AUDIT_DAGRUN_TIMEOUT_MINUTES", "360")))
     task_timeout = timedelta(minutes=int(os.environ.get("IAM_AUDIT_TASK_TIMEOUT_MINUTES", "60")))

@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 from iam_audit import config
-from iam_audit.web.plugin import READER_CONN_ID
+from iam_audit.web.queries import READER_CONN_ID
 from tests.conftest import PROJECT_ROOT
 
 DEPLOY = PROJECT_ROOT / "deploy"
