@@ -7,13 +7,11 @@ Runs last among the whole-DAG tests (file name), since its run leaves org_policy
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
-from iam_audit_dev.devenv.runner import run_dag
 
-from tests.conftest import PROJECT_ROOT, TEST_STATE, account_of
+from tests.conftest import PROJECT_ROOT, account_of
 from tests.e2e.conftest import fetch_results
 
 pytestmark = pytest.mark.e2e
@@ -52,10 +50,8 @@ def test_custom_controls_run_beside_the_built_in_ones(e2e_stack, run, today, tmp
     organizations.tag_resource(ResourceId=weak, Tags=[{"Key": "environment", "Value": "production"}])
     folder = user_folder(tmp_path, weak)
     try:
-        # `airflow dags test` in a process of its own: the folder is read when the DAG is parsed
-        result = run_dag({**e2e_stack.env, "IAM_AUDIT_CUSTOM_PATH": str(folder)}, logical_date=today,
-                         log_file=TEST_STATE / "dag-run-user-controls.log", conf=json.dumps(conf),
-                         progress=None)
+        # the folder is read when the DAG is parsed: every run of the shared DAG server parses again
+        result = run(today, conf=conf, IAM_AUDIT_CUSTOM_PATH=str(folder))
     finally:
         organizations.untag_resource(ResourceId=weak, TagKeys=["environment"])
     assert result.state == "failed"

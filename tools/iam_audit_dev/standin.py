@@ -543,8 +543,6 @@ def start_standin(snapshot_path: str | os.PathLike, accounts: int = 1, port: int
     port = port or free_port()
     log_path = log_path or os.path.join(tempfile.mkdtemp(prefix="iam-audit-standin-"), "standin.log")
     env = dict(os.environ)
-    include = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join([include] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "iam_audit_dev.standin", "--host", host, "--port", str(port),
                                  "--snapshot", str(snapshot_path), "--accounts", str(accounts)],

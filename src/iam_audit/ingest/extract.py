@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from iam_audit.aws import DEFAULT_REGION, AwsTarget, dataset_remedy, error_code, is_permanent
 from iam_audit.ingest.datasets import BY_NAME, NAMES
+from iam_audit.ingest.transform import is_default_version
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +151,7 @@ def _aws_managed_default_versions_only(page: dict) -> None:
         for version in policy.get("PolicyVersionList") or []:
             if not isinstance(version, dict):
                 continue
-            # the same test as transform's: flagged default, or the policy's DefaultVersionId
-            default = version.get("IsDefaultVersion") or version.get("VersionId") == policy.get("DefaultVersionId")
-            if not default:
+            if not is_default_version(policy, version):
                 version.pop("Document", None)
 
 

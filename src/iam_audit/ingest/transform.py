@@ -181,9 +181,14 @@ def credential_report(payload: dict) -> dict[str, list[tuple]]:
     return {"credential_report": rows}
 
 
+def is_default_version(policy: dict, version: dict) -> bool:
+    """The version in force: flagged IsDefaultVersion, or the policy's DefaultVersionId."""
+    return bool(version.get("IsDefaultVersion")) or version.get("VersionId") == policy.get("DefaultVersionId")
+
+
 def _default_document(policy: dict):
     for version in policy.get("PolicyVersionList", []):
-        if version.get("IsDefaultVersion") or version.get("VersionId") == policy.get("DefaultVersionId"):
+        if is_default_version(policy, version):
             return version.get("Document")
     return None
 

@@ -14,8 +14,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Self
 
-INCLUDE_DIR = str(Path(__file__).resolve().parents[2])
-
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -150,9 +148,6 @@ def start_emulator(
     ready_file = os.path.join(tmpdir, "ready")
     log_path = log_path or os.path.join(tmpdir, "emulator.log")
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [INCLUDE_DIR] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    )
     env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     # Never let the child (which calls itself while seeding) use real credentials/endpoints.
